@@ -1,0 +1,284 @@
+"""The `marugoto` command: broker, database, services, the whole stack, demo data and route checks."""
+
+import argparse
+import asyncio
+import importlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import httpx
+
+from shared import db, logs
+from shared.settings import SERVICES, Settings, get_settings
+
+APP_FACTORIES = {name: f"services.{name}.app" for name in SERVICES}
+
+
+class Shutdown(Exception):
+    """SIGINT or SIGTERM arrived."""
+
+
+def _raise_shutdown(signum: int, _frame: FrameType | None) -> None:
+    raise Shutdown(signal.Signals(signum).name)
+
+
+def _service_definition(name: str) -> Any:
+    return importlib.import_module(APP_FACTORIES[name]).DEFINITION
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    """Run the embedded broker in the foreground until Ctrl-C or SIGTERM."""
+    from shared.embedded_broker import EmbeddedBroker
+
+    settings = get_settings()
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    signal.signal(signal.SIGINT, _raise_shutdown)  # also when started with SIGINT ignored (&)
+    broker = EmbeddedBroker(port=args.port, partitions=args.partitions or settings.kafka_topic_partitions)
+    broker.start()
+    print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)
+    try:
+        while broker.alive():
+            time.sleep(0.5)
+        print("the broker exited unexpectedly", file=sys.stderr)
+        return 1
+    except (KeyboardInterrupt, Shutdown):
+        return 0
+    finally:
+        broker.stop()
+
+
+def upgrade_databases(settings: Settings, services: Sequence[str] = SERVICES) -> None:
+    """Create every service's schema and tables that are missing."""
+    for name in services:
+        _service_definition(name)  # imports the service's table models
+        engine = db.make_engine(settings, name)
+        try:
+            db.upgrade(engine, name)
+        finally:
+            engine.dispose()
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    """`marugoto db upgrade`."""
+    services = [args.service] if args.service else list(SERVICES)
+    upgrade_databases(get_settings(), services)
+    print(f"database up to date: {', '.join(services)}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Run one service's HTTP API and consumers in this process."""
+    import uvicorn
+
+    settings = get_settings()
+    logs.configure(settings.log_level, service=args.service)
+    app = importlib.import_module(APP_FACTORIES[args.service]).create(settings)
+    uvicorn.run(app, host=settings.host, port=args.port or settings.port(args.service), log_config=None)
+    return 0
+
+
+def cmd_route_check(args: argparse.Namespace) -> int:
+    """Run every scenario of a routing file through the router's decision code."""
+    from services.router.scenarios import route_check
+
+    return route_check(Path(args.file), sys.stdout)
+
+
+def wait_ready(urls: dict[str, str], timeout_s: float, processes: dict[str, subprocess.Popen[bytes]]) -> None:
+    """Wait until every service answers /readyz with 200, or fail naming the one that did not."""
+    deadline = time.monotonic() + timeout_s
+    pending = dict(urls)
+    with httpx.Client(timeout=2.0) as client:
+        while pending:
+            for name, url in list(pending.items()):
+                if processes[name].poll() is not None:
+                    raise RuntimeError(f"{name} exited with status {processes[name].returncode} during start-up")
+                try:
+                    if client.get(f"{url}/readyz").status_code == 200:
+                        del pending[name]
+                except httpx.HTTPError:
+                    pass
+            if pending and time.monotonic() > deadline:
+                raise RuntimeError(f"not ready after {timeout_s:.0f} s: {', '.join(pending)}")
+            time.sleep(0.2)
+
+
+def submit_demo(intake_url: str, directory_file: Path, count: int, *, out: Any = sys.stderr) -> int:
+    """Submit `count` demo consultations with a progress bar; returns how many were accepted."""
+    from services.demo import consultations
+
+    accepted = 0
+    width = 30
+    with httpx.Client(base_url=intake_url, timeout=10.0) as client:
+        for index, body in enumerate(consultations(directory_file, count), start=1):
+            response = client.post("/v1/consultations", json=body)
+            if response.status_code == 202:
+                accepted += 1
+            else:
+                print(f"\nrejected: {response.status_code} {response.text}", file=out)
+            done = width * index // count
+            print(f"\rdemo consultations [{'#' * done}{'.' * (width - done)}] {index}/{count}", end="", file=out)
+    print(file=out, flush=True)
+    return accepted
+
+
+def _demo_directory(settings: Settings) -> Path:
+    from services.router.directory import demo_directory_path
+
+    return settings.directory_files[0] if settings.directory_files else demo_directory_path()
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Submit demo consultations to a running intake service."""
+    settings = get_settings()
+    url = args.intake_url or settings.base_url("intake")
+    accepted = submit_demo(url, _demo_directory(settings), args.count)
+    print(f"{accepted} of {args.count} consultations accepted by {url}")
+    return 0 if accepted == args.count else 1
+
+
+def _spawn(argv: list[str], env: dict[str, str], log_file: Path) -> subprocess.Popen[bytes]:
+    from shared.processes import die_with_parent
+
+    output = open(log_file, "ab")  # noqa: SIM115 - handed to the child for its lifetime
+    return subprocess.Popen(
+        argv, env=env, stdout=output, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent
+    )
+
+
+def _stop_all(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float = 15.0) -> None:
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for process in processes:
+        try:
+            process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    """Start the broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and the four services; stop all on exit."""
+    from shared.embedded_broker import EmbeddedBroker
+
+    settings = get_settings()
+    signal.signal(signal.SIGTERM, _raise_shutdown)
+    signal.signal(signal.SIGINT, _raise_shutdown)  # also when started with SIGINT ignored (&)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = settings.data_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    broker: EmbeddedBroker | None = None
+    processes: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        env = dict(os.environ)
+        if not settings.kafka_bootstrap_servers:
+            broker = EmbeddedBroker(
+                port=args.broker_port, partitions=settings.kafka_topic_partitions, log_file=log_dir / "broker.log"
+            )
+            broker.start()
+            env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
+            print(f"embedded Kafka broker (memory storage) on {broker.bootstrap_servers}", flush=True)
+        else:
+            asyncio.run(_ensure_topics(settings))
+        upgrade_databases(settings)
+        print(f"database: {'PostgreSQL' if settings.database_url else f'SQLite under {settings.data_dir}/'}")
+        for name in SERVICES:
+            argv = [sys.executable, "-m", "services.cli", "serve", name]
+            processes[name] = _spawn(argv, env, log_dir / f"{name}.log")
+        urls = {name: settings.base_url(name) for name in SERVICES}
+        wait_ready(urls, args.ready_timeout, processes)
+        print("Marugoto is up. Open:", flush=True)
+        print(f"  intake API      {urls['intake']}/docs")
+        print(f"  router API      {urls['router']}/docs   (decisions, referral queues)")
+        print(f"  conference API  {urls['conference']}/v1/meetings")
+        print(f"  indicators      {urls['metrics']}/v1/indicators?municipality=242080")
+        print(f"  AsyncAPI        {urls['router']}/asyncapi.json (one per service)")
+        print(f"  logs            {log_dir}/")
+        print("Press Ctrl-C to stop everything.", flush=True)
+        if args.demo:
+            accepted = submit_demo(urls["intake"], _demo_directory(settings), args.demo, out=sys.stdout)
+            print(f"{accepted} demo consultations submitted; watch them at the URLs above.", flush=True)
+        while True:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"{name} exited with status {process.returncode}; stopping everything", file=sys.stderr)
+                    return 1
+            if broker is not None and not broker.alive():
+                # Memory storage is gone with the broker: services cannot carry on against a new one.
+                print("the embedded broker died and its data with it; stopping everything", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    except (KeyboardInterrupt, Shutdown):
+        print("\nstopping…", flush=True)
+        return 0
+    finally:
+        _stop_all(list(processes.values()))
+        if broker is not None:
+            broker.stop()
+        print("stopped: no service or broker process left running", flush=True)
+
+
+async def _ensure_topics(settings: Settings) -> None:
+    from shared.kafka import bootstrap_servers, ensure_topics
+
+    await ensure_topics(
+        bootstrap_servers(settings),
+        partitions=settings.kafka_topic_partitions,
+        replication_factor=settings.kafka_replication_factor,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of `marugoto`."""
+    parser = argparse.ArgumentParser(prog="marugoto", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    broker = sub.add_parser("broker", help="run the embedded Kafka-protocol broker")
+    broker.add_argument("--port", type=int, default=None, help="default: a free port")
+    broker.add_argument("--partitions", type=int, default=None)
+    broker.set_defaults(func=cmd_broker)
+
+    database = sub.add_parser("db", help="database schema")
+    database.add_argument("action", choices=["upgrade"])
+    database.add_argument("--service", choices=SERVICES, default=None)
+    database.set_defaults(func=cmd_db)
+
+    serve = sub.add_parser("serve", help="run one service")
+    serve.add_argument("service", choices=SERVICES)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(func=cmd_serve)
+
+    up = sub.add_parser("up", help="run the broker and all four services, with demo data")
+    up.add_argument("--demo", type=int, default=60, metavar="N", help="demo consultations to submit (0: none)")
+    up.add_argument("--broker-port", type=int, default=None)
+    up.add_argument("--ready-timeout", type=float, default=90.0)
+    up.set_defaults(func=cmd_up)
+
+    demo = sub.add_parser("demo", help="submit demo consultations to a running intake")
+    demo.add_argument("--count", type=int, default=60)
+    demo.add_argument("--intake-url", default=None)
+    demo.set_defaults(func=cmd_demo)
+
+    check = sub.add_parser("route-check", help="run a routing scenario file")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_route_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `marugoto` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

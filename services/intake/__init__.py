@@ -1,0 +1,1 @@
+"""Intake: partner agencies submit consultations (相談) about a household."""

@@ -1,0 +1,1 @@
+"""Metrics: the outcome indicators (成果把握項目) per municipality and fiscal year."""

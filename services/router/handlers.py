@@ -1,0 +1,28 @@
+"""Router's subscribers."""
+
+from services.router import service
+from services.router.config import load_municipalities
+from services.router.models import RouterProcessedEvent
+from shared.consumer import register_consumer
+from shared.events import ConsultationReceived, Envelope
+from shared.runtime import Runtime
+
+
+def wire(runtime: Runtime) -> None:
+    """Route every received consultation."""
+    municipalities = load_municipalities(runtime.settings.directory_files)
+    runtime.state["municipalities"] = municipalities
+
+    def on_consultation_received(envelope: Envelope[ConsultationReceived]) -> None:
+        runtime.apply_once(
+            RouterProcessedEvent, envelope, lambda session: service.route(session, envelope, municipalities)
+        )
+
+    register_consumer(
+        runtime.broker,
+        runtime.settings,
+        service="router",
+        model=ConsultationReceived,
+        apply=on_consultation_received,
+        description="Decides the tier and agencies of each consultation (社会福祉法106条の3); requests referrals.",
+    )

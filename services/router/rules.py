@@ -1,0 +1,430 @@
+"""The routing rules: a consultation's tier (圏域) and engaged agencies, decided from data alone.
+
+Implements the DEFAULT RULES of shared/scenarios/routing-nabari.yaml; every choice a municipality
+may make differently [LOCAL] (DOMAIN.md §2.6) lives in RuleSet.
+
+Edge cases, decided here once so every caller gets the same answer:
+- an area id the directory does not know raises UnknownArea (the caller rejects or dead-letters it);
+- several agencies of a type at the same nearest level: the smallest agency id wins;
+- a partner type with no agency serving the area (none in the directory, or all excluded as
+  confidential) is a resource gap (社会資源の不足), never an error;
+- a confidential tag anywhere in the household excludes every tier1_place agency, also when it
+  would be a partner, the lead or the general window; resolution then falls back to the next level;
+- tier 1 with no tier1_place for the area, or with it excluded: the general window receives it.
+"""
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from services.router.directory import Agency, Directory, UnknownArea
+from shared.consultation import Consultation, HouseholdMember
+from shared.vocabulary import IssueTag
+
+__all__ = [
+    "DEFAULT_TAG_PARTNERS",
+    "PATTERNS",
+    "Decision",
+    "Engagement",
+    "Exclusion",
+    "FiredPattern",
+    "ResourceGap",
+    "Rule",
+    "RuleSet",
+    "UnknownArea",
+    "decide",
+]
+
+TIER1_PLACE_ROLE = "tier1_place"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """A routing rule with the text it rests on (根拠)."""
+
+    id: str
+    legal_basis: str
+
+
+PREFECTURE_CATEGORY = Rule("prefecture_category", "社会福祉法106条の3第1項; 指針 第四")
+MULTIPLE_MEMBERS = Rule("multiple_members", "実施要領 3(2) ①")
+MULTIPLE_ISSUES = Rule("multiple_issues", "実施要領 3(2) ②")
+GAP_BETWEEN_SYSTEMS = Rule("gap_between_systems", "実施要領 3(2) ③")
+BACKUP_REQUESTED = Rule("backup_requested", "社会福祉法106条の3第1項第2号; 指針 第二の4")
+TIER1_PLACE = Rule("tier1_place", "社会福祉法106条の3第1項第2号; 指針 第二")
+# The general window stands in for the missing tier-1 place, so it rests on the same text.
+GENERAL_WINDOW = Rule("general_window", "社会福祉法106条の3第1項第2号; 指針 第二")
+LEAD = Rule("lead", "社会福祉法106条の3第1項第3号; 指針 第三")
+PARTNER = Rule("partner", "実施要領 3(2) 表")
+CONFIDENTIAL_EXCLUSION = Rule("confidential_exclusion", "指針 第四 (seed L2258)")
+
+PATTERNS: tuple[Rule, ...] = (
+    PREFECTURE_CATEGORY,
+    MULTIPLE_MEMBERS,
+    MULTIPLE_ISSUES,
+    GAP_BETWEEN_SYSTEMS,
+    BACKUP_REQUESTED,
+)
+
+# 実施要領 3(2) table (seed L3381-L3389), extended to every tag of shared.vocabulary.IssueTag.
+DEFAULT_TAG_PARTNERS: Mapping[str, tuple[str, ...]] = {
+    "long_term_care": ("community_comprehensive_support_center",),
+    "childcare": ("child_rearing_support_hub", "nursery"),
+    "disability": ("disability_consultation_office", "disability_service_provider"),
+    "suspected_disability": (
+        "welfare_office",
+        "developmental_disability_support_center",
+        "disability_service_provider",
+        "public_employment_office",
+    ),
+    "higher_brain_dysfunction": ("medical_institution", "disability_service_provider"),
+    "mental_health": ("medical_institution",),
+    "health": ("medical_institution",),
+    "cancer": ("cancer_care_hospital", "occupational_health_support_center"),
+    "intractable_disease": ("medical_institution", "intractable_disease_support_center"),
+    "undesignated_intractable_disease": ("medical_institution", "intractable_disease_support_center"),
+    "medical_care_child": ("medical_institution", "medical_care_child_support_center"),
+    "employment": ("public_employment_office",),
+    "hikikomori": ("hikikomori_support_center", "youth_support_station"),
+    "poverty": ("independence_support_agency",),
+    "housing": ("independence_support_agency",),
+    "social_isolation": ("social_welfare_council",),
+    "education": ("board_of_education",),
+    "domestic_violence": ("welfare_office", "spousal_violence_support_center"),
+    "released_prisoner": ("settlement_support_center",),
+    "legal": ("legal_support_center",),
+}
+
+DEFAULT_PREFECTURE_TAGS = frozenset(
+    {
+        IssueTag.medical_care_child,
+        IssueTag.cancer,
+        IssueTag.intractable_disease,
+        IssueTag.undesignated_intractable_disease,
+        IssueTag.domestic_violence,
+        IssueTag.released_prisoner,
+    }
+)
+DEFAULT_GAP_TAGS = frozenset(
+    {
+        IssueTag.suspected_disability,
+        IssueTag.undesignated_intractable_disease,
+        IssueTag.higher_brain_dysfunction,
+    }
+)
+DEFAULT_CONFIDENTIAL_TAGS = frozenset({IssueTag.domestic_violence, IssueTag.released_prisoner})
+
+
+def _default_tag_partners() -> dict[str, list[str]]:
+    return {tag: list(types) for tag, types in DEFAULT_TAG_PARTNERS.items()}
+
+
+class RuleSet(BaseModel):
+    """Everything a municipality may set for itself [LOCAL]; the defaults are the scenario files' rules."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tag_partners: dict[str, list[str]] = Field(default_factory=_default_tag_partners)
+    prefecture_tags: frozenset[IssueTag] = DEFAULT_PREFECTURE_TAGS
+    gap_tags: frozenset[IssueTag] = DEFAULT_GAP_TAGS
+    confidential_tags: frozenset[IssueTag] = DEFAULT_CONFIDENTIAL_TAGS
+    # The seed gives no number for "multiple" (DOMAIN.md §3.2); 2 is the plain reading.
+    multiple_members_threshold: int = Field(default=2, ge=1)
+    multiple_issues_threshold: int = Field(default=2, ge=1)
+
+    @field_validator("tag_partners")
+    @classmethod
+    def _known_tags(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        # A misspelt tag would silently never match a consultation.
+        unknown = sorted(set(value) - {tag.value for tag in IssueTag})
+        if unknown:
+            raise ValueError(f"unknown issue tags in tag_partners: {', '.join(unknown)}")
+        return value
+
+    @classmethod
+    def default(cls) -> "RuleSet":
+        """The DEFAULT RULES of the scenario files."""
+        return cls()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "RuleSet":
+        """Rules from the RuleSet keys of a mapping; tag_partners overrides per tag, all else defaults."""
+        values = {name: data[name] for name in cls.model_fields if name in data}
+        overrides = values.get("tag_partners")
+        if isinstance(overrides, Mapping):
+            # Per-tag merge: a municipality names only the tags it routes differently.
+            values["tag_partners"] = {**_default_tag_partners(), **overrides}
+        return cls.model_validate(values)
+
+
+class FiredPattern(BaseModel):
+    """A case pattern (支援対象者の類型) that fired, with its basis and what made it fire."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    legal_basis: str
+    reason: str
+
+
+class Engagement(BaseModel):
+    """One agency engaged on the case, with the rule that engaged it (fields as shared.events.EngagedAgency)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agency_id: str
+    agency_type: str
+    rule_id: str
+    legal_basis: str
+    reason: str
+
+
+class ResourceGap(BaseModel):
+    """A partner type no agency provides for this area (社会資源の不足), and the tags that needed it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    partner_type: str
+    tags: list[str]
+
+
+class Exclusion(BaseModel):
+    """An agency the rules would have engaged but deliberately did not."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agency_id: str
+    rule_id: str
+    legal_basis: str
+    reason: str
+
+
+class Decision(BaseModel):
+    """The first routing decision (振り分け) for a consultation, with the reason for every part."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    tier: Literal[1, 2, 3]
+    patterns: list[FiredPattern]
+    lead: str | None
+    engaged: list[Engagement]
+    resource_gaps: list[ResourceGap]
+    excluded: list[Exclusion] = Field(default_factory=list)
+    directory_version: str
+
+    @property
+    def pattern_ids(self) -> list[str]:
+        """Ids of the patterns that fired, in rule order."""
+        return [pattern.id for pattern in self.patterns]
+
+    @property
+    def engaged_ids(self) -> list[str]:
+        """Ids of the engaged agencies, lead first."""
+        return [engagement.agency_id for engagement in self.engaged]
+
+    @property
+    def gap_types(self) -> list[str]:
+        """Partner types reported as resource gaps."""
+        return [gap.partner_type for gap in self.resource_gaps]
+
+
+def decide(consultation: Consultation, directory: Directory, rules: RuleSet) -> Decision:
+    """Decide tier, lead and engaged agencies for a consultation under a municipality's rules."""
+    chain = [area.id for area in directory.ancestors(consultation.area)]
+    patterns = fired_patterns(consultation, rules)
+    tier = tier_of(patterns)
+    confidential = sorted(
+        {tag for member in consultation.household for tag in member.issues if tag in rules.confidential_tags}
+    )
+    plan = _Plan(confidential=[tag.value for tag in confidential])
+    if tier == 1:
+        _engage_tier1_place(plan, directory, chain)
+        lead = None
+    else:
+        lead = _engage_lead(plan, directory)
+        _engage_partners(plan, consultation, directory, rules, chain)
+    return Decision(
+        tier=tier,
+        patterns=patterns,
+        lead=lead,
+        engaged=[engagement.freeze() for engagement in plan.engaged.values()],
+        resource_gaps=[ResourceGap(partner_type=t, tags=tags) for t, tags in plan.gaps.items()],
+        excluded=list(plan.excluded.values()),
+        directory_version=directory.version,
+    )
+
+
+def fired_patterns(consultation: Consultation, rules: RuleSet) -> list[FiredPattern]:
+    """The case patterns of 指針 第四 and 実施要領 3(2) that the consultation shows, in rule order."""
+    members = list(zip(_labels(consultation.household), consultation.household, strict=True))
+    fired: list[FiredPattern] = []
+
+    prefecture = [
+        f"{label}: {_join(tags)}"
+        for label, member in members
+        if (tags := [tag for tag in _distinct(member.issues) if tag in rules.prefecture_tags])
+    ]
+    if prefecture:
+        fired.append(_fired(PREFECTURE_CATEGORY, "; ".join(prefecture)))
+
+    with_issues = [label for label, member in members if member.issues]
+    if len(with_issues) >= rules.multiple_members_threshold:
+        fired.append(_fired(MULTIPLE_MEMBERS, f"{len(with_issues)} members with issues: {_join(with_issues)}"))
+
+    many = [
+        f"{label}: {_join(tags)}"
+        for label, member in members
+        if len(tags := _distinct(member.issues)) >= rules.multiple_issues_threshold
+    ]
+    if many:
+        fired.append(_fired(MULTIPLE_ISSUES, "; ".join(many)))
+
+    gap_reasons = [] if consultation.existing_services_fit else ["existing services do not fit"]
+    gap_reasons += [
+        f"{label}: {_join(tags)}"
+        for label, member in members
+        if (tags := [tag for tag in _distinct(member.issues) if tag in rules.gap_tags])
+    ]
+    if gap_reasons:
+        fired.append(_fired(GAP_BETWEEN_SYSTEMS, "; ".join(gap_reasons)))
+
+    if consultation.backup_requested:
+        fired.append(_fired(BACKUP_REQUESTED, "a tier-1 place asked for backup"))
+    return fired
+
+
+def tier_of(patterns: list[FiredPattern]) -> Literal[1, 2, 3]:
+    """Tier 3 (都道府県域) on a prefecture category, tier 2 (市町村域) on any other pattern, else tier 1."""
+    ids = {pattern.id for pattern in patterns}
+    if PREFECTURE_CATEGORY.id in ids:
+        return 3
+    return 2 if ids else 1
+
+
+@dataclass
+class _Engaging:
+    agency: Agency
+    rule: Rule
+    reasons: list[str]
+
+    def freeze(self) -> Engagement:
+        return Engagement(
+            agency_id=self.agency.id,
+            agency_type=self.agency.type,
+            rule_id=self.rule.id,
+            legal_basis=self.rule.legal_basis,
+            reason="; ".join(self.reasons),
+        )
+
+
+@dataclass
+class _Plan:
+    """The decision under construction; dicts keep first-insertion order, which makes output stable."""
+
+    confidential: list[str]
+    engaged: dict[str, _Engaging] = field(default_factory=dict)
+    gaps: dict[str, list[str]] = field(default_factory=dict)
+    excluded: dict[str, Exclusion] = field(default_factory=dict)
+
+    def engage(self, agency: Agency, rule: Rule, reason: str) -> None:
+        current = self.engaged.get(agency.id)
+        if current is None:
+            self.engaged[agency.id] = _Engaging(agency, rule, [reason])
+        elif reason not in current.reasons:
+            current.reasons.append(reason)
+
+    def allows(self, agency: Agency) -> bool:
+        return not (self.confidential and TIER1_PLACE_ROLE in agency.roles)
+
+    def exclude(self, agency: Agency, as_what: str) -> None:
+        if agency.id not in self.excluded:
+            self.excluded[agency.id] = Exclusion(
+                agency_id=agency.id,
+                rule_id=CONFIDENTIAL_EXCLUSION.id,
+                legal_basis=CONFIDENTIAL_EXCLUSION.legal_basis,
+                reason=f"confidential {_join(self.confidential)}: tier-1 place not engaged as {as_what}",
+            )
+
+    def pick(self, candidates: Iterable[Agency], as_what: str) -> Agency | None:
+        """The first allowed candidate; the one the rules would pick but for confidentiality is recorded."""
+        ordered = list(candidates)
+        chosen = next((agency for agency in ordered if self.allows(agency)), None)
+        if ordered and ordered[0] is not chosen:
+            self.exclude(ordered[0], as_what)
+        return chosen
+
+
+def _engage_tier1_place(plan: _Plan, directory: Directory, chain: list[str]) -> None:
+    places = (
+        agency
+        for level in chain
+        for agency in _smallest_first(a for a in directory.agencies if level in a.areas)
+        if TIER1_PLACE_ROLE in agency.roles
+    )
+    place = plan.pick(places, "tier-1 place")
+    if place is not None:
+        plan.engage(place, TIER1_PLACE, f"tier-1 place for {chain[0]}")
+        return
+    window = directory.agency(directory.municipality.general_window)
+    window_reason = "general window (no tier-1 place may receive it)"
+    if plan.pick([window], "general window") is not None:
+        plan.engage(window, GENERAL_WINDOW, window_reason)
+
+
+def _engage_lead(plan: _Plan, directory: Directory) -> str | None:
+    lead = directory.agency(directory.municipality.lead)
+    if plan.pick([lead], "lead") is None:
+        return None
+    plan.engage(lead, LEAD, f"協働の中核 of {directory.municipality.name}")
+    return lead.id
+
+
+def _engage_partners(
+    plan: _Plan, consultation: Consultation, directory: Directory, rules: RuleSet, chain: list[str]
+) -> None:
+    for member in consultation.household:
+        for tag in _distinct(member.issues):
+            for partner_type in rules.tag_partners.get(tag, []):
+                agency = plan.pick(_nearest(directory, partner_type, chain), f"{partner_type} for {tag}")
+                if agency is None:
+                    tags = plan.gaps.setdefault(partner_type, [])
+                    if tag.value not in tags:
+                        tags.append(tag.value)
+                else:
+                    plan.engage(agency, PARTNER, f"tag {tag} → {partner_type}")
+
+
+def _nearest(directory: Directory, agency_type: str, chain: list[str]) -> Iterator[Agency]:
+    """Agencies of a type, most local first: by area level, then municipality-wide, then prefecture-wide."""
+    of_type = directory.agencies_of_type(agency_type)
+    for level in chain:
+        yield from (agency for agency in of_type if level in agency.areas)
+    yield from (agency for agency in of_type if agency.scope == "municipality")
+    yield from (agency for agency in of_type if agency.scope == "prefecture")
+
+
+def _smallest_first(agencies: Iterable[Agency]) -> list[Agency]:
+    return sorted(agencies, key=lambda agency: agency.id)
+
+
+def _fired(rule: Rule, reason: str) -> FiredPattern:
+    return FiredPattern(id=rule.id, legal_basis=rule.legal_basis, reason=reason)
+
+
+def _distinct(tags: list[IssueTag]) -> list[IssueTag]:
+    return list(dict.fromkeys(tags))
+
+
+def _labels(household: list[HouseholdMember]) -> list[str]:
+    """Each member by relation, numbered by position only when the relation repeats."""
+    relations = [member.relation.value for member in household]
+    return [
+        relation if relations.count(relation) == 1 else f"{relation}#{index + 1}"
+        for index, relation in enumerate(relations)
+    ]
+
+
+def _join(items: list[str] | list[IssueTag]) -> str:
+    return ", ".join(str(item) for item in items)

@@ -1,0 +1,162 @@
+"""The event contract: a CloudEvents 1.0 envelope (structured JSON mode) around one model per type."""
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from shared import topics
+from shared.consultation import Consultation
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/cloudevents+json"
+
+
+class EventData(BaseModel):
+    """Base of every event payload; each subclass names its CloudEvents type, topic and schema version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: ClassVar[str]
+    topic: ClassVar[str]
+    schema_version: ClassVar[int] = 1
+
+
+class ConsultationReceived(EventData):
+    """A partner agency's consultation was accepted and opened (or joined) a case."""
+
+    event_type: ClassVar[str] = "jp.marugoto.consultation.received"
+    topic: ClassVar[str] = topics.CONSULTATION_RECEIVED
+
+    case_id: str
+    consultation_id: str
+    submitted_by: str
+    received_at: datetime
+    consultation: Consultation
+
+
+class EngagedAgency(BaseModel):
+    """One agency a routing decision engaged, with the rule that engaged it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    agency_id: str
+    agency_type: str
+    rule_id: str
+    legal_basis: str
+    reason: str = ""
+
+
+class RoutingDecided(EventData):
+    """The router decided the tier and the agencies of a case, and why."""
+
+    event_type: ClassVar[str] = "jp.marugoto.routing.decided"
+    topic: ClassVar[str] = topics.ROUTING_DECIDED
+
+    case_id: str
+    decision_id: str
+    tier: Literal[1, 2, 3]
+    patterns: list[str]
+    lead: str | None
+    engaged: list[EngagedAgency]
+    resource_gaps: list[str]
+    directory_version: str
+    urgency: str
+    decided_at: datetime
+
+
+class ReferralRequested(EventData):
+    """A referral asks one engaged agency to take part in a case (it adds an agency, it transfers nothing)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.referral.requested"
+    topic: ClassVar[str] = topics.REFERRAL_REQUESTED
+
+    referral_id: str
+    case_id: str
+    decision_id: str
+    agency_id: str
+    agency_type: str
+    tier: Literal[1, 2, 3]
+    rule_id: str
+    legal_basis: str
+    requested_at: datetime
+
+
+class ConferenceScheduled(EventData):
+    """A case meeting (ケース会議) was scheduled for the lead and the engaged agencies."""
+
+    event_type: ClassVar[str] = "jp.marugoto.conference.scheduled"
+    topic: ClassVar[str] = topics.CONFERENCE_SCHEDULED
+
+    meeting_id: str
+    case_id: str
+    kind: Literal["case_meeting"]
+    tier: Literal[2, 3]
+    starts_at: datetime
+    deadline: datetime
+    participants: list[str]
+
+
+EVENT_MODELS: dict[str, type[EventData]] = {
+    m.event_type: m for m in (ConsultationReceived, RoutingDecided, ReferralRequested, ConferenceScheduled)
+}
+
+DataT = TypeVar("DataT", bound=EventData)
+
+
+class Envelope(BaseModel, Generic[DataT]):
+    """A CloudEvents 1.0 event; `municipalitycode` and `schemaversion` are extension attributes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    specversion: Literal["1.0"] = SPEC_VERSION
+    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    source: str
+    type: str
+    subject: str
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    datacontenttype: Literal["application/json"] = "application/json"
+    municipalitycode: str = Field(pattern=r"^\d{6}$")
+    schemaversion: int = Field(ge=1)
+    data: DataT
+
+
+class InvalidEvent(ValueError):
+    """A message that is not a valid event of the expected type; it can never be applied."""
+
+
+def new_event(data: DataT, *, source: str, subject: str, municipality_code: str) -> Envelope[DataT]:
+    """Wrap `data` in a fresh envelope; the subject (and message key) is the aggregate id."""
+    return Envelope[type(data)](  # type: ignore[misc]
+        source=source,
+        type=data.event_type,
+        subject=subject,
+        municipalitycode=municipality_code,
+        schemaversion=data.schema_version,
+        data=data,
+    )
+
+
+def encode(envelope: Envelope[Any]) -> bytes:
+    """The envelope as UTF-8 JSON, as it travels on the wire."""
+    return envelope.model_dump_json().encode()
+
+
+def decode(raw: bytes, model: type[DataT]) -> Envelope[DataT]:
+    """Parse and validate a wire message that must carry an event of `model`'s type."""
+    try:
+        envelope = Envelope[model].model_validate_json(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        raise InvalidEvent(f"not a valid {model.event_type} event: {_summary(exc)}") from exc
+    if envelope.type != model.event_type:
+        raise InvalidEvent(f"expected type {model.event_type}, got {envelope.type}")
+    if envelope.schemaversion > model.schema_version:
+        raise InvalidEvent(
+            f"schema version {envelope.schemaversion} is newer than {model.schema_version} known here"
+        )
+    return envelope
+
+
+def _summary(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:5])

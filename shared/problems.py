@@ -1,0 +1,75 @@
+"""RFC 9457 problem details for every HTTP error of every service."""
+
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_JSON = "application/problem+json"
+PROBLEM_BASE = "https://marugoto.example/problems/"
+
+
+class Problem(Exception):
+    """A domain error that maps to one problem document."""
+
+    def __init__(self, status: int, slug: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.slug = slug
+        self.detail = detail
+        self.extra = extra
+
+
+def problem_response(
+    request: Request, *, status: int, slug: str, detail: str, **extra: Any
+) -> JSONResponse:
+    """A problem+json response for `status`, typed by `slug`."""
+    body = {
+        "type": PROBLEM_BASE + slug,
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        **extra,
+    }
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+
+
+def install(app: FastAPI, field_labels: dict[str, str] | None = None) -> None:
+    """Map domain problems, validation errors and HTTP errors of `app` to problem documents."""
+    labels = field_labels or {}
+
+    async def on_problem(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, Problem)
+        return problem_response(request, status=exc.status, slug=exc.slug, detail=exc.detail, **exc.extra)
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = []
+        for error in exc.errors():
+            location = [str(part) for part in error["loc"] if part != "body"]
+            field = ".".join(location)
+            leaf = next((p for p in reversed(location) if not p.isdigit()), "")
+            errors.append(
+                {"field": field, "label": labels.get(leaf, leaf), "message": error["msg"], "type": error["type"]}
+            )
+        return problem_response(
+            request,
+            status=422,
+            slug="validation-error",
+            detail=f"{len(errors)} field(s) are invalid",
+            errors=errors,
+        )
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return problem_response(
+            request, status=exc.status_code, slug=f"http-{exc.status_code}", detail=str(exc.detail)
+        )
+
+    app.add_exception_handler(Problem, on_problem)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(StarletteHTTPException, on_http)

@@ -1,0 +1,166 @@
+"""The composition root every service shares: database, Kafka, outbox relay, health and AsyncAPI."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import structlog
+from fastapi import FastAPI, Response
+from faststream.kafka import KafkaBroker
+from faststream.specification import AsyncAPI
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from shared import db, problems
+from shared.consumer import DeadLetterCounter, install_dead_letters
+from shared.events import Envelope, EventData
+from shared.inbox import ProcessedEventBase, claim
+from shared.kafka import make_broker
+from shared.outbox import OutboxBase, OutboxRelay, pending_count
+from shared.settings import Settings
+
+log = structlog.get_logger()
+
+
+@dataclass
+class Runtime:
+    """What a running service holds: its settings, database engine, broker and outbox relay."""
+
+    service: str
+    settings: Settings
+    engine: Engine
+    broker: KafkaBroker
+    dead_letters: DeadLetterCounter
+    relay: OutboxRelay | None = None
+    state: dict[str, Any] = field(default_factory=dict)
+
+    def notify_outbox(self) -> None:
+        """Tell the relay that a transaction just staged events."""
+        if self.relay is not None:
+            self.relay.notify()
+
+    def apply_once(
+        self,
+        inbox: type[ProcessedEventBase],
+        envelope: Envelope[Any],
+        effect: Callable[[Session], None],
+        *,
+        consumer: str | None = None,
+    ) -> bool:
+        """Run `effect` and record the event as processed in one transaction; False if seen before."""
+        with db.transaction(self.engine) as session:
+            if not claim(session, inbox, consumer=consumer or f"marugoto-{self.service}", event_id=envelope.id):
+                log.info("event_already_processed", event_id=envelope.id, type=envelope.type)
+                return False
+            effect(session)
+        self.notify_outbox()
+        return True
+
+
+@dataclass
+class ServiceDefinition:
+    """How one service plugs into the shared runtime."""
+
+    name: str
+    title: str
+    description: str
+    outbox_model: type[OutboxBase] | None
+    publishes: tuple[type[EventData], ...]
+    # Registers the service's subscribers on the broker (called before the broker starts).
+    wire: Callable[[Runtime], None]
+    routers: tuple[Any, ...] = ()
+    field_labels: dict[str, str] = field(default_factory=dict)
+
+
+def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
+    """Build the FastAPI app of one service; Kafka and the relay start and stop with its lifespan."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        runtime = _build_runtime(definition, settings)
+        app.state.runtime = runtime
+        await runtime.broker.start()
+        relay_task = None
+        if runtime.relay is not None and settings.relay_enabled:
+            relay_task = asyncio.create_task(runtime.relay.run())
+        log.info("service_started", service=definition.name)
+        try:
+            yield
+        finally:
+            log.info("service_stopping", service=definition.name)
+            if runtime.relay is not None and relay_task is not None:
+                runtime.relay.stop()
+                await relay_task
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(runtime.relay.drain(), timeout=10)
+            await runtime.broker.stop()
+            runtime.engine.dispose()
+
+    app = FastAPI(title=definition.title, description=definition.description, version="0.1.0", lifespan=lifespan)
+    problems.install(app, definition.field_labels)
+    for router in definition.routers:
+        app.include_router(router)
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: the process serves requests."""
+        return {"status": "ok", "service": definition.name}
+
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(response: Response) -> dict[str, Any]:
+        """Readiness: the database answers and the Kafka broker is reachable."""
+        runtime: Runtime = app.state.runtime
+        database_ok = await anyio.to_thread.run_sync(db.is_ready, runtime.engine)
+        broker_ok = bool(await runtime.broker.ping(timeout=2.0))
+        checks: dict[str, Any] = {"database": database_ok, "broker": broker_ok}
+        if runtime.relay is not None and definition.outbox_model is not None and database_ok:
+            checks["outbox_backlog"] = await anyio.to_thread.run_sync(
+                pending_count, runtime.engine, definition.outbox_model
+            )
+        checks["dead_letters"] = dict(runtime.dead_letters.by_topic)
+        ready = database_ok and broker_ok
+        response.status_code = 200 if ready else 503
+        return {"status": "ready" if ready else "not_ready", "service": definition.name, "checks": checks}
+
+    @app.get("/asyncapi.json", tags=["operations"])
+    async def asyncapi() -> Response:
+        """The AsyncAPI 3.0 document of what this service publishes and consumes."""
+        runtime: Runtime = app.state.runtime
+        spec = AsyncAPI(runtime.broker, title=definition.title, version="0.1.0", description=definition.description)
+        return Response(spec.to_specification().to_json(), media_type="application/json")
+
+    return app
+
+
+def _build_runtime(definition: ServiceDefinition, settings: Settings) -> Runtime:
+    engine = db.make_engine(settings, definition.name)
+    broker = make_broker(settings, client_id=f"marugoto-{definition.name}", description=definition.description)
+    dead_letters = install_dead_letters(broker, consumer=f"marugoto-{definition.name}")
+    runtime = Runtime(definition.name, settings, engine, broker, dead_letters)
+    definition.wire(runtime)
+    if definition.outbox_model is not None:
+        publishers = {
+            model.topic: broker.publisher(
+                model.topic,
+                title=f"{model.topic}:publish",
+                description=(model.__doc__ or "").strip(),
+                schema=Envelope[model],  # type: ignore[valid-type]
+            )
+            for model in definition.publishes
+        }
+
+        async def publish(topic: str, key: bytes, payload: bytes) -> None:
+            await publishers[topic].publish(payload, key=key, headers={"content-type": "application/cloudevents+json"})
+
+        runtime.relay = OutboxRelay(
+            engine,
+            definition.outbox_model,
+            publish,
+            batch_size=settings.outbox_batch_size,
+            poll_interval_s=settings.outbox_poll_interval_s,
+        )
+    return runtime
+

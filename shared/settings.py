@@ -1,0 +1,60 @@
+"""Configuration read from the environment (prefix MARUGOTO_, plus the two standard URLs)."""
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+SERVICES = ("intake", "router", "conference", "metrics")
+
+DEFAULT_PORTS = {"intake": 8001, "router": 8002, "conference": 8003, "metrics": 8004}
+
+
+class Settings(BaseSettings):
+    """Everything a Marugoto process may be configured with; read once, through `get_settings()`."""
+
+    model_config = SettingsConfigDict(env_prefix="MARUGOTO_", extra="ignore")
+
+    kafka_bootstrap_servers: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "MARUGOTO_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    # Off for the embedded broker (BROKER.md: idempotent producers fail there); on for Apache Kafka.
+    kafka_enable_idempotence: bool = False
+    kafka_topic_partitions: int = Field(default=6, ge=1)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_session_timeout_ms: int = 6000
+    kafka_heartbeat_interval_ms: int = 1000
+
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("DATABASE_URL", "MARUGOTO_DATABASE_URL")
+    )
+    data_dir: Path = Path(".marugoto")
+
+    host: str = "127.0.0.1"
+    intake_port: int = DEFAULT_PORTS["intake"]
+    router_port: int = DEFAULT_PORTS["router"]
+    conference_port: int = DEFAULT_PORTS["conference"]
+    metrics_port: int = DEFAULT_PORTS["metrics"]
+
+    outbox_poll_interval_s: float = 0.5
+    outbox_batch_size: int = 200
+    relay_enabled: bool = True
+
+    # Directory files (agencies and areas per municipality) the router loads; empty → the demo one.
+    directory_files: list[Path] = Field(default_factory=list)
+
+    log_level: str = "INFO"
+
+    def port(self, service: str) -> int:
+        """The HTTP port configured for a service."""
+        return int(getattr(self, f"{service}_port"))
+
+    def base_url(self, service: str) -> str:
+        """The base URL a person or a client uses to reach a service."""
+        return f"http://{self.host}:{self.port(service)}"
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment now (never at import time)."""
+    return Settings()

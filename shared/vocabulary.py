@@ -1,0 +1,68 @@
+"""Controlled vocabularies shared by every service (DOMAIN.md §3, §5.1; shared/scenarios)."""
+
+from enum import StrEnum
+
+
+class Pathway(StrEnum):
+    """Intake route (相談受付経路), DOMAIN.md §5.1."""
+
+    self_ = "self"  # 当事者
+    family_or_community = "family_or_community"  # 家族・地域
+    specialist_agency = "specialist_agency"  # 専門機関
+    government = "government"  # 行政
+    acquaintance = "acquaintance"  # 知人
+
+
+class FoundBy(StrEnum):
+    """How the household came to notice: at a window, by outreach (アウトリーチ) or by a survey (調査)."""
+
+    window = "window"
+    outreach = "outreach"
+    survey = "survey"
+
+
+class Urgency(StrEnum):
+    """How soon the household needs a response."""
+
+    routine = "routine"
+    soon = "soon"
+    urgent = "urgent"
+
+
+class Relation(StrEnum):
+    """A household member's relation to the person consulted about (相談者本人)."""
+
+    self_ = "self"
+    spouse = "spouse"
+    parent = "parent"
+    child = "child"
+    grandparent = "grandparent"
+    grandchild = "grandchild"
+    sibling = "sibling"
+    other = "other"
+
+
+class IssueTag(StrEnum):
+    """Community-life issue tags (実施要領 3(2) table; the tag_partners keys of the scenario files)."""
+
+    long_term_care = "long_term_care"  # 介護
+    childcare = "childcare"  # 子育て
+    disability = "disability"  # 障害
+    suspected_disability = "suspected_disability"  # 障害の疑い（手帳なし）
+    higher_brain_dysfunction = "higher_brain_dysfunction"  # 高次脳機能障害
+    mental_health = "mental_health"  # 精神保健
+    health = "health"  # 保健医療
+    cancer = "cancer"  # がん
+    intractable_disease = "intractable_disease"  # 難病（指定）
+    undesignated_intractable_disease = "undesignated_intractable_disease"  # 難病（指定外）
+    medical_care_child = "medical_care_child"  # 医療的ケア児
+    employment = "employment"  # 就労
+    hikikomori = "hikikomori"  # ひきこもり
+    poverty = "poverty"  # 生活困窮
+    housing = "housing"  # 住まい
+    social_isolation = "social_isolation"  # 社会的孤立
+    education = "education"  # 教育
+    domestic_violence = "domestic_violence"  # 配偶者からの暴力
+    released_prisoner = "released_prisoner"  # 刑務所出所者
+    legal = "legal"  # 法律問題
+
