@@ -40,7 +40,11 @@ def cmd_broker(args: argparse.Namespace) -> int:
     settings = get_settings()
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGINT, _raise_shutdown)  # also when started with SIGINT ignored (&)
-    broker = EmbeddedBroker(port=args.port, partitions=args.partitions or settings.kafka_topic_partitions)
+    broker = EmbeddedBroker(
+        port=args.port,
+        partitions=args.partitions or settings.kafka_topic_partitions,
+        topic_prefix=settings.kafka_topic_prefix,
+    )
     broker.start()
     print(f"KAFKA_BOOTSTRAP_SERVERS={broker.bootstrap_servers}", flush=True)
     try:
@@ -182,7 +186,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         env = dict(os.environ)
         if not settings.kafka_bootstrap_servers:
             broker = EmbeddedBroker(
-                port=args.broker_port, partitions=settings.kafka_topic_partitions, log_file=log_dir / "broker.log"
+                port=args.broker_port,
+                partitions=settings.kafka_topic_partitions,
+                topic_prefix=settings.kafka_topic_prefix,
+                log_file=log_dir / "broker.log",
             )
             broker.start()
             env["KAFKA_BOOTSTRAP_SERVERS"] = broker.bootstrap_servers
@@ -234,6 +241,7 @@ async def _ensure_topics(settings: Settings) -> None:
         bootstrap_servers(settings),
         partitions=settings.kafka_topic_partitions,
         replication_factor=settings.kafka_replication_factor,
+        prefix=settings.kafka_topic_prefix,
     )
 
 

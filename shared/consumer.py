@@ -7,7 +7,6 @@ handler and then re-raised, so the message is redelivered from its offset and ne
 """
 
 import asyncio
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -121,8 +120,9 @@ def register_consumer(
     permanent failures are dead-lettered by the broker's middleware (`install_dead_letters`).
     """
     consumer = f"marugoto-{service}"
+    topic = settings.kafka_topic_prefix + model.topic
     # One group per service and topic, so a slow join on one topic never stalls the others.
-    group_id = f"{consumer}.{model.topic.removeprefix('marugoto.')}"
+    group_id = f"{settings.kafka_topic_prefix}{consumer}.{model.topic.removeprefix('marugoto.')}"
 
     async def handle(message: KafkaMessage) -> None:
         envelope = decode(message.body, model)
@@ -141,15 +141,10 @@ def register_consumer(
     handle.__name__ = f"{service}_on_{model.__name__}"
     handle.__doc__ = description
     broker.subscriber(
-        model.topic,
+        topic,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        title=f"{model.topic}:{group_id}",
+        title=f"{topic}:{group_id}",
         description=description,
         **consumer_options(settings),
     )(handle)
-
-
-def envelope_json_schema(model: type[DataT]) -> dict[str, Any]:
-    """The JSON schema of `model`'s envelope, for the AsyncAPI document."""
-    return json.loads(json.dumps(Envelope[model].model_json_schema()))  # type: ignore[valid-type]

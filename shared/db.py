@@ -27,9 +27,7 @@ def make_engine(settings: Settings, service: str) -> Engine:
     """An engine whose tables of schema `service` land in that schema (PostgreSQL) or file (SQLite)."""
     url = database_url(settings, service)
     if url.startswith("sqlite"):
-        engine = create_engine(
-            url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True
-        )
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True)
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite has no schemas: each service has its own file, so the schema name is dropped.
         return engine.execution_options(schema_translate_map={service: None})
@@ -65,9 +63,7 @@ def is_ready(engine: Engine) -> bool:
 
 def is_transient(exc: BaseException) -> bool:
     """A failure that may pass by itself (connection lost, lock timeout), as opposed to a bad message."""
-    return isinstance(exc, OperationalError) or (
-        isinstance(exc, DBAPIError) and exc.connection_invalidated
-    )
+    return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
 @contextmanager

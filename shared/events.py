@@ -9,7 +9,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from shared import topics
 from shared.consultation import Consultation
 
-SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/cloudevents+json"
 
 
@@ -110,7 +109,7 @@ class Envelope(BaseModel, Generic[DataT]):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    specversion: Literal["1.0"] = SPEC_VERSION
+    specversion: Literal["1.0"] = "1.0"
     id: str = Field(default_factory=lambda: str(uuid.uuid4()))
     source: str
     type: str
@@ -128,7 +127,7 @@ class InvalidEvent(ValueError):
 
 def new_event(data: DataT, *, source: str, subject: str, municipality_code: str) -> Envelope[DataT]:
     """Wrap `data` in a fresh envelope; the subject (and message key) is the aggregate id."""
-    return Envelope[type(data)](  # type: ignore[misc]
+    envelope: Envelope[DataT] = Envelope[type(data)](  # type: ignore[misc,operator]
         source=source,
         type=data.event_type,
         subject=subject,
@@ -136,6 +135,7 @@ def new_event(data: DataT, *, source: str, subject: str, municipality_code: str)
         schemaversion=data.schema_version,
         data=data,
     )
+    return envelope
 
 
 def encode(envelope: Envelope[Any]) -> bytes:
@@ -152,9 +152,7 @@ def decode(raw: bytes, model: type[DataT]) -> Envelope[DataT]:
     if envelope.type != model.event_type:
         raise InvalidEvent(f"expected type {model.event_type}, got {envelope.type}")
     if envelope.schemaversion > model.schema_version:
-        raise InvalidEvent(
-            f"schema version {envelope.schemaversion} is newer than {model.schema_version} known here"
-        )
+        raise InvalidEvent(f"schema version {envelope.schemaversion} is newer than {model.schema_version} known here")
     return envelope
 
 

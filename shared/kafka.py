@@ -49,14 +49,14 @@ def make_broker(settings: Settings, *, client_id: str, description: str = "") ->
 
 
 async def ensure_topics(
-    bootstrap: str, *, partitions: int, replication_factor: int = 1, timeout_s: float = 30.0
+    bootstrap: str, *, partitions: int, replication_factor: int = 1, prefix: str = "", timeout_s: float = 30.0
 ) -> list[str]:
-    """Create every Marugoto topic that does not exist yet; returns the ones it created."""
+    """Create every Marugoto topic (under `prefix`) that does not exist yet; returns the ones it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
     await asyncio.wait_for(admin.start(), timeout=timeout_s)
     try:
         existing = set(await admin.list_topics())
-        missing = [t for t in ALL_TOPICS if t not in existing]
+        missing = [prefix + t for t in ALL_TOPICS if prefix + t not in existing]
         if missing:
             await admin.create_topics(
                 [NewTopic(t, num_partitions=partitions, replication_factor=replication_factor) for t in missing]

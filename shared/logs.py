@@ -8,6 +8,7 @@ import structlog
 
 def configure(level: str = "INFO", *, service: str) -> None:
     """Log JSON lines with a timestamp, level, event name and the service name."""
+
     def add_service(_logger: object, _name: str, event: structlog.types.EventDict) -> structlog.types.EventDict:
         event.setdefault("service", service)
         return event

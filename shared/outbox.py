@@ -131,16 +131,11 @@ class OutboxRelay:
         model = self._model
         with Session(self._engine, expire_on_commit=False) as session:
             query = (
-                select(model)
-                .where(col(model.published_at).is_(None))
-                .order_by(col(model.id))
-                .limit(self._batch_size)
+                select(model).where(col(model.published_at).is_(None)).order_by(col(model.id)).limit(self._batch_size)
             )
             return list(session.exec(query).all())
 
     def _mark_published(self, ids: list[int | None]) -> None:
         model = self._model
         with Session(self._engine) as session, session.begin():
-            session.exec(  # type: ignore[call-overload]
-                update(model).where(col(model.id).in_(ids)).values(published_at=datetime.now(UTC))
-            )
+            session.exec(update(model).where(col(model.id).in_(ids)).values(published_at=datetime.now(UTC)))

@@ -23,9 +23,7 @@ class Problem(Exception):
         self.extra = extra
 
 
-def problem_response(
-    request: Request, *, status: int, slug: str, detail: str, **extra: Any
-) -> JSONResponse:
+def problem_response(request: Request, *, status: int, slug: str, detail: str, **extra: Any) -> JSONResponse:
     """A problem+json response for `status`, typed by `slug`."""
     body = {
         "type": PROBLEM_BASE + slug,
@@ -66,9 +64,7 @@ def install(app: FastAPI, field_labels: dict[str, str] | None = None) -> None:
 
     async def on_http(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        return problem_response(
-            request, status=exc.status_code, slug=f"http-{exc.status_code}", detail=str(exc.detail)
-        )
+        return problem_response(request, status=exc.status_code, slug=f"http-{exc.status_code}", detail=str(exc.detail))
 
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)

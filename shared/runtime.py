@@ -46,7 +46,7 @@ class Runtime:
         self,
         inbox: type[ProcessedEventBase],
         envelope: Envelope[Any],
-        effect: Callable[[Session], None],
+        effect: Callable[[Session], object],
         *,
         consumer: str | None = None,
     ) -> bool:
@@ -144,8 +144,8 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings) -> Runtime
     if definition.outbox_model is not None:
         publishers = {
             model.topic: broker.publisher(
-                model.topic,
-                title=f"{model.topic}:publish",
+                settings.kafka_topic_prefix + model.topic,
+                title=f"{settings.kafka_topic_prefix}{model.topic}:publish",
                 description=(model.__doc__ or "").strip(),
                 schema=Envelope[model],  # type: ignore[valid-type]
             )
@@ -163,4 +163,3 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings) -> Runtime
             poll_interval_s=settings.outbox_poll_interval_s,
         )
     return runtime
-

@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     # Off for the embedded broker (BROKER.md: idempotent producers fail there); on for Apache Kafka.
     kafka_enable_idempotence: bool = False
     kafka_topic_partitions: int = Field(default=6, ge=1)
+    # Prepended to every topic and consumer group: several environments can share one cluster.
+    kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000

@@ -65,4 +65,3 @@ class IssueTag(StrEnum):
     domestic_violence = "domestic_violence"  # 配偶者からの暴力
     released_prisoner = "released_prisoner"  # 刑務所出所者
     legal = "legal"  # 法律問題
-

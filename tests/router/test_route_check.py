@@ -343,3 +343,16 @@ def test_parse_names_the_problem() -> None:
     data = yaml.safe_load(MIDORI.replace("lead: midori-fukushi-ka\n", "lead: nobody\n", 1))
     with pytest.raises(ScenarioFileError, match="lead 'nobody' is not among the agencies"):
         parse_scenario_file(data)
+
+
+def test_route_check_command_line_passes_the_shared_scenarios() -> None:
+    import subprocess
+    import sys
+
+    if not NABARI.exists():
+        pytest.skip(f"shared scenarios not present at {NABARI}")
+    result = subprocess.run(
+        [sys.executable, "-m", "services.cli", "route-check", str(NABARI)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == "15 passed, 0 failed"

@@ -1,0 +1,159 @@
+"""Session-wide real infrastructure: one Kafka-protocol broker and one PostgreSQL server.
+
+The broker is the embedded Tansu broker unless KAFKA_BOOTSTRAP_SERVERS names one, or a Docker
+engine is reachable (then testcontainers' Kafka in KRaft mode). PostgreSQL is the server at
+MARUGOTO_TEST_POSTGRES_URL (default: this machine's, 127.0.0.1:5432), or testcontainers' one when
+Docker is reachable and no URL is set. Every test gets its own database and its own topic prefix,
+so consumer groups and counts never leak between tests.
+"""
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from aiokafka import AIOKafkaConsumer
+from psycopg import sql
+
+from shared.embedded_broker import EmbeddedBroker
+from shared.events import EventData
+from shared.kafka import ensure_topics
+from shared.settings import Settings
+
+POSTGRES_URL = os.environ.get("MARUGOTO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+PARTITIONS = 4
+
+
+def docker_available() -> bool:
+    """True when a Docker engine answers (never on our machines; CI elsewhere may have one)."""
+    if shutil.which("docker") is None:
+        return False
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    """The bootstrap address of the session's broker."""
+    if configured := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield configured
+    elif docker_available():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer().with_kraft() as kafka:
+            yield kafka.get_bootstrap_server()
+    else:
+        with EmbeddedBroker(partitions=PARTITIONS) as broker:
+            yield broker.bootstrap_servers
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[str]:
+    """A URL of a PostgreSQL server where tests may create and drop databases."""
+    if "MARUGOTO_TEST_POSTGRES_URL" not in os.environ and docker_available():
+        from testcontainers.postgres import PostgresContainer
+
+        with PostgresContainer("postgres:16", driver=None) as postgres:
+            yield postgres.get_connection_url()
+    else:
+        yield POSTGRES_URL
+
+
+def _replace_database(url: str, name: str) -> str:
+    base, _, _ = url.rpartition("/")
+    return f"{base}/{name}"
+
+
+@pytest.fixture
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+    name = f"marugoto_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield _replace_database(postgres_admin_url, name)
+    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+async def topic_prefix(kafka_bootstrap: str) -> str:
+    """A topic namespace of this test's own, with every Marugoto topic created in it."""
+    prefix = f"t{uuid.uuid4().hex[:10]}."
+    await ensure_topics(kafka_bootstrap, partitions=PARTITIONS, prefix=prefix)
+    return prefix
+
+
+@pytest.fixture
+def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path) -> Settings:
+    """Settings pointing at the session broker, this test's database and this test's topics."""
+    return Settings(
+        KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
+        DATABASE_URL=database_url,
+        kafka_topic_prefix=topic_prefix,
+        kafka_topic_partitions=PARTITIONS,
+        data_dir=tmp_path / "data",
+        outbox_poll_interval_s=0.1,
+    )
+
+
+def service_env(settings: Settings, **extra: Any) -> dict[str, str]:
+    """Environment for a service subprocess that uses `settings`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARUGOTO_")}
+    env.update(
+        KAFKA_BOOTSTRAP_SERVERS=str(settings.kafka_bootstrap_servers),
+        DATABASE_URL=str(settings.database_url),
+        MARUGOTO_KAFKA_TOPIC_PREFIX=settings.kafka_topic_prefix,
+        MARUGOTO_KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
+        MARUGOTO_DATA_DIR=str(settings.data_dir),
+        MARUGOTO_OUTBOX_POLL_INTERVAL_S=str(settings.outbox_poll_interval_s),
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+async def read_events(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[Any]], bool],
+    timeout_s: float = 30.0,
+) -> list[Any]:
+    """Read records of `topic` from the beginning with a plain aiokafka consumer until `until` holds."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while not until(records):
+            remaining = deadline - asyncio.get_running_loop().time()
+            if remaining <= 0:
+                break
+            batches = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
+            for batch in batches.values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+def topic_of(settings: Settings, model: type[EventData]) -> str:
+    """The full name of `model`'s topic under the test's prefix."""
+    return settings.kafka_topic_prefix + model.topic

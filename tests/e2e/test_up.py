@@ -1,0 +1,74 @@
+"""`marugoto up`: the whole stack with demo data, and nothing left behind after Ctrl-C."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from shared.embedded_broker import free_port
+from tests.e2e.processes import alive, descendants
+
+pytestmark = pytest.mark.e2e
+
+DEMO = 5
+
+
+def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+    ports = {name: free_port() for name in ("intake", "router", "conference", "metrics")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MARUGOTO_")}
+    env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # `up` starts its own embedded broker
+    env.pop("DATABASE_URL", None)  # and uses its SQLite default
+    env.update({f"MARUGOTO_{name.upper()}_PORT": str(port) for name, port in ports.items()})
+    env["MARUGOTO_DATA_DIR"] = str(tmp_path / "data")
+    up = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--demo", str(DEMO)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output: list[str] = []
+    try:
+        assert up.stdout is not None
+        deadline = time.monotonic() + 120
+        for line in up.stdout:
+            output.append(line)
+            if "demo consultations submitted" in line or time.monotonic() > deadline:
+                break
+        printed = "".join(output)
+        assert f"{DEMO} demo consultations submitted" in printed, printed
+        assert f"http://127.0.0.1:{ports['metrics']}/v1/indicators" in printed
+
+        report = _wait_for_consultations(ports["metrics"], DEMO)
+        assert report["municipality_code"] == "242080"
+
+        children = descendants(up.pid)
+        assert len(children) >= 5, f"broker and four services expected, found {children}"
+        up.send_signal(signal.SIGINT)
+        rest, _ = up.communicate(timeout=60)
+        output.append(rest)
+        assert up.returncode == 0, "".join(output)
+        assert "no service or broker process left running" in rest
+        assert not [pid for pid in children if alive(pid)], "a process of `up` outlived it"
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+def _wait_for_consultations(port: int, expected: int, timeout_s: float = 60) -> dict:  # type: ignore[type-arg]
+    deadline = time.monotonic() + timeout_s
+    body: dict = {}  # type: ignore[type-arg]
+    while time.monotonic() < deadline:
+        response = httpx.get(f"http://127.0.0.1:{port}/v1/indicators?municipality=242080", timeout=5)
+        body = response.json()
+        counts = {i["id"]: i["value"] for i in body["indicators"]}
+        if counts["M8"] == expected and counts["OPS-DECISIONS"] == expected:
+            return body
+        time.sleep(0.3)
+    raise AssertionError(f"demo consultations not all counted: {body}")

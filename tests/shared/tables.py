@@ -1,0 +1,35 @@
+"""Tables of a throw-away service schema, for testing the shared outbox and inbox on PostgreSQL."""
+
+from sqlmodel import Field, SQLModel
+
+from shared.inbox import ProcessedEventBase
+from shared.outbox import OutboxBase
+
+SCHEMA = "spinetest"
+
+
+class Effect(SQLModel, table=True):
+    """One applied event's visible effect."""
+
+    __tablename__ = "effect"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_id: str = Field(max_length=64)
+    case_id: str = Field(max_length=64)
+
+
+class TestOutbox(OutboxBase, table=True):
+    """The schema's outbox."""
+
+    __test__ = False
+    __tablename__ = "outbox"
+    __table_args__ = {"schema": SCHEMA}
+
+
+class TestProcessedEvent(ProcessedEventBase, table=True):
+    """The schema's processed events."""
+
+    __test__ = False
+    __tablename__ = "processed_event"
+    __table_args__ = {"schema": SCHEMA}

@@ -1,0 +1,123 @@
+"""Consumers on the real broker: poison messages are dead-lettered, transient failures are retried."""
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
+
+from shared import db
+from shared.consumer import PermanentEventError, install_dead_letters, register_consumer
+from shared.events import ConsultationReceived, Envelope, RoutingDecided, encode
+from shared.kafka import make_broker
+from shared.runtime import Runtime
+from shared.settings import Settings
+from shared.topics import dead_letter_topic
+from tests.conftest import read_events, topic_of
+from tests.shared.tables import SCHEMA, Effect, TestProcessedEvent
+from tests.shared.test_outbox_and_inbox import consultation_event, wait_until
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(settings, SCHEMA)
+    db.upgrade(engine, SCHEMA)
+    yield engine
+    engine.dispose()
+
+
+async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for key, value in messages:
+            await producer.send_and_wait(topic, value, key=key)
+    finally:
+        await producer.stop()
+
+
+async def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_on(
+    engine: Engine, settings: Settings
+) -> None:
+    topic = topic_of(settings, ConsultationReceived)
+    valid_before, valid_after = consultation_event("ok-1"), consultation_event("ok-2")
+    breaks_rule = consultation_event("breaks-rule")
+    wrong_type = json.loads(encode(consultation_event("x")))
+    wrong_type["type"] = RoutingDecided.event_type
+    poison = {
+        b"not-json": b"\x00\xffnot json at all",
+        b"wrong-type": json.dumps(wrong_type).encode(),
+        b"missing-data": json.dumps({"specversion": "1.0", "id": "1"}).encode(),
+        b"breaks-rule": encode(breaks_rule),
+    }
+    await produce(
+        settings,
+        topic,
+        [(b"ok-1", encode(valid_before)), *poison.items(), (b"ok-2", encode(valid_after))],
+    )
+
+    broker = make_broker(settings, client_id="test-dlq")
+    dead_letters = install_dead_letters(broker, consumer="marugoto-test")
+    runtime = Runtime(SCHEMA, settings, engine, broker, dead_letters)
+
+    def apply(envelope: Envelope[ConsultationReceived]) -> None:
+        if envelope.data.case_id == "breaks-rule":
+            raise PermanentEventError("area outside the municipality")
+        runtime.apply_once(
+            TestProcessedEvent, envelope, lambda s: s.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
+        )
+
+    register_consumer(broker, settings, service=SCHEMA, model=ConsultationReceived, apply=apply, description="t")
+    await broker.start()
+    try:
+        await wait_until(lambda: dead_letters.by_topic.get(topic, 0) >= 4 and _effects(engine) >= 2)
+    finally:
+        await broker.stop()
+
+    assert _effects(engine) == 2, "both valid events around the poison were applied"
+    records = await read_events(
+        str(settings.kafka_bootstrap_servers), dead_letter_topic(topic), until=lambda r: len(r) >= 4
+    )
+    by_key = {r.key: r for r in records}
+    assert set(by_key) == set(poison)
+    for key, original in poison.items():
+        headers = dict(by_key[key].headers)
+        assert by_key[key].value == original, "the original bytes are kept"
+        assert headers["x-dlq-topic"].decode() == topic
+        assert headers["x-dlq-reason"]
+    assert b"InvalidEvent" in dict(by_key[b"not-json"].headers)["x-dlq-reason"]
+    assert b"area outside the municipality" in dict(by_key[b"breaks-rule"].headers)["x-dlq-reason"]
+
+
+async def test_transient_failures_are_retried_not_dead_lettered(engine: Engine, settings: Settings) -> None:
+    topic = topic_of(settings, ConsultationReceived)
+    await produce(settings, topic, [(b"flaky", encode(consultation_event("flaky")))])
+    broker = make_broker(settings, client_id="test-retry")
+    dead_letters = install_dead_letters(broker, consumer="marugoto-test")
+    runtime = Runtime(SCHEMA, settings, engine, broker, dead_letters)
+    attempts: list[int] = []
+
+    def apply(envelope: Envelope[ConsultationReceived]) -> None:
+        attempts.append(1)
+        if len(attempts) <= 6:  # more failures than the in-handler retries: the message is redelivered
+            raise OperationalError("SELECT 1", {}, Exception("database is restarting"))
+        runtime.apply_once(
+            TestProcessedEvent, envelope, lambda s: s.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
+        )
+
+    register_consumer(broker, settings, service=SCHEMA, model=ConsultationReceived, apply=apply, description="t")
+    await broker.start()
+    try:
+        await wait_until(lambda: _effects(engine) >= 1, timeout_s=60)
+    finally:
+        await broker.stop()
+    assert len(attempts) == 7
+    assert dead_letters.by_topic == {}
+
+
+def _effects(engine: Engine) -> int:
+    with Session(engine) as session:
+        return len(session.exec(select(Effect)).all())

@@ -1,0 +1,163 @@
+"""The transactional outbox and the idempotent consumer, on PostgreSQL and the real broker."""
+
+import asyncio
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+import pytest
+from aiokafka import AIOKafkaProducer
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from shared import db
+from shared.consultation import Consultation
+from shared.consumer import install_dead_letters, register_consumer
+from shared.events import ConsultationReceived, Envelope, decode, new_event
+from shared.inbox import claim
+from shared.kafka import make_broker
+from shared.outbox import OutboxRelay, pending_count, stage
+from shared.runtime import Runtime
+from shared.settings import Settings
+from tests.conftest import read_events, topic_of
+from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(settings, SCHEMA)
+    db.upgrade(engine, SCHEMA)
+    yield engine
+    engine.dispose()
+
+
+def consultation_event(case_id: str) -> Envelope[ConsultationReceived]:
+    consultation = Consultation.model_validate(
+        {"area": "chiiki-01", "pathway": "self", "household": [{"relation": "self", "issues": ["poverty"]}]}
+    )
+    data = ConsultationReceived(
+        case_id=case_id,
+        consultation_id=f"{case_id}-c",
+        submitted_by="agency",
+        received_at=datetime.now(UTC),
+        consultation=consultation,
+    )
+    return new_event(data, source="/test", subject=case_id, municipality_code="242080")
+
+
+def stage_cases(engine: Engine, case_ids: list[str]) -> list[Envelope[ConsultationReceived]]:
+    events = [consultation_event(case_id) for case_id in case_ids]
+    with db.transaction(engine) as session:
+        for event in events:
+            stage(session, TestOutbox, event)
+    return events
+
+
+class Producer:
+    """Publishes outbox rows with a plain aiokafka producer under the test's topic prefix."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.prefix = settings.kafka_topic_prefix
+        self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+
+    async def publish(self, topic: str, key: bytes, payload: bytes) -> None:
+        await self.producer.send_and_wait(self.prefix + topic, payload, key=key)
+
+
+def test_rolled_back_transaction_stages_nothing(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), db.transaction(engine) as session:
+        stage(session, TestOutbox, consultation_event("rolled-back"))
+        raise RuntimeError("the state change failed")
+    assert pending_count(engine, TestOutbox) == 0
+
+
+async def test_relay_publishes_staged_events_in_order_keyed_by_case(engine: Engine, settings: Settings) -> None:
+    events = stage_cases(engine, [f"case-{i}" for i in range(5)])
+    producer = Producer(settings)
+    await producer.producer.start()
+    try:
+        relay = OutboxRelay(engine, TestOutbox, producer.publish)
+        assert await relay.drain() == 5
+    finally:
+        await producer.producer.stop()
+    assert pending_count(engine, TestOutbox) == 0
+
+    records = await read_events(
+        str(settings.kafka_bootstrap_servers), topic_of(settings, ConsultationReceived), until=lambda r: len(r) >= 5
+    )
+    assert sorted(r.key.decode() for r in records) == [e.subject for e in events]
+    assert {decode(r.value, ConsultationReceived).id for r in records} == {e.id for e in events}
+
+
+def test_claim_refuses_an_event_already_applied(engine: Engine) -> None:
+    with db.transaction(engine) as session:
+        assert claim(session, TestProcessedEvent, consumer="c", event_id="e-1")
+    with db.transaction(engine) as session:
+        assert not claim(session, TestProcessedEvent, consumer="c", event_id="e-1")
+        assert claim(session, TestProcessedEvent, consumer="other", event_id="e-1")
+
+
+def test_claim_rolled_back_with_its_effect_can_be_claimed_again(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), db.transaction(engine) as session:
+        claim(session, TestProcessedEvent, consumer="c", event_id="e-2")
+        session.add(Effect(event_id="e-2", case_id="x"))
+        raise RuntimeError("effect failed")
+    with db.transaction(engine) as session:
+        assert claim(session, TestProcessedEvent, consumer="c", event_id="e-2")
+
+
+async def test_crash_between_publish_and_mark_republishes_and_consumer_applies_once(
+    engine: Engine, settings: Settings
+) -> None:
+    case_ids = [f"dup-{i}" for i in range(4)]
+    stage_cases(engine, case_ids)
+    producer = Producer(settings)
+    await producer.producer.start()
+    try:
+        crashing = OutboxRelay(engine, TestOutbox, producer.publish)
+
+        def crash(_ids: list[int | None]) -> None:
+            raise SystemExit("relay killed after publishing, before marking")
+
+        crashing._mark_published = crash  # type: ignore[method-assign]
+        with pytest.raises(SystemExit):
+            await crashing.publish_pending()
+        assert pending_count(engine, TestOutbox) == 4, "nothing was marked, so all are still pending"
+        # The restarted relay publishes the same events a second time.
+        assert await OutboxRelay(engine, TestOutbox, producer.publish).drain() == 4
+    finally:
+        await producer.producer.stop()
+
+    broker = make_broker(settings, client_id="test-consumer")
+    runtime = Runtime(SCHEMA, settings, engine, broker, install_dead_letters(broker, consumer="test"))
+
+    applied: list[bool] = []
+
+    def apply(envelope: Envelope[ConsultationReceived]) -> None:
+        applied.append(
+            runtime.apply_once(
+                TestProcessedEvent,
+                envelope,
+                lambda session: session.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id)),
+            )
+        )
+
+    register_consumer(broker, settings, service=SCHEMA, model=ConsultationReceived, apply=apply, description="test")
+    await broker.start()
+    try:
+        await wait_until(lambda: len(applied) >= 8)
+    finally:
+        await broker.stop()
+    with Session(engine) as session:
+        effects = session.exec(select(Effect)).all()
+    assert sorted(applied) == [False] * 4 + [True] * 4, "8 deliveries: 4 applied, 4 recognised as duplicates"
+    assert sorted(e.case_id for e in effects) == case_ids, "each event applied exactly once"
+
+
+async def wait_until(condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Poll `condition` until it holds; fail the test if it does not within the timeout."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() > deadline:
+            pytest.fail(f"condition not met within {timeout_s} s")
+        await asyncio.sleep(0.1)
