@@ -48,7 +48,7 @@ def kafka_bootstrap() -> Iterator[str]:
     if configured := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
         yield configured
     elif docker_available():
-        from testcontainers.kafka import KafkaContainer
+        from testcontainers.community.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as kafka:
             yield kafka.get_bootstrap_server()
@@ -61,7 +61,7 @@ def kafka_bootstrap() -> Iterator[str]:
 def postgres_admin_url() -> Iterator[str]:
     """A URL of a PostgreSQL server where tests may create and drop databases."""
     if "MARUGOTO_TEST_POSTGRES_URL" not in os.environ and docker_available():
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         with PostgresContainer("postgres:16", driver=None) as postgres:
             yield postgres.get_connection_url()
