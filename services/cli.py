@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import importlib
+import json
 import os
 import signal
 import subprocess
@@ -88,6 +89,72 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agencies(args: argparse.Namespace) -> int:
+    """Issue, list and revoke partner agencies' credentials (stored in intake's database)."""
+    from services.intake import service as intake
+    from shared.auth import Scope
+
+    settings = get_settings()
+    _service_definition("intake")
+    engine = db.make_engine(settings, "intake")
+    try:
+        with db.transaction(engine) as session:
+            if args.action == "add":
+                scopes = [Scope(s.strip()) for s in args.scopes.split(",") if s.strip()]
+                secret = intake.issue_credential(session, agency_id=args.id, name=args.name or args.id, scopes=scopes)
+                print(f"client_id={args.id}")
+                print(f"client_secret={secret}")
+                print("The secret is shown once and stored only as a hash; exchange it at POST /v1/token.")
+            elif args.action == "revoke":
+                if not intake.revoke_credential(session, args.id):
+                    print(f"no active credential for {args.id}", file=sys.stderr)
+                    return 1
+                print(f"revoked {args.id}; tokens already issued expire within their lifetime")
+            else:
+                for credential in intake.list_credentials(session):
+                    state = f"revoked {credential.revoked_at:%Y-%m-%d}" if credential.revoked_at else "active"
+                    print(f"{credential.agency_id}\t{credential.name}\t{','.join(credential.scopes)}\t{state}")
+    finally:
+        engine.dispose()
+    return 0
+
+
+DEMO_AGENCIES = {
+    # A partner agency that submits (名張市社会福祉協議会 of the demo directory) and an operator.
+    "nabari-shakyo": ("名張市社会福祉協議会", "submit,read_own"),
+    "operator": ("Marugoto operator", "operator,read_own,coordinator,admin"),
+}
+
+
+def _demo_credentials(settings: Settings) -> dict[str, str]:
+    """Issue fresh credentials to the demo agencies; returns their secrets."""
+    from services.intake import service as intake
+    from shared.auth import Scope
+
+    engine = db.make_engine(settings, "intake")
+    try:
+        with db.transaction(engine) as session:
+            return {
+                agency_id: intake.issue_credential(
+                    session, agency_id=agency_id, name=name, scopes=[Scope(s) for s in scopes.split(",")]
+                )
+                for agency_id, (name, scopes) in DEMO_AGENCIES.items()
+            }
+    finally:
+        engine.dispose()
+
+
+def fetch_token(intake_url: str, client_id: str, client_secret: str) -> str:
+    """A bearer token for an agency's client credentials."""
+    response = httpx.post(
+        f"{intake_url}/v1/token",
+        data={"grant_type": "client_credentials", "client_id": client_id, "client_secret": client_secret},
+        timeout=10,
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
 def cmd_route_check(args: argparse.Namespace) -> int:
     """Run every scenario of a routing file through the router's decision code."""
     from services.router.scenarios import route_check
@@ -114,13 +181,14 @@ def wait_ready(urls: dict[str, str], timeout_s: float, processes: dict[str, subp
             time.sleep(0.2)
 
 
-def submit_demo(intake_url: str, directory_file: Path, count: int, *, out: Any = sys.stderr) -> int:
+def submit_demo(intake_url: str, token: str, directory_file: Path, count: int, *, out: Any = sys.stderr) -> int:
     """Submit `count` demo consultations with a progress bar; returns how many were accepted."""
     from services.demo import consultations
 
     accepted = 0
     width = 30
-    with httpx.Client(base_url=intake_url, timeout=10.0) as client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=intake_url, timeout=10.0, headers=headers) as client:
         for index, body in enumerate(consultations(directory_file, count), start=1):
             response = client.post("/v1/consultations", json=body)
             if response.status_code == 202:
@@ -134,7 +202,7 @@ def submit_demo(intake_url: str, directory_file: Path, count: int, *, out: Any =
 
 
 def _demo_directory(settings: Settings) -> Path:
-    from services.router.directory import demo_directory_path
+    from shared.directory import demo_directory_path
 
     return settings.directory_files[0] if settings.directory_files else demo_directory_path()
 
@@ -143,7 +211,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Submit demo consultations to a running intake service."""
     settings = get_settings()
     url = args.intake_url or settings.base_url("intake")
-    accepted = submit_demo(url, _demo_directory(settings), args.count)
+    token = fetch_token(url, args.client_id, args.client_secret)
+    accepted = submit_demo(url, token, _demo_directory(settings), args.count)
     print(f"{accepted} of {args.count} consultations accepted by {url}")
     return 0 if accepted == args.count else 1
 
@@ -172,12 +241,17 @@ def _stop_all(processes: Sequence[subprocess.Popen[bytes]], timeout_s: float = 1
 
 def cmd_up(args: argparse.Namespace) -> int:
     """Start the broker (unless KAFKA_BOOTSTRAP_SERVERS is set) and the four services; stop all on exit."""
+    from shared.devsecrets import ensure_dev_secrets
     from shared.embedded_broker import EmbeddedBroker
 
     settings = get_settings()
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGINT, _raise_shutdown)  # also when started with SIGINT ignored (&)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if settings.auth_private_key_file is None or not settings.personal_data_keys:
+        # Development keys, kept under the data dir; a deployment configures its own.
+        os.environ.update(ensure_dev_secrets(settings.data_dir / "secrets"))
+        settings = get_settings()
     log_dir = settings.data_dir / "logs"
     log_dir.mkdir(exist_ok=True)
     broker: EmbeddedBroker | None = None
@@ -198,6 +272,10 @@ def cmd_up(args: argparse.Namespace) -> int:
             asyncio.run(_ensure_topics(settings))
         upgrade_databases(settings)
         print(f"database: {'PostgreSQL' if settings.database_url else f'SQLite under {settings.data_dir}/'}")
+        secrets = _demo_credentials(settings)
+        credentials_file = settings.data_dir / "demo-credentials.json"
+        credentials_file.write_text(json.dumps(secrets, indent=2))
+        credentials_file.chmod(0o600)
         for name in SERVICES:
             argv = [sys.executable, "-m", "services.cli", "serve", name]
             processes[name] = _spawn(argv, env, log_dir / f"{name}.log")
@@ -210,9 +288,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"  indicators      {urls['metrics']}/v1/indicators?municipality=242080")
         print(f"  AsyncAPI        {urls['router']}/asyncapi.json (one per service)")
         print(f"  logs            {log_dir}/")
+        print(f"  credentials     {credentials_file} (demo agencies: {', '.join(secrets)})")
+        print("  a token:        curl -d grant_type=client_credentials -d client_id=operator \\")
+        print(f"                    -d client_secret=$(jq -r .operator {credentials_file}) {urls['intake']}/v1/token")
         print("Press Ctrl-C to stop everything.", flush=True)
         if args.demo:
-            accepted = submit_demo(urls["intake"], _demo_directory(settings), args.demo, out=sys.stdout)
+            token = fetch_token(urls["intake"], "nabari-shakyo", secrets["nabari-shakyo"])
+            accepted = submit_demo(urls["intake"], token, _demo_directory(settings), args.demo, out=sys.stdout)
             print(f"{accepted} demo consultations submitted; watch them at the URLs above.", flush=True)
         while True:
             for name, process in processes.items():
@@ -274,7 +356,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="submit demo consultations to a running intake")
     demo.add_argument("--count", type=int, default=60)
     demo.add_argument("--intake-url", default=None)
+    demo.add_argument("--client-id", required=True, help="an agency with the submit scope")
+    demo.add_argument("--client-secret", required=True)
     demo.set_defaults(func=cmd_demo)
+
+    agencies = sub.add_parser("agencies", help="partner agencies' credentials")
+    agencies.add_argument("action", choices=["add", "list", "revoke"])
+    agencies.add_argument("--id", help="agency id (add, revoke)")
+    agencies.add_argument("--name", default=None)
+    agencies.add_argument(
+        "--scopes", default="submit,read_own", help="comma-separated: submit,read_own,coordinator,operator,admin"
+    )
+    agencies.set_defaults(func=cmd_agencies)
 
     check = sub.add_parser("route-check", help="run a routing scenario file")
     check.add_argument("file")

@@ -1,29 +1,58 @@
-"""The consultation (相談) a partner agency submits: the household as a whole (世帯丸ごと)."""
+"""The consultation (相談) about a household as a whole (世帯丸ごと): the facts routing works on.
+
+Two shapes share those facts: `Consultation` as partner agencies and scenario files write it (exact
+ages), and `ConsultationSummary` as events carry it (age bands, never personal details).
+"""
+
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.vocabulary import FoundBy, IssueTag, Pathway, Relation, Urgency
 
 
-class HouseholdMember(BaseModel):
-    """One member of the household, with the issues seen in them."""
+class MemberFacts(BaseModel):
+    """What routing needs of one household member: the relation and the issues seen."""
 
     model_config = ConfigDict(extra="forbid")
 
-    relation: Relation
-    age: int | None = Field(default=None, ge=0, le=130)
-    issues: list[IssueTag] = Field(default_factory=list)
+    relation: Relation = Field(description="続柄: relation to the person consulted about")
+    issues: list[IssueTag] = Field(default_factory=list, max_length=20, description="課題: issue tags")
 
 
-class Consultation(BaseModel):
-    """What the router needs to decide a case: where, how it came in, and the household."""
+class HouseholdMember(MemberFacts):
+    """A member as submitted: with an exact age."""
+
+    age: int | None = Field(default=None, ge=0, le=130, description="年齢")
+
+
+class MemberSummary(MemberFacts):
+    """A member as events carry it: an age band instead of the age."""
+
+    age_band: str | None = Field(default=None, description="年齢区分, e.g. 65-74")
+
+
+class ConsultationFacts(BaseModel):
+    """Where the consultation comes from, how it came in, and the household."""
 
     model_config = ConfigDict(extra="forbid")
 
-    area: str = Field(min_length=1, max_length=64)
-    pathway: Pathway
-    found_by: FoundBy = FoundBy.window
-    existing_services_fit: bool = True
-    backup_requested: bool = False
-    urgency: Urgency = Urgency.routine
-    household: list[HouseholdMember] = Field(min_length=1, max_length=30)
+    area: str = Field(min_length=1, max_length=64, description="圏域: area id in the municipality's tree")
+    pathway: Pathway = Field(description="相談受付経路: intake route")
+    found_by: FoundBy = Field(default=FoundBy.window, description="把握の経緯: window, outreach or survey")
+    existing_services_fit: bool = Field(default=True, description="既存サービスで対応可能か (false = 制度の狭間)")
+    backup_requested: bool = Field(default=False, description="バックアップ要請: a tier-1 place asks for backup")
+    urgency: Urgency = Field(default=Urgency.routine, description="緊急度")
+    household: Sequence[MemberFacts] = Field(min_length=1, max_length=30, description="世帯: the household members")
+
+
+class Consultation(ConsultationFacts):
+    """A consultation as partner agencies and scenario files write it."""
+
+    household: list[HouseholdMember] = Field(min_length=1, max_length=30, description="世帯")
+
+
+class ConsultationSummary(ConsultationFacts):
+    """A consultation as events carry it: no exact ages and no personal details."""
+
+    household: list[MemberSummary] = Field(min_length=1, max_length=30, description="世帯")

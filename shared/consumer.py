@@ -7,7 +7,7 @@ handler and then re-raised, so the message is redelivered from its offset and ne
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,7 +21,7 @@ from faststream.message import StreamMessage
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import is_transient
-from shared.events import DataT, Envelope, decode
+from shared.events import Envelope, EventData, decode
 from shared.kafka import consumer_options
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
@@ -105,26 +105,32 @@ async def _dead_letter(broker: KafkaBroker, msg: StreamMessage[Any], *, consumer
     )
 
 
-def register_consumer(
+Apply = Callable[[Envelope[Any]], None]
+
+
+def register_consumers(
     broker: KafkaBroker,
     settings: Settings,
     *,
     service: str,
-    model: type[DataT],
-    apply: Callable[[Envelope[DataT]], None],
+    handlers: Mapping[type[EventData], Apply],
     description: str,
 ) -> None:
-    """Subscribe `service`'s consumer group to `model`'s topic; `apply` runs in a worker thread.
+    """Subscribe `service`'s consumer group to the topics of `handlers`; each `apply` runs in a worker thread.
 
-    `apply` must be idempotent through `shared.inbox.claim` in the same transaction as its effect;
-    permanent failures are dead-lettered by the broker's middleware (`install_dead_letters`).
+    One subscriber and one group per service: a group join is slow on the embedded broker, and the
+    consumer's partitions of every topic then move together when instances come and go. Each `apply`
+    must be idempotent through `shared.inbox.claim` in the same transaction as its effect; permanent
+    failures are dead-lettered by the broker's middleware (`install_dead_letters`).
     """
     consumer = f"marugoto-{service}"
-    topic = settings.kafka_topic_prefix + model.topic
-    # One group per service and topic, so a slow join on one topic never stalls the others.
-    group_id = f"{settings.kafka_topic_prefix}{consumer}.{model.topic.removeprefix('marugoto.')}"
+    group_id = settings.kafka_topic_prefix + consumer
+    by_topic = {settings.kafka_topic_prefix + model.topic: (model, apply) for model, apply in handlers.items()}
 
     async def handle(message: KafkaMessage) -> None:
+        record = message.raw_message
+        assert not isinstance(record, tuple), "a single-message subscriber receives one record"
+        model, apply = by_topic[record.topic]
         envelope = decode(message.body, model)
         for delay in (*RETRY_DELAYS_S, None):
             try:
@@ -138,13 +144,13 @@ def register_consumer(
                 log.warning("event_apply_retry", consumer=consumer, event_id=envelope.id, error=repr(exc))
                 await asyncio.sleep(delay)
 
-    handle.__name__ = f"{service}_on_{model.__name__}"
+    handle.__name__ = f"{service}_consumer"
     handle.__doc__ = description
     broker.subscriber(
-        topic,
+        *by_topic,
         group_id=group_id,
         ack_policy=AckPolicy.NACK_ON_ERROR,
-        title=f"{topic}:{group_id}",
+        title=f"{group_id}: {', '.join(m.event_type for m in handlers)}",
         description=description,
         **consumer_options(settings),
     )(handle)

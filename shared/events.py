@@ -7,7 +7,8 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import topics
-from shared.consultation import Consultation
+from shared.consultation import ConsultationSummary
+from shared.vocabulary import FoundBy, Pathway
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -23,7 +24,7 @@ class EventData(BaseModel):
 
 
 class ConsultationReceived(EventData):
-    """A partner agency's consultation was accepted and opened (or joined) a case."""
+    """A partner agency's consultation was accepted and opened a new case (one 実件数)."""
 
     event_type: ClassVar[str] = "jp.marugoto.consultation.received"
     topic: ClassVar[str] = topics.CONSULTATION_RECEIVED
@@ -32,7 +33,47 @@ class ConsultationReceived(EventData):
     consultation_id: str
     submitted_by: str
     received_at: datetime
-    consultation: Consultation
+    consultation: ConsultationSummary
+
+
+class ContactRecorded(EventData):
+    """A later contact (相談) about a household whose case is open: one more 延べ, not a new 実件数."""
+
+    event_type: ClassVar[str] = "jp.marugoto.contact.recorded"
+    topic: ClassVar[str] = topics.CONTACT_RECORDED
+
+    case_id: str
+    contact_id: str
+    submitted_by: str
+    received_at: datetime
+    pathway: Pathway
+    found_by: FoundBy
+
+
+class ConsentGiven(EventData):
+    """本人同意 was recorded: who gave it, for which members, to share with whom."""
+
+    event_type: ClassVar[str] = "jp.marugoto.consent.given"
+    topic: ClassVar[str] = topics.CONSENT_GIVEN
+
+    case_id: str
+    consent_id: str
+    given_by: str
+    members: list[int]
+    share_with: list[str]
+    given_at: datetime
+
+
+class ConsentRevoked(EventData):
+    """A consent was revoked: its sharing stops from now on."""
+
+    event_type: ClassVar[str] = "jp.marugoto.consent.revoked"
+    topic: ClassVar[str] = topics.CONSENT_REVOKED
+
+    case_id: str
+    consent_id: str
+    revoked_at: datetime
+    reason: str
 
 
 class EngagedAgency(BaseModel):
@@ -98,7 +139,16 @@ class ConferenceScheduled(EventData):
 
 
 EVENT_MODELS: dict[str, type[EventData]] = {
-    m.event_type: m for m in (ConsultationReceived, RoutingDecided, ReferralRequested, ConferenceScheduled)
+    m.event_type: m
+    for m in (
+        ConsultationReceived,
+        ContactRecorded,
+        ConsentGiven,
+        ConsentRevoked,
+        RoutingDecided,
+        ReferralRequested,
+        ConferenceScheduled,
+    )
 }
 
 DataT = TypeVar("DataT", bound=EventData)

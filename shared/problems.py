@@ -6,6 +6,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 PROBLEM_JSON = "application/problem+json"
@@ -69,3 +70,62 @@ def install(app: FastAPI, field_labels: dict[str, str] | None = None) -> None:
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+
+
+class FieldError(BaseModel):
+    """One invalid field of a request."""
+
+    field: str = Field(description="dotted path of the field, e.g. household.0.issues.1")
+    label: str = Field(description="the field's Japanese label")
+    message: str
+    type: str
+
+
+class ProblemDocument(BaseModel):
+    """An RFC 9457 problem details document."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[FieldError] | None = None
+
+
+_DESCRIPTIONS = {
+    400: "The request is malformed.",
+    401: "No valid bearer token (problem+json).",
+    403: "The credential may not do this (problem+json).",
+    404: "Not found (problem+json).",
+    409: "Conflicts with the current state (problem+json).",
+    422: "Invalid fields, listed one by one with their Japanese labels (problem+json).",
+    503: "A dependency is unavailable (problem+json).",
+}
+
+
+def problem_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem+json errors for `codes`."""
+    return {
+        code: {
+            "description": _DESCRIPTIONS.get(code, HTTPStatus(code).phrase),
+            "model": ProblemDocument,
+            "content": {PROBLEM_JSON: {}},
+        }
+        for code in codes
+    }
+
+
+def invalid_fields(errors: list[tuple[str, str]], labels: dict[str, str]) -> Problem:
+    """A 422 problem for fields that are well-formed but wrong (e.g. an area not in the municipality)."""
+    listed = [
+        {
+            "field": field,
+            "label": labels.get(field.rsplit(".", 1)[-1], field),
+            "message": message,
+            "type": "value_error",
+        }
+        for field, message in errors
+    ]
+    return Problem(422, "validation-error", f"{len(listed)} field(s) are invalid", errors=listed)

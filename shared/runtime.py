@@ -14,7 +14,7 @@ from faststream.specification import AsyncAPI
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from shared import db, problems
+from shared import auth, db, problems
 from shared.consumer import DeadLetterCounter, install_dead_letters
 from shared.events import Envelope, EventData
 from shared.inbox import ProcessedEventBase, claim
@@ -100,7 +100,9 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
             runtime.engine.dispose()
 
     app = FastAPI(title=definition.title, description=definition.description, version="0.1.0", lifespan=lifespan)
+    app.state.verifier = load_verifier(settings)
     problems.install(app, definition.field_labels)
+    auth.install(app)
     for router in definition.routers:
         app.include_router(router)
 
@@ -133,6 +135,15 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         return Response(spec.to_specification().to_json(), media_type="application/json")
 
     return app
+
+
+def load_verifier(settings: Settings) -> auth.TokenVerifier:
+    """The token verifier for the configured public keys; refuses to start without one."""
+    if not settings.auth_public_key_files:
+        raise auth.AuthConfigError(
+            "no token verifying key: set MARUGOTO_AUTH_PUBLIC_KEY_FILES (marugoto up generates a development pair)"
+        )
+    return auth.load_verifier([path.read_text() for path in settings.auth_public_key_files])
 
 
 def _build_runtime(definition: ServiceDefinition, settings: Settings) -> Runtime:

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "router", "conference", "metrics")
@@ -45,6 +45,17 @@ class Settings(BaseSettings):
 
     # Directory files (agencies and areas per municipality) the router loads; empty → the demo one.
     directory_files: list[Path] = Field(default_factory=list)
+
+    # Agency credentials: intake signs access tokens with the private key; every service verifies them
+    # with the public keys (several during a rotation).
+    auth_private_key_file: Path | None = None
+    auth_public_key_files: list[Path] = Field(default_factory=list)
+    auth_token_ttl_s: int = Field(default=900, ge=60, le=86_400)
+
+    # Personal details (intake only): Fernet keys, the first encrypts and all decrypt (rotation), and a
+    # separate key for the blind index that finds repeat submissions without decrypting.
+    personal_data_keys: list[SecretStr] = Field(default_factory=list)
+    personal_index_key: SecretStr | None = None
 
     log_level: str = "INFO"
 

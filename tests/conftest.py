@@ -8,10 +8,12 @@ so consumer groups and counts never leak between tests.
 """
 
 import asyncio
+import json
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,8 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from psycopg import sql
 
+from shared.auth import Scope, TokenIssuer, load_issuer
+from shared.devsecrets import ensure_dev_secrets
 from shared.embedded_broker import EmbeddedBroker
 from shared.events import EventData
 from shared.kafka import ensure_topics
@@ -74,28 +78,57 @@ def _replace_database(url: str, name: str) -> str:
     return f"{base}/{name}"
 
 
-@pytest.fixture
-def database_url(postgres_admin_url: str) -> Iterator[str]:
-    """A new, empty PostgreSQL database for one test; dropped afterwards."""
+@contextmanager
+def new_database(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database, dropped at the end of the block."""
     name = f"marugoto_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield _replace_database(postgres_admin_url, name)
-    with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield _replace_database(postgres_admin_url, name)
+    finally:
+        with psycopg.connect(postgres_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
-@pytest.fixture
-async def topic_prefix(kafka_bootstrap: str) -> str:
-    """A topic namespace of this test's own, with every Marugoto topic created in it."""
+async def new_topic_prefix(kafka_bootstrap: str) -> str:
+    """A topic namespace of its own, with every Marugoto topic created in it."""
     prefix = f"t{uuid.uuid4().hex[:10]}."
     await ensure_topics(kafka_bootstrap, partitions=PARTITIONS, prefix=prefix)
     return prefix
 
 
 @pytest.fixture
-def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_path: Path) -> Settings:
+def database_url(postgres_admin_url: str) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test."""
+    with new_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def topic_prefix(kafka_bootstrap: str) -> str:
+    """A topic namespace of this test's own."""
+    return await new_topic_prefix(kafka_bootstrap)
+
+
+@pytest.fixture(scope="session")
+def secrets_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Signing and personal-data keys for the session, as the environment variables services read."""
+    return ensure_dev_secrets(tmp_path_factory.mktemp("secrets"))
+
+
+@pytest.fixture
+def settings(
+    kafka_bootstrap: str, database_url: str, topic_prefix: str, secrets_env: dict[str, str], tmp_path: Path
+) -> Settings:
     """Settings pointing at the session broker, this test's database and this test's topics."""
+    return make_settings(kafka_bootstrap, database_url, topic_prefix, secrets_env, tmp_path)
+
+
+def make_settings(
+    kafka_bootstrap: str, database_url: str, topic_prefix: str, secrets_env: dict[str, str], tmp_path: Path
+) -> Settings:
+    """Settings for the given broker, database, topic namespace and keys."""
     return Settings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         DATABASE_URL=database_url,
@@ -103,12 +136,41 @@ def settings(kafka_bootstrap: str, database_url: str, topic_prefix: str, tmp_pat
         kafka_topic_partitions=PARTITIONS,
         data_dir=tmp_path / "data",
         outbox_poll_interval_s=0.1,
+        auth_private_key_file=secrets_env["MARUGOTO_AUTH_PRIVATE_KEY_FILE"],
+        auth_public_key_files=json.loads(secrets_env["MARUGOTO_AUTH_PUBLIC_KEY_FILES"]),
+        personal_data_keys=json.loads(secrets_env["MARUGOTO_PERSONAL_DATA_KEYS"]),
+        personal_index_key=secrets_env["MARUGOTO_PERSONAL_INDEX_KEY"],
     )
+
+
+@pytest.fixture(scope="session")
+def issuer(secrets_env: dict[str, str]) -> TokenIssuer:
+    """Issues tokens as intake would, for tests that act as a given agency."""
+    return load_issuer(Path(secrets_env["MARUGOTO_AUTH_PRIVATE_KEY_FILE"]).read_text())
+
+
+@pytest.fixture(scope="session")
+def bearer(issuer: TokenIssuer) -> Callable[..., dict[str, str]]:
+    """`bearer(agency_id, *scopes)`: an Authorization header for that agency."""
+
+    def header(agency_id: str, *scopes: Scope) -> dict[str, str]:
+        token, _ = issuer.issue(agency_id, scopes or (Scope.submit, Scope.read_own))
+        return {"Authorization": f"Bearer {token}"}
+
+    return header
 
 
 def service_env(settings: Settings, **extra: Any) -> dict[str, str]:
     """Environment for a service subprocess that uses `settings`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARUGOTO_")}
+    env.update(
+        MARUGOTO_AUTH_PRIVATE_KEY_FILE=str(settings.auth_private_key_file),
+        MARUGOTO_AUTH_PUBLIC_KEY_FILES=json.dumps([str(p) for p in settings.auth_public_key_files]),
+        MARUGOTO_PERSONAL_DATA_KEYS=json.dumps([k.get_secret_value() for k in settings.personal_data_keys]),
+        MARUGOTO_PERSONAL_INDEX_KEY=settings.personal_index_key.get_secret_value()
+        if settings.personal_index_key
+        else "",
+    )
     env.update(
         KAFKA_BOOTSTRAP_SERVERS=str(settings.kafka_bootstrap_servers),
         DATABASE_URL=str(settings.database_url),
@@ -149,6 +211,33 @@ async def read_events(
             batches = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
             for batch in batches.values():
                 records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def read_all(bootstrap: str, topics: list[str], *, idle_s: float = 2.0, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of `topics` from the beginning: read until nothing new arrives for `idle_s`."""
+    consumer = AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        last_new = loop.time()
+        while loop.time() < deadline and (not records or loop.time() - last_new < idle_s):
+            batches = await consumer.getmany(timeout_ms=500)
+            for batch in batches.values():
+                records.extend(batch)
+                last_new = loop.time()
     finally:
         await consumer.stop()
     return records

@@ -2,7 +2,7 @@
 
 from services.conference import service
 from services.conference.models import ConferenceProcessedEvent
-from shared.consumer import register_consumer
+from shared.consumer import register_consumers
 from shared.events import Envelope, RoutingDecided
 from shared.runtime import Runtime
 
@@ -15,11 +15,10 @@ def wire(runtime: Runtime) -> None:
             ConferenceProcessedEvent, envelope, lambda session: service.schedule_case_meeting(session, envelope)
         )
 
-    register_consumer(
+    register_consumers(
         runtime.broker,
         runtime.settings,
         service="conference",
-        model=RoutingDecided,
-        apply=on_routing_decided,
+        handlers={RoutingDecided: on_routing_decided},
         description="Schedules the case meeting (ケース会議) of each tier-2 and tier-3 decision.",
     )

@@ -2,15 +2,45 @@
 
 from fastapi import FastAPI
 
+from services.intake import handlers
 from services.intake.api import router
 from services.intake.models import FIELD_LABELS, IntakeOutbox
-from shared.events import ConsultationReceived
+from services.intake.privacy import BlindIndex, FieldCipher
+from services.intake.service import Vault
+from shared.auth import AuthConfigError, load_issuer
+from shared.directory import read_directory_files
+from shared.events import ConsentGiven, ConsentRevoked, ConsultationReceived, ContactRecorded
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
 
+class IntakeConfigError(RuntimeError):
+    """Intake cannot start without its keys."""
+
+
+def vault_from(settings: Settings) -> Vault:
+    """The personal-data cipher and blind index from settings."""
+    if not settings.personal_data_keys or settings.personal_index_key is None:
+        raise IntakeConfigError(
+            "personal data keys missing: set MARUGOTO_PERSONAL_DATA_KEYS and MARUGOTO_PERSONAL_INDEX_KEY "
+            "(marugoto up generates development keys)"
+        )
+    return Vault(
+        cipher=FieldCipher([k.get_secret_value() for k in settings.personal_data_keys]),
+        index=BlindIndex(settings.personal_index_key.get_secret_value()),
+    )
+
+
 def _wire(runtime: Runtime) -> None:
-    """Intake consumes nothing yet."""
+    settings = runtime.settings
+    if settings.auth_private_key_file is None:
+        raise AuthConfigError("intake issues tokens: set MARUGOTO_AUTH_PRIVATE_KEY_FILE")
+    runtime.state["issuer"] = load_issuer(settings.auth_private_key_file.read_text())
+    runtime.state["vault"] = vault_from(settings)
+    runtime.state["directories"] = {
+        code: directory for code, (directory, _data) in read_directory_files(settings.directory_files).items()
+    }
+    handlers.wire(runtime)
 
 
 DEFINITION = ServiceDefinition(
@@ -18,7 +48,7 @@ DEFINITION = ServiceDefinition(
     title="Marugoto intake",
     description="Partner agencies submit consultations (相談) about a whole household (世帯丸ごと).",
     outbox_model=IntakeOutbox,
-    publishes=(ConsultationReceived,),
+    publishes=(ConsultationReceived, ContactRecorded, ConsentGiven, ConsentRevoked),
     wire=_wire,
     routers=(router,),
     field_labels=FIELD_LABELS,

@@ -1,18 +1,45 @@
-"""Intake's tables (schema `intake`) and its API shapes."""
+"""Intake's tables (schema `intake`) and its API shapes.
+
+Personal details live only here, each field encrypted (`personal` holds ciphertexts), and never go
+into an event. Events carry the case id, tags, age bands, area, route and flags.
+"""
 
 from datetime import UTC, datetime
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as DataField
-from sqlmodel import Field, SQLModel, Text
+from sqlalchemy import DDL, event
+from sqlmodel import JSON, Field, SQLModel, Text
 
-from shared.consultation import Consultation
+from services.intake.privacy import PersonalDetails
+from shared.consultation import ConsultationFacts, HouseholdMember
 from shared.db import UTCDateTime
+from shared.idempotency import IdempotencyRecordBase
 from shared.inbox import ProcessedEventBase
 from shared.municipality import is_valid_code
 from shared.outbox import OutboxBase
+from shared.vocabulary import FoundBy, Pathway, Urgency
 
 SCHEMA = "intake"
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class AgencyCredential(SQLModel, table=True):
+    """A partner agency's client credentials (only the secret's hash is kept) and scopes."""
+
+    __tablename__ = "agency_credential"
+    __table_args__ = {"schema": SCHEMA}
+
+    agency_id: str = Field(primary_key=True, max_length=100)
+    name: str = Field(max_length=200)
+    scopes: list[str] = Field(sa_type=JSON)
+    secret_hash: str = Field(max_length=300)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Case(SQLModel, table=True):
@@ -24,19 +51,122 @@ class Case(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     municipality_code: str = Field(max_length=6, index=True)
     submitted_by: str = Field(max_length=100, index=True)
-    opened_at: datetime = Field(default_factory=lambda: datetime.now(UTC), sa_type=UTCDateTime)
+    opened_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    status: str = Field(default="received", max_length=20)
+    tier: int | None = None
+    lead: str | None = Field(default=None, max_length=100)
+    patterns: list[str] = Field(default_factory=list, sa_type=JSON)
+    resource_gaps: list[str] = Field(default_factory=list, sa_type=JSON)
+    possible_duplicates: list[str] = Field(default_factory=list, sa_type=JSON)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
-class ConsultationRecord(SQLModel, table=True):
-    """One consultation (相談) as received, kept whole."""
+class Contact(SQLModel, table=True):
+    """One consultation (相談) about a case: the first opens it, later ones join it (延べ件数)."""
 
-    __tablename__ = "consultation"
+    __tablename__ = "contact"
     __table_args__ = {"schema": SCHEMA}
 
     id: str = Field(primary_key=True, max_length=36)
     case_id: str = Field(foreign_key=f"{SCHEMA}.case.id", index=True, max_length=36)
-    received_at: datetime = Field(default_factory=lambda: datetime.now(UTC), sa_type=UTCDateTime)
-    body: str = Field(sa_type=Text)
+    kind: str = Field(max_length=20)  # "opening" or "follow_up"
+    submitted_by: str = Field(max_length=100)
+    received_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    facts: dict[str, Any] = Field(sa_type=JSON)
+
+
+class Member(SQLModel, table=True):
+    """A household member of a case; `personal` maps field names to ciphertexts."""
+
+    __tablename__ = "member"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key=f"{SCHEMA}.case.id", index=True, max_length=36)
+    position: int
+    relation: str = Field(max_length=20)
+    age: int | None = None
+    issues: list[str] = Field(sa_type=JSON)
+    personal: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+
+
+class MatchKey(SQLModel, table=True):
+    """A blind-index value of a member, by which a repeat submission for the household is recognised."""
+
+    __tablename__ = "match_key"
+    __table_args__ = {"schema": SCHEMA}
+
+    digest: str = Field(primary_key=True, max_length=64)
+    member_id: str = Field(primary_key=True, foreign_key=f"{SCHEMA}.member.id", max_length=36)
+    case_id: str = Field(index=True, max_length=36)
+    municipality_code: str = Field(max_length=6)
+
+
+class Engagement(SQLModel, table=True):
+    """An agency engaged on a case by a referral, as learnt from the router's events."""
+
+    __tablename__ = "engagement"
+    __table_args__ = {"schema": SCHEMA}
+
+    referral_id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(index=True, max_length=36)
+    agency_id: str = Field(index=True, max_length=100)
+    agency_type: str = Field(max_length=100)
+    status: str = Field(default="requested", max_length=20)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class Consent(SQLModel, table=True):
+    """本人同意: who gave it, for which members, to share with whom, when; and its revocation."""
+
+    __tablename__ = "consent"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key=f"{SCHEMA}.case.id", index=True, max_length=36)
+    given_by: str = Field(max_length=100)
+    members: list[int] = Field(sa_type=JSON)
+    share_with: list[str] = Field(sa_type=JSON)
+    purpose: str = Field(max_length=200)
+    recorded_by: str = Field(max_length=100)
+    given_at: datetime = Field(sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revocation_reason: str | None = Field(default=None, max_length=200)
+
+
+class AuditEntry(SQLModel, table=True):
+    """An append-only record of every attempt to read personal details (granted or refused)."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    agency_id: str = Field(max_length=100, index=True)
+    case_id: str = Field(max_length=36, index=True)
+    action: str = Field(max_length=60)
+    outcome: str = Field(max_length=20)
+    detail: str = Field(default="", sa_type=Text)
+
+
+# On PostgreSQL the audit log refuses UPDATE and DELETE, whoever asks.
+event.listen(
+    AuditEntry.__table__,  # type: ignore[attr-defined]
+    "after_create",
+    DDL(  # type: ignore[no-untyped-call]
+        "CREATE OR REPLACE FUNCTION intake.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$; "
+        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON intake.audit_log "
+        "FOR EACH ROW EXECUTE FUNCTION intake.audit_log_append_only()"
+    ).execute_if(dialect="postgresql"),
+)
+
+
+class IntakeIdempotencyRecord(IdempotencyRecordBase, table=True):
+    """Responses of POST requests that carried an Idempotency-Key."""
+
+    __tablename__ = "idempotency_record"
+    __table_args__ = {"schema": SCHEMA}
 
 
 class IntakeOutbox(OutboxBase, table=True):
@@ -47,18 +177,32 @@ class IntakeOutbox(OutboxBase, table=True):
 
 
 class IntakeProcessedEvent(ProcessedEventBase, table=True):
-    """Events intake has applied (none yet; kept so every service has the same shape)."""
+    """Events intake has applied (routing decisions and referrals of its cases)."""
 
     __tablename__ = "processed_event"
     __table_args__ = {"schema": SCHEMA}
 
 
-class ConsultationCreate(Consultation):
-    """Body of POST /v1/consultations: the consultation and the municipality it belongs to."""
+# --- API shapes -------------------------------------------------------------------------------
 
-    model_config = ConfigDict(extra="forbid")
+
+PERSONAL_FIELDS = {"name", "kana", "birth_date", "address", "phone"}
+
+
+class MemberIn(HouseholdMember, PersonalDetails):
+    """A household member as a partner agency submits it; the personal details (stored encrypted, never
+    published) are optional."""
+
+    def personal_details(self) -> PersonalDetails:
+        """The member's personal details alone."""
+        return PersonalDetails.model_validate(self.model_dump(include=PERSONAL_FIELDS, exclude_none=True))
+
+
+class ConsultationCreate(ConsultationFacts):
+    """Body of POST /v1/consultations: the municipality, the consultation and the household."""
 
     municipality_code: str = DataField(pattern=r"^\d{6}$", description="全国地方公共団体コード (6 digits)")
+    household: list[MemberIn] = DataField(min_length=1, max_length=30, description="世帯")
 
     @field_validator("municipality_code")
     @classmethod
@@ -68,22 +212,150 @@ class ConsultationCreate(Consultation):
         return value
 
 
+class DuplicateCandidate(BaseModel):
+    """An existing case that may be the same household (offered as a link, never merged)."""
+
+    case_id: str
+    add_contact: str = DataField(description="POST here to add this consultation to that case instead")
+
+
 class ConsultationAccepted(BaseModel):
     """Response to a submitted consultation."""
 
     case_id: str
     consultation_id: str
     received_at: datetime
+    possible_duplicates: list[DuplicateCandidate] = []
+
+
+class ContactCreate(BaseModel):
+    """Body of POST /v1/cases/{id}/contacts: a later consultation about the same household."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    pathway: Pathway = DataField(description="相談受付経路")
+    found_by: FoundBy = DataField(default=FoundBy.window, description="把握の経緯")
+    urgency: Urgency = DataField(default=Urgency.routine, description="緊急度")
+
+
+class ContactAccepted(BaseModel):
+    """Response to an added contact."""
+
+    case_id: str
+    contact_id: str
+    received_at: datetime
+
+
+class ConsentCreate(BaseModel):
+    """Body of POST /v1/cases/{id}/consents: 本人同意 to share personal details."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    given_by: str = DataField(min_length=1, max_length=100, description="同意者: e.g. self, member:1, guardian")
+    members: list[int] = DataField(min_length=1, description="対象者: positions of the members it covers (0-based)")
+    share_with: list[str] = DataField(
+        min_length=1, description="共有先: agency ids, or 'engaged' for every agency engaged on the case"
+    )
+    purpose: str = DataField(default="multi-agency support", max_length=200, description="利用目的")
+    given_at: datetime | None = DataField(default=None, description="同意日時 (default: now)")
+
+
+class ConsentRevoke(BaseModel):
+    """Body of a consent revocation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = DataField(min_length=1, max_length=200, description="撤回理由")
+
+
+class ConsentPublic(BaseModel):
+    """A consent as the case's agencies see it."""
+
+    id: str
+    given_by: str
+    members: list[int]
+    share_with: list[str]
+    purpose: str
+    given_at: datetime
+    revoked_at: datetime | None
+    revocation_reason: str | None
+
+
+class ReferralSummary(BaseModel):
+    """A referral of the case and where it stands."""
+
+    referral_id: str
+    agency_id: str
+    agency_type: str
+    status: str
+
+
+class ContactSummary(BaseModel):
+    """A contact in the case's timeline."""
+
+    id: str
+    kind: Literal["opening", "follow_up"]
+    submitted_by: str
+    received_at: datetime
 
 
 class CasePublic(BaseModel):
-    """A case as its submitting agency sees it."""
+    """A case's timeline as its agencies see it (no personal details)."""
 
     id: str
     municipality_code: str
     submitted_by: str
     opened_at: datetime
-    consultations: list[str]
+    status: str
+    tier: int | None
+    lead: str | None
+    patterns: list[str]
+    resource_gaps: list[str]
+    contacts: list[ContactSummary]
+    referrals: list[ReferralSummary]
+    consents: list[ConsentPublic]
+
+
+class MemberDetails(BaseModel):
+    """A member's personal details, as released to an authorised, consented agency."""
+
+    position: int
+    relation: str
+    age: int | None
+    name: str | None
+    kana: str | None
+    birth_date: str | None
+    address: str | None
+    phone: str | None
+
+
+class PersonalDetailsRelease(BaseModel):
+    """The personal details an agency may see of a case, and under which consents."""
+
+    case_id: str
+    members: list[MemberDetails]
+    consents: list[str]
+
+
+class AuditEntryPublic(BaseModel):
+    """One audit log entry."""
+
+    id: int
+    at: datetime
+    agency_id: str
+    case_id: str
+    action: str
+    outcome: str
+    detail: str
+
+
+class TokenResponse(BaseModel):
+    """An OAuth 2.0 access token (client credentials grant, RFC 6749 §4.4)."""
+
+    access_token: str
+    token_type: Literal["Bearer"] = "Bearer"
+    expires_in: int
+    scope: str
 
 
 FIELD_LABELS = {
@@ -98,4 +370,18 @@ FIELD_LABELS = {
     "relation": "続柄",
     "age": "年齢",
     "issues": "課題",
+    "name": "氏名",
+    "kana": "フリガナ",
+    "birth_date": "生年月日",
+    "address": "住所",
+    "phone": "電話番号",
+    "given_by": "同意者",
+    "members": "対象者",
+    "share_with": "共有先",
+    "purpose": "利用目的",
+    "given_at": "同意日時",
+    "reason": "撤回理由",
+    "client_id": "クライアントID",
+    "client_secret": "クライアントシークレット",
+    "grant_type": "グラント種別",
 }

@@ -1,53 +1,460 @@
-"""Intake's logic: open a case for a consultation and stage the event, in one transaction."""
+"""Intake's logic: cases and contacts, personal details kept encrypted, consent, and audited release.
+
+Functions take an open session and run inside the caller's transaction; events are staged in the
+outbox of that same transaction.
+"""
 
 import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, Literal
 
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
-from services.intake.models import Case, ConsultationCreate, ConsultationRecord, IntakeOutbox
+from services.intake.models import (
+    PERSONAL_FIELDS,
+    AgencyCredential,
+    AuditEntry,
+    Case,
+    Consent,
+    ConsentCreate,
+    ConsultationCreate,
+    Contact,
+    ContactCreate,
+    Engagement,
+    IntakeOutbox,
+    MatchKey,
+    Member,
+    MemberDetails,
+    PersonalDetailsRelease,
+)
+from services.intake.privacy import BlindIndex, FieldCipher, age_band, decrypt_details, encrypt_details
 from shared import outbox
-from shared.consultation import Consultation
-from shared.events import ConsultationReceived, new_event
+from shared.auth import Principal, Scope, hash_secret, new_client_secret, verify_secret
+from shared.consultation import ConsultationSummary, MemberSummary
+from shared.directory import Directory, UnknownArea
+from shared.events import (
+    ConsentGiven,
+    ConsentRevoked,
+    ConsultationReceived,
+    ContactRecorded,
+    EventData,
+    ReferralRequested,
+    RoutingDecided,
+    new_event,
+)
+from shared.problems import Problem, invalid_fields
 
 SOURCE = "/marugoto/intake"
+ENGAGED = "engaged"
+
+Access = Literal["submitter", "engaged", "operator"]
 
 
-def submit(session: Session, *, body: ConsultationCreate, submitted_by: str) -> ConsultationRecord:
-    """Open a case for a new consultation and stage `consultation.received` in the same transaction."""
-    now = datetime.now(UTC)
-    consultation = Consultation.model_validate(body.model_dump(exclude={"municipality_code"}))
-    case = Case(
-        id=str(uuid.uuid4()), municipality_code=body.municipality_code, submitted_by=submitted_by, opened_at=now
+@dataclass(frozen=True)
+class Vault:
+    """What protects personal details: the field cipher and the blind index."""
+
+    cipher: FieldCipher
+    index: BlindIndex
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _stage(session: Session, case: Case, data: EventData) -> None:
+    event = new_event(data, source=SOURCE, subject=case.id, municipality_code=case.municipality_code)
+    outbox.stage(session, IntakeOutbox, event)
+
+
+# --- credentials ------------------------------------------------------------------------------
+
+
+def issue_credential(session: Session, *, agency_id: str, name: str, scopes: Iterable[Scope]) -> str:
+    """Create (or replace) an agency's credential; returns the client secret, which is never stored."""
+    secret = new_client_secret()
+    existing = session.get(AgencyCredential, agency_id)
+    if existing is not None:
+        session.delete(existing)
+        session.flush()
+    session.add(
+        AgencyCredential(
+            agency_id=agency_id, name=name, scopes=sorted(s.value for s in scopes), secret_hash=hash_secret(secret)
+        )
     )
-    record = ConsultationRecord(
-        id=str(uuid.uuid4()), case_id=case.id, received_at=now, body=consultation.model_dump_json()
+    return secret
+
+
+def revoke_credential(session: Session, agency_id: str) -> bool:
+    """Revoke an agency's credential; tokens already issued expire within their lifetime."""
+    credential = session.get(AgencyCredential, agency_id)
+    if credential is None or credential.revoked_at is not None:
+        return False
+    credential.revoked_at = _now()
+    session.add(credential)
+    return True
+
+
+def list_credentials(session: Session) -> list[AgencyCredential]:
+    """Every credential, active or revoked."""
+    return list(session.exec(select(AgencyCredential).order_by(col(AgencyCredential.agency_id))).all())
+
+
+def authenticate_client(session: Session, *, client_id: str, client_secret: str) -> AgencyCredential | None:
+    """The active credential matching id and secret, or None."""
+    credential = session.get(AgencyCredential, client_id)
+    if credential is None or credential.revoked_at is not None:
+        return None
+    return credential if verify_secret(client_secret, credential.secret_hash) else None
+
+
+# --- consultations and contacts ---------------------------------------------------------------
+
+
+def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory], labels: dict[str, str]) -> None:
+    """The municipality must be one this deployment serves and the area one of its areas."""
+    directory = directories.get(body.municipality_code)
+    if directory is None:
+        raise invalid_fields(
+            [("municipality_code", f"municipality {body.municipality_code} is not served here")], labels
+        )
+    try:
+        directory.ancestors(body.area)
+    except UnknownArea:
+        known = ", ".join(sorted(a.id for a in directory.municipality.areas))
+        raise invalid_fields(
+            [("area", f"unknown area {body.area!r}; areas of this municipality: {known}")], labels
+        ) from None
+
+
+def submit(
+    session: Session, *, body: ConsultationCreate, agency_id: str, vault: Vault
+) -> tuple[Case, Contact, list[str]]:
+    """Open a case for a consultation; returns it, its opening contact and cases that may be the same household."""
+    now = _now()
+    case = Case(
+        id=str(uuid.uuid4()),
+        municipality_code=body.municipality_code,
+        submitted_by=agency_id,
+        opened_at=now,
+        updated_at=now,
     )
     session.add(case)
-    session.add(record)
-    event = ConsultationReceived(
+    session.flush()
+    summary = ConsultationSummary(
+        area=body.area,
+        pathway=body.pathway,
+        found_by=body.found_by,
+        existing_services_fit=body.existing_services_fit,
+        backup_requested=body.backup_requested,
+        urgency=body.urgency,
+        household=[
+            MemberSummary(relation=m.relation, issues=m.issues, age_band=age_band(m.age)) for m in body.household
+        ],
+    )
+    contact = Contact(
+        id=str(uuid.uuid4()),
         case_id=case.id,
-        consultation_id=record.id,
-        submitted_by=submitted_by,
+        kind="opening",
+        submitted_by=agency_id,
         received_at=now,
-        consultation=consultation,
+        facts=summary.model_dump(mode="json"),
     )
-    outbox.stage(
+    session.add(contact)
+    digests: set[str] = set()
+    for position, member_in in enumerate(body.household):
+        details = member_in.personal_details()
+        member = Member(
+            id=str(uuid.uuid4()),
+            case_id=case.id,
+            position=position,
+            relation=member_in.relation.value,
+            age=member_in.age,
+            issues=[t.value for t in member_in.issues],
+            personal=encrypt_details(details, vault.cipher),
+        )
+        session.add(member)
+        session.flush()  # its match keys reference it, and no relationship() orders the inserts
+        for digest in set(vault.index.household_match_keys(details)):
+            digests.add(digest)
+            session.add(
+                MatchKey(digest=digest, member_id=member.id, case_id=case.id, municipality_code=case.municipality_code)
+            )
+    duplicates = _cases_matching(session, digests, municipality_code=case.municipality_code, exclude=case.id)
+    case.possible_duplicates = duplicates
+    _stage(
         session,
-        IntakeOutbox,
-        new_event(event, source=SOURCE, subject=case.id, municipality_code=body.municipality_code),
+        case,
+        ConsultationReceived(
+            case_id=case.id,
+            consultation_id=contact.id,
+            submitted_by=agency_id,
+            received_at=now,
+            consultation=summary,
+        ),
     )
-    return record
+    return case, contact, duplicates
 
 
-def get_case(session: Session, case_id: str) -> tuple[Case, list[str]] | None:
-    """A case and the ids of its consultations, or None."""
+def _cases_matching(session: Session, digests: set[str], *, municipality_code: str, exclude: str) -> list[str]:
+    if not digests:
+        return []
+    query = (
+        select(MatchKey.case_id)
+        .where(col(MatchKey.digest).in_(digests), MatchKey.municipality_code == municipality_code)
+        .where(MatchKey.case_id != exclude)
+        .distinct()
+    )
+    return sorted(session.exec(query).all())
+
+
+def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id: str) -> Contact:
+    """Record a later consultation about the household of `case` (one more 延べ, the same 実件数)."""
+    now = _now()
+    contact = Contact(
+        id=str(uuid.uuid4()),
+        case_id=case.id,
+        kind="follow_up",
+        submitted_by=agency_id,
+        received_at=now,
+        facts=body.model_dump(mode="json"),
+    )
+    session.add(contact)
+    case.updated_at = now
+    session.add(case)
+    _stage(
+        session,
+        case,
+        ContactRecorded(
+            case_id=case.id,
+            contact_id=contact.id,
+            submitted_by=agency_id,
+            received_at=now,
+            pathway=body.pathway,
+            found_by=body.found_by,
+        ),
+    )
+    return contact
+
+
+# --- access -----------------------------------------------------------------------------------
+
+
+def get_case(session: Session, case_id: str) -> Case:
+    """The case, or a 404 problem."""
     case = session.get(Case, case_id)
     if case is None:
-        return None
+        raise Problem(404, "case-not-found", f"no case {case_id}")
+    return case
+
+
+def engaged_agencies(session: Session, case_id: str) -> set[str]:
+    """Agencies a referral engaged on the case."""
+    return set(session.exec(select(Engagement.agency_id).where(Engagement.case_id == case_id)).all())
+
+
+def access_of(session: Session, case: Case, principal: Principal) -> Access | None:
+    """How `principal` relates to `case`: its submitter, an engaged agency, an operator, or not at all."""
+    if principal.agency_id == case.submitted_by:
+        return "submitter"
+    if principal.agency_id in engaged_agencies(session, case.id):
+        return "engaged"
+    if principal.has(Scope.operator):
+        return "operator"
+    return None
+
+
+def require_access(session: Session, case: Case, principal: Principal) -> Access:
+    """The principal's access to the case, or a 403 problem (the case's existence is not hidden from it)."""
+    access = access_of(session, case, principal)
+    if access is None:
+        raise Problem(403, "not-your-case", "this case was neither submitted by nor referred to your agency")
+    return access
+
+
+def list_cases(session: Session, principal: Principal) -> list[Case]:
+    """Cases the agency submitted or is engaged on, newest first."""
+    engaged = select(Engagement.case_id).where(Engagement.agency_id == principal.agency_id)
     query = (
-        select(ConsultationRecord.id)
-        .where(ConsultationRecord.case_id == case_id)
-        .order_by(col(ConsultationRecord.received_at))
+        select(Case)
+        .where(or_(col(Case.submitted_by) == principal.agency_id, col(Case.id).in_(engaged)))
+        .order_by(col(Case.opened_at).desc())
     )
-    return case, list(session.exec(query).all())
+    return list(session.exec(query).all())
+
+
+def timeline(session: Session, case: Case) -> dict[str, Any]:
+    """The case with its contacts, referrals and consents, oldest first."""
+    contacts = session.exec(
+        select(Contact).where(Contact.case_id == case.id).order_by(col(Contact.received_at), col(Contact.id))
+    ).all()
+    referrals = session.exec(
+        select(Engagement).where(Engagement.case_id == case.id).order_by(col(Engagement.agency_id))
+    ).all()
+    consents = session.exec(select(Consent).where(Consent.case_id == case.id).order_by(col(Consent.given_at))).all()
+    return {
+        **case.model_dump(exclude={"possible_duplicates", "updated_at"}),
+        "contacts": [c.model_dump(include={"id", "kind", "submitted_by", "received_at"}) for c in contacts],
+        "referrals": [
+            {"referral_id": r.referral_id, "agency_id": r.agency_id, "agency_type": r.agency_type, "status": r.status}
+            for r in referrals
+        ],
+        "consents": [c.model_dump() for c in consents],
+    }
+
+
+# --- consent and personal details -------------------------------------------------------------
+
+
+def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_id: str) -> Consent:
+    """Record 本人同意 for the members it covers and publish it."""
+    positions = set(session.exec(select(Member.position).where(Member.case_id == case.id)).all())
+    unknown = sorted(set(body.members) - positions)
+    if unknown:
+        raise invalid_fields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
+    consent = Consent(
+        id=str(uuid.uuid4()),
+        case_id=case.id,
+        given_by=body.given_by,
+        members=sorted(set(body.members)),
+        share_with=sorted(set(body.share_with)),
+        purpose=body.purpose,
+        recorded_by=agency_id,
+        given_at=body.given_at or _now(),
+    )
+    session.add(consent)
+    _stage(
+        session,
+        case,
+        ConsentGiven(
+            case_id=case.id,
+            consent_id=consent.id,
+            given_by=consent.given_by,
+            members=consent.members,
+            share_with=consent.share_with,
+            given_at=consent.given_at,
+        ),
+    )
+    return consent
+
+
+def revoke_consent(session: Session, *, case: Case, consent_id: str, reason: str) -> Consent:
+    """Revoke a consent (from now on) and publish the revocation."""
+    consent = session.get(Consent, consent_id)
+    if consent is None or consent.case_id != case.id:
+        raise Problem(404, "consent-not-found", f"case {case.id} has no consent {consent_id}")
+    if consent.revoked_at is not None:
+        raise Problem(409, "consent-already-revoked", f"consent {consent_id} was revoked at {consent.revoked_at}")
+    consent.revoked_at = _now()
+    consent.revocation_reason = reason
+    session.add(consent)
+    _stage(
+        session,
+        case,
+        ConsentRevoked(case_id=case.id, consent_id=consent.id, revoked_at=consent.revoked_at, reason=reason),
+    )
+    return consent
+
+
+def release_personal_details(
+    session: Session, *, case: Case, principal: Principal, vault: Vault
+) -> tuple[PersonalDetailsRelease | None, str]:
+    """Decide whether `principal` may read the case's personal details, and audit the attempt.
+
+    The submitting agency collected them and may read them. Any other agency needs to be engaged on
+    the case and covered by an unrevoked consent, and sees only the members that consent covers.
+    Returns (release, "") or (None, reason); the audit entry is written either way.
+    """
+    access = access_of(session, case, principal)
+    consents = session.exec(select(Consent).where(Consent.case_id == case.id, col(Consent.revoked_at).is_(None))).all()
+    covering = [c for c in consents if principal.agency_id in c.share_with or ENGAGED in c.share_with]
+    release: PersonalDetailsRelease | None = None
+    if access == "submitter":
+        release = _release(session, case, vault, positions=None, consents=[c.id for c in consents])
+        reason = "submitting agency"
+    elif access != "engaged":
+        reason = "your agency is not engaged on this case"
+    elif not covering:
+        revoked = session.exec(
+            select(Consent).where(Consent.case_id == case.id, col(Consent.revoked_at).is_not(None))
+        ).all()
+        reason = (
+            "consent to share with your agency was revoked"
+            if any(principal.agency_id in c.share_with or ENGAGED in c.share_with for c in revoked)
+            else "no consent (本人同意) covers sharing with your agency"
+        )
+    else:
+        positions = {p for c in covering for p in c.members}
+        release = _release(session, case, vault, positions=positions, consents=[c.id for c in covering])
+        reason = "consent " + ", ".join(c.id for c in covering)
+    session.add(
+        AuditEntry(
+            agency_id=principal.agency_id,
+            case_id=case.id,
+            action="personal_details.read",
+            outcome="granted" if release is not None else "refused",
+            detail=reason,
+        )
+    )
+    return release, reason
+
+
+def _release(
+    session: Session, case: Case, vault: Vault, *, positions: set[int] | None, consents: list[str]
+) -> PersonalDetailsRelease:
+    members = session.exec(select(Member).where(Member.case_id == case.id).order_by(col(Member.position))).all()
+    released = []
+    for member in members:
+        if positions is not None and member.position not in positions:
+            continue
+        details = decrypt_details(member.personal, vault.cipher).model_dump(mode="json")
+        released.append(
+            MemberDetails(
+                position=member.position,
+                relation=member.relation,
+                age=member.age,
+                **{field: details.get(field) for field in PERSONAL_FIELDS},
+            )
+        )
+    return PersonalDetailsRelease(case_id=case.id, members=released, consents=consents)
+
+
+def audit_log(session: Session, *, case_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
+    """Audit entries, newest first."""
+    query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+    if case_id is not None:
+        query = query.where(AuditEntry.case_id == case_id)
+    return list(session.exec(query).all())
+
+
+# --- events from the router -------------------------------------------------------------------
+
+
+def apply_routing_decided(session: Session, data: RoutingDecided) -> None:
+    """Show the decision on the case's timeline."""
+    case = session.get(Case, data.case_id)
+    if case is None:
+        return
+    case.status = "routed"
+    case.tier = data.tier
+    case.lead = data.lead
+    case.patterns = list(data.patterns)
+    case.resource_gaps = list(data.resource_gaps)
+    case.updated_at = _now()
+    session.add(case)
+
+
+def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
+    """Remember the engaged agency (it may then read the case, and its details with consent)."""
+    if session.get(Engagement, data.referral_id) is None:
+        session.add(
+            Engagement(
+                referral_id=data.referral_id,
+                case_id=data.case_id,
+                agency_id=data.agency_id,
+                agency_type=data.agency_type,
+                status="requested",
+            )
+        )

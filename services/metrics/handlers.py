@@ -2,10 +2,11 @@
 
 from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
-from shared.consumer import register_consumer
+from shared.consumer import register_consumers
 from shared.events import (
     ConferenceScheduled,
     ConsultationReceived,
+    ContactRecorded,
     Envelope,
     EventData,
     ReferralRequested,
@@ -13,21 +14,19 @@ from shared.events import (
 )
 from shared.runtime import Runtime
 
-COUNTED = (ConsultationReceived, RoutingDecided, ReferralRequested, ConferenceScheduled)
+COUNTED = (ConsultationReceived, ContactRecorded, RoutingDecided, ReferralRequested, ConferenceScheduled)
 
 
 def wire(runtime: Runtime) -> None:
-    """Count consultations, decisions, referrals and meetings into the indicators."""
+    """Count consultations, contacts, decisions, referrals and meetings into the indicators."""
 
     def on_event(envelope: Envelope[EventData]) -> None:
         runtime.apply_once(MetricsProcessedEvent, envelope, lambda session: service.count(session, envelope))
 
-    for model in COUNTED:
-        register_consumer(
-            runtime.broker,
-            runtime.settings,
-            service="metrics",
-            model=model,
-            apply=on_event,
-            description=f"Counts {model.event_type} events into the indicators, once each.",
-        )
+    register_consumers(
+        runtime.broker,
+        runtime.settings,
+        service="metrics",
+        handlers=dict.fromkeys(COUNTED, on_event),
+        description="Counts every consultation, contact, decision, referral and meeting into the indicators, once.",
+    )

@@ -10,6 +10,7 @@ from services.metrics.models import IndicatorCount, IndicatorReport, IndicatorVa
 from shared.events import (
     ConferenceScheduled,
     ConsultationReceived,
+    ContactRecorded,
     Envelope,
     EventData,
     ReferralRequested,
@@ -29,12 +30,13 @@ class Indicator:
     name_en: str
 
 
-CONSULTATIONS = Indicator("M8", "相談受付件数（実件数）", "Consultations received (distinct cases)")
+CONSULTATIONS = Indicator("M8", "総合相談窓口での相談受付数（実件数）", "Consultations received: distinct cases")
+CONTACTS = Indicator("M8-延べ", "総合相談窓口での相談受付数（延べ件数）", "Consultations received: all contacts")
 DECISIONS = Indicator("OPS-DECISIONS", "振り分け決定件数（層別）", "Routing decisions by tier")
 REFERRALS = Indicator("OPS-REFERRALS", "つなぎ（紹介）依頼件数", "Referrals requested")
 CASE_MEETINGS = Indicator("OPS-CASE-MEETINGS", "ケース会議 設定件数", "Case meetings scheduled")
 
-INDICATORS = (CONSULTATIONS, DECISIONS, REFERRALS, CASE_MEETINGS)
+INDICATORS = (CONSULTATIONS, CONTACTS, DECISIONS, REFERRALS, CASE_MEETINGS)
 
 
 def fiscal_year(moment: datetime) -> int:
@@ -53,7 +55,10 @@ def fiscal_year_label(year: int) -> str:
 def _counts_of(data: EventData) -> list[tuple[Indicator, str]]:
     match data:
         case ConsultationReceived():
-            return [(CONSULTATIONS, data.consultation.pathway.value)]
+            # A new case is one 実件数 and its opening contact one 延べ; the two are never summed.
+            return [(CONSULTATIONS, data.consultation.pathway.value), (CONTACTS, data.consultation.pathway.value)]
+        case ContactRecorded():
+            return [(CONTACTS, data.pathway.value)]
         case RoutingDecided():
             return [(DECISIONS, f"tier{data.tier}")]
         case ReferralRequested():

@@ -1,21 +1,22 @@
-"""Router's HTTP API."""
+"""Router's HTTP API: decisions with their reasons, and agencies' referral queues."""
 
 import anyio
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from services.router import service
 from services.router.models import DecisionPublic, ReferralPublic
 from shared import db
-from shared.problems import Problem
-from shared.runtime import Runtime
+from shared.api import PrincipalDep, RuntimeDep, require_any
+from shared.auth import Scope
+from shared.problems import Problem, problem_responses
 
 router = APIRouter(prefix="/v1", tags=["routing"])
 
 
-@router.get("/cases/{case_id}/decision", response_model=DecisionPublic)
-async def get_decision(case_id: str, request: Request) -> DecisionPublic:
-    """The routing decision of a case, with the rule and legal basis of each part."""
-    runtime: Runtime = request.app.state.runtime
+@router.get("/cases/{case_id}/decision", response_model=DecisionPublic, responses=problem_responses(401, 403, 404))
+async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> DecisionPublic:
+    """The routing decision of a case, with the rule and legal basis of each part (coordinators, operators)."""
+    require_any(principal, Scope.coordinator, Scope.operator)
 
     def work() -> DecisionPublic | None:
         with db.transaction(runtime.engine) as session:
@@ -28,12 +29,16 @@ async def get_decision(case_id: str, request: Request) -> DecisionPublic:
     return decision
 
 
-@router.get("/referrals", response_model=list[ReferralPublic])
+@router.get("/referrals", response_model=list[ReferralPublic], responses=problem_responses(401, 403))
 async def list_referrals(
-    request: Request, agency_id: str | None = None, case_id: str | None = None
+    runtime: RuntimeDep, principal: PrincipalDep, agency_id: str | None = None, case_id: str | None = None
 ) -> list[ReferralPublic]:
-    """Referrals in an agency's queue, or of one case."""
-    runtime: Runtime = request.app.state.runtime
+    """Referrals in an agency's queue (your own, or any for operators), optionally of one case."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    if not principal.has(Scope.operator):
+        if agency_id not in (None, principal.agency_id):
+            raise Problem(403, "not-your-queue", "coordinators read their own agency's referrals")
+        agency_id = principal.agency_id
 
     def work() -> list[ReferralPublic]:
         with db.transaction(runtime.engine) as session:

@@ -3,7 +3,7 @@
 from services.router import service
 from services.router.config import load_municipalities
 from services.router.models import RouterProcessedEvent
-from shared.consumer import register_consumer
+from shared.consumer import register_consumers
 from shared.events import ConsultationReceived, Envelope
 from shared.runtime import Runtime
 
@@ -18,11 +18,10 @@ def wire(runtime: Runtime) -> None:
             RouterProcessedEvent, envelope, lambda session: service.route(session, envelope, municipalities)
         )
 
-    register_consumer(
+    register_consumers(
         runtime.broker,
         runtime.settings,
         service="router",
-        model=ConsultationReceived,
-        apply=on_consultation_received,
+        handlers={ConsultationReceived: on_consultation_received},
         description="Decides the tier and agencies of each consultation (社会福祉法106条の3); requests referrals.",
     )

@@ -13,14 +13,14 @@ Edge cases, decided here once so every caller gets the same answer:
 - tier 1 with no tier1_place for the area, or with it excluded: the general window receives it.
 """
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from services.router.directory import Agency, Directory, UnknownArea
-from shared.consultation import Consultation, HouseholdMember
+from shared.consultation import ConsultationFacts, MemberFacts
+from shared.directory import Agency, Directory, UnknownArea
 from shared.vocabulary import IssueTag
 
 __all__ = [
@@ -230,7 +230,7 @@ class Decision(BaseModel):
         return [gap.partner_type for gap in self.resource_gaps]
 
 
-def decide(consultation: Consultation, directory: Directory, rules: RuleSet) -> Decision:
+def decide(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
     """Decide tier, lead and engaged agencies for a consultation under a municipality's rules."""
     chain = [area.id for area in directory.ancestors(consultation.area)]
     patterns = fired_patterns(consultation, rules)
@@ -256,7 +256,7 @@ def decide(consultation: Consultation, directory: Directory, rules: RuleSet) -> 
     )
 
 
-def fired_patterns(consultation: Consultation, rules: RuleSet) -> list[FiredPattern]:
+def fired_patterns(consultation: ConsultationFacts, rules: RuleSet) -> list[FiredPattern]:
     """The case patterns of 指針 第四 and 実施要領 3(2) that the consultation shows, in rule order."""
     members = list(zip(_labels(consultation.household), consultation.household, strict=True))
     fired: list[FiredPattern] = []
@@ -382,7 +382,7 @@ def _engage_lead(plan: _Plan, directory: Directory) -> str | None:
 
 
 def _engage_partners(
-    plan: _Plan, consultation: Consultation, directory: Directory, rules: RuleSet, chain: list[str]
+    plan: _Plan, consultation: ConsultationFacts, directory: Directory, rules: RuleSet, chain: list[str]
 ) -> None:
     for member in consultation.household:
         for tag in _distinct(member.issues):
@@ -417,7 +417,7 @@ def _distinct(tags: list[IssueTag]) -> list[IssueTag]:
     return list(dict.fromkeys(tags))
 
 
-def _labels(household: list[HouseholdMember]) -> list[str]:
+def _labels(household: Sequence[MemberFacts]) -> list[str]:
     """Each member by relation, numbered by position only when the relation repeats."""
     relations = [member.relation.value for member in household]
     return [

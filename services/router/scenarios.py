@@ -9,9 +9,9 @@ from typing import Any, Literal, TextIO
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from services.router.directory import Directory, DirectoryError, UnknownArea, load_directory
 from services.router.rules import PATTERNS, Decision, RuleSet, decide
 from shared.consultation import Consultation
+from shared.directory import Directory, DirectoryError, UnknownArea, load_directory
 
 _PATTERN_IDS = [rule.id for rule in PATTERNS]
 _TOP_LEVEL_KEYS = {"municipality", "agencies", "scenarios", *RuleSet.model_fields}

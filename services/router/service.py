@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from services.router.config import MunicipalityConfig
-from services.router.directory import UnknownArea
 from services.router.models import Referral, RouterOutbox, RoutingDecision
 from services.router.rules import decide
 from shared import outbox
 from shared.consumer import PermanentEventError
+from shared.directory import UnknownArea
 from shared.events import ConsultationReceived, EngagedAgency, Envelope, ReferralRequested, RoutingDecided, new_event
 
 SOURCE = "/marugoto/router"

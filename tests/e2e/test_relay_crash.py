@@ -1,12 +1,14 @@
 """Killing intake between commit and publish loses no event, and consumers apply it once."""
 
 import asyncio
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
 
 from services.cli import upgrade_databases
+from shared.auth import Scope
 from shared.events import ConsultationReceived
 from shared.settings import Settings
 from tests.conftest import read_events, service_env, topic_of
@@ -16,7 +18,11 @@ from tests.e2e.test_spine import CONSULTATION_8050, ENGAGED_8050, poll_json
 pytestmark = pytest.mark.e2e
 
 
-async def test_event_committed_before_a_kill_is_published_after_restart(settings: Settings, tmp_path: Path) -> None:
+async def test_event_committed_before_a_kill_is_published_after_restart(
+    settings: Settings, tmp_path: Path, bearer: Callable[..., dict[str, str]]
+) -> None:
+    partner = bearer("nabari-shakyo", Scope.submit)
+    operator = bearer("operator", Scope.operator)
     upgrade_databases(settings)
     env = service_env(settings)
     router = ServiceProcess("router", env, tmp_path).start()
@@ -27,23 +33,23 @@ async def test_event_committed_before_a_kill_is_published_after_restart(settings
         router.wait_ready()
         intake.wait_ready()
         async with httpx.AsyncClient(base_url=intake.url, timeout=10) as client:
-            response = await client.post("/v1/consultations", json=CONSULTATION_8050)
+            response = await client.post("/v1/consultations", json=CONSULTATION_8050, headers=partner)
         assert response.status_code == 202
         case_id = response.json()["case_id"]
         intake.kill()
 
         await asyncio.sleep(2)
         async with httpx.AsyncClient(timeout=5) as client:
-            before = await client.get(f"{router.url}/v1/cases/{case_id}/decision")
+            before = await client.get(f"{router.url}/v1/cases/{case_id}/decision", headers=operator)
         assert before.status_code == 404, "not published yet, so not routed"
         assert before.headers["content-type"] == "application/problem+json"
 
         intake.start()  # relay on: it finds the pending outbox row
         intake.wait_ready()
-        decision = await poll_json(f"{router.url}/v1/cases/{case_id}/decision", lambda body: True)
+        decision = await poll_json(f"{router.url}/v1/cases/{case_id}/decision", lambda body: True, operator)
         assert decision["tier"] == 2
         referrals = await poll_json(
-            f"{router.url}/v1/referrals?case_id={case_id}", lambda body: len(body) == len(ENGAGED_8050)
+            f"{router.url}/v1/referrals?case_id={case_id}", lambda body: len(body) == len(ENGAGED_8050), operator
         )
         assert {r["agency_id"] for r in referrals} == ENGAGED_8050
 

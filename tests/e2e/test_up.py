@@ -1,5 +1,6 @@
 """`marugoto up`: the whole stack with demo data, and nothing left behind after Ctrl-C."""
 
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from services.cli import fetch_token
 from shared.embedded_broker import free_port
 from tests.e2e.processes import alive, descendants
 
@@ -44,7 +46,9 @@ def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path:
         assert f"{DEMO} demo consultations submitted" in printed, printed
         assert f"http://127.0.0.1:{ports['metrics']}/v1/indicators" in printed
 
-        report = _wait_for_consultations(ports["metrics"], DEMO)
+        secrets = json.loads((tmp_path / "data" / "demo-credentials.json").read_text())
+        token = fetch_token(f"http://127.0.0.1:{ports['intake']}", "operator", secrets["operator"])
+        report = _wait_for_consultations(ports["metrics"], DEMO, token)
         assert report["municipality_code"] == "242080"
 
         children = descendants(up.pid)
@@ -61,11 +65,15 @@ def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path:
             up.wait()
 
 
-def _wait_for_consultations(port: int, expected: int, timeout_s: float = 60) -> dict:  # type: ignore[type-arg]
+def _wait_for_consultations(port: int, expected: int, token: str, timeout_s: float = 60) -> dict:  # type: ignore[type-arg]
     deadline = time.monotonic() + timeout_s
     body: dict = {}  # type: ignore[type-arg]
     while time.monotonic() < deadline:
-        response = httpx.get(f"http://127.0.0.1:{port}/v1/indicators?municipality=242080", timeout=5)
+        response = httpx.get(
+            f"http://127.0.0.1:{port}/v1/indicators?municipality=242080",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=5,
+        )
         body = response.json()
         counts = {i["id"]: i["value"] for i in body["indicators"]}
         if counts["M8"] == expected and counts["OPS-DECISIONS"] == expected:

@@ -10,15 +10,15 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from services.router.directory import (
+from services.router.rules import DEFAULT_TAG_PARTNERS, RuleSet, UnknownArea, decide
+from shared.consultation import Consultation
+from shared.directory import (
     DirectoryError,
     UnknownAgency,
     demo_directory_path,
     load_directory,
     load_directory_file,
 )
-from services.router.rules import DEFAULT_TAG_PARTNERS, RuleSet, UnknownArea, decide
-from shared.consultation import Consultation
 from shared.vocabulary import IssueTag
 
 NABARI = Path(__file__).parents[2].parent / "shared/scenarios/routing-nabari.yaml"

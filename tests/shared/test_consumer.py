@@ -10,7 +10,7 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from shared import db
-from shared.consumer import PermanentEventError, install_dead_letters, register_consumer
+from shared.consumer import PermanentEventError, install_dead_letters, register_consumers
 from shared.events import ConsultationReceived, Envelope, RoutingDecided, encode
 from shared.kafka import make_broker
 from shared.runtime import Runtime
@@ -70,7 +70,7 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_
             TestProcessedEvent, envelope, lambda s: s.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
         )
 
-    register_consumer(broker, settings, service=SCHEMA, model=ConsultationReceived, apply=apply, description="t")
+    register_consumers(broker, settings, service=SCHEMA, handlers={ConsultationReceived: apply}, description="test")
     await broker.start()
     try:
         await wait_until(lambda: dead_letters.by_topic.get(topic, 0) >= 4 and _effects(engine) >= 2)
@@ -108,7 +108,7 @@ async def test_transient_failures_are_retried_not_dead_lettered(engine: Engine, 
             TestProcessedEvent, envelope, lambda s: s.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
         )
 
-    register_consumer(broker, settings, service=SCHEMA, model=ConsultationReceived, apply=apply, description="t")
+    register_consumers(broker, settings, service=SCHEMA, handlers={ConsultationReceived: apply}, description="test")
     await broker.start()
     try:
         await wait_until(lambda: _effects(engine) >= 1, timeout_s=60)

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from shared.consultation import Consultation
+from shared.consultation import ConsultationSummary
 from shared.events import (
     ConsultationReceived,
     Envelope,
@@ -18,8 +18,12 @@ from shared.events import (
 
 
 def received(case_id: str = "case-1") -> Envelope[ConsultationReceived]:
-    consultation = Consultation.model_validate(
-        {"area": "chiiki-01", "pathway": "self", "household": [{"relation": "self", "age": 70, "issues": ["poverty"]}]}
+    consultation = ConsultationSummary.model_validate(
+        {
+            "area": "chiiki-01",
+            "pathway": "self",
+            "household": [{"relation": "self", "age_band": "65-74", "issues": ["poverty"]}],
+        }
     )
     data = ConsultationReceived(
         case_id=case_id,

@@ -10,8 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from shared import db
-from shared.consultation import Consultation
-from shared.consumer import install_dead_letters, register_consumer
+from shared.consultation import ConsultationSummary
+from shared.consumer import install_dead_letters, register_consumers
 from shared.events import ConsultationReceived, Envelope, decode, new_event
 from shared.inbox import claim
 from shared.kafka import make_broker
@@ -31,7 +31,7 @@ def engine(settings: Settings) -> Iterator[Engine]:
 
 
 def consultation_event(case_id: str) -> Envelope[ConsultationReceived]:
-    consultation = Consultation.model_validate(
+    consultation = ConsultationSummary.model_validate(
         {"area": "chiiki-01", "pathway": "self", "household": [{"relation": "self", "issues": ["poverty"]}]}
     )
     data = ConsultationReceived(
@@ -141,7 +141,7 @@ async def test_crash_between_publish_and_mark_republishes_and_consumer_applies_o
             )
         )
 
-    register_consumer(broker, settings, service=SCHEMA, model=ConsultationReceived, apply=apply, description="test")
+    register_consumers(broker, settings, service=SCHEMA, handlers={ConsultationReceived: apply}, description="test")
     await broker.start()
     try:
         await wait_until(lambda: len(applied) >= 8)

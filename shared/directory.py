@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -225,3 +225,20 @@ def _first_error(error: ValidationError, where: str) -> str:
 
 def _one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+def read_directory_files(paths: Iterable[Path]) -> dict[str, tuple[Directory, Mapping[str, Any]]]:
+    """Each configured municipality's directory with its raw file data; the demo one when none is given."""
+    files = list(paths) or [demo_directory_path()]
+    found: dict[str, tuple[Directory, Mapping[str, Any]]] = {}
+    for path in files:
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise DirectoryError(f"cannot read {path}: {_one_line(str(error))}") from None
+        directory = load_directory(data)
+        code = directory.municipality.code
+        if code in found:
+            raise DirectoryError(f"{path}: municipality {code} is configured twice")
+        found[code] = (directory, data)
+    return found
