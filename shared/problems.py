@@ -129,3 +129,26 @@ def invalid_fields(errors: list[tuple[str, str]], labels: dict[str, str]) -> Pro
         for field, message in errors
     ]
     return Problem(422, "validation-error", f"{len(listed)} field(s) are invalid", errors=listed)
+
+
+_NUL_MARKERS = (b"\x00", b"\\u0000", b"%00")
+
+
+def install_input_guard(app: FastAPI) -> None:
+    """Refuse requests carrying NUL characters (PostgreSQL text cannot hold them) with a 422 problem."""
+
+    @app.middleware("http")
+    async def refuse_nul(request: Request, call_next: Any) -> Any:
+        if not request.url.path.startswith("/v1/"):
+            return await call_next(request)
+        raw_target = request.scope.get("raw_path", b"") + b"?" + request.scope.get("query_string", b"")
+        body = await request.body() if request.method in {"POST", "PUT", "PATCH"} else b""
+        if any(marker in raw_target.lower() or marker in body for marker in _NUL_MARKERS):
+            return problem_response(
+                request,
+                status=422,
+                slug="validation-error",
+                detail="the request contains a NUL character",
+                errors=[{"field": "", "label": "", "message": "NUL characters are not allowed", "type": "value_error"}],
+            )
+        return await call_next(request)

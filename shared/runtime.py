@@ -102,6 +102,7 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
     app = FastAPI(title=definition.title, description=definition.description, version="0.1.0", lifespan=lifespan)
     app.state.verifier = load_verifier(settings)
     problems.install(app, definition.field_labels)
+    problems.install_input_guard(app)
     auth.install(app)
     for router in definition.routers:
         app.include_router(router)
@@ -111,7 +112,11 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         """Liveness: the process serves requests."""
         return {"status": "ok", "service": definition.name}
 
-    @app.get("/readyz", tags=["operations"])
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"description": "Not ready: the database or the broker is unavailable"}},
+    )
     async def readyz(response: Response) -> dict[str, Any]:
         """Readiness: the database answers and the Kafka broker is reachable."""
         runtime: Runtime = app.state.runtime

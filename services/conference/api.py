@@ -13,7 +13,7 @@ from shared.problems import problem_responses
 router = APIRouter(prefix="/v1", tags=["meetings"])
 
 
-@router.get("/meetings", response_model=list[MeetingPublic], responses=problem_responses(401, 403))
+@router.get("/meetings", response_model=list[MeetingPublic], responses=problem_responses(401, 403, 422))
 async def list_meetings(
     runtime: RuntimeDep, principal: PrincipalDep, case_id: str | None = None
 ) -> list[MeetingPublic]:

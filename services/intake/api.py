@@ -162,7 +162,7 @@ async def add_contact(
     return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 202)
 
 
-@router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403))
+@router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403, 422))
 async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CasePublic]:
     """Cases your agency submitted or is engaged on, newest first."""
     require(principal, Scope.read_own)
@@ -176,7 +176,9 @@ async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CaseP
     return await anyio.to_thread.run_sync(work)
 
 
-@router.get("/cases/{case_id}", tags=["cases"], response_model=CasePublic, responses=problem_responses(401, 403, 404))
+@router.get(
+    "/cases/{case_id}", tags=["cases"], response_model=CasePublic, responses=problem_responses(401, 403, 404, 422)
+)
 async def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> CasePublic:
     """A case's timeline: status, routing decision, contacts, referrals and consents (no personal details)."""
     require(principal, Scope.read_own)
@@ -250,7 +252,7 @@ async def revoke_consent(
     "/cases/{case_id}/personal-details",
     tags=["consent"],
     response_model=PersonalDetailsRelease,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def read_personal_details(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> PersonalDetailsRelease:
     """Personal details of a case's members, for the submitting agency or an engaged agency with consent.
@@ -273,7 +275,7 @@ async def read_personal_details(case_id: str, runtime: RuntimeDep, principal: Pr
 
 
 @router.get(
-    "/audit-log", tags=["consent"], response_model=list[AuditEntryPublic], responses=problem_responses(401, 403)
+    "/audit-log", tags=["consent"], response_model=list[AuditEntryPublic], responses=problem_responses(401, 403, 422)
 )
 async def read_audit_log(
     runtime: RuntimeDep, principal: PrincipalDep, case_id: str | None = None

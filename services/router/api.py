@@ -13,7 +13,7 @@ from shared.problems import Problem, problem_responses
 router = APIRouter(prefix="/v1", tags=["routing"])
 
 
-@router.get("/cases/{case_id}/decision", response_model=DecisionPublic, responses=problem_responses(401, 403, 404))
+@router.get("/cases/{case_id}/decision", response_model=DecisionPublic, responses=problem_responses(401, 403, 404, 422))
 async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> DecisionPublic:
     """The routing decision of a case, with the rule and legal basis of each part (coordinators, operators)."""
     require_any(principal, Scope.coordinator, Scope.operator)
@@ -29,7 +29,7 @@ async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDe
     return decision
 
 
-@router.get("/referrals", response_model=list[ReferralPublic], responses=problem_responses(401, 403))
+@router.get("/referrals", response_model=list[ReferralPublic], responses=problem_responses(401, 403, 422))
 async def list_referrals(
     runtime: RuntimeDep, principal: PrincipalDep, agency_id: str | None = None, case_id: str | None = None
 ) -> list[ReferralPublic]:
