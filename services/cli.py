@@ -94,6 +94,9 @@ def cmd_agencies(args: argparse.Namespace) -> int:
     from services.intake import service as intake
     from shared.auth import Scope
 
+    if args.action in {"add", "revoke"} and not args.id:
+        print(f"agencies {args.action} needs --id", file=sys.stderr)
+        return 2
     settings = get_settings()
     _service_definition("intake")
     engine = db.make_engine(settings, "intake")
@@ -116,6 +119,23 @@ def cmd_agencies(args: argparse.Namespace) -> int:
                     print(f"{credential.agency_id}\t{credential.name}\t{','.join(credential.scopes)}\t{state}")
     finally:
         engine.dispose()
+    return 0
+
+
+def cmd_personal_data(args: argparse.Namespace) -> int:
+    """`marugoto personal-data rotate`: re-encrypt personal details under the first configured key."""
+    from services.intake import service as intake
+    from services.intake.app import vault_from
+
+    settings = get_settings()
+    _service_definition("intake")
+    engine = db.make_engine(settings, "intake")
+    try:
+        with db.transaction(engine) as session:
+            changed = intake.rotate_personal_data(session, vault_from(settings).cipher)
+    finally:
+        engine.dispose()
+    print(f"re-encrypted {changed} personal field(s) under the first key")
     return 0
 
 
@@ -368,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--scopes", default="submit,read_own", help="comma-separated: submit,read_own,coordinator,operator,admin"
     )
     agencies.set_defaults(func=cmd_agencies)
+
+    personal = sub.add_parser("personal-data", help="personal details stored by intake")
+    personal.add_argument("action", choices=["rotate"], help="re-encrypt under the first key")
+    personal.set_defaults(func=cmd_personal_data)
 
     check = sub.add_parser("route-check", help="run a routing scenario file")
     check.add_argument("file")

@@ -259,10 +259,10 @@ class TokenVerifier:
             raise InvalidToken("malformed token") from exc
 
 
-def load_issuer(private_pem: str, issuer: str = DEFAULT_ISSUER) -> TokenIssuer:
+def load_issuer(private_pem: str, issuer: str = DEFAULT_ISSUER, ttl_s: int = 900) -> TokenIssuer:
     """A token issuer for a configured private key; its kid is the fingerprint of the public half."""
     kid = _fingerprint(_load_private_key(private_pem).public_key())
-    return TokenIssuer(private_pem, kid, issuer=issuer)
+    return TokenIssuer(private_pem, kid, issuer=issuer, ttl_s=ttl_s)
 
 
 def load_verifier(public_keys_pem: Iterable[str], issuer: str = DEFAULT_ISSUER) -> TokenVerifier:

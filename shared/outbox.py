@@ -52,9 +52,19 @@ def stage(session: Session, model: type[OutboxBase], envelope: Envelope[Any]) ->
 
 def pending_count(engine: Engine, model: type[OutboxBase]) -> int:
     """How many staged events are not yet published (the outbox backlog)."""
+    return backlog(engine, model)[0]
+
+
+def backlog(engine: Engine, model: type[OutboxBase]) -> tuple[int, float]:
+    """The outbox backlog: how many events wait, and how many seconds the oldest has waited (the lag)."""
     with Session(engine) as session:
-        query = select(func.count()).select_from(model).where(col(model.published_at).is_(None))
-        return int(session.exec(query).one())
+        query = select(func.count(), func.min(model.created_at)).where(col(model.published_at).is_(None))
+        count, oldest = session.exec(query).one()
+    if oldest is None:
+        return 0, 0.0
+    if oldest.tzinfo is None:  # SQLite returns the aggregate without the column type's conversion
+        oldest = oldest.replace(tzinfo=UTC)
+    return int(count), max(0.0, (datetime.now(UTC) - oldest).total_seconds())
 
 
 class OutboxRelay:

@@ -19,7 +19,7 @@ from shared.consumer import DeadLetterCounter, install_dead_letters
 from shared.events import Envelope, EventData
 from shared.inbox import ProcessedEventBase, claim
 from shared.kafka import make_broker
-from shared.outbox import OutboxBase, OutboxRelay, pending_count
+from shared.outbox import OutboxBase, OutboxRelay, backlog
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -124,9 +124,10 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         broker_ok = bool(await runtime.broker.ping(timeout=2.0))
         checks: dict[str, Any] = {"database": database_ok, "broker": broker_ok}
         if runtime.relay is not None and definition.outbox_model is not None and database_ok:
-            checks["outbox_backlog"] = await anyio.to_thread.run_sync(
-                pending_count, runtime.engine, definition.outbox_model
-            )
+            waiting, lag_s = await anyio.to_thread.run_sync(backlog, runtime.engine, definition.outbox_model)
+            checks["outbox_backlog"] = waiting
+            checks["outbox_lag_s"] = round(lag_s, 3)
+            checks["outbox_published"] = runtime.relay.published_total
         checks["dead_letters"] = dict(runtime.dead_letters.by_topic)
         ready = database_ok and broker_ok
         response.status_code = 200 if ready else 503

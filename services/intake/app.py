@@ -35,7 +35,7 @@ def _wire(runtime: Runtime) -> None:
     settings = runtime.settings
     if settings.auth_private_key_file is None:
         raise AuthConfigError("intake issues tokens: set MARUGOTO_AUTH_PRIVATE_KEY_FILE")
-    runtime.state["issuer"] = load_issuer(settings.auth_private_key_file.read_text())
+    runtime.state["issuer"] = load_issuer(settings.auth_private_key_file.read_text(), ttl_s=settings.auth_token_ttl_s)
     runtime.state["vault"] = vault_from(settings)
     runtime.state["directories"] = {
         code: directory for code, (directory, _data) in read_directory_files(settings.directory_files).items()

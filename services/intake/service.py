@@ -458,3 +458,22 @@ def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
                 status="requested",
             )
         )
+
+
+def rotate_personal_data(session: Session, cipher: FieldCipher, *, batch: int = 500) -> int:
+    """Re-encrypt every stored personal field under the cipher's first key; returns how many changed.
+
+    Run after putting a new key first in MARUGOTO_PERSONAL_DATA_KEYS; the old key can be removed once
+    this has finished.
+    """
+    changed = 0
+    offset = 0
+    while members := session.exec(select(Member).order_by(col(Member.id)).offset(offset).limit(batch)).all():
+        for member in members:
+            stale = {field: token for field, token in member.personal.items() if cipher.needs_rotation(token)}
+            if stale:
+                member.personal = {**member.personal, **{f: cipher.rotate(t) for f, t in stale.items()}}
+                session.add(member)
+                changed += len(stale)
+        offset += batch
+    return changed

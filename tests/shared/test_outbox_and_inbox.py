@@ -15,7 +15,7 @@ from shared.consumer import install_dead_letters, register_consumers
 from shared.events import ConsultationReceived, Envelope, decode, new_event
 from shared.inbox import claim
 from shared.kafka import make_broker
-from shared.outbox import OutboxRelay, pending_count, stage
+from shared.outbox import OutboxRelay, backlog, pending_count, stage
 from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
@@ -72,6 +72,8 @@ def test_rolled_back_transaction_stages_nothing(engine: Engine) -> None:
 
 async def test_relay_publishes_staged_events_in_order_keyed_by_case(engine: Engine, settings: Settings) -> None:
     events = stage_cases(engine, [f"case-{i}" for i in range(5)])
+    waiting, lag_s = backlog(engine, TestOutbox)
+    assert waiting == 5 and lag_s >= 0.0
     producer = Producer(settings)
     await producer.producer.start()
     try:
@@ -79,7 +81,7 @@ async def test_relay_publishes_staged_events_in_order_keyed_by_case(engine: Engi
         assert await relay.drain() == 5
     finally:
         await producer.producer.stop()
-    assert pending_count(engine, TestOutbox) == 0
+    assert backlog(engine, TestOutbox) == (0, 0.0)
 
     records = await read_events(
         str(settings.kafka_bootstrap_servers), topic_of(settings, ConsultationReceived), until=lambda r: len(r) >= 5
