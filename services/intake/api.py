@@ -23,7 +23,7 @@ from services.intake.models import (
     TokenResponse,
 )
 from shared import db, idempotency
-from shared.api import PrincipalDep, RuntimeDep
+from shared.api import PrincipalDep, RuntimeDep, require_any
 from shared.auth import AuthProblem, Principal, Scope, TokenIssuer, require
 from shared.problems import Problem, problem_responses
 from shared.runtime import Runtime
@@ -236,7 +236,7 @@ async def revoke_consent(
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
     """Revoke a consent: sharing stops now and the revocation is published (submitting agency or operator)."""
-    require(principal, Scope.submit if not principal.has(Scope.operator) else Scope.operator)
+    require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Any) -> dict[str, Any]:
         case = service.get_case(session, case_id)

@@ -117,6 +117,16 @@ async def test_consultation_is_routed_referred_scheduled_and_counted(
     assert decision["lead"] == "nabari-houkatsu"
     assert {p["id"] for p in decision["patterns"]} == {"multiple_members", "multiple_issues"}
 
+    timeline = await poll_json(
+        f"{stack['intake'].url}/v1/cases/{case_id}",
+        lambda body: body["status"] == "routed" and len(body["referrals"]) == len(ENGAGED_8050),
+        partner,
+    )
+    assert timeline["tier"] == 2 and timeline["lead"] == "nabari-houkatsu"
+    assert {r["agency_id"] for r in timeline["referrals"]} == ENGAGED_8050
+    assert [c["kind"] for c in timeline["contacts"]] == ["opening", "follow_up"]
+    assert timeline["consents"][0]["revoked_at"] is not None
+
     meetings = await poll_json(
         f"{stack['conference'].url}/v1/meetings?case_id={case_id}", lambda body: len(body) == 1, operator
     )
