@@ -117,6 +117,10 @@ class Directory(BaseModel):
         except KeyError:
             raise UnknownAgency(f"unknown agency {agency_id!r} in {self.municipality.name}") from None
 
+    def find_agency(self, agency_id: str) -> Agency | None:
+        """The agency with this id, or None."""
+        return self._agencies.get(agency_id)
+
     def agencies_of_type(self, agency_type: str) -> list[Agency]:
         """Every agency of this type, ordered by id."""
         return sorted((a for a in self.agencies if a.type == agency_type), key=lambda a: a.id)

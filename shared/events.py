@@ -89,13 +89,15 @@ class EngagedAgency(BaseModel):
 
 
 class RoutingDecided(EventData):
-    """The router decided the tier and the agencies of a case, and why."""
+    """The router decided the tier and the agencies of a case, and why (again after each escalation)."""
 
     event_type: ClassVar[str] = "jp.marugoto.routing.decided"
     topic: ClassVar[str] = topics.ROUTING_DECIDED
 
     case_id: str
     decision_id: str
+    sequence: int = 1
+    kind: Literal["initial", "backup", "prefecture_support", "return_to_community"] = "initial"
     tier: Literal[1, 2, 3]
     patterns: list[str]
     lead: str | None
@@ -121,6 +123,74 @@ class ReferralRequested(EventData):
     rule_id: str
     legal_basis: str
     requested_at: datetime
+    replaces_referral_id: str | None = None
+    deadline: datetime | None = None
+
+
+REFERRAL_STATUSES = (
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "in_progress",
+    "on_hold",
+    "completed",
+    "failed",
+    "cancelled",
+)
+ReferralStatus = Literal[
+    "requested", "received", "accepted", "rejected", "in_progress", "on_hold", "completed", "failed", "cancelled"
+]
+
+
+class ReferralStatusChanged(EventData):
+    """A referral moved in its lifecycle (FHIR Task states), with the coded reason and who moved it."""
+
+    event_type: ClassVar[str] = "jp.marugoto.referral.status_changed"
+    topic: ClassVar[str] = topics.REFERRAL_STATUS_CHANGED
+
+    referral_id: str
+    case_id: str
+    agency_id: str
+    from_status: ReferralStatus
+    to_status: ReferralStatus
+    reason_code: str | None
+    changed_by: str
+    changed_at: datetime
+
+
+class ReferralOverdue(EventData):
+    """A referral was not accepted in time: a reminder, or an escalation to the lead (推進員)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.referral.overdue"
+    topic: ClassVar[str] = topics.REFERRAL_OVERDUE
+
+    referral_id: str
+    case_id: str
+    agency_id: str
+    stage: Literal["reminder", "escalation"]
+    due_at: datetime
+    escalated_to: str | None = None
+
+
+class AgencyFeedEntry(EventData):
+    """One entry of an agency's routed-case feed; keyed by agency id, with no personal information."""
+
+    event_type: ClassVar[str] = "jp.marugoto.agency.feed_entry"
+    topic: ClassVar[str] = topics.AGENCY_FEED
+
+    entry_id: int
+    agency_id: str
+    referral_id: str
+    case_id: str
+    kind: Literal["referral_requested", "status_changed", "reminder", "escalated"]
+    status: ReferralStatus
+    tier: Literal[1, 2, 3]
+    agency_type: str
+    rule_id: str
+    issues: list[str]
+    area: str
+    at: datetime
 
 
 class ConferenceScheduled(EventData):
@@ -147,6 +217,9 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         ConsentRevoked,
         RoutingDecided,
         ReferralRequested,
+        ReferralStatusChanged,
+        ReferralOverdue,
+        AgencyFeedEntry,
         ConferenceScheduled,
     )
 }

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +73,8 @@ class ServiceDefinition:
     wire: Callable[[Runtime], None]
     routers: tuple[Any, ...] = ()
     field_labels: dict[str, str] = field(default_factory=dict)
+    # Long-running tasks of the service (e.g. the router's deadline timers), started with it.
+    background: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...] = ()
 
 
 def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
@@ -86,11 +88,15 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         relay_task = None
         if runtime.relay is not None and settings.relay_enabled:
             relay_task = asyncio.create_task(runtime.relay.run())
+        tasks: list[asyncio.Task[None]] = [asyncio.create_task(job(runtime)) for job in definition.background]
         log.info("service_started", service=definition.name)
         try:
             yield
         finally:
             log.info("service_stopping", service=definition.name)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if runtime.relay is not None and relay_task is not None:
                 runtime.relay.stop()
                 await relay_task

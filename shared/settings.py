@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     personal_data_keys: list[SecretStr] = Field(default_factory=list)
     personal_index_key: SecretStr | None = None
 
+    # Referral deadlines are in business hours of the municipality's calendar; tests shorten the clock.
+    router_business_hour_s: float = Field(default=3600.0, gt=0)
+    router_wall_clock: bool = False  # count every hour, not only opening hours (tests, demos)
+    router_timer_interval_s: float = Field(default=1.0, gt=0)
+
     log_level: str = "INFO"
 
     def port(self, service: str) -> int:

@@ -6,6 +6,10 @@ CONSENT_GIVEN = "marugoto.consent.given"
 CONSENT_REVOKED = "marugoto.consent.revoked"
 ROUTING_DECIDED = "marugoto.routing.decided"
 REFERRAL_REQUESTED = "marugoto.referral.requested"
+REFERRAL_STATUS_CHANGED = "marugoto.referral.status_changed"
+REFERRAL_OVERDUE = "marugoto.referral.overdue"
+# Keyed by agency id (not case id): an agency's integration follows only its own referrals.
+AGENCY_FEED = "marugoto.agency.feed"
 CONFERENCE_SCHEDULED = "marugoto.conference.scheduled"
 
 EVENT_TOPICS = (
@@ -15,6 +19,9 @@ EVENT_TOPICS = (
     CONSENT_REVOKED,
     ROUTING_DECIDED,
     REFERRAL_REQUESTED,
+    REFERRAL_STATUS_CHANGED,
+    REFERRAL_OVERDUE,
+    AGENCY_FEED,
     CONFERENCE_SCHEDULED,
 )
 

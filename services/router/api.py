@@ -1,27 +1,143 @@
-"""Router's HTTP API: decisions with their reasons, and agencies' referral queues."""
+"""Router's HTTP API: directories, decisions with their reasons, escalations, referral queues and the
+coordinators' feed (Server-Sent Events, resumable with Last-Event-ID)."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import StreamingResponse
 
 from services.router import service
-from services.router.models import DecisionPublic, ReferralPublic
+from services.router.models import (
+    DecisionPublic,
+    DirectoryPublic,
+    DirectoryVersion,
+    EscalationCreate,
+    FeedEntryPublic,
+    FeedPage,
+    ReferralPublic,
+    TransitionCreate,
+)
 from shared import db
 from shared.api import PrincipalDep, RuntimeDep, require_any
-from shared.auth import Scope
+from shared.auth import Principal, Scope
+from shared.directory import DirectoryError
 from shared.problems import Problem, problem_responses
+from shared.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["routing"])
+router = APIRouter(prefix="/v1")
+
+KEEP_ALIVE_S = 15.0
+FEED_POLL_S = 0.5
 
 
-@router.get("/cases/{case_id}/decision", response_model=DecisionPublic, responses=problem_responses(401, 403, 404, 422))
-async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> DecisionPublic:
-    """The routing decision of a case, with the rule and legal basis of each part (coordinators, operators)."""
+def _ctx(runtime: Runtime) -> service.Context:
+    ctx: service.Context = runtime.state["ctx"]
+    return ctx
+
+
+# --- directories --------------------------------------------------------------------------------
+
+
+@router.get(
+    "/directories/{municipality_code}",
+    tags=["directory"],
+    response_model=DirectoryPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_directory(municipality_code: str, runtime: RuntimeDep, principal: PrincipalDep) -> DirectoryPublic:
+    """The directory (areas, agencies), rules and deadlines in force for a municipality."""
+    require_any(principal, Scope.admin, Scope.operator, Scope.coordinator)
+
+    def work() -> DirectoryPublic | None:
+        with db.transaction(runtime.engine) as session:
+            row = service.active_version(session, municipality_code)
+            return None if row is None else DirectoryPublic.model_validate(row.model_dump())
+
+    found = await anyio.to_thread.run_sync(work)
+    if found is None:
+        raise Problem(404, "directory-not-found", f"no directory for municipality {municipality_code}")
+    return found
+
+
+@router.put(
+    "/directories/{municipality_code}",
+    tags=["directory"],
+    response_model=DirectoryPublic,
+    responses=problem_responses(401, 403, 422),
+)
+async def put_directory(
+    municipality_code: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    body: Annotated[dict[str, Any], Body(description="the directory file's shape: municipality, agencies, rules")],
+) -> DirectoryPublic:
+    """Replace a municipality's directory (admins): a new version, in force from now; past decisions keep theirs."""
+    require_any(principal, Scope.admin)
+
+    def work() -> DirectoryPublic:
+        with db.transaction(runtime.engine) as session:
+            try:
+                row = service.store_directory(session, body, source=f"admin:{principal.agency_id}", activate=True)
+            except DirectoryError as error:
+                raise Problem(422, "invalid-directory", str(error)) from None
+            if row.municipality_code != municipality_code:
+                raise Problem(422, "invalid-directory", f"the body is the directory of {row.municipality_code}")
+            return DirectoryPublic.model_validate(row.model_dump())
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.get(
+    "/directories/{municipality_code}/versions",
+    tags=["directory"],
+    response_model=list[DirectoryPublic],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_directory_versions(
+    municipality_code: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> list[DirectoryPublic]:
+    """Every version of a municipality's directory, the one in force first: a past decision names its own."""
+    require_any(principal, Scope.admin, Scope.operator)
+
+    def work() -> list[DirectoryPublic]:
+        from sqlmodel import col, select
+
+        with db.transaction(runtime.engine) as session:
+            rows = session.exec(
+                select(DirectoryVersion)
+                .where(DirectoryVersion.municipality_code == municipality_code)
+                .order_by(col(DirectoryVersion.activated_at).desc())
+            ).all()
+            return [DirectoryPublic.model_validate(r.model_dump()) for r in rows]
+
+    return await anyio.to_thread.run_sync(work)
+
+
+# --- decisions and escalations --------------------------------------------------------------------
+
+
+def _decision_reader(principal: Principal) -> None:
     require_any(principal, Scope.coordinator, Scope.operator)
+
+
+@router.get(
+    "/cases/{case_id}/decision",
+    tags=["routing"],
+    response_model=DecisionPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> DecisionPublic:
+    """The decision in force for a case, with the rule and legal basis of each part."""
+    _decision_reader(principal)
 
     def work() -> DecisionPublic | None:
         with db.transaction(runtime.engine) as session:
-            row = service.get_decision(session, case_id)
-            return None if row is None else DecisionPublic(**row.model_dump())
+            row = service.latest_decision(session, case_id)
+            return None if row is None else DecisionPublic.model_validate(row.model_dump())
 
     decision = await anyio.to_thread.run_sync(work)
     if decision is None:
@@ -29,11 +145,60 @@ async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDe
     return decision
 
 
-@router.get("/referrals", response_model=list[ReferralPublic], responses=problem_responses(401, 403, 422))
+@router.get(
+    "/cases/{case_id}/decisions",
+    tags=["routing"],
+    response_model=list[DecisionPublic],
+    responses=problem_responses(401, 403, 422),
+)
+async def list_decisions(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> list[DecisionPublic]:
+    """Every decision of a case, first first (escalations and returns add one each)."""
+    _decision_reader(principal)
+
+    def work() -> list[DecisionPublic]:
+        with db.transaction(runtime.engine) as session:
+            return [DecisionPublic.model_validate(d.model_dump()) for d in service.decisions_of_case(session, case_id)]
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.post(
+    "/cases/{case_id}/escalations",
+    tags=["routing"],
+    status_code=201,
+    response_model=DecisionPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def escalate(
+    case_id: str, body: EscalationCreate, runtime: RuntimeDep, principal: PrincipalDep
+) -> DecisionPublic:
+    """Ask for backup (a tier-1 place → tier 2), prefecture support (the lead → tier 3), or return the case
+    to the community (the lead → 見守り); each is recorded as a new decision."""
+
+    def work() -> DecisionPublic:
+        with db.transaction(runtime.engine) as session:
+            row = service.escalate(session, case_id=case_id, kind=body.kind, principal=principal, ctx=_ctx(runtime))
+            return DecisionPublic.model_validate(row.model_dump())
+
+    decision = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    return decision
+
+
+# --- referrals ------------------------------------------------------------------------------------
+
+
+@router.get(
+    "/referrals", tags=["referrals"], response_model=list[ReferralPublic], responses=problem_responses(401, 403, 422)
+)
 async def list_referrals(
-    runtime: RuntimeDep, principal: PrincipalDep, agency_id: str | None = None, case_id: str | None = None
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    agency_id: str | None = None,
+    case_id: str | None = None,
+    status: str | None = None,
 ) -> list[ReferralPublic]:
-    """Referrals in an agency's queue (your own, or any for operators), optionally of one case."""
+    """Referrals in an agency's queue (your own, or any for operators), optionally of one case or status."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if not principal.has(Scope.operator):
         if agency_id not in (None, principal.agency_id):
@@ -42,7 +207,113 @@ async def list_referrals(
 
     def work() -> list[ReferralPublic]:
         with db.transaction(runtime.engine) as session:
-            rows = service.list_referrals(session, agency_id=agency_id, case_id=case_id)
-            return [ReferralPublic(**r.model_dump()) for r in rows]
+            rows = service.list_referrals(session, agency_id=agency_id, case_id=case_id, status=status)
+            return [ReferralPublic.model_validate(r.model_dump()) for r in rows]
 
     return await anyio.to_thread.run_sync(work)
+
+
+@router.post(
+    "/referrals/{referral_id}/transitions",
+    tags=["referrals"],
+    response_model=ReferralPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def move_referral(
+    referral_id: str, body: TransitionCreate, runtime: RuntimeDep, principal: PrincipalDep
+) -> ReferralPublic:
+    """Accept, reject (with a coded reason: it is re-routed), start, hold (見守り), complete, fail or cancel."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+
+    def work() -> ReferralPublic:
+        with db.transaction(runtime.engine) as session:
+            referral = service.transition(
+                session, referral_id=referral_id, body=body, principal=principal, ctx=_ctx(runtime)
+            )
+            return ReferralPublic.model_validate(referral.model_dump())
+
+    moved = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    return moved
+
+
+# --- the coordinators' feed -----------------------------------------------------------------------
+
+
+def _feed_agency(principal: Principal, agency_id: str | None) -> str:
+    require_any(principal, Scope.coordinator, Scope.operator)
+    if agency_id is None or agency_id == principal.agency_id:
+        return principal.agency_id
+    if not principal.has(Scope.operator):
+        raise Problem(403, "not-your-feed", "an agency reads only its own feed")
+    return agency_id
+
+
+@router.get("/feed/entries", tags=["feed"], response_model=FeedPage, responses=problem_responses(401, 403, 422))
+async def feed_page(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    agency_id: str | None = None,
+) -> FeedPage:
+    """Your agency's feed as pages: entries after the cursor `after`, oldest first."""
+    agency = _feed_agency(principal, agency_id)
+
+    def work() -> FeedPage:
+        with db.transaction(runtime.engine) as session:
+            entries = service.feed_entries(session, agency, after=after, limit=limit)
+        public = [FeedEntryPublic.model_validate(e.model_dump()) for e in entries]
+        return FeedPage(entries=public, next_after=public[-1].id if public else after)
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.get(
+    "/feed",
+    tags=["feed"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "Server-Sent Events: one event per feed entry", "content": {"text/event-stream": {}}},
+        **problem_responses(401, 403, 422),
+    },
+)
+async def feed_stream(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", pattern=r"^\d{1,18}$")] = None,
+    agency_id: str | None = None,
+) -> StreamingResponse:
+    """Your agency's routed referrals as they happen; reconnect with Last-Event-ID to resume without gaps."""
+    agency = _feed_agency(principal, agency_id)
+    cursor = int(last_event_id) if last_event_id else 0
+
+    async def events() -> AsyncIterator[str]:
+        position = cursor
+        quiet_s = 0.0
+        yield "retry: 2000\n\n"
+        while not await request.is_disconnected():
+
+            def batch(after: int = position) -> list[FeedEntryPublic]:
+                with db.transaction(runtime.engine) as session:
+                    rows = service.feed_entries(session, agency, after=after, limit=100)
+                    return [FeedEntryPublic.model_validate(e.model_dump()) for e in rows]
+
+            entries = await anyio.to_thread.run_sync(batch)
+            for entry in entries:
+                data = json.dumps(entry.model_dump(mode="json"), ensure_ascii=False)
+                yield f"id: {entry.id}\nevent: {entry.kind}\ndata: {data}\n\n"
+                position = entry.id
+            if entries:
+                quiet_s = 0.0
+                continue
+            await asyncio.sleep(FEED_POLL_S)
+            quiet_s += FEED_POLL_S
+            if quiet_s >= KEEP_ALIVE_S:
+                quiet_s = 0.0
+                yield ": keep-alive\n\n"
+
+    return StreamingResponse(
+        events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )

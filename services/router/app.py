@@ -1,22 +1,63 @@
 """Router's composition root."""
 
+import asyncio
+
+import anyio
+import structlog
 from fastapi import FastAPI
 
+from services.router import handlers, service
 from services.router.api import router
-from services.router.handlers import wire
 from services.router.models import RouterOutbox
-from shared.events import ReferralRequested, RoutingDecided
-from shared.runtime import ServiceDefinition, create_app
+from shared import db
+from shared.directory import read_directory_files
+from shared.events import AgencyFeedEntry, ReferralOverdue, ReferralRequested, ReferralStatusChanged, RoutingDecided
+from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
+
+log = structlog.get_logger()
+
+
+def _wire(runtime: Runtime) -> None:
+    settings = runtime.settings
+    ctx = service.Context(
+        configs=service.ConfigCache(),
+        clock=service.Clock(business_hour_s=settings.router_business_hour_s, wall=settings.router_wall_clock),
+    )
+    runtime.state["ctx"] = ctx
+    bodies = {code: data for code, (_directory, data) in read_directory_files(settings.directory_files).items()}
+    with db.transaction(runtime.engine) as session:
+        service.seed_directories(session, bodies)
+    handlers.wire(runtime, ctx)
+
+
+async def fire_timers(runtime: Runtime) -> None:
+    """Send due reminders and escalations, for as long as the service runs (timers are in the database)."""
+    ctx: service.Context = runtime.state["ctx"]
+
+    def once() -> int:
+        with db.transaction(runtime.engine) as session:
+            return service.fire_due_timers(session, ctx)
+
+    while True:
+        try:
+            if await anyio.to_thread.run_sync(once):
+                runtime.notify_outbox()
+                continue
+        except Exception as exc:
+            log.warning("timers_failed", error=repr(exc))
+        await asyncio.sleep(runtime.settings.router_timer_interval_s)
+
 
 DEFINITION = ServiceDefinition(
     name="router",
     title="Marugoto router",
-    description="Applies the Art. 106-3 tiers (社会福祉法106条の3) and requests referrals, recording why.",
+    description="Applies the Art. 106-3 tiers (社会福祉法106条の3) and follows every referral until someone owns it.",
     outbox_model=RouterOutbox,
-    publishes=(RoutingDecided, ReferralRequested),
-    wire=wire,
+    publishes=(RoutingDecided, ReferralRequested, ReferralStatusChanged, ReferralOverdue, AgencyFeedEntry),
+    wire=_wire,
     routers=(router,),
+    background=(fire_timers,),
 )
 
 

@@ -1,22 +1,17 @@
 """Router's subscribers."""
 
 from services.router import service
-from services.router.config import load_municipalities
 from services.router.models import RouterProcessedEvent
 from shared.consumer import register_consumers
 from shared.events import ConsultationReceived, Envelope
 from shared.runtime import Runtime
 
 
-def wire(runtime: Runtime) -> None:
+def wire(runtime: Runtime, ctx: service.Context) -> None:
     """Route every received consultation."""
-    municipalities = load_municipalities(runtime.settings.directory_files)
-    runtime.state["municipalities"] = municipalities
 
     def on_consultation_received(envelope: Envelope[ConsultationReceived]) -> None:
-        runtime.apply_once(
-            RouterProcessedEvent, envelope, lambda session: service.route(session, envelope, municipalities)
-        )
+        runtime.apply_once(RouterProcessedEvent, envelope, lambda session: service.route(session, envelope, ctx))
 
     register_consumers(
         runtime.broker,

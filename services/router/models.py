@@ -1,26 +1,66 @@
 """Router's tables (schema `router`) and API shapes."""
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as DataField
+from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
+from shared.events import ReferralStatus
 from shared.inbox import ProcessedEventBase
 from shared.outbox import OutboxBase
 
 SCHEMA = "router"
 
 
-class RoutingDecision(SQLModel, table=True):
-    """The routing decision (振り分け) of a case, with every reason, as the directory then stood."""
+def _now() -> datetime:
+    return datetime.now(UTC)
 
-    __tablename__ = "decision"
+
+class DirectoryVersion(SQLModel, table=True):
+    """A municipality's directory and rules as they stood; the latest activated one is in force."""
+
+    __tablename__ = "directory_version"
     __table_args__ = {"schema": SCHEMA}
 
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    version: str = Field(primary_key=True, max_length=40)
+    body: dict[str, Any] = Field(sa_type=JSON)
+    source: str = Field(max_length=120)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    activated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class CaseFacts(SQLModel, table=True):
+    """What the router knows of a case: its consultation summary (no personal details)."""
+
+    __tablename__ = "case_facts"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: str = Field(primary_key=True, max_length=36)
+    municipality_code: str = Field(max_length=6)
+    submitted_by: str = Field(max_length=100)
+    consultation: dict[str, Any] = Field(sa_type=JSON)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RoutingDecision(SQLModel, table=True):
+    """A routing decision (振り分け) of a case, with every reason, as the directory then stood.
+
+    A case's first decision has sequence 1; each escalation or return adds one.
+    """
+
+    __tablename__ = "decision"
+    __table_args__ = (UniqueConstraint("case_id", "sequence"), {"schema": SCHEMA})
+
     id: str = Field(primary_key=True, max_length=36)
-    case_id: str = Field(unique=True, max_length=36)
+    case_id: str = Field(index=True, max_length=36)
+    sequence: int = 1
+    kind: str = Field(default="initial", max_length=30)
+    requested_by: str | None = Field(default=None, max_length=100)
     municipality_code: str = Field(max_length=6, index=True)
     tier: int
     lead: str | None = Field(default=None, max_length=100)
@@ -29,7 +69,7 @@ class RoutingDecision(SQLModel, table=True):
     excluded: list[dict[str, Any]] = Field(sa_type=JSON)
     resource_gaps: list[dict[str, Any]] = Field(sa_type=JSON)
     directory_version: str = Field(max_length=40)
-    decided_at: datetime = Field(default_factory=lambda: datetime.now(UTC), sa_type=UTCDateTime)
+    decided_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class Referral(SQLModel, table=True):
@@ -40,13 +80,63 @@ class Referral(SQLModel, table=True):
 
     id: str = Field(primary_key=True, max_length=36)
     case_id: str = Field(index=True, max_length=36)
-    decision_id: str = Field(foreign_key=f"{SCHEMA}.decision.id", max_length=36)
+    decision_id: str = Field(max_length=36)
+    municipality_code: str = Field(max_length=6)
     agency_id: str = Field(index=True, max_length=100)
     agency_type: str = Field(max_length=100)
+    tier: int
     status: str = Field(default="requested", max_length=20)
+    status_reason: str | None = Field(default=None, max_length=60)
     rule_id: str = Field(max_length=60)
     legal_basis: str = Field(max_length=200)
-    requested_at: datetime = Field(default_factory=lambda: datetime.now(UTC), sa_type=UTCDateTime)
+    replaces_referral_id: str | None = Field(default=None, max_length=36)
+    requested_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class ReferralTransition(SQLModel, table=True):
+    """One step of a referral's lifecycle, for the record."""
+
+    __tablename__ = "referral_transition"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: str = Field(index=True, max_length=36)
+    from_status: str = Field(max_length=20)
+    to_status: str = Field(max_length=20)
+    reason_code: str | None = Field(default=None, max_length=60)
+    note: str | None = Field(default=None, max_length=500)
+    changed_by: str = Field(max_length=100)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class Timer(SQLModel, table=True):
+    """A persisted deadline of a referral (reminder, then escalation to the lead); survives restarts."""
+
+    __tablename__ = "timer"
+    __table_args__ = (Index("ix_router_timer_due", "fired_at", "due_at"), {"schema": SCHEMA})
+
+    id: int | None = Field(default=None, primary_key=True)
+    referral_id: str = Field(index=True, max_length=36)
+    kind: str = Field(max_length=20)  # reminder | escalation
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    fired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class FeedEntry(SQLModel, table=True):
+    """One entry of an agency's feed; its id is the SSE event id (resumable with Last-Event-ID)."""
+
+    __tablename__ = "feed_entry"
+    __table_args__ = (Index("ix_router_feed_agency", "agency_id", "id"), {"schema": SCHEMA})
+
+    id: int | None = Field(default=None, primary_key=True)
+    agency_id: str = Field(max_length=100)
+    referral_id: str = Field(max_length=36)
+    case_id: str = Field(max_length=36)
+    kind: str = Field(max_length=30)
+    body: dict[str, Any] = Field(sa_type=JSON)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class RouterOutbox(OutboxBase, table=True):
@@ -63,11 +153,17 @@ class RouterProcessedEvent(ProcessedEventBase, table=True):
     __table_args__ = {"schema": SCHEMA}
 
 
+# --- API shapes -------------------------------------------------------------------------------
+
+
 class DecisionPublic(BaseModel):
     """A decision with its reasons, as coordinators and auditors see it."""
 
     id: str
     case_id: str
+    sequence: int
+    kind: str
+    requested_by: str | None
     municipality_code: str
     tier: int
     lead: str | None
@@ -86,7 +182,64 @@ class ReferralPublic(BaseModel):
     case_id: str
     agency_id: str
     agency_type: str
+    tier: int
     status: str
+    status_reason: str | None
     rule_id: str
     legal_basis: str
+    replaces_referral_id: str | None
     requested_at: datetime
+    deadline: datetime | None
+
+
+class TransitionCreate(BaseModel):
+    """Body of POST /v1/referrals/{id}/transitions: move a referral to its next state."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to: ReferralStatus = DataField(description="next state (FHIR Task status)")
+    reason_code: str | None = DataField(
+        default=None, max_length=60, description="coded reason; required to reject or close"
+    )
+    note: str | None = DataField(default=None, max_length=500, description="no personal information")
+
+
+class EscalationCreate(BaseModel):
+    """Body of POST /v1/cases/{id}/escalations."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["backup", "prefecture_support", "return_to_community"] = DataField(
+        description="backup: a tier-1 place asks the municipal team (→ tier 2); prefecture_support: the lead asks "
+        "for prefecture-level support (→ tier 3); return_to_community: the lead returns the case to 見守り"
+    )
+    note: str | None = DataField(default=None, max_length=500)
+
+
+class DirectoryPublic(BaseModel):
+    """A directory version of a municipality."""
+
+    municipality_code: str
+    version: str
+    source: str
+    created_at: datetime
+    activated_at: datetime
+    body: dict[str, Any]
+
+
+class FeedEntryPublic(BaseModel):
+    """One entry of an agency's feed."""
+
+    id: int
+    referral_id: str
+    case_id: str
+    kind: str
+    body: dict[str, Any]
+    at: datetime
+
+
+class FeedPage(BaseModel):
+    """A page of an agency's feed; pass `next_after` as `after` for the next page."""
+
+    entries: list[FeedEntryPublic]
+    next_after: int | None

@@ -428,3 +428,90 @@ def _labels(household: Sequence[MemberFacts]) -> list[str]:
 
 def _join(items: list[str] | list[IssueTag]) -> str:
     return ", ".join(str(item) for item in items)
+
+
+# --- decisions after the first one ------------------------------------------------------------
+
+PREFECTURE_SUPPORT = Rule("prefecture_support_requested", "社会福祉法106条の3第1項; 指針 第四 (都道府県との連携)")
+RETURN_TO_COMMUNITY = Rule("return_to_community", "指針 第三 (住民・ボランティアとの協働); 指針 第二 (見守り)")
+REROUTE = Rule("reroute", "社会福祉法106条の2 (支援関係機関の連携); 実施要領 3(2) 表")
+REROUTE_TO_LEAD = Rule("reroute_to_lead", "社会福祉法106条の3第1項第3号 (協働の中核); no other agency of the type")
+ESCALATION = Rule("escalation", "実施要領 3(4)ア (相談支援包括化推進員); referral not accepted in time")
+
+
+def is_confidential(consultation: ConsultationFacts, rules: RuleSet) -> bool:
+    """True when a member has a tag that must never reach the neighbourhood (指針 第四)."""
+    return any(tag in rules.confidential_tags for member in consultation.household for tag in member.issues)
+
+
+def alternatives(
+    consultation: ConsultationFacts, directory: Directory, rules: RuleSet, agency_type: str, *, excluding: set[str]
+) -> list[Agency]:
+    """Agencies of a type that may take a rejected referral over, nearest first (confidentiality kept)."""
+    chain = [area.id for area in directory.ancestors(consultation.area)]
+    confidential = is_confidential(consultation, rules)
+    seen: set[str] = set()
+    ordered = []
+    for agency in _nearest(directory, agency_type, chain):
+        if agency.id in seen or agency.id in excluding or (confidential and TIER1_PLACE_ROLE in agency.roles):
+            continue
+        seen.add(agency.id)
+        ordered.append(agency)
+    return ordered
+
+
+def decide_backup(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
+    """A tier-1 place asked the municipal team for backup (指針 第二の4): decide as a backup request."""
+    return decide(consultation.model_copy(update={"backup_requested": True}), directory, rules)
+
+
+def decide_prefecture_support(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
+    """The lead asked for prefecture-level support: tier 3, the lead plus prefecture-scope partners."""
+    base = decide(consultation, directory, rules)
+    plan = _Plan(
+        confidential=sorted({t.value for m in consultation.household for t in m.issues if t in rules.confidential_tags})
+    )
+    lead = _engage_lead(plan, directory)
+    for member in consultation.household:
+        for tag in _distinct(member.issues):
+            for partner_type in rules.tag_partners.get(tag, []):
+                prefecture_wide = [a for a in directory.agencies_of_type(partner_type) if a.scope == "prefecture"]
+                agency = plan.pick(prefecture_wide, f"prefecture-level {partner_type} for {tag}")
+                if agency is None:
+                    tags = plan.gaps.setdefault(partner_type, [])
+                    if tag.value not in tags:
+                        tags.append(tag.value)
+                else:
+                    plan.engage(agency, PREFECTURE_SUPPORT, f"prefecture support: tag {tag} → {partner_type}")
+    return Decision(
+        tier=3,
+        patterns=[*base.patterns, _fired(PREFECTURE_SUPPORT, "the lead asked for prefecture-level support")],
+        lead=lead,
+        engaged=[engagement.freeze() for engagement in plan.engaged.values()],
+        resource_gaps=[ResourceGap(partner_type=t, tags=tags) for t, tags in plan.gaps.items()],
+        excluded=list(plan.excluded.values()),
+        directory_version=directory.version,
+    )
+
+
+def decide_return_to_community(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
+    """The lead returned the case to the community for watching over (見守り): tier 1, the local place."""
+    chain = [area.id for area in directory.ancestors(consultation.area)]
+    confidential = sorted({t.value for m in consultation.household for t in m.issues if t in rules.confidential_tags})
+    plan = _Plan(confidential=confidential)
+    _engage_tier1_place(plan, directory, chain)
+    engaged = [
+        engagement.freeze().model_copy(
+            update={"rule_id": RETURN_TO_COMMUNITY.id, "legal_basis": RETURN_TO_COMMUNITY.legal_basis}
+        )
+        for engagement in plan.engaged.values()
+    ]
+    return Decision(
+        tier=1,
+        patterns=[_fired(RETURN_TO_COMMUNITY, "the lead returned the case to the community (見守り)")],
+        lead=None,
+        engaged=engaged,
+        resource_gaps=[],
+        excluded=list(plan.excluded.values()),
+        directory_version=directory.version,
+    )

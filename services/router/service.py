@@ -1,19 +1,73 @@
-"""Router's logic: decide a case under its municipality's rules, record why, and request referrals."""
+"""Router's logic: decisions and their reasons, referrals through their lifecycle, re-routing and
+deadlines, so that no case is ever left without an owner (no たらい回し).
 
+Functions take an open session and run inside the caller's transaction; events are staged in the
+outbox of that same transaction.
+"""
+
+import hashlib
+import json
 import uuid
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
-from services.router.config import MunicipalityConfig
-from services.router.models import Referral, RouterOutbox, RoutingDecision
-from services.router.rules import decide
+from services.router import rules as routing
+from services.router.models import (
+    CaseFacts,
+    DirectoryVersion,
+    FeedEntry,
+    Referral,
+    ReferralTransition,
+    RouterOutbox,
+    RoutingDecision,
+    Timer,
+    TransitionCreate,
+)
 from shared import outbox
+from shared.auth import Principal, Scope
+from shared.calendar import BusinessHours
+from shared.consultation import ConsultationSummary
 from shared.consumer import PermanentEventError
-from shared.directory import UnknownArea
-from shared.events import ConsultationReceived, EngagedAgency, Envelope, ReferralRequested, RoutingDecided, new_event
+from shared.directory import Agency, Directory, DirectoryError, UnknownArea, load_directory
+from shared.events import (
+    AgencyFeedEntry,
+    ConsultationReceived,
+    Envelope,
+    EventData,
+    ReferralOverdue,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+    new_event,
+)
+from shared.problems import Problem
 
 SOURCE = "/marugoto/router"
+DecisionKind = Literal["initial", "backup", "prefecture_support", "return_to_community"]
+
+# FHIR Task states; each maps to the states it may move to.
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "requested": frozenset({"received", "accepted", "rejected", "cancelled"}),
+    "received": frozenset({"accepted", "rejected", "cancelled"}),
+    "accepted": frozenset({"in_progress", "completed", "cancelled"}),
+    "in_progress": frozenset({"on_hold", "completed", "failed", "cancelled"}),
+    "on_hold": frozenset({"in_progress", "completed", "failed", "cancelled"}),
+    "rejected": frozenset(),
+    "completed": frozenset(),
+    "failed": frozenset(),
+    "cancelled": frozenset(),
+}
+REJECT_REASONS = frozenset({"out_of_scope", "no_capacity", "not_in_service_area", "conflict_of_interest", "other"})
+CLOSE_REASONS = frozenset(
+    {"goals_met", "moved_away", "declined_by_person", "handed_over", "no_contact", "deceased", "duplicate", "other"}
+)
+AWAITING = frozenset({"requested", "received"})
+LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 
 
 class UnknownMunicipality(PermanentEventError):
@@ -24,95 +78,554 @@ class UnroutableConsultation(PermanentEventError):
     """A consultation the rules cannot place (e.g. an area not in the municipality's tree)."""
 
 
-def route(
-    session: Session, envelope: Envelope[ConsultationReceived], municipalities: dict[str, MunicipalityConfig]
-) -> RoutingDecision:
-    """Decide the case of a received consultation and stage `routing.decided` and its referrals."""
+# --- configuration: directories, rules and deadlines per municipality [LOCAL] ------------------
+
+
+class RoutingDeadlines(BaseModel):
+    """The `routing:` section of a directory file: opening hours and referral deadlines."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    business_hours: BusinessHours = BusinessHours()
+    reminder_after_business_hours: float = Field(default=8, gt=0)
+    escalate_after_business_hours: float = Field(default=16, gt=0)
+
+
+@dataclass(frozen=True)
+class MunicipalityConfig:
+    """A municipality's directory, rules and deadlines, as one directory version."""
+
+    version: str
+    directory: Directory
+    rules: routing.RuleSet
+    deadlines: RoutingDeadlines
+
+
+@dataclass(frozen=True)
+class Clock:
+    """Turns business hours into moments: a real calendar, or (tests, demos) a shortened wall clock."""
+
+    business_hour_s: float = 3600.0
+    wall: bool = False
+
+    def after(self, start: datetime, business_hours: float, hours: BusinessHours) -> datetime:
+        """The moment `business_hours` after `start`."""
+        if self.wall:
+            return start + timedelta(seconds=business_hours * self.business_hour_s)
+        return hours.add(start, business_hours * self.business_hour_s / 3600.0)
+
+
+def body_version(body: Mapping[str, Any]) -> str:
+    """A short content hash of a directory body (directory, rules and deadlines together)."""
+    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
+    """Validate a directory body (the scenario-file shape, plus `routing:`); raises DirectoryError."""
+    directory = load_directory(body)
+    try:
+        rules = routing.RuleSet.from_mapping(body)
+        deadlines = RoutingDeadlines.model_validate(body.get("routing") or {})
+    except ValueError as error:
+        raise DirectoryError(str(error)) from None
+    return MunicipalityConfig(version=body_version(body), directory=directory, rules=rules, deadlines=deadlines)
+
+
+def store_directory(session: Session, body: Mapping[str, Any], *, source: str, activate: bool) -> DirectoryVersion:
+    """Record a directory version (validated); activate it if asked or if it is new."""
+    config = parse_config(body)
+    code = config.directory.municipality.code
+    row = session.get(DirectoryVersion, (code, config.version))
+    if row is None:
+        row = DirectoryVersion(municipality_code=code, version=config.version, body=dict(body), source=source)
+        session.add(row)
+    elif activate:
+        row.activated_at = datetime.now(UTC)
+        session.add(row)
+    return row
+
+
+def seed_directories(session: Session, bodies: Mapping[str, Mapping[str, Any]]) -> None:
+    """Record the configured files' directories; a file that changed becomes the version in force."""
+    for body in bodies.values():
+        store_directory(session, body, source="file", activate=False)
+
+
+def active_version(session: Session, municipality_code: str) -> DirectoryVersion | None:
+    """The directory version in force for a municipality."""
+    query = (
+        select(DirectoryVersion)
+        .where(DirectoryVersion.municipality_code == municipality_code)
+        .order_by(col(DirectoryVersion.activated_at).desc())
+    )
+    return session.exec(query).first()
+
+
+class ConfigCache:
+    """Parsed configurations by version (a version's content never changes)."""
+
+    def __init__(self) -> None:
+        self._by_version: dict[tuple[str, str], MunicipalityConfig] = {}
+
+    def active(self, session: Session, municipality_code: str) -> MunicipalityConfig:
+        """The configuration in force, or UnknownMunicipality."""
+        row = active_version(session, municipality_code)
+        if row is None:
+            raise UnknownMunicipality(f"no directory for municipality {municipality_code}")
+        key = (municipality_code, row.version)
+        if key not in self._by_version:
+            self._by_version[key] = parse_config(row.body)
+        return self._by_version[key]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What routing needs besides the session: configurations and the clock."""
+
+    configs: ConfigCache
+    clock: Clock
+
+
+# --- the first decision -----------------------------------------------------------------------
+
+
+def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Context) -> RoutingDecision:
+    """Decide the case of a received consultation and request its referrals."""
     received = envelope.data
-    existing = session.exec(select(RoutingDecision).where(RoutingDecision.case_id == received.case_id)).first()
+    existing = latest_decision(session, received.case_id)
     if existing is not None:
         return existing
-    config = municipalities.get(envelope.municipalitycode)
-    if config is None:
-        raise UnknownMunicipality(f"no directory for municipality {envelope.municipalitycode}")
+    config = ctx.configs.active(session, envelope.municipalitycode)
     try:
-        decision = decide(received.consultation, config.directory, config.rules)
+        decision = routing.decide(received.consultation, config.directory, config.rules)
     except UnknownArea as error:
         raise UnroutableConsultation(str(error)) from error
-
-    now = datetime.now(UTC)
-    row = RoutingDecision(
-        id=str(uuid.uuid4()),
+    facts = CaseFacts(
         case_id=received.case_id,
         municipality_code=envelope.municipalitycode,
+        submitted_by=received.submitted_by,
+        consultation=received.consultation.model_dump(mode="json"),
+        received_at=received.received_at,
+    )
+    session.add(facts)
+    return _record_decision(session, ctx, config, facts, decision, kind="initial", requested_by=None)
+
+
+def _record_decision(
+    session: Session,
+    ctx: Context,
+    config: MunicipalityConfig,
+    facts: CaseFacts,
+    decision: routing.Decision,
+    *,
+    kind: DecisionKind,
+    requested_by: str | None,
+) -> RoutingDecision:
+    now = datetime.now(UTC)
+    previous = latest_decision(session, facts.case_id)
+    row = RoutingDecision(
+        id=str(uuid.uuid4()),
+        case_id=facts.case_id,
+        sequence=(previous.sequence + 1) if previous else 1,
+        kind=kind,
+        requested_by=requested_by,
+        municipality_code=facts.municipality_code,
         tier=decision.tier,
         lead=decision.lead,
         patterns=[p.model_dump() for p in decision.patterns],
         engaged=[e.model_dump() for e in decision.engaged],
         excluded=[e.model_dump() for e in decision.excluded],
         resource_gaps=[g.model_dump() for g in decision.resource_gaps],
-        directory_version=decision.directory_version,
+        directory_version=config.version,
         decided_at=now,
     )
     session.add(row)
-    session.flush()  # the referrals below reference it, and no relationship() orders the inserts
-
-    def stage(data: RoutingDecided | ReferralRequested) -> None:
-        event = new_event(data, source=SOURCE, subject=received.case_id, municipality_code=envelope.municipalitycode)
-        outbox.stage(session, RouterOutbox, event)
-
-    stage(
+    session.flush()
+    _stage(
+        session,
+        facts,
         RoutingDecided(
-            case_id=received.case_id,
+            case_id=facts.case_id,
             decision_id=row.id,
+            sequence=row.sequence,
+            kind=kind,
             tier=decision.tier,
             patterns=decision.pattern_ids,
             lead=decision.lead,
-            engaged=[EngagedAgency(**e.model_dump()) for e in decision.engaged],
+            engaged=[e.model_dump() for e in decision.engaged],
             resource_gaps=decision.gap_types,
-            directory_version=decision.directory_version,
-            urgency=received.consultation.urgency.value,
+            directory_version=config.version,
+            urgency=facts.consultation.get("urgency", "routine"),
             decided_at=now,
-        )
+        ),
     )
+    # A later decision adds the agencies not already on the case; those already there keep their referral.
+    live = {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.status in LIVE}
     for engagement in decision.engaged:
-        referral = Referral(
-            id=str(uuid.uuid4()),
-            case_id=received.case_id,
-            decision_id=row.id,
-            agency_id=engagement.agency_id,
-            agency_type=engagement.agency_type,
-            rule_id=engagement.rule_id,
-            legal_basis=engagement.legal_basis,
-            requested_at=now,
-        )
-        session.add(referral)
-        stage(
-            ReferralRequested(
-                referral_id=referral.id,
-                case_id=referral.case_id,
-                decision_id=row.id,
-                agency_id=referral.agency_id,
-                agency_type=referral.agency_type,
-                tier=decision.tier,
-                rule_id=referral.rule_id,
-                legal_basis=referral.legal_basis,
-                requested_at=now,
-            )
-        )
+        if engagement.agency_id not in live:
+            agency = config.directory.agency(engagement.agency_id)
+            _refer(session, ctx, config, facts, row, agency, rule=engagement.rule_id, basis=engagement.legal_basis)
     return row
 
 
-def get_decision(session: Session, case_id: str) -> RoutingDecision | None:
-    """The decision of a case, if it has been routed."""
-    return session.exec(select(RoutingDecision).where(RoutingDecision.case_id == case_id)).first()
+def _refer(
+    session: Session,
+    ctx: Context,
+    config: MunicipalityConfig,
+    facts: CaseFacts,
+    decision: RoutingDecision,
+    agency: Agency,
+    *,
+    rule: str,
+    basis: str,
+    replaces: str | None = None,
+) -> Referral:
+    now = datetime.now(UTC)
+    hours = config.deadlines.business_hours
+    deadline = ctx.clock.after(now, config.deadlines.escalate_after_business_hours, hours)
+    referral = Referral(
+        id=str(uuid.uuid4()),
+        case_id=facts.case_id,
+        decision_id=decision.id,
+        municipality_code=facts.municipality_code,
+        agency_id=agency.id,
+        agency_type=agency.type,
+        tier=decision.tier,
+        rule_id=rule,
+        legal_basis=basis,
+        replaces_referral_id=replaces,
+        requested_at=now,
+        deadline=deadline,
+        updated_at=now,
+    )
+    session.add(referral)
+    reminder = ctx.clock.after(now, config.deadlines.reminder_after_business_hours, hours)
+    session.add(Timer(referral_id=referral.id, kind="reminder", due_at=reminder))
+    session.add(Timer(referral_id=referral.id, kind="escalation", due_at=deadline))
+    _stage(
+        session,
+        facts,
+        ReferralRequested(
+            referral_id=referral.id,
+            case_id=facts.case_id,
+            decision_id=decision.id,
+            agency_id=agency.id,
+            agency_type=agency.type,
+            tier=decision.tier,
+            rule_id=rule,
+            legal_basis=basis,
+            requested_at=now,
+            replaces_referral_id=replaces,
+            deadline=deadline,
+        ),
+    )
+    _feed(session, config, facts, referral, "referral_requested")
+    return referral
 
 
-def list_referrals(session: Session, *, agency_id: str | None = None, case_id: str | None = None) -> list[Referral]:
+def _stage(session: Session, facts: CaseFacts, data: EventData, *, subject: str | None = None) -> None:
+    event = new_event(data, source=SOURCE, subject=subject or facts.case_id, municipality_code=facts.municipality_code)
+    outbox.stage(session, RouterOutbox, event)
+
+
+def _feed(
+    session: Session,
+    config: MunicipalityConfig,
+    facts: CaseFacts,
+    referral: Referral,
+    kind: Literal["referral_requested", "status_changed", "reminder", "escalated"],
+) -> None:
+    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency)."""
+    consultation = ConsultationSummary.model_validate(facts.consultation)
+    agency = config.directory.agency(referral.agency_id)
+    if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
+        # The rules never engage such an agency; this keeps a confidential case off its feed regardless.
+        return
+    issues = sorted({tag.value for member in consultation.household for tag in member.issues})
+    entry = FeedEntry(
+        agency_id=referral.agency_id,
+        referral_id=referral.id,
+        case_id=referral.case_id,
+        kind=kind,
+        body={
+            "status": referral.status,
+            "tier": referral.tier,
+            "agency_type": referral.agency_type,
+            "rule_id": referral.rule_id,
+            "issues": issues,
+            "area": consultation.area,
+            "deadline": referral.deadline.isoformat() if referral.deadline else None,
+        },
+    )
+    session.add(entry)
+    session.flush()
+    assert entry.id is not None
+    _stage(
+        session,
+        facts,
+        AgencyFeedEntry(
+            entry_id=entry.id,
+            agency_id=referral.agency_id,
+            referral_id=referral.id,
+            case_id=referral.case_id,
+            kind=kind,
+            status=referral.status,
+            tier=referral.tier,
+            agency_type=referral.agency_type,
+            rule_id=referral.rule_id,
+            issues=issues,
+            area=consultation.area,
+            at=entry.at,
+        ),
+        subject=referral.agency_id,
+    )
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+def latest_decision(session: Session, case_id: str) -> RoutingDecision | None:
+    """The decision in force for a case (the last one)."""
+    query = (
+        select(RoutingDecision).where(RoutingDecision.case_id == case_id).order_by(col(RoutingDecision.sequence).desc())
+    )
+    return session.exec(query).first()
+
+
+def decisions_of_case(session: Session, case_id: str) -> list[RoutingDecision]:
+    """All decisions of a case, first first."""
+    query = select(RoutingDecision).where(RoutingDecision.case_id == case_id).order_by(col(RoutingDecision.sequence))
+    return list(session.exec(query).all())
+
+
+def referrals_of_case(session: Session, case_id: str) -> list[Referral]:
+    """A case's referrals, oldest first."""
+    query = select(Referral).where(Referral.case_id == case_id).order_by(col(Referral.requested_at), col(Referral.id))
+    return list(session.exec(query).all())
+
+
+def list_referrals(
+    session: Session, *, agency_id: str | None = None, case_id: str | None = None, status: str | None = None
+) -> list[Referral]:
     """Referrals of an agency's queue or of a case, oldest first."""
     query = select(Referral).order_by(col(Referral.requested_at), col(Referral.id))
     if agency_id is not None:
         query = query.where(Referral.agency_id == agency_id)
     if case_id is not None:
         query = query.where(Referral.case_id == case_id)
+    if status is not None:
+        query = query.where(Referral.status == status)
     return list(session.exec(query).all())
+
+
+def get_referral(session: Session, referral_id: str) -> Referral:
+    """A referral, or a 404 problem."""
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        raise Problem(404, "referral-not-found", f"no referral {referral_id}")
+    return referral
+
+
+def feed_entries(session: Session, agency_id: str, *, after: int, limit: int) -> list[FeedEntry]:
+    """An agency's feed entries after a cursor, in order."""
+    query = (
+        select(FeedEntry)
+        .where(FeedEntry.agency_id == agency_id, col(FeedEntry.id) > after)
+        .order_by(col(FeedEntry.id))
+        .limit(limit)
+    )
+    return list(session.exec(query).all())
+
+
+# --- the referral lifecycle -------------------------------------------------------------------
+
+
+def transition(
+    session: Session, *, referral_id: str, body: TransitionCreate, principal: Principal, ctx: Context
+) -> Referral:
+    """Move a referral to its next state; a rejection re-routes it so the case keeps an owner."""
+    referral = get_referral(session, referral_id)
+    facts = session.get(CaseFacts, referral.case_id)
+    assert facts is not None, "a referral always belongs to a routed case"
+    decision = latest_decision(session, referral.case_id)
+    is_lead = decision is not None and decision.lead == principal.agency_id
+    if body.to == "cancelled":
+        if not (is_lead or principal.has(Scope.operator)):
+            raise Problem(403, "not-the-lead", "only the case's lead (協働の中核) or an operator cancels a referral")
+    elif principal.agency_id != referral.agency_id:
+        raise Problem(403, "not-your-referral", "only the agency a referral is addressed to moves it")
+    if body.to not in TRANSITIONS[referral.status]:
+        raise Problem(
+            409,
+            "illegal-transition",
+            f"a referral that is {referral.status} cannot become {body.to}",
+            allowed=sorted(TRANSITIONS[referral.status]),
+        )
+    if body.to == "rejected" and referral.rule_id == routing.LEAD.id:
+        raise Problem(
+            409, "lead-cannot-reject", "the lead (協働の中核) cannot reject its case; hand it over by a new decision"
+        )
+    _check_reason(body)
+    config = ctx.configs.active(session, referral.municipality_code)
+    previous = referral.status
+    now = datetime.now(UTC)
+    referral.status = body.to
+    referral.status_reason = body.reason_code
+    referral.updated_at = now
+    session.add(referral)
+    session.add(
+        ReferralTransition(
+            referral_id=referral.id,
+            from_status=previous,
+            to_status=body.to,
+            reason_code=body.reason_code,
+            note=body.note,
+            changed_by=principal.agency_id,
+            at=now,
+        )
+    )
+    _stage(
+        session,
+        facts,
+        ReferralStatusChanged(
+            referral_id=referral.id,
+            case_id=referral.case_id,
+            agency_id=referral.agency_id,
+            from_status=previous,
+            to_status=body.to,
+            reason_code=body.reason_code,
+            changed_by=principal.agency_id,
+            changed_at=now,
+        ),
+    )
+    _feed(session, config, facts, referral, "status_changed")
+    if body.to == "rejected":
+        _reroute(session, ctx, config, facts, referral)
+    return referral
+
+
+def _check_reason(body: TransitionCreate) -> None:
+    codes = REJECT_REASONS if body.to == "rejected" else CLOSE_REASONS
+    if body.to in {"rejected", "completed", "failed", "cancelled"} and body.reason_code not in codes:
+        raise Problem(
+            422,
+            "reason-required",
+            f"a referral becomes {body.to} only with a reason code",
+            errors=[
+                {
+                    "field": "reason_code",
+                    "label": "理由コード",
+                    "message": f"one of: {', '.join(sorted(codes))}",
+                    "type": "value_error",
+                }
+            ],
+        )
+
+
+def _reroute(
+    session: Session, ctx: Context, config: MunicipalityConfig, facts: CaseFacts, rejected: Referral
+) -> Referral:
+    """The next eligible agency of the same type, or else the lead, takes the rejected referral over."""
+    consultation = ConsultationSummary.model_validate(facts.consultation)
+    tried = {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.agency_type == rejected.agency_type}
+    decision = session.get(RoutingDecision, rejected.decision_id)
+    assert decision is not None
+    candidates = routing.alternatives(
+        consultation, config.directory, config.rules, rejected.agency_type, excluding=tried
+    )
+    if candidates:
+        rule = routing.REROUTE
+        agency = candidates[0]
+    else:
+        rule = routing.REROUTE_TO_LEAD
+        agency = config.directory.agency(config.directory.municipality.lead)
+    return _refer(
+        session, ctx, config, facts, decision, agency, rule=rule.id, basis=rule.legal_basis, replaces=rejected.id
+    )
+
+
+def fire_due_timers(session: Session, ctx: Context, *, now: datetime | None = None, limit: int = 100) -> int:
+    """Send the reminders and escalations that are due; returns how many timers fired."""
+    moment = now or datetime.now(UTC)
+    query = (
+        select(Timer)
+        .where(col(Timer.fired_at).is_(None), col(Timer.due_at) <= moment)
+        .order_by(col(Timer.due_at), col(Timer.id))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    timers = list(session.exec(query).all())
+    for timer in timers:
+        timer.fired_at = moment
+        session.add(timer)
+        referral = session.get(Referral, timer.referral_id)
+        if referral is None or referral.status not in AWAITING:
+            continue  # accepted, rejected or closed in time: nothing to chase
+        facts = session.get(CaseFacts, referral.case_id)
+        assert facts is not None
+        config = ctx.configs.active(session, referral.municipality_code)
+        lead = config.directory.municipality.lead
+        escalate = timer.kind == "escalation" and referral.agency_id != lead
+        _stage(
+            session,
+            facts,
+            ReferralOverdue(
+                referral_id=referral.id,
+                case_id=referral.case_id,
+                agency_id=referral.agency_id,
+                stage="escalation" if timer.kind == "escalation" else "reminder",
+                due_at=timer.due_at,
+                escalated_to=lead if escalate else None,
+            ),
+        )
+        _feed(session, config, facts, referral, "reminder" if timer.kind == "reminder" else "escalated")
+        if escalate:
+            referral.status_reason = "escalated"
+            session.add(referral)
+            decision = session.get(RoutingDecision, referral.decision_id)
+            assert decision is not None
+            _refer(
+                session,
+                ctx,
+                config,
+                facts,
+                decision,
+                config.directory.agency(lead),
+                rule=routing.ESCALATION.id,
+                basis=routing.ESCALATION.legal_basis,
+                replaces=referral.id,
+            )
+    return len(timers)
+
+
+# --- escalation on request --------------------------------------------------------------------
+
+
+def escalate(
+    session: Session, *, case_id: str, kind: DecisionKind, principal: Principal, ctx: Context
+) -> RoutingDecision:
+    """Record a new decision on request: backup (→ tier 2), prefecture support (→ tier 3), or return (見守り)."""
+    facts = session.get(CaseFacts, case_id)
+    current = latest_decision(session, case_id)
+    if facts is None or current is None:
+        raise Problem(404, "case-not-routed", f"case {case_id} has no routing decision (yet)")
+    config = ctx.configs.active(session, facts.municipality_code)
+    consultation = ConsultationSummary.model_validate(facts.consultation)
+    lead = config.directory.municipality.lead
+    on_case = {r.agency_id for r in referrals_of_case(session, case_id) if r.status in LIVE}
+    operator = principal.has(Scope.operator)
+    if kind == "backup":
+        asker = config.directory.find_agency(principal.agency_id)
+        is_place = asker is not None and routing.TIER1_PLACE_ROLE in asker.roles and asker.id in on_case
+        if not (is_place or operator):
+            raise Problem(403, "not-a-tier1-place", "backup is asked by the tier-1 place on the case (指針 第二の4)")
+        decision = routing.decide_backup(consultation, config.directory, config.rules)
+    else:
+        if not (principal.agency_id == lead or operator):
+            raise Problem(403, "not-the-lead", "only the lead (協働の中核) asks for this")
+        if kind == "prefecture_support":
+            decision = routing.decide_prefecture_support(consultation, config.directory, config.rules)
+        else:
+            decision = routing.decide_return_to_community(consultation, config.directory, config.rules)
+    return _record_decision(session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id)
