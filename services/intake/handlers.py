@@ -3,7 +3,7 @@
 from services.intake import service
 from services.intake.models import IntakeProcessedEvent
 from shared.consumer import register_consumers
-from shared.events import Envelope, ReferralRequested, RoutingDecided
+from shared.events import Envelope, ReferralRequested, ReferralStatusChanged, RoutingDecided
 from shared.runtime import Runtime
 
 
@@ -20,10 +20,19 @@ def wire(runtime: Runtime) -> None:
             IntakeProcessedEvent, envelope, lambda session: service.apply_referral_requested(session, envelope.data)
         )
 
+    def on_referral_status_changed(envelope: Envelope[ReferralStatusChanged]) -> None:
+        runtime.apply_once(
+            IntakeProcessedEvent, envelope, lambda session: service.apply_referral_status(session, envelope.data)
+        )
+
     register_consumers(
         runtime.broker,
         runtime.settings,
         service="intake",
-        handlers={RoutingDecided: on_routing_decided, ReferralRequested: on_referral_requested},
+        handlers={
+            RoutingDecided: on_routing_decided,
+            ReferralRequested: on_referral_requested,
+            ReferralStatusChanged: on_referral_status_changed,
+        },
         description="Shows each routing decision on its case's timeline and lets referred agencies see the case.",
     )

@@ -54,6 +54,7 @@ class Case(SQLModel, table=True):
     opened_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     status: str = Field(default="received", max_length=20)
     tier: int | None = None
+    decision_sequence: int | None = None
     lead: str | None = Field(default=None, max_length=100)
     patterns: list[str] = Field(default_factory=list, sa_type=JSON)
     resource_gaps: list[str] = Field(default_factory=list, sa_type=JSON)

@@ -41,6 +41,7 @@ from shared.events import (
     ContactRecorded,
     EventData,
     ReferralRequested,
+    ReferralStatusChanged,
     RoutingDecided,
     new_event,
 )
@@ -295,7 +296,7 @@ def timeline(session: Session, case: Case) -> dict[str, Any]:
     ).all()
     consents = session.exec(select(Consent).where(Consent.case_id == case.id).order_by(col(Consent.given_at))).all()
     return {
-        **case.model_dump(exclude={"possible_duplicates", "updated_at"}),
+        **case.model_dump(exclude={"possible_duplicates", "updated_at", "decision_sequence"}),
         "contacts": [c.model_dump(include={"id", "kind", "submitted_by", "received_at"}) for c in contacts],
         "referrals": [
             {"referral_id": r.referral_id, "agency_id": r.agency_id, "agency_type": r.agency_type, "status": r.status}
@@ -433,10 +434,11 @@ def audit_log(session: Session, *, case_id: str | None = None, limit: int = 500)
 
 
 def apply_routing_decided(session: Session, data: RoutingDecided) -> None:
-    """Show the decision on the case's timeline."""
+    """Show the decision in force on the case's timeline."""
     case = session.get(Case, data.case_id)
-    if case is None:
+    if case is None or (case.decision_sequence or 0) > data.sequence:
         return
+    case.decision_sequence = data.sequence
     case.status = "routed"
     case.tier = data.tier
     case.lead = data.lead
@@ -477,3 +479,12 @@ def rotate_personal_data(session: Session, cipher: FieldCipher, *, batch: int = 
                 changed += len(stale)
         offset += batch
     return changed
+
+
+def apply_referral_status(session: Session, data: ReferralStatusChanged) -> None:
+    """Show a referral's new state on the case's timeline."""
+    engagement = session.get(Engagement, data.referral_id)
+    if engagement is not None:
+        engagement.status = data.to_status
+        engagement.updated_at = data.changed_at
+        session.add(engagement)

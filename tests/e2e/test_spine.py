@@ -10,10 +10,10 @@ import httpx
 import pytest
 
 from services.cli import upgrade_databases
+from shared import topics
 from shared.auth import Scope
 from shared.events import ReferralRequested, decode
 from shared.settings import Settings
-from shared import topics
 from shared.topics import ALL_TOPICS, EVENT_TOPICS
 from tests.conftest import read_all, read_events, service_env, topic_of
 from tests.e2e.processes import ServiceProcess
