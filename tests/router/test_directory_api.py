@@ -1,0 +1,109 @@
+"""The directory admin API: validated, versioned replacements; a decision names the version it saw."""
+
+import asyncio
+import copy
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from services.cli import upgrade_databases
+from services.router.app import create
+from shared.auth import Scope
+from shared.consultation import ConsultationSummary
+from shared.directory import demo_directory_path
+from shared.events import ConsultationReceived, encode, new_event
+from shared.settings import Settings
+from tests.conftest import topic_of
+
+
+@pytest.fixture
+async def router(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    upgrade_databases(settings, ["router"])
+    app = create(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        yield client
+
+
+def demo_body() -> dict[str, Any]:
+    body: dict[str, Any] = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
+    return body
+
+
+async def publish_consultation(settings: Settings, case_id: str, area: str) -> None:
+    summary = ConsultationSummary.model_validate(
+        {"area": area, "pathway": "self", "household": [{"relation": "self", "issues": ["legal", "poverty"]}]}
+    )
+    data = ConsultationReceived(
+        case_id=case_id, consultation_id=case_id, submitted_by="t", received_at=datetime.now(UTC), consultation=summary
+    )
+    event = new_event(data, source="/test", subject=case_id, municipality_code="242080")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic_of(settings, ConsultationReceived), encode(event), key=case_id.encode())
+    finally:
+        await producer.stop()
+
+
+async def test_admins_replace_the_directory_and_decisions_name_the_version_they_saw(
+    router: httpx.AsyncClient, settings: Settings, bearer: Callable[..., dict[str, str]]
+) -> None:
+    admin = bearer("operator", Scope.admin, Scope.operator, Scope.coordinator)
+    seeded = (await router.get("/v1/directories/242080", headers=admin)).json()
+    assert seeded["source"] == "file"
+
+    forbidden = await router.put("/v1/directories/242080", json=demo_body(), headers=bearer("x", Scope.coordinator))
+    assert forbidden.status_code == 403
+
+    broken = copy.deepcopy(demo_body())
+    broken["agencies"][1]["areas"] = ["chiiki-99"]
+    invalid = await router.put("/v1/directories/242080", json=broken, headers=admin)
+    assert invalid.status_code == 422 and "chiiki-99" in invalid.json()["detail"]
+
+    before = str(uuid.uuid4())
+    await publish_consultation(settings, before, "chiiki-01")
+    first = await poll_json_asgi(router, f"/v1/cases/{before}/decision", admin)
+    assert first["directory_version"] == seeded["version"]
+    assert [g["partner_type"] for g in first["resource_gaps"]] == ["legal_support_center"]
+
+    changed = demo_body()
+    changed["agencies"].append(
+        {
+            "id": "houterasu-mie",
+            "name": "法テラス三重",
+            "type": "legal_support_center",
+            "scope": "prefecture",
+            "sector": "non_welfare",
+        }
+    )
+    replaced = await router.put("/v1/directories/242080", json=changed, headers=admin)
+    assert replaced.status_code == 200, replaced.text
+    new_version = replaced.json()["version"]
+    assert new_version != seeded["version"] and replaced.json()["source"] == "admin:operator"
+    versions = (await router.get("/v1/directories/242080/versions", headers=admin)).json()
+    assert [v["version"] for v in versions] == [new_version, seeded["version"]]
+
+    after = str(uuid.uuid4())
+    await publish_consultation(settings, after, "chiiki-01")
+    second = await poll_json_asgi(router, f"/v1/cases/{after}/decision", admin)
+    assert second["directory_version"] == new_version
+    assert "houterasu-mie" in {e["agency_id"] for e in second["engaged"]}
+    assert second["resource_gaps"] == []
+    unchanged = (await router.get(f"/v1/cases/{before}/decision", headers=admin)).json()
+    assert unchanged["directory_version"] == seeded["version"], "a past decision keeps the directory it saw"
+
+
+async def poll_json_asgi(client: httpx.AsyncClient, path: str, headers: dict[str, str]) -> Any:
+    for _ in range(150):
+        response = await client.get(path, headers=headers)
+        if response.status_code == 200:
+            return response.json()
+        await asyncio.sleep(0.2)
+    pytest.fail(f"{path} never answered 200")
