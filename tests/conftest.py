@@ -183,42 +183,9 @@ def service_env(settings: Settings, **extra: Any) -> dict[str, str]:
     return env
 
 
-async def read_events(
-    bootstrap: str,
-    topic: str,
-    *,
-    until: Callable[[list[Any]], bool],
-    timeout_s: float = 30.0,
-) -> list[Any]:
-    """Read records of `topic` from the beginning with a plain aiokafka consumer until `until` holds."""
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        deadline = asyncio.get_running_loop().time() + timeout_s
-        while not until(records):
-            remaining = deadline - asyncio.get_running_loop().time()
-            if remaining <= 0:
-                break
-            batches = await consumer.getmany(timeout_ms=int(min(remaining, 1.0) * 1000))
-            for batch in batches.values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
-    return records
-
-
-async def read_all(bootstrap: str, topics: list[str], *, idle_s: float = 2.0, timeout_s: float = 30.0) -> list[Any]:
-    """Every record of `topics` from the beginning: read until nothing new arrives for `idle_s`."""
-    consumer = AIOKafkaConsumer(
+def _reader(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
+    """A plain aiokafka consumer, not part of the project, in a group of its own, from the beginning."""
+    return AIOKafkaConsumer(
         *topics,
         bootstrap_servers=bootstrap,
         group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
@@ -227,13 +194,36 @@ async def read_all(bootstrap: str, topics: list[str], *, idle_s: float = 2.0, ti
         session_timeout_ms=6000,
         heartbeat_interval_ms=1000,
     )
+
+
+async def read_events(
+    bootstrap: str,
+    topic: str,
+    *,
+    until: Callable[[list[Any]], bool],
+    timeout_s: float = 30.0,
+) -> list[Any]:
+    """Read records of `topic` from the beginning until `until` holds (or the timeout passes)."""
+    return await _read(_reader(bootstrap, topic), until=until, idle_s=None, timeout_s=timeout_s)
+
+
+async def read_all(bootstrap: str, topics: list[str], *, idle_s: float = 2.0, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of `topics` from the beginning: read until nothing new arrives for `idle_s`."""
+    return await _read(_reader(bootstrap, *topics), until=lambda _: False, idle_s=idle_s, timeout_s=timeout_s)
+
+
+async def _read(
+    consumer: AIOKafkaConsumer, *, until: Callable[[list[Any]], bool], idle_s: float | None, timeout_s: float
+) -> list[Any]:
     await consumer.start()
     records: list[Any] = []
     try:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         last_new = loop.time()
-        while loop.time() < deadline and (not records or loop.time() - last_new < idle_s):
+        while not until(records) and loop.time() < deadline:
+            if idle_s is not None and records and loop.time() - last_new >= idle_s:
+                break
             batches = await consumer.getmany(timeout_ms=500)
             for batch in batches.values():
                 records.extend(batch)

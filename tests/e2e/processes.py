@@ -5,6 +5,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -103,3 +105,18 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
+
+
+@contextmanager
+def running(names: Iterable[str], env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
+    """Start services as separate processes, wait until each is ready, and stop them afterwards."""
+    services = {name: ServiceProcess(name, env, log_dir) for name in names}
+    try:
+        for service in services.values():
+            service.start()
+        for service in services.values():
+            service.wait_ready()
+        yield services
+    finally:
+        for service in services.values():
+            service.stop()

@@ -19,7 +19,7 @@ from shared.directory import demo_directory_path
 from shared.events import ReferralOverdue, RoutingDecided, decode
 from shared.settings import Settings
 from tests.conftest import read_events, service_env, topic_of
-from tests.e2e.processes import ServiceProcess
+from tests.e2e.processes import ServiceProcess, running
 from tests.e2e.test_spine import CONSULTATION_8050, assert_no_personal_data_on_any_topic, poll_json
 
 pytestmark = pytest.mark.e2e
@@ -61,16 +61,8 @@ def stack(settings: Settings, directory_file: Path, tmp_path: Path) -> Iterator[
         MARUGOTO_ROUTER_BUSINESS_HOUR_S="1",
         MARUGOTO_ROUTER_TIMER_INTERVAL_S="0.2",
     )
-    services = {name: ServiceProcess(name, env, tmp_path) for name in ("intake", "router")}
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready()
+    with running(("intake", "router"), env, tmp_path) as services:
         yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 class Actor:

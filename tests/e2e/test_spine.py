@@ -16,7 +16,7 @@ from shared.events import ReferralRequested, decode
 from shared.settings import Settings
 from shared.topics import ALL_TOPICS, EVENT_TOPICS
 from tests.conftest import read_all, read_events, service_env, topic_of
-from tests.e2e.processes import ServiceProcess
+from tests.e2e.processes import ServiceProcess, running
 
 pytestmark = pytest.mark.e2e
 
@@ -36,17 +36,8 @@ ENGAGED_8050 = {"nabari-houkatsu", "hoken-07", "mie-hikikomori", "mie-saposute",
 @pytest.fixture
 def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
     upgrade_databases(settings)
-    env = service_env(settings)
-    services = {name: ServiceProcess(name, env, tmp_path) for name in ("intake", "router", "conference", "metrics")}
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready()
+    with running(("intake", "router", "conference", "metrics"), service_env(settings), tmp_path) as services:
         yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 async def poll_json(url: str, until: Any, headers: dict[str, str] | None = None, timeout_s: float = 30.0) -> Any:
