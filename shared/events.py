@@ -1,7 +1,7 @@
 """The event contract: a CloudEvents 1.0 envelope (structured JSON mode) around one model per type."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -193,19 +193,108 @@ class AgencyFeedEntry(EventData):
     at: datetime
 
 
+MeetingKind = Literal["case_meeting", "promotion_meeting"]
+
+
 class ConferenceScheduled(EventData):
-    """A case meeting (ケース会議) was scheduled for the lead and the engaged agencies."""
+    """A meeting was scheduled: a case meeting (ケース会議) or a 相談支援包括化推進会議."""
 
     event_type: ClassVar[str] = "jp.marugoto.conference.scheduled"
     topic: ClassVar[str] = topics.CONFERENCE_SCHEDULED
 
     meeting_id: str
-    case_id: str
-    kind: Literal["case_meeting"]
-    tier: Literal[2, 3]
-    starts_at: datetime
-    deadline: datetime
+    case_id: str | None
+    kind: MeetingKind
+    tier: Literal[1, 2, 3] | None
+    starts_at: datetime | None
+    ends_at: datetime | None = None
+    deadline: datetime | None
     participants: list[str]
+    needs_attention: bool = False
+    blockers: list[str] = []
+
+
+class ConferenceRescheduled(EventData):
+    """A meeting moved, or its invitation list changed (an agency added to or removed from the case)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.conference.rescheduled"
+    topic: ClassVar[str] = topics.CONFERENCE_RESCHEDULED
+
+    meeting_id: str
+    case_id: str | None
+    kind: MeetingKind
+    starts_at: datetime | None
+    ends_at: datetime | None
+    participants: list[str]
+    reason: str
+    needs_attention: bool = False
+    blockers: list[str] = []
+
+
+class ConferenceCancelled(EventData):
+    """A meeting was cancelled, with the reason."""
+
+    event_type: ClassVar[str] = "jp.marugoto.conference.cancelled"
+    topic: ClassVar[str] = topics.CONFERENCE_CANCELLED
+
+    meeting_id: str
+    case_id: str | None
+    kind: MeetingKind
+    reason: str
+
+
+class AttendanceRecord(BaseModel):
+    """Who attended: an agency (with its sector) or a municipal division outside welfare."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    participant: str
+    kind: Literal["agency", "municipal_division"]
+    sector: Literal["welfare", "non_welfare"]
+    attended: bool
+
+
+class ConferenceHeld(EventData):
+    """A meeting took place; its attendance is what the indicators count (M1/M2, M5, M13)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.conference.held"
+    topic: ClassVar[str] = topics.CONFERENCE_HELD
+
+    meeting_id: str
+    case_id: str | None
+    kind: MeetingKind
+    held_at: datetime
+    attendance: list[AttendanceRecord]
+
+
+class ConferenceDecisionRecorded(EventData):
+    """A meeting decided on a case: plan approved (or drafted), lead agency, roles, next review."""
+
+    event_type: ClassVar[str] = "jp.marugoto.conference.decision_recorded"
+    topic: ClassVar[str] = topics.CONFERENCE_DECISION_RECORDED
+
+    meeting_id: str
+    case_id: str
+    plan_status: Literal["drafted", "approved"]
+    lead_agency: str
+    roles: dict[str, str]
+    next_review: date
+    recorded_at: datetime
+
+
+class MeetingInvitation(EventData):
+    """An invitation (or its update) for one agency; keyed by agency id."""
+
+    event_type: ClassVar[str] = "jp.marugoto.conference.invitation"
+    topic: ClassVar[str] = topics.CONFERENCE_INVITATION
+
+    meeting_id: str
+    agency_id: str
+    kind: MeetingKind
+    status: Literal["invited", "updated", "cancelled", "withdrawn"]
+    starts_at: datetime | None
+    ends_at: datetime | None
+    case_id: str | None
 
 
 EVENT_MODELS: dict[str, type[EventData]] = {
@@ -221,6 +310,11 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         ReferralOverdue,
         AgencyFeedEntry,
         ConferenceScheduled,
+        ConferenceRescheduled,
+        ConferenceCancelled,
+        ConferenceHeld,
+        ConferenceDecisionRecorded,
+        MeetingInvitation,
     )
 }
 

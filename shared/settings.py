@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     router_wall_clock: bool = False  # count every hour, not only opening hours (tests, demos)
     router_timer_interval_s: float = Field(default=1.0, gt=0)
 
+    # A service calling another (conference fetching the indicator snapshot from metrics) uses its own
+    # client credentials, exchanged at intake like any agency's.
+    service_client_id: str | None = None
+    service_client_secret: SecretStr | None = None
+    intake_url: str | None = None
+    metrics_url: str | None = None
+
     log_level: str = "INFO"
 
     def port(self, service: str) -> int:
@@ -69,8 +76,9 @@ class Settings(BaseSettings):
         return int(getattr(self, f"{service}_port"))
 
     def base_url(self, service: str) -> str:
-        """The base URL a person or a client uses to reach a service."""
-        return f"http://{self.host}:{self.port(service)}"
+        """The base URL a person or a client uses to reach a service (configured, or on this host)."""
+        configured = getattr(self, f"{service}_url", None)
+        return str(configured) if configured else f"http://{self.host}:{self.port(service)}"
 
 
 def get_settings() -> Settings:

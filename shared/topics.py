@@ -11,6 +11,12 @@ REFERRAL_OVERDUE = "marugoto.referral.overdue"
 # Keyed by agency id (not case id): an agency's integration follows only its own referrals.
 AGENCY_FEED = "marugoto.agency.feed"
 CONFERENCE_SCHEDULED = "marugoto.conference.scheduled"
+CONFERENCE_RESCHEDULED = "marugoto.conference.rescheduled"
+CONFERENCE_CANCELLED = "marugoto.conference.cancelled"
+CONFERENCE_HELD = "marugoto.conference.held"
+CONFERENCE_DECISION_RECORDED = "marugoto.conference.decision_recorded"
+# Keyed by agency id: each invited agency follows its own invitations.
+CONFERENCE_INVITATION = "marugoto.conference.invitation"
 
 EVENT_TOPICS = (
     CONSULTATION_RECEIVED,
@@ -23,6 +29,11 @@ EVENT_TOPICS = (
     REFERRAL_OVERDUE,
     AGENCY_FEED,
     CONFERENCE_SCHEDULED,
+    CONFERENCE_RESCHEDULED,
+    CONFERENCE_CANCELLED,
+    CONFERENCE_HELD,
+    CONFERENCE_DECISION_RECORDED,
+    CONFERENCE_INVITATION,
 )
 
 

@@ -1,30 +1,287 @@
-"""Conference's HTTP API."""
+"""Conference's HTTP API: meetings, attendance and decisions, the 推進会議 and its agenda, and each
+agency's iCalendar feed."""
+
+from datetime import UTC, datetime
+from typing import Any
 
 import anyio
-from fastapi import APIRouter
+import httpx
+from fastapi import APIRouter, Response
+from icalendar import Calendar, Event, vCalAddress
 
 from services.conference import service
-from services.conference.models import MeetingPublic
+from services.conference.models import (
+    AttendanceCreate,
+    CancelRequest,
+    DecisionCreate,
+    Meeting,
+    MeetingPublic,
+    PromotionMeetingCreate,
+    RescheduleRequest,
+)
 from shared import db
 from shared.api import PrincipalDep, RuntimeDep, require_any
-from shared.auth import Scope
-from shared.problems import problem_responses
+from shared.auth import Principal, Scope
+from shared.problems import Problem, problem_responses
+from shared.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["meetings"])
+router = APIRouter(prefix="/v1")
 
 
-@router.get("/meetings", response_model=list[MeetingPublic], responses=problem_responses(401, 403, 422))
-async def list_meetings(
-    runtime: RuntimeDep, principal: PrincipalDep, case_id: str | None = None
-) -> list[MeetingPublic]:
-    """Scheduled meetings your agency takes part in (all of them for operators), optionally of one case."""
+def _configs(runtime: Runtime) -> dict[str, service.MunicipalityConference]:
+    configs: dict[str, service.MunicipalityConference] = runtime.state["configs"]
+    return configs
+
+
+def _public(session: Any, meeting: Meeting) -> MeetingPublic:
+    return MeetingPublic.model_validate(
+        {**meeting.model_dump(), "personal_details": service.privacy_note(session, meeting)}
+    )
+
+
+def _may_see(principal: Principal, meeting: Meeting) -> None:
+    if not (principal.has(Scope.operator) or principal.agency_id in meeting.participants):
+        raise Problem(403, "not-invited", "your agency is not invited to this meeting")
+
+
+def _organiser(principal: Principal, meeting: Meeting) -> None:
+    """The lead (推進員) of the meeting's municipality, or an operator, runs it."""
+    _may_see(principal, meeting)
     require_any(principal, Scope.coordinator, Scope.operator)
+
+
+@router.get(
+    "/meetings", tags=["meetings"], response_model=list[MeetingPublic], responses=problem_responses(401, 403, 422)
+)
+async def list_meetings(
+    runtime: RuntimeDep, principal: PrincipalDep, case_id: str | None = None, kind: str | None = None
+) -> list[MeetingPublic]:
+    """Meetings your agency takes part in (all of them for operators), optionally of one case or kind."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    agency = None if principal.has(Scope.operator) else principal.agency_id
 
     def work() -> list[MeetingPublic]:
         with db.transaction(runtime.engine) as session:
-            meetings = service.list_meetings(session, case_id=case_id)
-            if not principal.has(Scope.operator):
-                meetings = [m for m in meetings if principal.agency_id in m.participants]
-            return [MeetingPublic(**m.model_dump()) for m in meetings]
+            meetings = service.list_meetings(session, case_id=case_id, kind=kind, agency_id=agency)
+            return [_public(session, m) for m in meetings]
 
     return await anyio.to_thread.run_sync(work)
+
+
+@router.get(
+    "/meetings/{meeting_id}",
+    tags=["meetings"],
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_meeting(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
+    """A meeting: when, who, why it needs attention (and who blocks it), and what it may show of the case."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+
+    def work() -> MeetingPublic:
+        with db.transaction(runtime.engine) as session:
+            meeting = service.get_meeting(session, meeting_id)
+            _may_see(principal, meeting)
+            return _public(session, meeting)
+
+    return await anyio.to_thread.run_sync(work)
+
+
+async def _change(runtime: Runtime, meeting_id: str, principal: Principal, change: Any) -> MeetingPublic:
+    def work() -> MeetingPublic:
+        with db.transaction(runtime.engine) as session:
+            meeting = service.get_meeting(session, meeting_id)
+            _organiser(principal, meeting)
+            config = service._config(_configs(runtime), meeting.municipality_code)
+            change(session, meeting, config)
+            return _public(session, meeting)
+
+    public = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    return public
+
+
+@router.post(
+    "/meetings/{meeting_id}/reschedule",
+    tags=["meetings"],
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def reschedule(
+    meeting_id: str, body: RescheduleRequest, runtime: RuntimeDep, principal: PrincipalDep
+) -> MeetingPublic:
+    """Move a meeting to the next slot every participant can make, with the reason."""
+    return await _change(
+        runtime,
+        meeting_id,
+        principal,
+        lambda s, m, c: service.reschedule(s, m, c, reason=body.reason, not_before=body.not_before),
+    )
+
+
+@router.post(
+    "/meetings/{meeting_id}/cancel",
+    tags=["meetings"],
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def cancel(meeting_id: str, body: CancelRequest, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
+    """Cancel a meeting, with the reason."""
+    return await _change(runtime, meeting_id, principal, lambda s, m, c: service.cancel(s, m, reason=body.reason))
+
+
+@router.post(
+    "/meetings/{meeting_id}/attendance",
+    tags=["meetings"],
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def record_attendance(
+    meeting_id: str, body: AttendanceCreate, runtime: RuntimeDep, principal: PrincipalDep
+) -> MeetingPublic:
+    """The meeting was held: who attended (agency, sector, or a municipal division outside welfare)."""
+    agenda = None
+    return await _change(
+        runtime, meeting_id, principal, lambda s, m, c: service.record_attendance(s, m, body, agenda=agenda)
+    )
+
+
+@router.post(
+    "/meetings/{meeting_id}/decisions",
+    tags=["meetings"],
+    status_code=201,
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def record_decision(
+    meeting_id: str, body: DecisionCreate, runtime: RuntimeDep, principal: PrincipalDep
+) -> MeetingPublic:
+    """Record a decision: plan approved (or drafted for the 推進会議), lead agency, roles, next review date."""
+    return await _change(runtime, meeting_id, principal, lambda s, m, c: service.record_decision(s, m, body, c))
+
+
+@router.post(
+    "/promotion-meetings",
+    tags=["promotion meeting"],
+    status_code=201,
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 422),
+)
+async def convene(body: PromotionMeetingCreate, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
+    """Convene a 相談支援包括化推進会議 of the municipality's network (on demand, or ahead of the series)."""
+    require_any(principal, Scope.operator, Scope.coordinator)
+
+    def work() -> MeetingPublic:
+        with db.transaction(runtime.engine) as session:
+            config = service._config(_configs(runtime), body.municipality_code)
+            if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
+                raise Problem(403, "not-the-lead", "the lead (推進員) or an operator convenes the 推進会議")
+            meeting = service.schedule_promotion_meeting(session, config, not_before=body.not_before)
+            return _public(session, meeting)
+
+    public = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    return public
+
+
+@router.get(
+    "/promotion-meetings/{meeting_id}/agenda",
+    tags=["promotion meeting"],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def agenda(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """The agenda by item (ア)–(オ) of 実施要領 3(4)ウ, built from events, each line with its sources."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+
+    def load() -> Meeting:
+        with db.transaction(runtime.engine) as session:
+            meeting = service.get_meeting(session, meeting_id)
+            _may_see(principal, meeting)
+            if meeting.kind != "promotion_meeting":
+                raise Problem(404, "not-a-promotion-meeting", "agendas belong to 推進会議")
+            return meeting
+
+    meeting = await anyio.to_thread.run_sync(load)
+    if meeting.agenda is not None:
+        return meeting.agenda  # held: the agenda as it stood
+    snapshot, error = await fetch_snapshot(runtime, meeting.municipality_code)
+
+    def build() -> dict[str, Any]:
+        with db.transaction(runtime.engine) as session:
+            config = service._config(_configs(runtime), meeting.municipality_code)
+            return service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=error)
+
+    return await anyio.to_thread.run_sync(build)
+
+
+async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[dict[str, Any] | None, str | None]:
+    """The metrics service's indicators for the municipality, fetched with the service's own credentials."""
+    settings = runtime.settings
+    if not settings.service_client_id or settings.service_client_secret is None:
+        return None, "MARUGOTO_SERVICE_CLIENT_ID / _SECRET are not configured"
+    try:
+        async with httpx.AsyncClient(timeout=5) as client:
+            token = await client.post(
+                f"{settings.base_url('intake')}/v1/token",
+                data={
+                    "grant_type": "client_credentials",
+                    "client_id": settings.service_client_id,
+                    "client_secret": settings.service_client_secret.get_secret_value(),
+                },
+            )
+            token.raise_for_status()
+            response = await client.get(
+                f"{settings.base_url('metrics')}/v1/indicators",
+                params={"municipality": municipality_code},
+                headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+            )
+            response.raise_for_status()
+            snapshot: dict[str, Any] = response.json()
+            return snapshot, None
+    except httpx.HTTPError as error:
+        return None, f"metrics unavailable: {error!r}"
+
+
+@router.get(
+    "/calendars/{agency_id}.ics",
+    tags=["calendar"],
+    response_class=Response,
+    responses={200: {"content": {"text/calendar": {}}, "description": "RFC 5545"}, **problem_responses(401, 403, 422)},
+)
+async def calendar(agency_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    """Your agency's meetings as an iCalendar feed (cancelled ones included, as STATUS:CANCELLED)."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    if agency_id != principal.agency_id and not principal.has(Scope.operator):
+        raise Problem(403, "not-your-calendar", "an agency reads only its own calendar")
+
+    def work() -> bytes:
+        with db.transaction(runtime.engine) as session:
+            return to_ical(agency_id, service.list_meetings(session, agency_id=agency_id))
+
+    body = await anyio.to_thread.run_sync(work)
+    return Response(body, media_type="text/calendar; charset=utf-8")
+
+
+def to_ical(agency_id: str, meetings: list[Meeting]) -> bytes:
+    """An RFC 5545 calendar of meetings (no personal details: the case id only)."""
+    cal = Calendar()
+    cal.add("prodid", "-//Marugoto//conference//JA")
+    cal.add("version", "2.0")
+    cal.add("x-wr-calname", f"Marugoto: {agency_id}")
+    for meeting in meetings:
+        if meeting.starts_at is None or meeting.ends_at is None:
+            continue
+        event = Event()
+        event.add("uid", f"{meeting.id}@marugoto")
+        event.add("dtstamp", meeting.updated_at or datetime.now(UTC))
+        event.add("dtstart", meeting.starts_at)
+        event.add("dtend", meeting.ends_at)
+        event.add("summary", meeting.title + (f" / case {meeting.case_id}" if meeting.case_id else ""))
+        event.add("sequence", meeting.sequence)
+        event.add("status", "CANCELLED" if meeting.status == "cancelled" else "CONFIRMED")
+        for participant in meeting.participants:
+            attendee = vCalAddress(f"urn:x-marugoto:agency:{participant}")
+            attendee.params["cn"] = participant
+            event.add("attendee", attendee, encode=False)
+        cal.add_component(event)
+    return bytes(cal.to_ical())

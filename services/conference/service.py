@@ -1,88 +1,758 @@
-"""Conference's logic: a case meeting for every tier-2 and tier-3 decision.
-
-The first slot is the next business day at 10:00 (Japan time) within a deadline set by urgency. The
-full slot finder (business hours, holidays, bookings) replaces `first_slot` in the conference issue.
-"""
+"""Conference's logic: case meetings for tier-2/3 cases, the 相談支援包括化推進会議 and its agenda,
+attendance and decisions. Functions run inside the caller's transaction and stage their events."""
 
 import uuid
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
 
-from sqlmodel import Session, select
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
 
-from services.conference.models import ConferenceOutbox, Meeting
+from services.conference import slots
+from services.conference.models import (
+    Attendance,
+    AttendanceCreate,
+    CaseDecision,
+    CaseState,
+    ConferenceOutbox,
+    DecisionCreate,
+    Meeting,
+    NetworkMember,
+    ResourceGapReport,
+)
 from shared import outbox
-from shared.events import ConferenceScheduled, Envelope, RoutingDecided, new_event
+from shared.calendar import JST, is_closed_day
+from shared.directory import Directory, read_directory_files
+from shared.events import (
+    ConferenceCancelled,
+    ConferenceDecisionRecorded,
+    ConferenceHeld,
+    ConferenceRescheduled,
+    ConferenceScheduled,
+    ConsentGiven,
+    ConsentRevoked,
+    Envelope,
+    EventData,
+    MeetingInvitation,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+    new_event,
+)
+from shared.problems import Problem
 
 SOURCE = "/marugoto/conference"
-JST = ZoneInfo("Asia/Tokyo")
-MEETING_TIME = time(10, 0)
-DEADLINE_BUSINESS_DAYS = {"urgent": 2, "soon": 5, "routine": 10}
+ACTIVE = ("scheduled",)
 
 
-def add_business_days(day: date, count: int) -> date:
-    """`day` moved forward by `count` weekdays (Saturday and Sunday skipped)."""
-    while count > 0:
+# --- configuration [LOCAL] ------------------------------------------------------------------------
+
+
+class PromotionMeetingConfig(BaseModel):
+    """How a municipality runs its 推進会議: cadence, the body it reuses, whether it approves plans."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cadence: Literal["every_n_months", "fixed_months", "on_demand"] = "on_demand"
+    every_months: int = Field(default=2, ge=1, le=12)  # 盛岡市: every two months
+    months: list[int] = Field(default_factory=list)  # 能美市-like fixed months
+    reuses: str | None = None  # e.g. 支援調整会議, 地域ケア会議
+    approves_plans: bool = False  # 呉市: the case meeting drafts, the 推進会議 approves
+    review_after_days: int = Field(default=90, ge=0)
+    duration_minutes: int = Field(default=120, ge=15)
+
+
+class ConferenceSettings(BaseModel):
+    """The `conference:` section of a directory file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    meeting_minutes: int = Field(default=60, ge=15, le=480)
+    deadline_business_days: dict[str, int] = Field(default_factory=lambda: {"urgent": 2, "soon": 5, "routine": 10})
+    rooms: list[dict[str, Any]] = Field(default_factory=list)
+    promotion_meeting: PromotionMeetingConfig = PromotionMeetingConfig()
+
+
+@dataclass(frozen=True)
+class MunicipalityConference:
+    """A municipality's agencies (with their hours), rooms and meeting rules."""
+
+    directory: Directory
+    settings: ConferenceSettings
+    hours: Mapping[str, slots.WeeklyHours]
+    rooms: tuple[slots.Room, ...]
+
+
+def load_configs(paths: Iterable[Any]) -> dict[str, MunicipalityConference]:
+    """Each configured municipality's conference configuration, from the directory files."""
+    configs = {}
+    for code, (directory, data) in read_directory_files(paths).items():
+        settings = ConferenceSettings.model_validate(data.get("conference") or {})
+        hours = {a.id: slots.parse_hours(a.business_hours, slots.DEFAULT_HOURS) for a in directory.agencies}
+        rooms = tuple(slots.Room(id=str(r["id"]), capacity=int(r["capacity"])) for r in settings.rooms)
+        configs[code] = MunicipalityConference(directory=directory, settings=settings, hours=hours, rooms=rooms)
+    return configs
+
+
+def _config(configs: Mapping[str, MunicipalityConference], code: str) -> MunicipalityConference:
+    config = configs.get(code)
+    if config is None:
+        raise Problem(422, "unknown-municipality", f"no directory for municipality {code}")
+    return config
+
+
+def business_days_after(start: datetime, days: int) -> datetime:
+    """The end (18:00 JST) of the `days`-th open day after `start`."""
+    day = start.astimezone(JST).date()
+    while days > 0:
         day += timedelta(days=1)
-        if day.weekday() < 5:
-            count -= 1
-    return day
-
-
-def first_slot(decided_at: datetime) -> datetime:
-    """The next business day at 10:00 JST after the decision."""
-    day = add_business_days(decided_at.astimezone(JST).date(), 1)
-    return datetime.combine(day, MEETING_TIME, tzinfo=JST)
-
-
-def deadline_for(decided_at: datetime, urgency: str) -> datetime:
-    """End of the last business day by which the case meeting must be held."""
-    day = add_business_days(decided_at.astimezone(JST).date(), DEADLINE_BUSINESS_DAYS.get(urgency, 10))
+        if not is_closed_day(day):
+            days -= 1
     return datetime.combine(day, time(18, 0), tzinfo=JST)
 
 
-def schedule_case_meeting(session: Session, envelope: Envelope[RoutingDecided]) -> Meeting | None:
-    """Schedule the case meeting a tier-2/3 decision needs (once per case); None for tier 1."""
-    decision = envelope.data
-    if decision.tier == 1:
-        return None
-    existing = session.exec(
-        select(Meeting).where(Meeting.case_id == decision.case_id, Meeting.kind == "case_meeting")
-    ).first()
-    if existing is not None:
-        return existing
-    participants = list(dict.fromkeys(e.agency_id for e in decision.engaged))
-    meeting = Meeting(
-        id=str(uuid.uuid4()),
-        case_id=decision.case_id,
-        municipality_code=envelope.municipalitycode,
-        kind="case_meeting",
-        tier=decision.tier,
-        starts_at=first_slot(decision.decided_at),
-        deadline=deadline_for(decision.decided_at, decision.urgency),
+def _stage(session: Session, municipality_code: str, subject: str, data: EventData) -> None:
+    event = new_event(data, source=SOURCE, subject=subject, municipality_code=municipality_code)
+    outbox.stage(session, ConferenceOutbox, event)
+
+
+def _invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: str) -> None:
+    for agency_id in agencies:
+        _stage(
+            session,
+            meeting.municipality_code,
+            agency_id,
+            MeetingInvitation(
+                meeting_id=meeting.id,
+                agency_id=agency_id,
+                kind=meeting.kind,
+                status=status,
+                starts_at=meeting.starts_at,
+                ends_at=meeting.ends_at,
+                case_id=meeting.case_id,
+            ),
+        )
+
+
+def _bookings(session: Session, *, excluding: str | None = None) -> list[slots.Booking]:
+    meetings = session.exec(
+        select(Meeting).where(col(Meeting.status).in_(ACTIVE), col(Meeting.starts_at).is_not(None))
+    ).all()
+    booked: list[slots.Booking] = []
+    for meeting in meetings:
+        if meeting.id == excluding or meeting.starts_at is None or meeting.ends_at is None:
+            continue
+        for participant in meeting.participants:
+            booked.append(slots.Booking(participant=participant, start=meeting.starts_at, end=meeting.ends_at))
+        if meeting.room_id:
+            booked.append(
+                slots.Booking(participant=f"room:{meeting.room_id}", start=meeting.starts_at, end=meeting.ends_at)
+            )
+    return booked
+
+
+def _find(
+    session: Session,
+    config: MunicipalityConference,
+    *,
+    meeting_id: str,
+    participants: list[str],
+    minutes: int,
+    earliest: datetime,
+    deadline: datetime,
+) -> slots.SlotResult:
+    request = slots.SlotRequest(
+        meeting_id=meeting_id,
         participants=participants,
+        duration=timedelta(minutes=minutes),
+        earliest=earliest,
+        deadline=deadline,
+        room_needed=bool(config.rooms),
+    )
+    return slots.find_slot(request, config.hours, _bookings(session, excluding=meeting_id), config.rooms)
+
+
+# --- following the cases ------------------------------------------------------------------------
+
+
+def apply_routing_decided(
+    session: Session, envelope: Envelope[RoutingDecided], configs: Mapping[str, MunicipalityConference]
+) -> None:
+    """Follow the case; schedule its case meeting (tier 2/3); note new network members and resource gaps."""
+    decided = envelope.data
+    code = envelope.municipalitycode
+    state = session.get(CaseState, decided.case_id)
+    if state is None:
+        state = CaseState(
+            case_id=decided.case_id, municipality_code=code, tier=decided.tier, routed_at=decided.decided_at
+        )
+    if decided.sequence < state.decision_sequence:
+        return
+    state.tier = decided.tier
+    state.lead = decided.lead or state.lead
+    state.urgency = decided.urgency
+    state.decision_sequence = decided.sequence
+    state.engaged = sorted(set(state.engaged) | {e.agency_id for e in decided.engaged})
+    state.source_events = [*state.source_events, envelope.id]
+    session.add(state)
+    for gap in decided.resource_gaps:
+        session.add(
+            ResourceGapReport(
+                municipality_code=code,
+                case_id=decided.case_id,
+                partner_type=gap,
+                reported_at=decided.decided_at,
+                event_id=envelope.id,
+            )
+        )
+    for engaged in decided.engaged:
+        if session.get(NetworkMember, (code, engaged.agency_id)) is None:
+            session.add(
+                NetworkMember(
+                    municipality_code=code,
+                    agency_id=engaged.agency_id,
+                    agency_type=engaged.agency_type,
+                    first_seen_at=decided.decided_at,
+                    event_id=envelope.id,
+                )
+            )
+    session.flush()
+    if decided.tier >= 2:
+        meeting = _case_meeting(session, decided.case_id)
+        if meeting is None:
+            schedule_case_meeting(session, state, _config(configs, code))
+        else:
+            _update_invitees(session, meeting, state)
+
+
+def _case_meeting(session: Session, case_id: str) -> Meeting | None:
+    query = select(Meeting).where(
+        Meeting.case_id == case_id, Meeting.kind == "case_meeting", col(Meeting.status).in_(ACTIVE)
+    )
+    return session.exec(query).first()
+
+
+def _invitees(state: CaseState) -> list[str]:
+    # Exactly the engaged agencies and the lead (推進員).
+    return sorted(set(state.engaged) | ({state.lead} if state.lead else set()))
+
+
+def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
+    """A re-routed or escalated referral adds an agency to the case and to its upcoming meeting."""
+    state = session.get(CaseState, data.case_id)
+    if state is None or data.agency_id in state.engaged:
+        return
+    state.engaged = sorted({*state.engaged, data.agency_id})
+    session.add(state)
+    meeting = _case_meeting(session, data.case_id)
+    if meeting is not None:
+        _update_invitees(session, meeting, state)
+
+
+def apply_referral_status(session: Session, data: ReferralStatusChanged) -> None:
+    """An agency that rejected or was cancelled off the case leaves its upcoming meeting."""
+    state = session.get(CaseState, data.case_id)
+    if state is None or data.to_status not in {"rejected", "cancelled"} or data.agency_id not in state.engaged:
+        return
+    state.engaged = [a for a in state.engaged if a != data.agency_id]
+    session.add(state)
+    meeting = _case_meeting(session, data.case_id)
+    if meeting is not None:
+        _update_invitees(session, meeting, state)
+
+
+def apply_consent(session: Session, data: ConsentGiven | ConsentRevoked) -> None:
+    """Track whether the case has a live consent to share (shown on its meetings)."""
+    state = session.get(CaseState, data.case_id)
+    if state is None:
+        return
+    live = set(state.consents)
+    if isinstance(data, ConsentGiven):
+        live.add(data.consent_id)
+    else:
+        live.discard(data.consent_id)
+    state.consents = sorted(live)
+    session.add(state)
+
+
+def _update_invitees(session: Session, meeting: Meeting, state: CaseState) -> None:
+    invitees = _invitees(state)
+    if invitees == sorted(meeting.participants):
+        return
+    added = set(invitees) - set(meeting.participants)
+    removed = set(meeting.participants) - set(invitees)
+    meeting.participants = invitees
+    meeting.sequence += 1
+    meeting.updated_at = datetime.now(UTC)
+    session.add(meeting)
+    _stage(
+        session,
+        meeting.municipality_code,
+        meeting.case_id or meeting.id,
+        ConferenceRescheduled(
+            meeting_id=meeting.id,
+            case_id=meeting.case_id,
+            kind="case_meeting",
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            participants=invitees,
+            reason="invitation list changed with the case's agencies",
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
+    _invite(session, meeting, sorted(added), "invited")
+    _invite(session, meeting, sorted(set(invitees) - added), "updated")
+    _invite(session, meeting, sorted(removed), "withdrawn")
+
+
+# --- case meetings --------------------------------------------------------------------------------
+
+
+def schedule_case_meeting(session: Session, state: CaseState, config: MunicipalityConference) -> Meeting:
+    """The case meeting of the lead and the engaged agencies, at the earliest slot before the deadline."""
+    now = datetime.now(UTC)
+    days = config.settings.deadline_business_days.get(state.urgency, 10)
+    deadline = business_days_after(now, days)
+    participants = _invitees(state)
+    meeting_id = str(uuid.uuid4())
+    result = _find(
+        session,
+        config,
+        meeting_id=meeting_id,
+        participants=participants,
+        minutes=config.settings.meeting_minutes,
+        earliest=now + timedelta(hours=1),
+        deadline=deadline,
+    )
+    meeting = Meeting(
+        id=meeting_id,
+        kind="case_meeting",
+        case_id=state.case_id,
+        municipality_code=state.municipality_code,
+        tier=state.tier,
+        title=f"ケース会議 (tier {state.tier})",
+        starts_at=result.start,
+        ends_at=result.end,
+        deadline=deadline,
+        participants=participants,
+        room_id=result.room_id,
+        needs_attention=result.needs_attention,
+        blockers=list(result.blockers),
     )
     session.add(meeting)
-    event = ConferenceScheduled(
-        meeting_id=meeting.id,
-        case_id=meeting.case_id,
-        kind="case_meeting",
-        tier=decision.tier,
-        starts_at=meeting.starts_at,
-        deadline=meeting.deadline,
-        participants=participants,
-    )
-    outbox.stage(
+    _stage(
         session,
-        ConferenceOutbox,
-        new_event(event, source=SOURCE, subject=meeting.case_id, municipality_code=envelope.municipalitycode),
+        meeting.municipality_code,
+        state.case_id,
+        ConferenceScheduled(
+            meeting_id=meeting.id,
+            case_id=state.case_id,
+            kind="case_meeting",
+            tier=state.tier,
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            deadline=deadline,
+            participants=participants,
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
+    _invite(session, meeting, participants, "invited")
+    return meeting
+
+
+def get_meeting(session: Session, meeting_id: str) -> Meeting:
+    """A meeting, or a 404 problem."""
+    meeting = session.get(Meeting, meeting_id)
+    if meeting is None:
+        raise Problem(404, "meeting-not-found", f"no meeting {meeting_id}")
+    return meeting
+
+
+def list_meetings(
+    session: Session, *, case_id: str | None = None, kind: str | None = None, agency_id: str | None = None
+) -> list[Meeting]:
+    """Meetings, earliest first; optionally of one case, of one kind, or with one participant."""
+    query = select(Meeting).order_by(col(Meeting.starts_at), col(Meeting.id))
+    if case_id is not None:
+        query = query.where(Meeting.case_id == case_id)
+    if kind is not None:
+        query = query.where(Meeting.kind == kind)
+    meetings = list(session.exec(query).all())
+    if agency_id is not None:
+        meetings = [m for m in meetings if agency_id in m.participants]
+    return meetings
+
+
+def privacy_note(session: Session, meeting: Meeting) -> str:
+    """What the meeting may show of the case's people: never personal details here, and whether consent exists."""
+    if meeting.case_id is None:
+        return "no case: no personal details"
+    state = session.get(CaseState, meeting.case_id)
+    if state is None or not state.consents:
+        return "本人同意 not given: the case is discussed without personal details"
+    return "本人同意 given: engaged agencies read personal details at intake, not here"
+
+
+def reschedule(
+    session: Session, meeting: Meeting, config: MunicipalityConference, *, reason: str, not_before: datetime | None
+) -> Meeting:
+    """Move a scheduled meeting to the next slot from `not_before` (default now)."""
+    if meeting.status != "scheduled":
+        raise Problem(409, "meeting-not-scheduled", f"a {meeting.status} meeting cannot be rescheduled")
+    now = datetime.now(UTC)
+    earliest = max(not_before or now, now)
+    deadline = max(meeting.deadline or earliest, earliest + timedelta(days=1))
+    minutes = (
+        config.settings.promotion_meeting.duration_minutes
+        if meeting.kind == "promotion_meeting"
+        else config.settings.meeting_minutes
+    )
+    result = _find(
+        session,
+        config,
+        meeting_id=meeting.id,
+        participants=meeting.participants,
+        minutes=minutes,
+        earliest=earliest,
+        deadline=deadline,
+    )
+    meeting.starts_at, meeting.ends_at, meeting.room_id = result.start, result.end, result.room_id
+    meeting.needs_attention, meeting.blockers = result.needs_attention, list(result.blockers)
+    meeting.status_reason = reason
+    meeting.sequence += 1
+    meeting.updated_at = now
+    session.add(meeting)
+    _stage(
+        session,
+        meeting.municipality_code,
+        meeting.case_id or meeting.id,
+        ConferenceRescheduled(
+            meeting_id=meeting.id,
+            case_id=meeting.case_id,
+            kind=meeting.kind,
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            participants=meeting.participants,
+            reason=reason,
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
+    _invite(session, meeting, meeting.participants, "updated")
+    return meeting
+
+
+def cancel(session: Session, meeting: Meeting, *, reason: str) -> Meeting:
+    """Cancel a scheduled meeting, with the reason."""
+    if meeting.status != "scheduled":
+        raise Problem(409, "meeting-not-scheduled", f"a {meeting.status} meeting cannot be cancelled")
+    meeting.status = "cancelled"
+    meeting.status_reason = reason
+    meeting.sequence += 1
+    meeting.updated_at = datetime.now(UTC)
+    session.add(meeting)
+    _stage(
+        session,
+        meeting.municipality_code,
+        meeting.case_id or meeting.id,
+        ConferenceCancelled(meeting_id=meeting.id, case_id=meeting.case_id, kind=meeting.kind, reason=reason),
+    )
+    _invite(session, meeting, meeting.participants, "cancelled")
+    return meeting
+
+
+def record_attendance(
+    session: Session, meeting: Meeting, body: AttendanceCreate, *, agenda: dict[str, Any] | None = None
+) -> Meeting:
+    """The meeting was held: record who attended (and the minutes) and publish it."""
+    if meeting.status != "scheduled":
+        raise Problem(409, "meeting-not-scheduled", f"attendance of a {meeting.status} meeting is already settled")
+    now = datetime.now(UTC)
+    for record in body.attendance:
+        session.add(Attendance(meeting_id=meeting.id, **record.model_dump()))
+    meeting.status = "held"
+    meeting.minutes = body.minutes
+    if agenda is not None:
+        meeting.agenda = agenda
+    meeting.updated_at = now
+    session.add(meeting)
+    _stage(
+        session,
+        meeting.municipality_code,
+        meeting.case_id or meeting.id,
+        ConferenceHeld(
+            meeting_id=meeting.id,
+            case_id=meeting.case_id,
+            kind=meeting.kind,
+            held_at=meeting.starts_at or now,
+            attendance=list(body.attendance),
+        ),
     )
     return meeting
 
 
-def list_meetings(session: Session, *, case_id: str | None = None) -> list[Meeting]:
-    """Meetings, optionally of one case, earliest first."""
-    query = select(Meeting).order_by(Meeting.starts_at)  # type: ignore[arg-type]
-    if case_id is not None:
-        query = query.where(Meeting.case_id == case_id)
-    return list(session.exec(query).all())
+def record_decision(
+    session: Session, meeting: Meeting, body: DecisionCreate, config: MunicipalityConference
+) -> CaseDecision:
+    """Record a meeting's decision on a case; where the 推進会議 approves plans, a case meeting only drafts."""
+    case_id = meeting.case_id or body.case_id
+    if case_id is None:
+        raise Problem(422, "case-required", "a 推進会議 decision names its case_id")
+    if meeting.case_id is not None and body.case_id not in (None, meeting.case_id):
+        raise Problem(422, "wrong-case", f"this case meeting is about case {meeting.case_id}")
+    approves_here = meeting.kind == "promotion_meeting" or not config.settings.promotion_meeting.approves_plans
+    decision = CaseDecision(
+        meeting_id=meeting.id,
+        case_id=case_id,
+        plan_status="approved" if body.plan_approved and approves_here else "drafted",
+        lead_agency=body.lead_agency,
+        roles=body.roles,
+        next_review=body.next_review,
+    )
+    session.add(decision)
+    session.flush()
+    _stage(
+        session,
+        meeting.municipality_code,
+        case_id,
+        ConferenceDecisionRecorded(
+            meeting_id=meeting.id,
+            case_id=case_id,
+            plan_status=decision.plan_status,
+            lead_agency=decision.lead_agency,
+            roles=decision.roles,
+            next_review=decision.next_review,
+            recorded_at=decision.recorded_at,
+        ),
+    )
+    return decision
+
+
+# --- the 相談支援包括化推進会議 ------------------------------------------------------------------------
+
+
+def last_held_promotion_meeting(session: Session, municipality_code: str) -> Meeting | None:
+    """The municipality's latest held 推進会議."""
+    query = (
+        select(Meeting)
+        .where(
+            Meeting.municipality_code == municipality_code,
+            Meeting.kind == "promotion_meeting",
+            Meeting.status == "held",
+        )
+        .order_by(col(Meeting.starts_at).desc())
+    )
+    return session.exec(query).first()
+
+
+def schedule_promotion_meeting(
+    session: Session, config: MunicipalityConference, *, not_before: datetime | None
+) -> Meeting:
+    """Convene the 推進会議 of the network (every networked agency and the lead) at the first common slot."""
+    code = config.directory.municipality.code
+    members = session.exec(select(NetworkMember.agency_id).where(NetworkMember.municipality_code == code)).all()
+    participants = sorted({*members, config.directory.municipality.lead})
+    now = datetime.now(UTC)
+    earliest = max(not_before or now, now)
+    meeting_id = str(uuid.uuid4())
+    promotion = config.settings.promotion_meeting
+    result = _find(
+        session,
+        config,
+        meeting_id=meeting_id,
+        participants=participants,
+        minutes=promotion.duration_minutes,
+        earliest=earliest,
+        deadline=business_days_after(earliest, 20),
+    )
+    title = "相談支援包括化推進会議" + (f"（{promotion.reuses}を活用）" if promotion.reuses else "")
+    meeting = Meeting(
+        id=meeting_id,
+        kind="promotion_meeting",
+        municipality_code=code,
+        title=title,
+        starts_at=result.start,
+        ends_at=result.end,
+        deadline=None,
+        participants=participants,
+        room_id=result.room_id,
+        needs_attention=result.needs_attention,
+        blockers=list(result.blockers),
+    )
+    session.add(meeting)
+    _stage(
+        session,
+        code,
+        meeting.id,
+        ConferenceScheduled(
+            meeting_id=meeting.id,
+            case_id=None,
+            kind="promotion_meeting",
+            tier=None,
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            deadline=None,
+            participants=participants,
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
+    _invite(session, meeting, participants, "invited")
+    return meeting
+
+
+def build_agenda(
+    session: Session,
+    config: MunicipalityConference,
+    meeting: Meeting,
+    *,
+    snapshot: dict[str, Any] | None,
+    snapshot_error: str | None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """The agenda by item of 実施要領 3(4)ウ, each line traceable to the events it came from."""
+    moment = now or datetime.now(UTC)
+    code = meeting.municipality_code
+    previous = last_held_promotion_meeting(session, code)
+    since = (
+        previous.starts_at
+        if previous is not None and previous.starts_at is not None
+        else datetime(2000, 1, 1, tzinfo=UTC)
+    )
+    directory = config.directory
+    newcomers = session.exec(
+        select(NetworkMember)
+        .where(NetworkMember.municipality_code == code, col(NetworkMember.first_seen_at) > since)
+        .order_by(col(NetworkMember.first_seen_at), col(NetworkMember.agency_id))
+    ).all()
+    network = [
+        {
+            "text": f"{_name(directory, m.agency_id)}（{m.agency_type}）が連携に参加: 役割の共有",
+            "source_events": [m.event_id],
+            "detail": {"agency_id": m.agency_id, "agency_type": m.agency_type},
+        }
+        for m in newcomers
+    ]
+    cases = session.exec(
+        select(CaseState).where(CaseState.municipality_code == code).order_by(col(CaseState.routed_at))
+    ).all()
+    reviewed = _last_reviews(session)
+    review_after = timedelta(days=config.settings.promotion_meeting.review_after_days)
+    new_cases = [c for c in cases if c.tier >= 2 and c.routed_at > since]
+    overdue = [
+        c
+        for c in cases
+        if c.tier >= 2 and max(reviewed.get(c.case_id, c.routed_at), c.routed_at) < moment - review_after
+    ]
+    awaiting = _plans_awaiting_approval(session)
+    needs = [
+        *(
+            {
+                "text": f"新規 tier-{c.tier} ケース {c.case_id}",
+                "source_events": c.source_events,
+                "detail": {"case_id": c.case_id, "tier": c.tier},
+            }
+            for c in new_cases
+        ),
+        *(
+            {
+                "text": f"未見直しケース {c.case_id}（{review_after.days}日超）",
+                "source_events": c.source_events,
+                "detail": {"case_id": c.case_id, "overdue_review": True},
+            }
+            for c in overdue
+        ),
+        *(
+            {
+                "text": f"承認待ちの支援プラン: ケース {d.case_id}",
+                "source_events": [f"decision:{d.id}"],
+                "detail": {"case_id": d.case_id, "plan": "drafted"},
+            }
+            for d in awaiting
+            if _case_in(cases, d.case_id)
+        ),
+    ]
+    gaps = session.exec(
+        select(ResourceGapReport)
+        .where(ResourceGapReport.municipality_code == code, col(ResourceGapReport.reported_at) > since)
+        .order_by(col(ResourceGapReport.partner_type), col(ResourceGapReport.id))
+    ).all()
+    by_type: dict[str, list[ResourceGapReport]] = {}
+    for gap in gaps:
+        by_type.setdefault(gap.partner_type, []).append(gap)
+    resources = [
+        {
+            "text": f"社会資源の不足: {partner_type}（{len({g.case_id for g in reports})}件のケース）",
+            "source_events": sorted({g.event_id for g in reports}),
+            "detail": {"partner_type": partner_type, "cases": sorted({g.case_id for g in reports})},
+        }
+        for partner_type, reports in by_type.items()
+    ]
+    results = (
+        [
+            {
+                "text": "成果指標のスナップショット",
+                "source_events": [f"metrics:{snapshot.get('fiscal_year')}"],
+                "detail": snapshot,
+            }
+        ]
+        if snapshot is not None
+        else [{"text": f"成果指標を取得できませんでした: {snapshot_error}", "source_events": [], "detail": {}}]
+    )
+    return {
+        "meeting_id": meeting.id,
+        "generated_at": moment.isoformat(),
+        "since": since.isoformat(),
+        "reuses": config.settings.promotion_meeting.reuses,
+        "items": {
+            "ア_イ": {
+                "title": "各相談支援機関の業務内容の理解・具体的な連携方法（新たな参加機関と役割）",
+                "lines": network,
+            },
+            "ウ": {"title": "地域住民が抱える福祉ニーズの把握（新規・未見直しケース、承認待ちプラン）", "lines": needs},
+            "エ": {"title": "地域に不足する社会資源（ルーターが報告した不足）", "lines": resources},
+            "オ": {"title": "本事業による支援実績の検証（成果指標）", "lines": results},
+        },
+    }
+
+
+def _name(directory: Directory, agency_id: str) -> str:
+    agency = directory.find_agency(agency_id)
+    return agency.name if agency is not None else agency_id
+
+
+def _case_in(cases: Iterable[CaseState], case_id: str) -> bool:
+    return any(c.case_id == case_id for c in cases)
+
+
+def _last_reviews(session: Session) -> dict[str, datetime]:
+    reviews: dict[str, datetime] = {}
+    for decision in session.exec(select(CaseDecision)).all():
+        reviews[decision.case_id] = max(reviews.get(decision.case_id, decision.recorded_at), decision.recorded_at)
+    return reviews
+
+
+def _plans_awaiting_approval(session: Session) -> list[CaseDecision]:
+    decisions = session.exec(select(CaseDecision).order_by(col(CaseDecision.recorded_at))).all()
+    latest: dict[str, CaseDecision] = {}
+    for decision in decisions:
+        latest[decision.case_id] = decision
+    return [d for d in latest.values() if d.plan_status == "drafted"]
+
+
+def next_series_date(config: PromotionMeetingConfig, after: date) -> date | None:
+    """The first day of the month of the next 推進会議 of the series, after `after` (None: on demand)."""
+    if config.cadence == "on_demand":
+        return None
+    if config.cadence == "every_n_months":
+        month = after.month - 1 + config.every_months
+        return date(after.year + month // 12, month % 12 + 1, 1)
+    for offset in range(1, 13):
+        month = (after.month - 1 + offset) % 12 + 1
+        if month in config.months:
+            return date(after.year + (after.month - 1 + offset) // 12, month, 1)
+    return None

@@ -4,6 +4,7 @@ from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
 from shared.consumer import register_consumers
 from shared.events import (
+    ConferenceHeld,
     ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
@@ -14,7 +15,14 @@ from shared.events import (
 )
 from shared.runtime import Runtime
 
-COUNTED = (ConsultationReceived, ContactRecorded, RoutingDecided, ReferralRequested, ConferenceScheduled)
+COUNTED = (
+    ConsultationReceived,
+    ContactRecorded,
+    RoutingDecided,
+    ReferralRequested,
+    ConferenceScheduled,
+    ConferenceHeld,
+)
 
 
 def wire(runtime: Runtime) -> None:

@@ -22,6 +22,16 @@ class IndicatorCount(SQLModel, table=True):
     value: int = 0
 
 
+class CountedCase(SQLModel, table=True):
+    """A case already counted in an indicator of distinct cases (e.g. M13), so it is counted once."""
+
+    __tablename__ = "counted_case"
+    __table_args__ = {"schema": SCHEMA}
+
+    indicator: str = Field(primary_key=True, max_length=60)
+    case_id: str = Field(primary_key=True, max_length=36)
+
+
 class MetricsProcessedEvent(ProcessedEventBase, table=True):
     """Events metrics has counted (each exactly once)."""
 

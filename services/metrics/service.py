@@ -6,8 +6,9 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from services.metrics.models import IndicatorCount, IndicatorReport, IndicatorValue
+from services.metrics.models import CountedCase, IndicatorCount, IndicatorReport, IndicatorValue
 from shared.events import (
+    ConferenceHeld,
     ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
@@ -36,7 +37,28 @@ DECISIONS = Indicator("OPS-DECISIONS", "振り分け決定件数（層別）", "
 REFERRALS = Indicator("OPS-REFERRALS", "つなぎ（紹介）依頼件数", "Referrals requested")
 CASE_MEETINGS = Indicator("OPS-CASE-MEETINGS", "ケース会議 設定件数", "Case meetings scheduled")
 
-INDICATORS = (CONSULTATIONS, CONTACTS, DECISIONS, REFERRALS, CASE_MEETINGS)
+DIVISION_ATTENDANCES = Indicator(
+    "M5",
+    "福祉分野以外の部門の相談支援包括化に係る会議等への出席回数",
+    "Attendances of municipal divisions outside welfare",
+)
+MULTI_AGENCY_CASES = Indicator(
+    "M13", "多機関が連携した対応を実施した事例等の数", "Cases with a case meeting attended by at least two agencies"
+)
+MEETINGS_HELD = Indicator("OPS-MEETINGS-HELD", "会議の開催回数", "Meetings held")
+
+INDICATORS = (
+    CONSULTATIONS,
+    CONTACTS,
+    DECISIONS,
+    REFERRALS,
+    CASE_MEETINGS,
+    MEETINGS_HELD,
+    DIVISION_ATTENDANCES,
+    MULTI_AGENCY_CASES,
+)
+# M13's proxy (seed L1964): a case meeting attended by this many agencies or more [LOCAL].
+M13_MIN_AGENCIES = 2
 
 
 def fiscal_year(moment: datetime) -> int:
@@ -63,15 +85,32 @@ def _counts_of(data: EventData) -> list[tuple[Indicator, str]]:
             return [(DECISIONS, f"tier{data.tier}")]
         case ReferralRequested():
             return [(REFERRALS, f"tier{data.tier}")]
-        case ConferenceScheduled():
+        case ConferenceScheduled() if data.kind == "case_meeting":
             return [(CASE_MEETINGS, f"tier{data.tier}")]
+        case ConferenceHeld():
+            present = [a for a in data.attendance if a.attended]
+            divisions = [a for a in present if a.kind == "municipal_division" and a.sector == "non_welfare"]
+            return [(MEETINGS_HELD, data.kind), *[(DIVISION_ATTENDANCES, data.kind)] * len(divisions)]
+    return []
+
+
+def _distinct_cases(data: EventData) -> list[tuple[Indicator, str]]:
+    if isinstance(data, ConferenceHeld) and data.kind == "case_meeting" and data.case_id:
+        agencies = {a.participant for a in data.attendance if a.attended and a.kind == "agency"}
+        if len(agencies) >= M13_MIN_AGENCIES:
+            return [(MULTI_AGENCY_CASES, data.case_id)]
     return []
 
 
 def count(session: Session, envelope: Envelope[EventData]) -> None:
     """Add one event to its indicators, in the fiscal year and month of the event's time."""
     year, month = fiscal_year(envelope.time), envelope.time.astimezone(JST).month
-    for indicator, dimension in _counts_of(envelope.data):
+    counts = _counts_of(envelope.data)
+    for indicator, case_id in _distinct_cases(envelope.data):
+        if session.get(CountedCase, (indicator.id, case_id)) is None:
+            session.add(CountedCase(indicator=indicator.id, case_id=case_id))
+            counts.append((indicator, ""))
+    for indicator, dimension in counts:
         key = (envelope.municipalitycode, year, month, indicator.id, dimension)
         row = session.get(IndicatorCount, key)
         if row is None:

@@ -1,0 +1,167 @@
+"""Conference's logic on PostgreSQL: invitations follow the case, reschedule and cancel, plans approved
+where the municipality approves them, and the 推進会議 series."""
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+import services.conference.app  # noqa: F401 - registers the conference tables
+from services.conference import service
+from services.conference.models import ConferenceOutbox, DecisionCreate, Meeting
+from shared import db
+from shared.directory import demo_directory_path
+from shared.events import EngagedAgency, Envelope, ReferralRequested, ReferralStatusChanged, RoutingDecided, new_event
+from shared.settings import Settings
+
+
+@pytest.fixture
+def engine(settings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(settings, "conference")
+    db.upgrade(engine, "conference")
+    yield engine
+    engine.dispose()
+
+
+def configs(tmp_path: Path, **conference: object) -> dict[str, service.MunicipalityConference]:
+    data = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
+    data["conference"] = conference
+    path = tmp_path / "directory.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    return service.load_configs([path])
+
+
+def decided(case_id: str, agencies: list[str], tier: int = 2) -> RoutingDecided:
+    return RoutingDecided(
+        case_id=case_id,
+        decision_id=str(uuid.uuid4()),
+        tier=tier,  # type: ignore[arg-type]
+        patterns=["multiple_members"],
+        lead="nabari-houkatsu",
+        engaged=[EngagedAgency(agency_id=a, agency_type="t", rule_id="partner", legal_basis="x") for a in agencies],
+        resource_gaps=[],
+        directory_version="v",
+        urgency="urgent",
+        decided_at=datetime.now(UTC),
+    )
+
+
+def referral(case_id: str, agency_id: str) -> ReferralRequested:
+    return ReferralRequested(
+        referral_id=str(uuid.uuid4()),
+        case_id=case_id,
+        decision_id="d",
+        agency_id=agency_id,
+        agency_type="t",
+        tier=2,
+        rule_id="reroute",
+        legal_basis="x",
+        requested_at=datetime.now(UTC),
+    )
+
+
+def decided_event(case_id: str, agencies: list[str], tier: int = 2) -> Envelope[RoutingDecided]:
+    return new_event(decided(case_id, agencies, tier), source="/t", subject=case_id, municipality_code="242080")
+
+
+def staged(session: Session) -> list[str]:
+    return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(ConferenceOutbox.id)).all()]
+
+
+def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: Path) -> None:
+    confs = configs(tmp_path)
+    case_id = str(uuid.uuid4())
+    event = new_event(
+        decided(case_id, ["nabari-houkatsu", "hoken-07"]), source="/t", subject=case_id, municipality_code="242080"
+    )
+    with db.transaction(engine) as session:
+        service.apply_routing_decided(session, event, confs)
+        [meeting] = service.list_meetings(session, case_id=case_id)
+        assert meeting.participants == ["hoken-07", "nabari-houkatsu"]
+        assert meeting.starts_at is not None and meeting.deadline is not None
+        assert meeting.starts_at <= meeting.deadline, "urgent: within two business days"
+        service.apply_referral_requested(session, referral(case_id, "mie-hikikomori"))
+        assert meeting.participants == ["hoken-07", "mie-hikikomori", "nabari-houkatsu"]
+        service.apply_referral_status(
+            session,
+            ReferralStatusChanged(
+                referral_id="r",
+                case_id=case_id,
+                agency_id="hoken-07",
+                from_status="requested",
+                to_status="rejected",
+                reason_code="no_capacity",
+                changed_by="hoken-07",
+                changed_at=datetime.now(UTC),
+            ),
+        )
+        assert meeting.participants == ["mie-hikikomori", "nabari-houkatsu"]
+        assert meeting.sequence == 2
+        topics = staged(session)
+    assert topics.count("marugoto.conference.scheduled") == 1
+    assert topics.count("marugoto.conference.rescheduled") == 2
+    assert "marugoto.conference.invitation" in topics
+
+
+def test_tier1_gets_no_meeting_and_reschedule_and_cancel_keep_their_reason(engine: Engine, tmp_path: Path) -> None:
+    confs = configs(tmp_path)
+    tier1 = str(uuid.uuid4())
+    with db.transaction(engine) as session:
+        event = decided_event(tier1, ["hoken-04"], tier=1)
+        service.apply_routing_decided(session, event, confs)
+        assert service.list_meetings(session, case_id=tier1) == []
+
+        case_id = str(uuid.uuid4())
+        event = new_event(
+            decided(case_id, ["nabari-houkatsu"]), source="/t", subject=case_id, municipality_code="242080"
+        )
+        service.apply_routing_decided(session, event, confs)
+        [meeting] = service.list_meetings(session, case_id=case_id)
+        first = meeting.starts_at
+        assert first is not None
+        service.reschedule(session, meeting, confs["242080"], reason="lead unavailable", not_before=first)
+        assert (
+            meeting.starts_at is not None and meeting.starts_at >= first and meeting.status_reason == "lead unavailable"
+        )
+        service.cancel(session, meeting, reason="household moved away")
+        assert meeting.status == "cancelled"
+        with pytest.raises(service.Problem):
+            service.cancel(session, meeting, reason="twice")
+
+
+def test_where_the_promotion_meeting_approves_plans_a_case_meeting_only_drafts(engine: Engine, tmp_path: Path) -> None:
+    kure_like = configs(tmp_path, promotion_meeting={"approves_plans": True})["242080"]
+    case_id = str(uuid.uuid4())
+    with db.transaction(engine) as session:
+        meeting = Meeting(
+            id=str(uuid.uuid4()),
+            kind="case_meeting",
+            case_id=case_id,
+            municipality_code="242080",
+            title="t",
+            participants=[],
+        )
+        session.add(meeting)
+        body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", next_review=date(2027, 1, 1))
+        assert service.record_decision(session, meeting, body, kure_like).plan_status == "drafted"
+        promotion = Meeting(
+            id=str(uuid.uuid4()), kind="promotion_meeting", municipality_code="242080", title="t", participants=[]
+        )
+        session.add(promotion)
+        approved = DecisionCreate(
+            case_id=case_id, plan_approved=True, lead_agency="nabari-houkatsu", next_review=date(2027, 1, 1)
+        )
+        assert service.record_decision(session, promotion, approved, kure_like).plan_status == "approved"
+
+
+def test_series_cadence() -> None:
+    every_two = service.PromotionMeetingConfig(cadence="every_n_months", every_months=2)  # 盛岡市
+    assert service.next_series_date(every_two, date(2026, 11, 27)) == date(2027, 1, 1)
+    fixed = service.PromotionMeetingConfig(cadence="fixed_months", months=[5, 8, 11, 2])
+    assert service.next_series_date(fixed, date(2026, 11, 27)) == date(2027, 2, 1)
+    assert service.next_series_date(service.PromotionMeetingConfig(), date(2026, 11, 27)) is None
