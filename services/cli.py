@@ -140,9 +140,12 @@ def cmd_personal_data(args: argparse.Namespace) -> int:
 
 
 DEMO_AGENCIES = {
-    # A partner agency that submits (名張市社会福祉協議会 of the demo directory) and an operator.
+    # A partner agency that submits (名張市社会福祉協議会 of the demo directory), the lead's 推進員,
+    # an operator, and the conference service's own client (it reads the indicators for agendas).
     "nabari-shakyo": ("名張市社会福祉協議会", "submit,read_own"),
+    "nabari-houkatsu": ("名張市地域包括支援センター (推進員)", "coordinator,read_own"),
     "operator": ("Marugoto operator", "operator,read_own,coordinator,admin"),
+    "svc-conference": ("conference service", "operator"),
 }
 
 
@@ -298,7 +301,13 @@ def cmd_up(args: argparse.Namespace) -> int:
         credentials_file.chmod(0o600)
         for name in SERVICES:
             argv = [sys.executable, "-m", "services.cli", "serve", name]
-            processes[name] = _spawn(argv, env, log_dir / f"{name}.log")
+            own_env = dict(env)
+            if name == "conference":
+                own_env.update(
+                    MARUGOTO_SERVICE_CLIENT_ID="svc-conference",
+                    MARUGOTO_SERVICE_CLIENT_SECRET=secrets["svc-conference"],
+                )
+            processes[name] = _spawn(argv, own_env, log_dir / f"{name}.log")
         urls = {name: settings.base_url(name) for name in SERVICES}
         wait_ready(urls, args.ready_timeout, processes)
         print("Marugoto is up. Open:", flush=True)
