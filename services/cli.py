@@ -139,6 +139,19 @@ def cmd_personal_data(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_metrics(args: argparse.Namespace) -> int:
+    """`marugoto metrics rebuild`: recompute the indicators from the topics' beginning."""
+    from services.metrics.rebuild import rebuild
+
+    settings = get_settings()
+    _service_definition("metrics")
+    applied = asyncio.run(rebuild(settings))
+    for topic, count in applied.items():
+        print(f"{topic}\t{count}")
+    print(f"rebuilt from {sum(applied.values())} events")
+    return 0
+
+
 DEMO_AGENCIES = {
     # A partner agency that submits (名張市社会福祉協議会 of the demo directory), the lead's 推進員,
     # an operator, and the conference service's own client (it reads the indicators for agendas).
@@ -401,6 +414,10 @@ def build_parser() -> argparse.ArgumentParser:
     personal = sub.add_parser("personal-data", help="personal details stored by intake")
     personal.add_argument("action", choices=["rotate"], help="re-encrypt under the first key")
     personal.set_defaults(func=cmd_personal_data)
+
+    metrics = sub.add_parser("metrics", help="the metrics service's data")
+    metrics.add_argument("action", choices=["rebuild"], help="recompute everything from the topics' beginning")
+    metrics.set_defaults(func=cmd_metrics)
 
     check = sub.add_parser("route-check", help="run a routing scenario file")
     check.add_argument("file")

@@ -2,10 +2,31 @@
 
 from fastapi import FastAPI
 
+from services.metrics import handlers, service
 from services.metrics.api import router
-from services.metrics.handlers import wire
-from shared.runtime import ServiceDefinition, create_app
+from shared.directory import read_directory_files
+from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
+
+
+def rules_by_municipality(settings: Settings) -> dict[str, tuple[service.Rules, str]]:
+    """Each municipality's counting rules [LOCAL] (the `metrics:` section) and agencies' sectors."""
+    found = {}
+    for code, (directory, data) in read_directory_files(settings.directory_files).items():
+        section = data.get("metrics") or {}
+        rules = service.Rules(
+            networked_min_attended=int(section.get("networked_min_attended", 2)),
+            networked_last_k=int(section.get("networked_last_k", 3)),
+            sectors={agency.id: agency.sector for agency in directory.agencies},
+        )
+        found[code] = (rules, directory.municipality.name)
+    return found
+
+
+def _wire(runtime: Runtime) -> None:
+    runtime.state["rules"] = rules_by_municipality(runtime.settings)
+    handlers.wire(runtime)
+
 
 DEFINITION = ServiceDefinition(
     name="metrics",
@@ -13,7 +34,7 @@ DEFINITION = ServiceDefinition(
     description="Outcome indicators (成果把握項目) per municipality and fiscal year, from the event stream.",
     outbox_model=None,
     publishes=(),
-    wire=wire,
+    wire=_wire,
     routers=(router,),
 )
 

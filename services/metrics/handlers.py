@@ -1,4 +1,4 @@
-"""Metrics' subscribers: every counted event, exactly once."""
+"""Metrics' subscribers: every event that an indicator counts, applied exactly once."""
 
 from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
@@ -10,23 +10,27 @@ from shared.events import (
     ContactRecorded,
     Envelope,
     EventData,
+    ReferralOverdue,
     ReferralRequested,
+    ReferralStatusChanged,
     RoutingDecided,
 )
 from shared.runtime import Runtime
 
-COUNTED = (
+COUNTED: tuple[type[EventData], ...] = (
     ConsultationReceived,
     ContactRecorded,
     RoutingDecided,
     ReferralRequested,
+    ReferralStatusChanged,
+    ReferralOverdue,
     ConferenceScheduled,
     ConferenceHeld,
 )
 
 
 def wire(runtime: Runtime) -> None:
-    """Count consultations, contacts, decisions, referrals and meetings into the indicators."""
+    """Record consultations, contacts, decisions, referrals and meetings as facts, once each."""
 
     def on_event(envelope: Envelope[EventData]) -> None:
         runtime.apply_once(MetricsProcessedEvent, envelope, lambda session: service.count(session, envelope))
@@ -36,5 +40,5 @@ def wire(runtime: Runtime) -> None:
         runtime.settings,
         service="metrics",
         handlers=dict.fromkeys(COUNTED, on_event),
-        description="Counts every consultation, contact, decision, referral and meeting into the indicators, once.",
+        description="Records every consultation, contact, decision, referral and meeting for the indicators, once.",
     )

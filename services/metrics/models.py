@@ -1,58 +1,182 @@
-"""Metrics' tables (schema `metrics`) and API shapes."""
+"""Metrics' tables (schema `metrics`): facts from events, manual values and targets; and API shapes.
+
+Every event becomes facts keyed by the ids it carries, so a repeated event changes nothing and events
+may arrive in any order across topics; the indicators are computed from the facts when asked.
+"""
+
+from datetime import UTC, datetime
+from typing import Any
 
 from pydantic import BaseModel
-from sqlmodel import Field, SQLModel
+from sqlmodel import JSON, Field, SQLModel
 
+from shared.db import UTCDateTime
 from shared.inbox import ProcessedEventBase
 
 SCHEMA = "metrics"
 
 
-class IndicatorCount(SQLModel, table=True):
-    """One counter: an indicator for a municipality, fiscal year, month and dimension (e.g. tier)."""
+def _now() -> datetime:
+    return datetime.now(UTC)
 
-    __tablename__ = "indicator_count"
+
+class CaseFact(SQLModel, table=True):
+    """A case: how it came in, its tier, when an agency first accepted, and what happened to it."""
+
+    __tablename__ = "case_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: str = Field(primary_key=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    received_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    pathway: str | None = Field(default=None, max_length=30)
+    found_by: str | None = Field(default=None, max_length=20)
+    submitted_by: str | None = Field(default=None, max_length=100)
+    tier: int | None = None
+    decision_sequence: int = 0
+    first_accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class ContactFact(SQLModel, table=True):
+    """One consultation or later contact (延べ); the opening one has the case's consultation id."""
+
+    __tablename__ = "contact_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    contact_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    pathway: str = Field(max_length=30)
+    found_by: str = Field(max_length=20)
+    opening: bool
+
+
+class DecisionFact(SQLModel, table=True):
+    """A routing decision: its tier and patterns."""
+
+    __tablename__ = "decision_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    decision_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    tier: int
+    kind: str = Field(max_length=30)
+    patterns: list[str] = Field(sa_type=JSON)
+    resource_gaps: list[str] = Field(sa_type=JSON)
+    decided_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ReferralFact(SQLModel, table=True):
+    """A referral and where it stands."""
+
+    __tablename__ = "referral_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    referral_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    agency_id: str | None = Field(default=None, max_length=100)
+    tier: int | None = None
+    rule_id: str | None = Field(default=None, max_length=60)
+    requested_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    status: str = Field(default="requested", max_length=20)
+    status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    overdue_stages: list[str] = Field(default_factory=list, sa_type=JSON)
+
+
+class MeetingFact(SQLModel, table=True):
+    """A meeting: scheduled, held, with whom."""
+
+    __tablename__ = "meeting_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    meeting_id: str = Field(primary_key=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    kind: str = Field(max_length=30)
+    case_id: str | None = Field(default=None, max_length=64)
+    tier: int | None = None
+    scheduled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    held_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    attendance: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+
+
+class ManualValue(SQLModel, table=True):
+    """A survey-based or master-data indicator entered for a fiscal year (M3, M4, M6, M7, M9, …)."""
+
+    __tablename__ = "manual_value"
     __table_args__ = {"schema": SCHEMA}
 
     municipality_code: str = Field(primary_key=True, max_length=6)
     fiscal_year: int = Field(primary_key=True)
-    month: int = Field(primary_key=True)
-    indicator: str = Field(primary_key=True, max_length=60)
-    dimension: str = Field(primary_key=True, max_length=60, default="")
-    value: int = 0
+    indicator: str = Field(primary_key=True, max_length=20)
+    value: float
+    note: str = Field(default="", max_length=500)
+    entered_by: str = Field(max_length=100)
+    entered_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
-class CountedCase(SQLModel, table=True):
-    """A case already counted in an indicator of distinct cases (e.g. M13), so it is counted once."""
+class Target(SQLModel, table=True):
+    """A target a municipality set in advance for an indicator and fiscal year (実施要領 3(6))."""
 
-    __tablename__ = "counted_case"
+    __tablename__ = "target"
     __table_args__ = {"schema": SCHEMA}
 
-    indicator: str = Field(primary_key=True, max_length=60)
-    case_id: str = Field(primary_key=True, max_length=36)
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    fiscal_year: int = Field(primary_key=True)
+    indicator: str = Field(primary_key=True, max_length=20)
+    value: float
+    set_by: str = Field(max_length=100)
+    set_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class MetricsProcessedEvent(ProcessedEventBase, table=True):
-    """Events metrics has counted (each exactly once)."""
+    """Events metrics has applied (each exactly once)."""
 
     __tablename__ = "processed_event"
     __table_args__ = {"schema": SCHEMA}
 
 
+FACT_TABLES: tuple[type[SQLModel], ...] = (
+    CaseFact,
+    ContactFact,
+    DecisionFact,
+    ReferralFact,
+    MeetingFact,
+    MetricsProcessedEvent,
+)
+
+
 class IndicatorValue(BaseModel):
-    """One indicator's value, with its breakdown by dimension where it has one."""
+    """One indicator's value, its breakdown, and its target where one was set."""
 
     id: str
     name_ja: str
     name_en: str
-    value: int
-    by_dimension: dict[str, int]
+    definition: str
+    source: str  # events | manual
+    value: float | None
+    by_dimension: dict[str, float]
+    shares: dict[str, float] | None = None
+    target: float | None = None
+    attainment: float | None = None
 
 
 class IndicatorReport(BaseModel):
-    """Indicators of one municipality and fiscal year."""
+    """Indicators of one municipality and fiscal year (optionally one month and one tier)."""
 
     municipality_code: str
+    municipality_name: str | None
     fiscal_year: int
     fiscal_year_label: str
+    month: int | None
+    tier: int | None
     indicators: list[IndicatorValue]
+
+
+class ValueIn(BaseModel):
+    """Body of PUT of a manual value or a target."""
+
+    value: float
+    note: str = ""

@@ -1,12 +1,27 @@
-"""Metrics' logic: count each event once into per-municipality, per-fiscal-year indicators."""
+"""Metrics' logic: events become facts (idempotently, in any order), and the outcome indicators
+(成果把握項目, DOMAIN.md §6) are computed from the facts per municipality and fiscal year (年度)."""
 
+import math
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from services.metrics.models import CountedCase, IndicatorCount, IndicatorReport, IndicatorValue
+from services.metrics.models import (
+    CaseFact,
+    ContactFact,
+    DecisionFact,
+    IndicatorReport,
+    IndicatorValue,
+    ManualValue,
+    MeetingFact,
+    ReferralFact,
+    Target,
+)
 from shared.events import (
     ConferenceHeld,
     ConferenceScheduled,
@@ -14,51 +29,15 @@ from shared.events import (
     ContactRecorded,
     Envelope,
     EventData,
+    ReferralOverdue,
     ReferralRequested,
+    ReferralStatusChanged,
     RoutingDecided,
 )
 
 JST = ZoneInfo("Asia/Tokyo")
 REIWA_FIRST_YEAR = 2019
-
-
-@dataclass(frozen=True)
-class Indicator:
-    """An indicator the service counts from events."""
-
-    id: str
-    name_ja: str
-    name_en: str
-
-
-CONSULTATIONS = Indicator("M8", "総合相談窓口での相談受付数（実件数）", "Consultations received: distinct cases")
-CONTACTS = Indicator("M8-延べ", "総合相談窓口での相談受付数（延べ件数）", "Consultations received: all contacts")
-DECISIONS = Indicator("OPS-DECISIONS", "振り分け決定件数（層別）", "Routing decisions by tier")
-REFERRALS = Indicator("OPS-REFERRALS", "つなぎ（紹介）依頼件数", "Referrals requested")
-CASE_MEETINGS = Indicator("OPS-CASE-MEETINGS", "ケース会議 設定件数", "Case meetings scheduled")
-
-DIVISION_ATTENDANCES = Indicator(
-    "M5",
-    "福祉分野以外の部門の相談支援包括化に係る会議等への出席回数",
-    "Attendances of municipal divisions outside welfare",
-)
-MULTI_AGENCY_CASES = Indicator(
-    "M13", "多機関が連携した対応を実施した事例等の数", "Cases with a case meeting attended by at least two agencies"
-)
-MEETINGS_HELD = Indicator("OPS-MEETINGS-HELD", "会議の開催回数", "Meetings held")
-
-INDICATORS = (
-    CONSULTATIONS,
-    CONTACTS,
-    DECISIONS,
-    REFERRALS,
-    CASE_MEETINGS,
-    MEETINGS_HELD,
-    DIVISION_ATTENDANCES,
-    MULTI_AGENCY_CASES,
-)
-# M13's proxy (seed L1964): a case meeting attended by this many agencies or more [LOCAL].
-M13_MIN_AGENCIES = 2
+LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 
 
 def fiscal_year(moment: datetime) -> int:
@@ -74,76 +53,574 @@ def fiscal_year_label(year: int) -> str:
     return f"{era} (FY{year})"
 
 
-def _counts_of(data: EventData) -> list[tuple[Indicator, str]]:
-    match data:
-        case ConsultationReceived():
-            # A new case is one 実件数 and its opening contact one 延べ; the two are never summed.
-            return [(CONSULTATIONS, data.consultation.pathway.value), (CONTACTS, data.consultation.pathway.value)]
-        case ContactRecorded():
-            return [(CONTACTS, data.pathway.value)]
-        case RoutingDecided():
-            return [(DECISIONS, f"tier{data.tier}")]
-        case ReferralRequested():
-            return [(REFERRALS, f"tier{data.tier}")]
-        case ConferenceScheduled() if data.kind == "case_meeting":
-            return [(CASE_MEETINGS, f"tier{data.tier}")]
-        case ConferenceHeld():
-            present = [a for a in data.attendance if a.attended]
-            divisions = [a for a in present if a.kind == "municipal_division" and a.sector == "non_welfare"]
-            return [(MEETINGS_HELD, data.kind), *[(DIVISION_ATTENDANCES, data.kind)] * len(divisions)]
-    return []
-
-
-def _distinct_cases(data: EventData) -> list[tuple[Indicator, str]]:
-    if isinstance(data, ConferenceHeld) and data.kind == "case_meeting" and data.case_id:
-        agencies = {a.participant for a in data.attendance if a.attended and a.kind == "agency"}
-        if len(agencies) >= M13_MIN_AGENCIES:
-            return [(MULTI_AGENCY_CASES, data.case_id)]
-    return []
+# --- events → facts -------------------------------------------------------------------------------
 
 
 def count(session: Session, envelope: Envelope[EventData]) -> None:
-    """Add one event to its indicators, in the fiscal year and month of the event's time."""
-    year, month = fiscal_year(envelope.time), envelope.time.astimezone(JST).month
-    counts = _counts_of(envelope.data)
-    for indicator, case_id in _distinct_cases(envelope.data):
-        if session.get(CountedCase, (indicator.id, case_id)) is None:
-            session.add(CountedCase(indicator=indicator.id, case_id=case_id))
-            counts.append((indicator, ""))
-    for indicator, dimension in counts:
-        key = (envelope.municipalitycode, year, month, indicator.id, dimension)
-        row = session.get(IndicatorCount, key)
-        if row is None:
-            row = IndicatorCount(
-                municipality_code=key[0], fiscal_year=year, month=month, indicator=indicator.id, dimension=dimension
+    """Record what an event says as facts; the same event twice changes nothing."""
+    data, code = envelope.data, envelope.municipalitycode
+    match data:
+        case ConsultationReceived():
+            case = _case(session, data.case_id, code)
+            consultation = data.consultation
+            case.received_at, case.submitted_by = data.received_at, data.submitted_by
+            case.pathway, case.found_by = consultation.pathway.value, consultation.found_by.value
+            session.add(case)
+            session.merge(
+                ContactFact(
+                    contact_id=data.consultation_id,
+                    case_id=data.case_id,
+                    municipality_code=code,
+                    received_at=data.received_at,
+                    pathway=consultation.pathway.value,
+                    found_by=consultation.found_by.value,
+                    opening=True,
+                )
             )
-            session.add(row)
-        row.value += 1
+        case ContactRecorded():
+            session.merge(
+                ContactFact(
+                    contact_id=data.contact_id,
+                    case_id=data.case_id,
+                    municipality_code=code,
+                    received_at=data.received_at,
+                    pathway=data.pathway.value,
+                    found_by=data.found_by.value,
+                    opening=False,
+                )
+            )
+        case RoutingDecided():
+            session.merge(
+                DecisionFact(
+                    decision_id=data.decision_id,
+                    case_id=data.case_id,
+                    municipality_code=code,
+                    tier=data.tier,
+                    kind=data.kind,
+                    patterns=list(data.patterns),
+                    resource_gaps=list(data.resource_gaps),
+                    decided_at=data.decided_at,
+                )
+            )
+            case = _case(session, data.case_id, code)
+            if data.sequence >= case.decision_sequence:
+                case.tier, case.decision_sequence = data.tier, data.sequence
+                session.add(case)
+        case ReferralRequested():
+            referral = _referral(session, data.referral_id, data.case_id, code)
+            referral.agency_id, referral.tier, referral.rule_id = data.agency_id, data.tier, data.rule_id
+            referral.requested_at = data.requested_at
+            session.add(referral)
+        case ReferralStatusChanged():
+            referral = _referral(session, data.referral_id, data.case_id, code)
+            if referral.status_at is None or data.changed_at >= referral.status_at:
+                referral.status, referral.status_at = data.to_status, data.changed_at
+                session.add(referral)
+            if data.to_status == "accepted":
+                case = _case(session, data.case_id, code)
+                if case.first_accepted_at is None or data.changed_at < case.first_accepted_at:
+                    case.first_accepted_at = data.changed_at
+                    session.add(case)
+        case ReferralOverdue():
+            referral = _referral(session, data.referral_id, data.case_id, code)
+            referral.overdue_stages = sorted({*referral.overdue_stages, data.stage})
+            session.add(referral)
+        case ConferenceScheduled():
+            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting.tier, meeting.scheduled_at = data.tier, envelope.time
+            session.add(meeting)
+        case ConferenceHeld():
+            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting.held_at = data.held_at
+            meeting.attendance = [a.model_dump() for a in data.attendance]
+            session.add(meeting)
 
 
-def report(session: Session, *, municipality_code: str, year: int, month: int | None = None) -> IndicatorReport:
-    """Every indicator of a municipality and fiscal year (optionally one month), zeros included."""
-    query = select(IndicatorCount).where(
-        IndicatorCount.municipality_code == municipality_code, IndicatorCount.fiscal_year == year
+def _case(session: Session, case_id: str, code: str) -> CaseFact:
+    return session.get(CaseFact, case_id) or CaseFact(case_id=case_id, municipality_code=code)
+
+
+def _referral(session: Session, referral_id: str, case_id: str, code: str) -> ReferralFact:
+    found = session.get(ReferralFact, referral_id)
+    return found or ReferralFact(referral_id=referral_id, case_id=case_id, municipality_code=code)
+
+
+def _meeting(session: Session, meeting_id: str, code: str, kind: str, case_id: str | None) -> MeetingFact:
+    found = session.get(MeetingFact, meeting_id)
+    return found or MeetingFact(meeting_id=meeting_id, municipality_code=code, kind=kind, case_id=case_id)
+
+
+# --- the catalog -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Indicator:
+    """An indicator of the catalog (DOMAIN.md §6.2–6.3) or an operational measure."""
+
+    id: str
+    name_ja: str
+    name_en: str
+    definition: str
+    source: str = "events"
+
+
+@dataclass(frozen=True)
+class Rules:
+    """A municipality's counting choices [LOCAL]: who counts as networked, and agencies' sectors."""
+
+    networked_min_attended: int = 2
+    networked_last_k: int = 3
+    sectors: Mapping[str, str] | None = None  # agency id → welfare | non_welfare
+
+
+@dataclass(frozen=True)
+class Window:
+    """The period a report covers: a fiscal year, or one month of it, in Japan time."""
+
+    start: datetime
+    end: datetime
+
+    def __contains__(self, moment: datetime | None) -> bool:
+        return moment is not None and self.start <= moment < self.end
+
+
+def window(year: int, month: int | None) -> Window:
+    """The fiscal year (or the month of it) as UTC bounds."""
+    if month is None:
+        start, end = (year, 4), (year + 1, 4)
+    else:
+        calendar_year = year if month >= 4 else year + 1
+        start = (calendar_year, month)
+        end = (calendar_year + (month == 12), month % 12 + 1)
+    return Window(
+        datetime.combine(datetime(start[0], start[1], 1), time(), tzinfo=JST).astimezone(UTC),
+        datetime.combine(datetime(end[0], end[1], 1), time(), tzinfo=JST).astimezone(UTC),
     )
-    if month is not None:
-        query = query.where(IndicatorCount.month == month)
-    by_indicator: dict[str, dict[str, int]] = {i.id: {} for i in INDICATORS}
-    for row in session.exec(query):
-        dimensions = by_indicator.setdefault(row.indicator, {})
-        dimensions[row.dimension] = dimensions.get(row.dimension, 0) + row.value
+
+
+MANUAL = (
+    Indicator(
+        "M3",
+        "関係機関の情報共有ルール・ツール等の整備件数",
+        "Information-sharing rules and tools",
+        "実績を入力",
+        "manual",
+    ),
+    Indicator(
+        "M4",
+        "関係機関における相互のネットワーク構築状況に関する認識",
+        "Agencies' perception of the network",
+        "アンケート結果",
+        "manual",
+    ),
+    Indicator(
+        "M6",
+        "庁内関係部門における多機関連携の取組に対する満足度",
+        "Internal divisions' satisfaction",
+        "庁内アンケート",
+        "manual",
+    ),
+    Indicator("M7", "総合相談窓口の設置数・カバー率", "General windows and area covered", "マスタ", "manual"),
+    Indicator("M9", "総合相談窓口に対する認知度", "Awareness of the general windows", "住民アンケート", "manual"),
+    Indicator(
+        "M14",
+        "多機関が連携した事例への対応に関する関係機関の満足度",
+        "Agencies' satisfaction with collaborative cases",
+        "アンケート",
+        "manual",
+    ),
+    Indicator(
+        "M15",
+        "多機関連携により新たに創出された資源・財源等の数",
+        "New resources and funding created",
+        "実績を入力",
+        "manual",
+    ),
+    *(
+        Indicator(f"R{n}", name, name_en, "入力値", "manual")
+        for n, name, name_en in (
+            (1, "参加意識の向上に向けた取組の実施回数", "Sessions to raise participation awareness"),
+            (2, "住民等における参加意識の向上", "Residents' participation awareness"),
+            (3, "担い手増加に向けた取組の実施回数・参加者数", "Events and trainings for supporters"),
+            (4, "地域福祉に取り組む担い手の増加数", "Increase in supporters"),
+            (5, "担い手の活動実績", "Supporters' activity record"),
+            (6, "活動拠点の数・カバー率", "Activity hubs and area covered"),
+            (7, "活動拠点の利用状況", "Hub usage"),
+            (8, "丸ごと受け止める場の数・カバー率", "Receive-whole places and area covered"),
+            (9, "場の運営に参画する住民ボランティア・団体数", "Volunteers running the places"),
+            (11, "地域生活課題に関する検討への参加者数", "Participants in issue discussions"),
+            (12, "新たに認識された課題の種類・数", "Newly recognised issues"),
+            (13, "課題解決に向けた取組の実施件数", "Issue-solving initiatives"),
+            (14, "新たに巻き込んだ主体の数", "Newly involved actors"),
+        )
+    ),
+)
+MANUAL_IDS = frozenset(i.id for i in MANUAL)
+
+
+@dataclass
+class Facts:
+    """The facts of one municipality for a report window."""
+
+    cases: list[CaseFact]
+    contacts: list[ContactFact]
+    decisions: list[DecisionFact]
+    referrals: list[ReferralFact]
+    all_referrals: list[ReferralFact]
+    meetings: list[MeetingFact]
+    promotion_history: list[MeetingFact]
+
+
+def _facts(session: Session, code: str, span: Window, tier: int | None, year_end: datetime) -> Facts:
+    def of(model: Any, moment: Callable[[Any], datetime | None]) -> list[Any]:
+        rows: list[Any] = list(session.exec(select(model).where(model.municipality_code == code)).all())
+        return [row for row in rows if moment(row) in span]
+
+    tiers = {c.case_id: c.tier for c in session.exec(select(CaseFact).where(CaseFact.municipality_code == code))}
+
+    def in_tier(case_id: str | None, own: int | None = None) -> bool:
+        return tier is None or (own if own is not None else tiers.get(case_id or "")) == tier
+
+    cases = [c for c in of(CaseFact, lambda r: r.received_at) if in_tier(c.case_id, c.tier)]
+    contacts = [c for c in of(ContactFact, lambda r: r.received_at) if in_tier(c.case_id)]
+    decisions = [d for d in of(DecisionFact, lambda r: r.decided_at) if in_tier(d.case_id, d.tier)]
+    referrals = [r for r in of(ReferralFact, lambda r: r.requested_at) if in_tier(r.case_id, r.tier)]
+    all_referrals = list(session.exec(select(ReferralFact).where(ReferralFact.municipality_code == code)))
+    meetings_all = list(session.exec(select(MeetingFact).where(MeetingFact.municipality_code == code)))
+    meetings = [m for m in meetings_all if (m.held_at or m.scheduled_at) in span and in_tier(m.case_id, m.tier)]
+    promotion_history = sorted(
+        (m for m in meetings_all if m.kind == "promotion_meeting" and m.held_at is not None and m.held_at < year_end),
+        key=lambda m: m.held_at or year_end,
+    )
+    return Facts(cases, contacts, decisions, referrals, all_referrals, meetings, promotion_history)
+
+
+def _percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def compute(
+    facts: Facts, rules: Rules
+) -> list[tuple[Indicator, float | None, dict[str, float], dict[str, float] | None]]:
+    """Every event-based indicator: (indicator, value, breakdown, shares)."""
+    out: list[tuple[Indicator, float | None, dict[str, float], dict[str, float] | None]] = []
+
+    def add(
+        indicator: Indicator,
+        breakdown: Mapping[str, float],
+        value: float | None = None,
+        shares: dict[str, float] | None = None,
+    ) -> None:
+        out.append(
+            (
+                indicator,
+                float(sum(breakdown.values())) if value is None else value,
+                dict(sorted(breakdown.items())),
+                shares,
+            )
+        )
+
+    sectors = rules.sectors or {}
+    by_route = Counter(c.pathway or "unknown" for c in facts.cases)
+    total = sum(by_route.values())
+    outreach_cases = {c.case_id for c in facts.cases if c.found_by == "outreach"} | {
+        c.case_id for c in facts.contacts if c.found_by == "outreach"
+    }
+    difficult = {d.case_id for d in facts.decisions if d.tier >= 2}
+    held = [m for m in facts.meetings if m.held_at is not None]
+    attended = [(m, a) for m in held for a in m.attendance if a.get("attended")]
+    multi_agency = {
+        m.case_id
+        for m in held
+        if m.kind == "case_meeting"
+        and m.case_id
+        and len({a["participant"] for a in m.attendance if a.get("attended") and a.get("kind") == "agency"}) >= 2
+    }
+    networked = _networked(facts.promotion_history, rules)
+    waits = [
+        (c.first_accepted_at - c.received_at).total_seconds() / 3600
+        for c in facts.cases
+        if c.first_accepted_at is not None and c.received_at is not None
+    ]
+
+    add(
+        Indicator(
+            "M1",
+            "ネットワーク化された福祉分野における主体の数",
+            "Networked welfare actors",
+            f"直近{rules.networked_last_k}回の推進会議のうち{rules.networked_min_attended}回以上出席",
+        ),
+        {k: 1 for k, s in networked.items() if s == "welfare"},
+    )
+    add(
+        Indicator(
+            "M2",
+            "ネットワーク化された福祉分野以外の主体の数",
+            "Networked non-welfare actors",
+            f"直近{rules.networked_last_k}回の推進会議のうち{rules.networked_min_attended}回以上出席",
+        ),
+        {k: 1 for k, s in networked.items() if s != "welfare"},
+    )
+    add(
+        Indicator(
+            "M5",
+            "福祉分野以外の部門の相談支援包括化に係る会議等への出席回数",
+            "Attendances of municipal divisions outside welfare",
+            "開催された会議への福祉分野以外の庁内部門の出席",
+        ),
+        Counter(
+            m.kind for m, a in attended if a.get("kind") == "municipal_division" and a.get("sector") == "non_welfare"
+        ),
+    )
+    add(
+        Indicator(
+            "M8",
+            "総合相談窓口での相談受付数（実件数）",
+            "Consultations received: distinct cases",
+            "新規ケース（世帯）ごとに1件",
+        ),
+        by_route,
+    )
+    add(
+        Indicator(
+            "M8-延べ",
+            "総合相談窓口での相談受付数（延べ件数）",
+            "Consultations received: all contacts",
+            "初回と以後の相談をすべて数える（実件数と合算しない）",
+        ),
+        Counter(c.pathway for c in facts.contacts),
+    )
+    add(
+        Indicator(
+            "M10", "調査等の実施により把握した困難事例等の数", "Cases found by surveys", "把握の経緯が調査のケース"
+        ),
+        Counter(c.pathway or "unknown" for c in facts.cases if c.found_by == "survey"),
+    )
+    add(
+        Indicator(
+            "M11",
+            "アウトリーチによって把握・対応した困難事例等の数",
+            "Cases found or handled by outreach",
+            "受付または以後の相談がアウトリーチのケース",
+        ),
+        {"cases": len(outreach_cases)} if outreach_cases else {},
+    )
+    add(
+        Indicator(
+            "M12",
+            "福祉関係機関以外からの困難事例等の受付件数",
+            "Difficult cases from outside welfare agencies",
+            "tier 2/3 のケースで、提出機関が福祉分野以外",
+        ),
+        Counter(
+            c.pathway or "unknown"
+            for c in facts.cases
+            if c.case_id in difficult and sectors.get(c.submitted_by or "") == "non_welfare"
+        ),
+    )
+    add(
+        Indicator(
+            "M13",
+            "多機関が連携した対応を実施した事例等の数",
+            "Cases with a case meeting of ≥2 agencies",
+            "2機関以上が出席したケース会議が開かれたケース",
+        ),
+        {"cases": len(multi_agency)} if multi_agency else {},
+    )
+    shares = {route: round(100 * n / total, 1) for route, n in sorted(by_route.items())} if total else {}
+    add(
+        Indicator(
+            "R10",
+            "相談受付経路別の事例数・割合",
+            "Cases by intake route",
+            "新規ケースの受付経路（当事者・家族地域・専門機関・行政・知人）",
+        ),
+        by_route,
+        shares=shares,
+    )
+    add(
+        Indicator(
+            "OPS-DECISIONS", "振り分け決定件数（層別）", "Routing decisions by tier", "決定（エスカレーション含む）"
+        ),
+        Counter(f"tier{d.tier}" for d in facts.decisions),
+    )
+    add(
+        Indicator("OPS-PATTERNS", "該当した類型", "Patterns fired", "決定で該当した類型の延べ数"),
+        Counter(p for d in facts.decisions for p in d.patterns),
+        value=float(len(facts.decisions)),
+    )
+    add(
+        Indicator("OPS-REFERRALS", "つなぎ（紹介）依頼件数", "Referrals requested", "依頼されたつなぎ"),
+        Counter(f"tier{r.tier}" for r in facts.referrals),
+    )
+    add(
+        Indicator(
+            "OPS-TIME-TO-ACCEPT",
+            "初回受諾までの時間（時間）",
+            "Hours from consultation to first acceptance",
+            "p50 を値とする",
+        ),
+        {"p50": round(_percentile(waits, 0.5), 2), "p90": round(_percentile(waits, 0.9), 2)} if waits else {},
+        value=round(_percentile(waits, 0.5), 2) if waits else None,
+    )
+    reroutes = [r for r in facts.referrals if r.rule_id in {"reroute", "reroute_to_lead"}]
+    add(
+        Indicator("OPS-REROUTES", "再振り分け件数", "Re-routes", "辞退後の再振り分け; per_case はケースあたり"),
+        {"reroutes": len(reroutes)},
+        shares={"per_case": round(len(reroutes) / len(facts.cases), 3)} if facts.cases else None,
+    )
+    add(
+        Indicator(
+            "OPS-ESCALATIONS",
+            "エスカレーション件数",
+            "Escalations",
+            "期限超過による推進員へのエスカレーションと、要請によるエスカレーション",
+        ),
+        Counter(
+            [
+                *("deadline" for r in facts.referrals if r.rule_id == "escalation"),
+                *(d.kind for d in facts.decisions if d.kind in {"backup", "prefecture_support"}),
+            ]
+        ),
+    )
+    add(
+        Indicator(
+            "OPS-DEADLINE-BREACHES",
+            "受諾期限の超過件数",
+            "Referrals not accepted in time",
+            "督促・エスカレーションの段階別",
+        ),
+        Counter(stage for r in facts.referrals for stage in r.overdue_stages),
+    )
+    add(
+        Indicator(
+            "OPS-OPEN-CASELOAD",
+            "対応中の依頼（層・機関別）",
+            "Open referrals by tier and agency (now)",
+            "現在進行中の依頼",
+        ),
+        Counter(f"tier{r.tier}:{r.agency_id}" for r in facts.all_referrals if r.status in LIVE),
+    )
+    add(
+        Indicator("OPS-RESOURCE-GAPS", "社会資源の不足（種別）", "Resource gaps by type", "決定で報告された不足"),
+        Counter(g for d in facts.decisions for g in d.resource_gaps),
+    )
+    add(
+        Indicator("OPS-CASE-MEETINGS", "ケース会議 設定件数", "Case meetings scheduled", "設定されたケース会議"),
+        Counter(f"tier{m.tier}" for m in facts.meetings if m.kind == "case_meeting" and m.scheduled_at is not None),
+    )
+    add(
+        Indicator("OPS-MEETINGS-HELD", "会議の開催回数", "Meetings held", "ケース会議・推進会議"),
+        Counter(m.kind for m in held),
+    )
+    return out
+
+
+def _networked(history: list[MeetingFact], rules: Rules) -> dict[str, str]:
+    """Participants who attended at least N of the last K 推進会議, with their sector."""
+    recent = history[-rules.networked_last_k :]
+    counts: Counter[str] = Counter()
+    sector: dict[str, str] = {}
+    for meeting in recent:
+        for attendance in meeting.attendance:
+            if attendance.get("attended"):
+                counts[attendance["participant"]] += 1
+                sector[attendance["participant"]] = attendance.get("sector", "welfare")
+    return {p: sector[p] for p, n in counts.items() if n >= rules.networked_min_attended}
+
+
+def report(
+    session: Session,
+    *,
+    municipality_code: str,
+    year: int,
+    month: int | None = None,
+    tier: int | None = None,
+    rules: Rules | None = None,
+    municipality_name: str | None = None,
+) -> IndicatorReport:
+    """Every indicator of a municipality for a fiscal year (optionally a month, a tier), with targets."""
+    span = window(year, month)
+    facts = _facts(session, municipality_code, span, tier, window(year, None).end)
+    targets = {
+        t.indicator: t.value
+        for t in session.exec(
+            select(Target).where(Target.municipality_code == municipality_code, Target.fiscal_year == year)
+        )
+    }
+    manual = {
+        m.indicator: m.value
+        for m in session.exec(
+            select(ManualValue).where(
+                ManualValue.municipality_code == municipality_code, ManualValue.fiscal_year == year
+            )
+        )
+    }
+    values = [
+        IndicatorValue(
+            id=i.id,
+            name_ja=i.name_ja,
+            name_en=i.name_en,
+            definition=i.definition,
+            source=i.source,
+            value=value,
+            by_dimension=breakdown,
+            shares=shares,
+        )
+        for i, value, breakdown, shares in compute(facts, rules or Rules())
+    ]
+    values += [
+        IndicatorValue(
+            id=i.id,
+            name_ja=i.name_ja,
+            name_en=i.name_en,
+            definition=i.definition,
+            source=i.source,
+            value=manual.get(i.id),
+            by_dimension={},
+        )
+        for i in MANUAL
+    ]
+    for value in values:
+        target = targets.get(value.id)
+        if target is not None:
+            value.target = target
+            value.attainment = round(100 * value.value / target, 1) if value.value is not None and target else None
     return IndicatorReport(
         municipality_code=municipality_code,
+        municipality_name=municipality_name,
         fiscal_year=year,
         fiscal_year_label=fiscal_year_label(year),
-        indicators=[
-            IndicatorValue(
-                id=i.id,
-                name_ja=i.name_ja,
-                name_en=i.name_en,
-                value=sum(by_indicator[i.id].values()),
-                by_dimension=dict(sorted(by_indicator[i.id].items())),
-            )
-            for i in INDICATORS
-        ],
+        month=month,
+        tier=tier,
+        indicators=values,
     )
+
+
+def set_value(
+    session: Session,
+    model: type[ManualValue] | type[Target],
+    *,
+    code: str,
+    year: int,
+    indicator: str,
+    value: float,
+    by: str,
+    note: str = "",
+) -> None:
+    """Record a manual value or a target (replacing the previous one)."""
+    if model is ManualValue:
+        session.merge(
+            ManualValue(
+                municipality_code=code, fiscal_year=year, indicator=indicator, value=value, note=note, entered_by=by
+            )
+        )
+    else:
+        session.merge(Target(municipality_code=code, fiscal_year=year, indicator=indicator, value=value, set_by=by))
+
+
+def wipe(session: Session, tables: Iterable[type]) -> None:
+    """Delete every row of the fact tables (before a rebuild)."""
+    for table in tables:
+        session.exec(table.__table__.delete())  # type: ignore[attr-defined]

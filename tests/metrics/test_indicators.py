@@ -1,0 +1,252 @@
+"""The indicators from events through the real broker: exact shares, 実件数 vs 延べ件数, exactly-once under
+replay, rebuild, targets, manual values and exports."""
+
+import asyncio
+import csv
+import io
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import openpyxl
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from services.cli import upgrade_databases
+from services.metrics.app import create
+from services.metrics.rebuild import rebuild
+from services.metrics.service import fiscal_year
+from shared.auth import Scope
+from shared.consultation import ConsultationSummary
+from shared.events import (
+    ConsultationReceived,
+    ContactRecorded,
+    EventData,
+    ReferralStatusChanged,
+    encode,
+    new_event,
+)
+from shared.settings import Settings
+from shared.vocabulary import FoundBy, Pathway
+from tests.conftest import make_settings, new_database, new_topic_prefix, read_all
+
+# 氷見市 ふくし相談サポートセンター, new consultations by route, H29 (DOMAIN.md §5.1.1), as shares of 100.
+HIMI_H29 = {"self": 8, "family_or_community": 32, "specialist_agency": 27, "government": 31, "acquaintance": 2}
+NOW = datetime.now(UTC)
+YEAR = fiscal_year(NOW)
+
+
+@pytest.fixture(scope="module")
+async def metrics_settings(
+    kafka_bootstrap: str, postgres_admin_url: str, secrets_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Settings]:
+    with new_database(postgres_admin_url) as database_url:
+        prefix = await new_topic_prefix(kafka_bootstrap)
+        yield make_settings(kafka_bootstrap, database_url, prefix, secrets_env, tmp_path_factory.mktemp("metrics"))
+
+
+@pytest.fixture(scope="module")
+async def metrics(metrics_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    upgrade_databases(metrics_settings, ["metrics"])
+    app = create(metrics_settings)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+        yield client
+
+
+@pytest.fixture
+def operator(bearer: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return bearer("operator", Scope.operator)
+
+
+def consultation(case_id: str, pathway: str, found_by: str = "window") -> EventData:
+    summary = ConsultationSummary(
+        area="chiiki-01",
+        pathway=Pathway(pathway),
+        found_by=FoundBy(found_by),
+        household=[{"relation": "self", "issues": ["poverty"]}],  # type: ignore[list-item]
+    )
+    return ConsultationReceived(
+        case_id=case_id,
+        consultation_id=f"{case_id}-0",
+        submitted_by="nabari-shakyo",
+        received_at=NOW,
+        consultation=summary,
+    )
+
+
+async def publish(settings: Settings, events: list[tuple[str, EventData]], municipality: str) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for case_id, data in events:
+            event = new_event(data, source="/test", subject=case_id, municipality_code=municipality)
+            await producer.send_and_wait(settings.kafka_topic_prefix + data.topic, encode(event), key=case_id.encode())
+    finally:
+        await producer.stop()
+
+
+async def report_when(
+    client: httpx.AsyncClient, headers: dict[str, str], municipality: str, done: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    for _ in range(150):
+        body = (
+            await client.get(f"/v1/indicators?municipality={municipality}&fiscal_year={YEAR}", headers=headers)
+        ).json()
+        if done(body):
+            return body
+        await asyncio.sleep(0.2)
+    pytest.fail(f"indicators never reached the expected state: {body}")
+
+
+def value(body: dict[str, Any], indicator: str) -> Any:
+    return next(i for i in body["indicators"] if i["id"] == indicator)
+
+
+async def test_himi_route_mix_and_distinct_versus_cumulative_counts(
+    metrics: httpx.AsyncClient, metrics_settings: Settings, operator: dict[str, str]
+) -> None:
+    code = "162051"  # 氷見市
+    events: list[tuple[str, EventData]] = []
+    for pathway, n in HIMI_H29.items():
+        for _ in range(n):
+            case_id = str(uuid.uuid4())
+            events.append((case_id, consultation(case_id, pathway)))
+    repeat = events[0][0]
+    for k in range(3):
+        events.append(
+            (
+                repeat,
+                ContactRecorded(
+                    case_id=repeat,
+                    contact_id=f"{repeat}-{k + 1}",
+                    submitted_by="x",
+                    received_at=NOW,
+                    pathway=Pathway.self_,
+                    found_by=FoundBy.outreach,
+                ),
+            )
+        )
+    await publish(metrics_settings, events, code)
+    body = await report_when(metrics, operator, code, lambda b: value(b, "M8-延べ")["value"] == 103)
+    r10 = value(body, "R10")
+    assert r10["shares"] == {k: float(v) for k, v in sorted(HIMI_H29.items())}, "氷見市 H29 exactly"
+    assert value(body, "M8")["value"] == 100
+    assert value(body, "M11")["value"] == 1, "the case with outreach contacts"
+
+    # One household: one consultation and three later contacts → 1 実件数, 4 延べ (checked on its own).
+    single = "162043"
+    case_id = str(uuid.uuid4())
+    contacts: list[tuple[str, EventData]] = [(case_id, consultation(case_id, "self"))]
+    contacts += [
+        (
+            case_id,
+            ContactRecorded(
+                case_id=case_id,
+                contact_id=f"c{k}",
+                submitted_by="x",
+                received_at=NOW,
+                pathway=Pathway.self_,
+                found_by=FoundBy.window,
+            ),
+        )
+        for k in range(3)
+    ]
+    await publish(metrics_settings, contacts, single)
+    body = await report_when(metrics, operator, single, lambda b: value(b, "M8-延べ")["value"] == 4)
+    assert value(body, "M8")["value"] == 1
+
+
+async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_numbers(
+    metrics: httpx.AsyncClient, metrics_settings: Settings, operator: dict[str, str]
+) -> None:
+    code = "242080"
+    events: list[tuple[str, EventData]] = []
+    for n, pathway in enumerate(["self", "government", "government", "specialist_agency"]):
+        case_id = f"replay-{n}"
+        events.append((case_id, consultation(case_id, pathway, found_by="survey" if n == 0 else "window")))
+        events.append(
+            (
+                case_id,
+                ReferralStatusChanged(
+                    referral_id=f"r{n}",
+                    case_id=case_id,
+                    agency_id="a",
+                    from_status="requested",
+                    to_status="accepted",
+                    reason_code=None,
+                    changed_by="a",
+                    changed_at=NOW + timedelta(hours=n + 1),
+                ),
+            )
+        )
+    await publish(metrics_settings, events, code)
+    first = await report_when(
+        metrics,
+        operator,
+        code,
+        lambda b: value(b, "OPS-TIME-TO-ACCEPT")["value"] is not None and value(b, "M8")["value"] == 4,
+    )
+    assert value(first, "OPS-TIME-TO-ACCEPT")["by_dimension"] == {"p50": 2.0, "p90": 4.0}
+    assert value(first, "M10")["value"] == 1
+
+    # Every event of every topic delivered a second time: no number changes.
+    records = await read_all(
+        str(metrics_settings.kafka_bootstrap_servers),
+        [metrics_settings.kafka_topic_prefix + e.topic for _, e in events[:2]],
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=metrics_settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        for record in records:
+            await producer.send_and_wait(record.topic, record.value, key=record.key)
+    finally:
+        await producer.stop()
+    await asyncio.sleep(3)
+    again = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
+    assert again == first
+
+    applied = await rebuild(metrics_settings, quiet_s=2.0)
+    assert sum(applied.values()) >= len(events)
+    rebuilt = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
+    assert rebuilt == first
+
+
+async def test_targets_manual_values_and_exports(metrics: httpx.AsyncClient, operator: dict[str, str]) -> None:
+    code = "242080"
+    base = f"/v1/municipalities/{code}/fiscal-years/{YEAR}"
+    assert (await metrics.put(f"{base}/targets/M8", json={"value": 8}, headers=operator)).status_code == 204
+    assert (
+        await metrics.put(f"{base}/manual/M3", json={"value": 2, "note": "共有ルール"}, headers=operator)
+    ).status_code == 204
+    refused = await metrics.put(f"{base}/manual/M8", json={"value": 2}, headers=operator)
+    assert refused.status_code == 422
+    api = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
+    m8 = value(api, "M8")
+    assert m8["target"] == 8 and m8["attainment"] == round(100 * m8["value"] / 8, 1)
+    assert value(api, "M3")["value"] == 2
+
+    response = await metrics.get(f"/v1/indicators/export.csv?municipality={code}&fiscal_year={YEAR}", headers=operator)
+    assert response.status_code == 200
+    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    assert lines[1][:6] == ["指標ID", "指標名", "定義", "区分", "目標値", "実績値"]
+    by_id = {row[0]: row for row in lines[2:]}
+    for indicator in api["indicators"]:
+        if indicator["value"] is not None:
+            assert float(by_id[indicator["id"]][5]) == indicator["value"], indicator["id"]
+
+    response = await metrics.get(f"/v1/indicators/export.xlsx?municipality={code}&fiscal_year={YEAR}", headers=operator)
+    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
+    assert sheet is not None
+    rows = list(sheet.iter_rows(min_row=3, values_only=True))
+    xlsx = {row[0]: row for row in rows}
+    assert xlsx["M8"][5] == m8["value"] and xlsx["M8"][4] == 8
+
+    suppressed = await metrics.get(
+        f"/v1/indicators/export.csv?municipality={code}&fiscal_year={YEAR}&suppress_below=10", headers=operator
+    )
+    small = {row[0]: row for row in list(csv.reader(io.StringIO(suppressed.content.decode("utf-8-sig"))))[2:]}
+    assert small["M8"][5] == "x", "a count below 10 leaves the municipality suppressed"
