@@ -9,7 +9,7 @@ handler and then re-raised, so the message is redelivered from its offset and ne
 import asyncio
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 import structlog
@@ -29,6 +29,12 @@ from shared.topics import dead_letter_topic
 log = structlog.get_logger()
 
 RETRY_DELAYS_S = (0.1, 0.3, 1.0, 3.0)
+
+EventOutcome = Literal["applied", "duplicate", "dead_lettered", "retried"]
+"""What became of one delivery: `retried` means it failed transiently and will be redelivered."""
+
+ObserveOutcome = Callable[[str, EventOutcome], None]
+"""ObserveOutcome(topic, outcome): told of each delivery's outcome; must not do I/O."""
 
 
 class PermanentEventError(Exception):
@@ -51,15 +57,20 @@ class DeadLetterCounter:
         self.by_topic[topic] = self.by_topic.get(topic, 0) + 1
 
 
-def install_dead_letters(broker: KafkaBroker, *, consumer: str) -> DeadLetterCounter:
-    """Make every subscriber of `broker` dead-letter the messages that fail for a permanent reason."""
+def install_dead_letters(
+    broker: KafkaBroker, *, consumer: str, observe: ObserveOutcome | None = None
+) -> DeadLetterCounter:
+    """Make every subscriber of `broker` dead-letter the messages that fail for a permanent reason.
+
+    `observe` is told of the deliveries that end here: dead-lettered, or re-raised to be redelivered.
+    """
     counter = DeadLetterCounter()
-    broker.add_middleware(_dead_letter_middleware(broker, consumer=consumer, counter=counter))
+    broker.add_middleware(_dead_letter_middleware(broker, consumer=consumer, counter=counter, observe=observe))
     return counter
 
 
 def _dead_letter_middleware(
-    broker: KafkaBroker, *, consumer: str, counter: DeadLetterCounter
+    broker: KafkaBroker, *, consumer: str, counter: DeadLetterCounter, observe: ObserveOutcome | None
 ) -> type[BaseMiddleware[Any, Any]]:
 
     class DeadLetterMiddleware(BaseMiddleware[Any, Any]):
@@ -68,9 +79,13 @@ def _dead_letter_middleware(
                 return await call_next(msg)
             except Exception as exc:
                 if is_retryable(exc):
+                    if observe is not None:
+                        observe(msg.raw_message.topic, "retried")
                     raise
                 await _dead_letter(broker, msg, consumer=consumer, reason=_reason(exc))
                 counter.add(msg.raw_message.topic)
+                if observe is not None:
+                    observe(msg.raw_message.topic, "dead_lettered")
                 return None
 
     return DeadLetterMiddleware

@@ -1,4 +1,4 @@
-"""The composition root every service shares: database, Kafka, outbox relay, health and AsyncAPI."""
+"""The composition root every service shares: database, Kafka, outbox relay, health, metrics and AsyncAPI."""
 
 import asyncio
 import contextlib
@@ -9,8 +9,11 @@ from typing import Any
 import anyio
 import structlog
 from fastapi import FastAPI, Response
+from fastapi.responses import PlainTextResponse
 from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
+from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
+from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -19,6 +22,7 @@ from shared.consumer import DeadLetterCounter, install_dead_letters
 from shared.events import Envelope, EventData
 from shared.inbox import ProcessedEventBase, claim
 from shared.kafka import make_broker
+from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
 from shared.outbox import OutboxBase, OutboxRelay, backlog
 from shared.settings import Settings
 
@@ -36,6 +40,7 @@ class Runtime:
     dead_letters: DeadLetterCounter
     relay: OutboxRelay | None = None
     state: dict[str, Any] = field(default_factory=dict)
+    metrics: ServiceMetrics | None = None
 
     def notify_outbox(self) -> None:
         """Tell the relay that a transaction just staged events."""
@@ -52,10 +57,15 @@ class Runtime:
     ) -> bool:
         """Run `effect` and record the event as processed in one transaction; False if seen before."""
         with db.transaction(self.engine) as session:
-            if not claim(session, inbox, consumer=consumer or f"marugoto-{self.service}", event_id=envelope.id):
-                log.info("event_already_processed", event_id=envelope.id, type=envelope.type)
-                return False
-            effect(session)
+            applied = claim(session, inbox, consumer=consumer or f"marugoto-{self.service}", event_id=envelope.id)
+            if applied:
+                effect(session)
+        if self.metrics is not None:
+            topic = self.settings.kafka_topic_prefix + envelope.data.topic
+            self.metrics.event_consumed(topic, "applied" if applied else "duplicate")
+        if not applied:
+            log.info("event_already_processed", event_id=envelope.id, type=envelope.type)
+            return False
         self.notify_outbox()
         return True
 
@@ -75,6 +85,8 @@ class ServiceDefinition:
     field_labels: dict[str, str] = field(default_factory=dict)
     # Long-running tasks of the service (e.g. the router's deadline timers), started with it.
     background: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...] = ()
+    # Metrics read when Prometheus scrapes (e.g. the router's open timers), registered while it runs.
+    collectors: tuple[Callable[[Runtime], Collector], ...] = ()
 
 
 def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
@@ -82,13 +94,18 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        runtime = _build_runtime(definition, settings)
+        runtime = _build_runtime(definition, settings, metrics)
         app.state.runtime = runtime
         await runtime.broker.start()
         relay_task = None
         if runtime.relay is not None and settings.relay_enabled:
             relay_task = asyncio.create_task(runtime.relay.run())
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(job(runtime)) for job in definition.background]
+        collectors = [make(runtime) for make in definition.collectors]
+        if definition.outbox_model is not None:
+            collectors.append(outbox_gauges(definition.name, runtime.engine, definition.outbox_model))
+        for collector in collectors:
+            metrics.registry.register(collector)
         log.info("service_started", service=definition.name)
         try:
             yield
@@ -103,12 +120,19 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(runtime.relay.drain(), timeout=10)
             await runtime.broker.stop()
+            for collector in collectors:
+                metrics.registry.unregister(collector)
             runtime.engine.dispose()
 
     app = FastAPI(title=definition.title, description=definition.description, version="0.1.0", lifespan=lifespan)
     app.state.verifier = load_verifier(settings)
+    metrics = ServiceMetrics(definition.name)
+    metrics.expect_published(settings.kafka_topic_prefix + model.topic for model in definition.publishes)
+    app.state.metrics = metrics
     problems.install(app, definition.field_labels)
     problems.install_input_guard(app)
+    # Added last, so it is the outermost middleware and times and counts every answer, refusals included.
+    app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
     auth.install(app)
     for router in definition.routers:
         app.include_router(router)
@@ -139,6 +163,15 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         response.status_code = 200 if ready else 503
         return {"status": "ready" if ready else "not_ready", "service": definition.name, "checks": checks}
 
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def prometheus_metrics() -> Response:
+        """Prometheus metrics: requests, events consumed and published, consumer lag, outbox backlog, timers."""
+        runtime: Runtime = app.state.runtime
+        await metrics.consumer_lag.refresh(runtime.broker)
+        # Some collectors query the database: off the event loop.
+        body = await anyio.to_thread.run_sync(generate_latest, metrics.registry)
+        return Response(body, media_type=CONTENT_TYPE_PLAIN_0_0_4)
+
     @app.get("/asyncapi.json", tags=["operations"])
     async def asyncapi() -> Response:
         """The AsyncAPI 3.0 document of what this service publishes and consumes."""
@@ -158,11 +191,11 @@ def load_verifier(settings: Settings) -> auth.TokenVerifier:
     return auth.load_verifier([path.read_text() for path in settings.auth_public_key_files])
 
 
-def _build_runtime(definition: ServiceDefinition, settings: Settings) -> Runtime:
+def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: ServiceMetrics) -> Runtime:
     engine = db.make_engine(settings, definition.name)
     broker = make_broker(settings, client_id=f"marugoto-{definition.name}", description=definition.description)
-    dead_letters = install_dead_letters(broker, consumer=f"marugoto-{definition.name}")
-    runtime = Runtime(definition.name, settings, engine, broker, dead_letters)
+    dead_letters = install_dead_letters(broker, consumer=f"marugoto-{definition.name}", observe=metrics.event_consumed)
+    runtime = Runtime(definition.name, settings, engine, broker, dead_letters, metrics=metrics)
     definition.wire(runtime)
     if definition.outbox_model is not None:
         publishers = {
@@ -177,6 +210,7 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings) -> Runtime
 
         async def publish(topic: str, key: bytes, payload: bytes) -> None:
             await publishers[topic].publish(payload, key=key, headers={"content-type": "application/cloudevents+json"})
+            metrics.event_published(settings.kafka_topic_prefix + topic)
 
         runtime.relay = OutboxRelay(
             engine,

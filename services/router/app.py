@@ -5,13 +5,16 @@ import asyncio
 import anyio
 import structlog
 from fastapi import FastAPI
+from sqlalchemy import func
+from sqlmodel import Session, col, select
 
 from services.router import handlers, service
 from services.router.api import router
-from services.router.models import RouterOutbox
+from services.router.models import RouterOutbox, Timer
 from shared import db
 from shared.directory import read_directory_files
 from shared.events import AgencyFeedEntry, ReferralOverdue, ReferralRequested, ReferralStatusChanged, RoutingDecided
+from shared.observability import ScrapeGauges
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
@@ -49,6 +52,17 @@ async def fire_timers(runtime: Runtime) -> None:
         await asyncio.sleep(runtime.settings.router_timer_interval_s)
 
 
+def open_timers(runtime: Runtime) -> ScrapeGauges:
+    """The reminders and escalations not yet fired, counted when Prometheus scrapes."""
+
+    def read() -> dict[str, float]:
+        with Session(runtime.engine) as session:
+            query = select(func.count()).select_from(Timer).where(col(Timer.fired_at).is_(None))
+            return {"marugoto_open_timers": session.exec(query).one()}
+
+    return ScrapeGauges(runtime.service, {"marugoto_open_timers": "Referral deadline timers not yet fired"}, read)
+
+
 DEFINITION = ServiceDefinition(
     name="router",
     title="Marugoto router",
@@ -58,6 +72,7 @@ DEFINITION = ServiceDefinition(
     wire=_wire,
     routers=(router,),
     background=(fire_timers,),
+    collectors=(open_timers,),
 )
 
 

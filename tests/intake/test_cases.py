@@ -15,6 +15,7 @@ from sqlmodel import Session
 
 import services.metrics.app  # noqa: F401 - registers the metrics tables
 from services.metrics import service as metrics
+from services.metrics.models import FACT_TABLES
 from shared import db
 from shared.auth import Scope
 from shared.events import (
@@ -76,7 +77,7 @@ async def test_contact_adds_to_cumulative_count_but_not_to_distinct_cases(
     engine = db.make_engine(intake_settings, "metrics")
     db.upgrade(engine, "metrics")
     with db.transaction(engine) as session:
-        session.execute(text("DELETE FROM metrics.indicator_count"))
+        metrics.wipe(session, FACT_TABLES)
         for event in events:
             metrics.count(session, event)  # type: ignore[arg-type]
     with Session(engine) as session:
