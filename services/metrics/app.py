@@ -2,7 +2,7 @@
 
 from fastapi import FastAPI
 
-from services.metrics import handlers, service
+from services.metrics import dashboard, handlers, service
 from services.metrics.api import router
 from shared.directory import read_directory_files
 from shared.runtime import Runtime, ServiceDefinition, create_app
@@ -35,7 +35,7 @@ DEFINITION = ServiceDefinition(
     outbox_model=None,
     publishes=(),
     wire=_wire,
-    routers=(router,),
+    routers=(router, dashboard.router),
 )
 
 
