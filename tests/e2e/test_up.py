@@ -27,8 +27,9 @@ def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path:
     env.pop("DATABASE_URL", None)  # and uses its SQLite default
     env.update({f"MARUGOTO_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     env["MARUGOTO_DATA_DIR"] = str(tmp_path / "data")
+    broker_port = free_port()
     up = subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "up", "--demo", str(DEMO)],
+        [sys.executable, "-m", "services.cli", "up", "--demo", str(DEMO), "--broker-port", str(broker_port)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -51,6 +52,19 @@ def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path:
         report = _wait_for_consultations(ports["metrics"], DEMO, token)
         assert report["municipality_code"] == "242080"
 
+        # Rebuild the indicators from the topics after the demo run: the same numbers.
+        settled = _settled(ports["metrics"], token)
+        rebuilt = subprocess.run(
+            [sys.executable, "-m", "services.cli", "metrics", "rebuild"],
+            env={**env, "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{broker_port}"},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert rebuilt.returncode == 0, rebuilt.stderr
+        assert "rebuilt from" in rebuilt.stdout
+        assert _indicators(ports["metrics"], token) == settled
+
         children = descendants(up.pid)
         assert len(children) >= 5, f"broker and four services expected, found {children}"
         up.send_signal(signal.SIGINT)
@@ -63,6 +77,30 @@ def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path:
         if up.poll() is None:
             up.kill()
             up.wait()
+
+
+def _indicators(port: int, token: str) -> dict:  # type: ignore[type-arg]
+    response = httpx.get(
+        f"http://127.0.0.1:{port}/v1/indicators?municipality=242080",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=10,
+    )
+    response.raise_for_status()
+    body: dict = response.json()  # type: ignore[type-arg]
+    return body
+
+
+def _settled(port: int, token: str, timeout_s: float = 60) -> dict:  # type: ignore[type-arg]
+    """The indicators once two reads two seconds apart agree (the demo's events are all applied)."""
+    deadline = time.monotonic() + timeout_s
+    previous = _indicators(port, token)
+    while time.monotonic() < deadline:
+        time.sleep(2)
+        current = _indicators(port, token)
+        if current == previous:
+            return current
+        previous = current
+    raise AssertionError("indicators never settled")
 
 
 def _wait_for_consultations(port: int, expected: int, token: str, timeout_s: float = 60) -> dict:  # type: ignore[type-arg]

@@ -250,3 +250,49 @@ async def test_targets_manual_values_and_exports(metrics: httpx.AsyncClient, ope
     )
     small = {row[0]: row for row in list(csv.reader(io.StringIO(suppressed.content.decode("utf-8-sig"))))[2:]}
     assert small["M8"][5] == "x", "a count below 10 leaves the municipality suppressed"
+
+
+def test_networked_actors_follow_the_municipality_rule(metrics_settings: Settings) -> None:
+    """M1/M2: actors that attended at least N of the last K 推進会議, split by sector."""
+    from services.metrics import service
+    from shared import db
+    from shared.events import AttendanceRecord, ConferenceHeld
+
+    code = "032018"  # 盛岡市
+    upgrade_databases(metrics_settings, ["metrics"])
+    engine = db.make_engine(metrics_settings, "metrics")
+    attendees = [
+        ["shakyo", "hospital", "housing-division"],
+        ["shakyo", "hospital"],
+        ["shakyo", "housing-division"],
+        ["shakyo"],
+    ]
+    sectors = {"shakyo": "welfare", "hospital": "non_welfare", "housing-division": "non_welfare"}
+    with db.transaction(engine) as session:
+        for n, present in enumerate(attendees):
+            held = ConferenceHeld(
+                meeting_id=f"promotion-{n}",
+                case_id=None,
+                kind="promotion_meeting",
+                held_at=NOW - timedelta(days=60 * (len(attendees) - n)),
+                attendance=[
+                    AttendanceRecord(
+                        participant=p,
+                        kind="municipal_division" if p.endswith("division") else "agency",
+                        sector=sectors[p],  # type: ignore[arg-type]
+                        attended=True,
+                    )
+                    for p in present
+                ],
+            )
+            service.count(session, new_event(held, source="/t", subject=held.meeting_id, municipality_code=code))
+    with db.transaction(engine) as session:
+        rule = service.Rules(networked_min_attended=2, networked_last_k=3)
+        report = service.report(session, municipality_code=code, year=YEAR, rules=rule)
+        strict = service.report(session, municipality_code=code, year=YEAR, rules=service.Rules(3, 3))
+    engine.dispose()
+    values = {i.id: i for i in report.indicators}
+    # The last three meetings: shakyo 3, hospital 1, housing-division 1 → only shakyo is networked with 2 of 3.
+    assert values["M1"].value == 1 and values["M1"].by_dimension == {"shakyo": 1}
+    assert values["M2"].value == 0
+    assert {i.id: i.value for i in strict.indicators}["M1"] == 1

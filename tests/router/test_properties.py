@@ -39,20 +39,33 @@ PROPERTY = settings(max_examples=200, deadline=None, database=None, suppress_hea
 _SHORT_IDS = [first + rest for first in "abxz09-" for rest in ["", *"abxz09-"]]
 ID_POOL = random.Random(106).sample(_SHORT_IDS, k=len(_SHORT_IDS))
 # A directory draws its agency types from a palette of 1-8 partner types, so that several agencies
-# of one type compete (nearest level, smallest id) far more often than with 22 types to spread over.
+# of one type compete (nearest level, smallest id) far more often than with all 21 to spread over.
 PALETTE = st.lists(st.sampled_from(PARTNER_TYPES), min_size=1, max_size=8, unique=True)
-# Type (a palette slot), scope, sector and roles of one agency as ONE choice: generation is what this
-# file spends its time on, and Hypothesis pays per choice. Shrinks towards the first of each.
+MAX_AREAS, MAX_AGENCIES = 12, 25
+# SERVED[n]: every set of 1-3 of n areas (as positions), for an area-scoped agency to serve.
+SERVED = {
+    n: [subset for size in (1, 2, 3) for subset in itertools.combinations(range(n), size)]
+    for n in range(1, MAX_AREAS + 1)
+}
+# Type (a palette slot), scope, sector, roles and served areas (an index into SERVED[n]) of one
+# agency as ONE choice: generation is what this file spends its time on, and Hypothesis pays per
+# choice. Shrinks towards the first of each.
 AGENCY_TRAITS = st.sampled_from(
     list(
         itertools.product(
             range(8),
-            ("area", *SCOPES),  # area scope twice as likely: it is where nearest-first matters
+            SCOPES,
             ["welfare", "non_welfare"],
             [(), (TIER1_PLACE,), ("outreach",), ("outreach", TIER1_PLACE)],
+            range(len(SERVED[MAX_AREAS])),
         )
     )
 )
+AGENCY_COUNT = st.integers(min_value=1, max_value=MAX_AGENCIES)
+PARENTS = st.lists(st.integers(min_value=-1, max_value=MAX_AREAS - 2), min_size=1, max_size=MAX_AREAS)
+ROTATION = st.integers(min_value=0, max_value=len(ID_POOL) - 1)
+# Lead and general window as positions among the agencies (taken modulo their number).
+LEAD_AND_WINDOW = st.sampled_from(list(itertools.product(range(MAX_AGENCIES), repeat=2)))
 
 
 @st.composite
@@ -61,8 +74,8 @@ def directory_data(draw: st.DrawFn) -> dict[str, Any]:
     # Parents only among earlier areas: a forest, never a cycle. parents[i] == -1 makes area i a root
     # (area 0 always is one); else its parent is the area parents[i] % i places before it, so small
     # values - where Hypothesis starts and shrinks to - give deep chains, the interesting case.
-    parents = draw(st.lists(st.integers(min_value=-1, max_value=10), min_size=1, max_size=12))
-    start = draw(st.integers(min_value=0, max_value=len(ID_POOL) - 1))
+    parents = draw(PARENTS)
+    start = draw(ROTATION)
     area_ids = (ID_POOL[start:] + ID_POOL[:start])[: len(parents)]
     areas: list[dict[str, Any]] = []
     for index, (area_id, parent) in enumerate(zip(area_ids, parents, strict=True)):
@@ -71,16 +84,15 @@ def directory_data(draw: st.DrawFn) -> dict[str, Any]:
             area["parent"] = area_ids[index - 1 - parent % index]
         areas.append(area)
 
-    # An area-scoped agency serves 1-3 areas: one choice among every such set.
-    served = st.sampled_from([list(subset) for size in (1, 2, 3) for subset in itertools.combinations(area_ids, size)])
+    served_sets = SERVED[len(area_ids)]
     palette = draw(PALETTE)
     # Size drawn first: Hypothesis' own list sizes average ~6, rarely enough for agencies to compete.
-    size = draw(st.integers(min_value=1, max_value=25))
+    size = draw(AGENCY_COUNT)
     traits = draw(st.lists(AGENCY_TRAITS, min_size=size, max_size=size))
-    offset = draw(st.integers(min_value=0, max_value=len(ID_POOL) - 1))
-    agency_ids = (ID_POOL[offset:] + ID_POOL[:offset])[: len(traits)]
+    offset = draw(ROTATION)
+    agency_ids = (ID_POOL[offset:] + ID_POOL[:offset])[:size]
     agencies: list[dict[str, Any]] = []
-    for agency_id, (slot, scope, sector, roles) in zip(agency_ids, traits, strict=True):
+    for agency_id, (slot, scope, sector, roles, served) in zip(agency_ids, traits, strict=True):
         agency: dict[str, Any] = {
             "id": agency_id,
             "name": f"機関 {agency_id}",
@@ -90,12 +102,12 @@ def directory_data(draw: st.DrawFn) -> dict[str, Any]:
         }
         if roles:
             agency["roles"] = list(roles)
-        if scope == "area":
-            agency["areas"] = draw(served)
+        if scope == "area":  # 1-3 areas
+            agency["areas"] = [area_ids[i] for i in served_sets[served % len(served_sets)]]
         agencies.append(agency)
 
     # The lead and the general window may be the same agency, and either may be a tier-1 place.
-    lead, window = draw(st.tuples(st.sampled_from(agency_ids), st.sampled_from(agency_ids)))
+    lead, window = (agency_ids[i % size] for i in draw(LEAD_AND_WINDOW))
     return {
         "municipality": {
             "code": "999999",
@@ -109,13 +121,14 @@ def directory_data(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
-# Repeats allowed on purpose: the rules count distinct tags.
-TAGS = st.lists(st.sampled_from([tag.value for tag in IssueTag]), max_size=4)
+# A member's tags are drawn as slots into a per-directory pool (below); repeats are allowed on
+# purpose, the rules count distinct tags.
+TAG_SLOTS = st.lists(st.integers(min_value=0, max_value=2 * len(IssueTag) - 1), max_size=4)
 MEMBER = st.fixed_dictionaries(
     {
         "relation": st.sampled_from([relation.value for relation in Relation]),
         "age": st.sampled_from([None, *range(131)]),  # unknown age included; one choice, not two
-        "issues": TAGS,
+        "issues": TAG_SLOTS,
     }
 )
 HOUSEHOLD = st.lists(MEMBER, min_size=1, max_size=6)
@@ -128,24 +141,40 @@ FLAGS = st.fixed_dictionaries(
     }
 )
 CONFIDENTIAL_TAG = st.sampled_from(sorted(tag.value for tag in CONFIDENTIAL))
+AREA_POSITION = st.integers(min_value=0, max_value=MAX_AREAS - 1)
+
+
+def tag_pool(directory: Directory) -> list[str]:
+    """Every tag once, after the tags whose partner types this directory has (so those come up more).
+
+    Without the bias most tags call for types the directory lacks, and the nearest-agency and
+    tie-breaking rules are rarely put to work.
+    """
+    present = {agency.type for agency in directory.agencies}
+    relevant = [tag.value for tag in IssueTag if present & set(RULES.tag_partners.get(tag, []))]
+    return [*relevant, *(tag.value for tag in IssueTag)]
 
 
 @st.composite
-def consultation_for(draw: st.DrawFn, area_ids: list[str], *, confidential: bool = False) -> Consultation:
-    """A household of 1-6 members with 0-4 tags each, in one of the given areas."""
+def consultation_for(draw: st.DrawFn, directory: Directory, *, confidential: bool = False) -> Consultation:
+    """A household of 1-6 members with 0-4 tags each, in one of the directory's areas."""
+    pool = tag_pool(directory)
     household = draw(HOUSEHOLD)
+    for member in household:
+        member["issues"] = [pool[slot % len(pool)] for slot in member["issues"]]
     if confidential:
         who = draw(st.integers(min_value=0, max_value=len(household) - 1))
         household[who]["issues"].append(draw(CONFIDENTIAL_TAG))
-    return Consultation.model_validate({"area": draw(st.sampled_from(area_ids)), **draw(FLAGS), "household": household})
+    areas = directory.municipality.areas
+    area = areas[draw(AREA_POSITION) % len(areas)].id
+    return Consultation.model_validate({"area": area, **draw(FLAGS), "household": household})
 
 
 @st.composite
 def cases(draw: st.DrawFn, *, confidential: bool = False) -> tuple[dict[str, Any], Directory, Consultation]:
     data = draw(directory_data())
     directory = load_directory(data)
-    area_ids = [area["id"] for area in data["municipality"]["areas"]]
-    return data, directory, draw(consultation_for(area_ids, confidential=confidential))
+    return data, directory, draw(consultation_for(directory, confidential=confidential))
 
 
 # Independent restatements of the DEFAULT RULES
