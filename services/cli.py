@@ -152,6 +152,36 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_dlq(args: argparse.Namespace) -> int:
+    """`marugoto dlq list|show|replay`: dead letters, their reasons, and replay after a fix."""
+    from shared.deadletters import read_dead_letters, replay
+
+    settings = get_settings()
+    letters = asyncio.run(read_dead_letters(settings))
+    if args.action == "list":
+        for letter in letters:
+            reason = letter.headers.get("x-dlq-reason", "")
+            print(f"{letter.reference}\t{letter.headers.get('x-dlq-consumer', '')}\t{reason[:160]}")
+        print(f"{len(letters)} dead letter(s)")
+        return 0
+    chosen = letters if args.all else [letter for letter in letters if letter.reference in set(args.reference)]
+    missing = set(args.reference) - {letter.reference for letter in chosen}
+    if missing:
+        print(f"no such dead letter: {', '.join(sorted(missing))}", file=sys.stderr)
+        return 1
+    if args.action == "show":
+        for letter in chosen:
+            print(letter.reference)
+            for name, value in sorted(letter.headers.items()):
+                print(f"  {name}: {value}")
+            print(f"  key: {letter.key!r}")
+            print(f"  value: {letter.value.decode(errors='replace')}")
+        return 0
+    sent = asyncio.run(replay(settings, chosen))
+    print(f"replayed {sent} dead letter(s) to their original topics")
+    return 0
+
+
 DEMO_AGENCIES = {
     # A partner agency that submits (名張市社会福祉協議会 of the demo directory), the lead's 推進員,
     # an operator, and the conference service's own client (it reads the indicators for agendas).
@@ -417,6 +447,12 @@ def build_parser() -> argparse.ArgumentParser:
     personal = sub.add_parser("personal-data", help="personal details stored by intake")
     personal.add_argument("action", choices=["rotate"], help="re-encrypt under the first key")
     personal.set_defaults(func=cmd_personal_data)
+
+    dlq = sub.add_parser("dlq", help="dead letters: list, show, replay after the cause is fixed")
+    dlq.add_argument("action", choices=["list", "show", "replay"])
+    dlq.add_argument("reference", nargs="*", help="<dlq topic>:<partition>:<offset>, as `list` prints")
+    dlq.add_argument("--all", action="store_true", help="every dead letter")
+    dlq.set_defaults(func=cmd_dlq)
 
     metrics = sub.add_parser("metrics", help="the metrics service's data")
     metrics.add_argument("action", choices=["rebuild"], help="recompute everything from the topics' beginning")
