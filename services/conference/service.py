@@ -327,13 +327,41 @@ def schedule_case_meeting(session: Session, state: CaseState, config: Municipali
         earliest=now + timedelta(hours=1),
         deadline=deadline,
     )
+    return _open_meeting(
+        session,
+        result,
+        meeting_id=meeting_id,
+        kind="case_meeting",
+        municipality_code=state.municipality_code,
+        title=f"ケース会議 (tier {state.tier})",
+        participants=participants,
+        case_id=state.case_id,
+        tier=state.tier,
+        deadline=deadline,
+    )
+
+
+def _open_meeting(
+    session: Session,
+    result: slots.SlotResult,
+    *,
+    meeting_id: str,
+    kind: Literal["case_meeting", "promotion_meeting"],
+    municipality_code: str,
+    title: str,
+    participants: list[str],
+    case_id: str | None = None,
+    tier: int | None = None,
+    deadline: datetime | None = None,
+) -> Meeting:
+    """Record a meeting at the slot found, publish it, and invite every participant."""
     meeting = Meeting(
         id=meeting_id,
-        kind="case_meeting",
-        case_id=state.case_id,
-        municipality_code=state.municipality_code,
-        tier=state.tier,
-        title=f"ケース会議 (tier {state.tier})",
+        kind=kind,
+        case_id=case_id,
+        municipality_code=municipality_code,
+        tier=tier,
+        title=title,
         starts_at=result.start,
         ends_at=result.end,
         deadline=deadline,
@@ -345,13 +373,13 @@ def schedule_case_meeting(session: Session, state: CaseState, config: Municipali
     session.add(meeting)
     _stage(
         session,
-        meeting.municipality_code,
-        state.case_id,
+        municipality_code,
+        case_id or meeting_id,
         ConferenceScheduled(
-            meeting_id=meeting.id,
-            case_id=state.case_id,
-            kind="case_meeting",
-            tier=state.tier,
+            meeting_id=meeting_id,
+            case_id=case_id,
+            kind=kind,
+            tier=tier,
             starts_at=meeting.starts_at,
             ends_at=meeting.ends_at,
             deadline=deadline,
@@ -570,39 +598,15 @@ def schedule_promotion_meeting(
         deadline=business_days_after(earliest, 20),
     )
     title = "相談支援包括化推進会議" + (f"（{promotion.reuses}を活用）" if promotion.reuses else "")
-    meeting = Meeting(
-        id=meeting_id,
+    return _open_meeting(
+        session,
+        result,
+        meeting_id=meeting_id,
         kind="promotion_meeting",
         municipality_code=code,
         title=title,
-        starts_at=result.start,
-        ends_at=result.end,
-        deadline=None,
         participants=participants,
-        room_id=result.room_id,
-        needs_attention=result.needs_attention,
-        blockers=list(result.blockers),
     )
-    session.add(meeting)
-    _stage(
-        session,
-        code,
-        meeting.id,
-        ConferenceScheduled(
-            meeting_id=meeting.id,
-            case_id=None,
-            kind="promotion_meeting",
-            tier=None,
-            starts_at=meeting.starts_at,
-            ends_at=meeting.ends_at,
-            deadline=None,
-            participants=participants,
-            needs_attention=meeting.needs_attention,
-            blockers=meeting.blockers,
-        ),
-    )
-    _invite(session, meeting, participants, "invited")
-    return meeting
 
 
 def build_agenda(

@@ -34,6 +34,7 @@ from shared.events import (
     ReferralStatusChanged,
     RoutingDecided,
 )
+from shared.vocabulary import FoundBy, Pathway
 
 JST = ZoneInfo("Asia/Tokyo")
 REIWA_FIRST_YEAR = 2019
@@ -66,29 +67,18 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
             case.received_at, case.submitted_by = data.received_at, data.submitted_by
             case.pathway, case.found_by = consultation.pathway.value, consultation.found_by.value
             session.add(case)
-            session.merge(
-                ContactFact(
-                    contact_id=data.consultation_id,
-                    case_id=data.case_id,
-                    municipality_code=code,
-                    received_at=data.received_at,
-                    pathway=consultation.pathway.value,
-                    found_by=consultation.found_by.value,
-                    opening=True,
-                )
+            _contact(
+                session,
+                data.consultation_id,
+                data.case_id,
+                code,
+                data.received_at,
+                consultation.pathway,
+                consultation.found_by,
+                True,
             )
         case ContactRecorded():
-            session.merge(
-                ContactFact(
-                    contact_id=data.contact_id,
-                    case_id=data.case_id,
-                    municipality_code=code,
-                    received_at=data.received_at,
-                    pathway=data.pathway.value,
-                    found_by=data.found_by.value,
-                    opening=False,
-                )
-            )
+            _contact(session, data.contact_id, data.case_id, code, data.received_at, data.pathway, data.found_by, False)
         case RoutingDecided():
             session.merge(
                 DecisionFact(
@@ -134,6 +124,28 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
             meeting.held_at = data.held_at
             meeting.attendance = [a.model_dump() for a in data.attendance]
             session.add(meeting)
+
+
+def _contact(
+    session: Session,
+    contact_id: str,
+    case_id: str,
+    code: str,
+    at: datetime,
+    pathway: Pathway,
+    found_by: FoundBy,
+    opening: bool,
+) -> None:
+    fact = ContactFact(
+        contact_id=contact_id,
+        case_id=case_id,
+        municipality_code=code,
+        received_at=at,
+        pathway=pathway.value,
+        found_by=found_by.value,
+        opening=opening,
+    )
+    session.merge(fact)
 
 
 def _case(session: Session, case_id: str, code: str) -> CaseFact:
@@ -500,7 +512,7 @@ def compute(
             "Open referrals by tier and agency (now)",
             "現在進行中の依頼",
         ),
-        Counter(f"tier{r.tier}:{r.agency_id}" for r in facts.all_referrals if r.status in LIVE),
+        Counter(f"tier{r.tier}:{r.agency_id}" for r in facts.all_referrals if r.status in LIVE and r.agency_id),
     )
     add(
         Indicator("OPS-RESOURCE-GAPS", "社会資源の不足（種別）", "Resource gaps by type", "決定で報告された不足"),

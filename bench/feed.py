@@ -1,0 +1,76 @@
+"""Pre-produced `ConsultationReceived` events, built like tests/router/test_directory_api.py::publish_consultation."""
+
+import asyncio
+import time
+import uuid
+from datetime import UTC, datetime
+
+import yaml
+from aiokafka import AIOKafkaProducer
+
+from shared.consultation import ConsultationSummary
+from shared.directory import demo_directory_path
+from shared.events import ConsultationReceived, encode, new_event
+
+MUNICIPALITY = "242080"
+# A few households that take different routes (tier 1 and tier 2, one or several partner types).
+ISSUE_SETS: tuple[tuple[str, ...], ...] = (
+    ("legal", "poverty"),
+    ("long_term_care",),
+    ("poverty",),
+    ("hikikomori", "employment"),
+    ("childcare", "housing"),
+)
+_CASE = "00000000-0000-4000-8000-00000000c0de"
+_ID = "00000000-0000-4000-8000-0000000000e1"
+
+
+def demo_areas() -> list[str]:
+    """The elementary-school-district areas of the demo municipality (242080) in shared/demo_directory.yaml."""
+    data = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
+    areas = data["municipality"]["areas"]
+    return [a["id"] for a in areas if a.get("kind") == "elementary_school_district"] or [a["id"] for a in areas]
+
+
+def _template(area: str, issues: tuple[str, ...]) -> bytes:
+    summary = ConsultationSummary.model_validate(
+        {"area": area, "pathway": "self", "household": [{"relation": "self", "issues": list(issues)}]}
+    )
+    data = ConsultationReceived(
+        case_id=_CASE, consultation_id=_CASE, submitted_by="bench", received_at=datetime.now(UTC), consultation=summary
+    )
+    event = new_event(data, source="/bench", subject=_CASE, municipality_code=MUNICIPALITY)
+    raw = encode(event.model_copy(update={"id": _ID}))
+    return raw
+
+
+class ConsultationFactory:
+    """Wire bytes of valid, distinct ConsultationReceived events (fresh case and event ids each)."""
+
+    def __init__(self) -> None:
+        self.templates = [_template(a, s) for a in demo_areas() for s in ISSUE_SETS]
+
+    def make(self, i: int) -> tuple[bytes, bytes]:
+        case_id = str(uuid.uuid4())
+        raw = self.templates[i % len(self.templates)]
+        raw = raw.replace(_CASE.encode(), case_id.encode()).replace(_ID.encode(), str(uuid.uuid4()).encode())
+        return case_id.encode(), raw
+
+
+async def produce_consultations(bootstrap: str, topic: str, n: int) -> float:
+    """Produce `n` events to `topic` (keyed by case id); returns the seconds it took."""
+    factory = ConsultationFactory()
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=256 * 1024)
+    await producer.start()
+    started = time.perf_counter()
+    try:
+        chunk = 5000
+        for start in range(0, n, chunk):
+            futures = []
+            for i in range(start, min(n, start + chunk)):
+                key, value = factory.make(i)
+                futures.append(await producer.send(topic, value, key=key))
+            await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+    return time.perf_counter() - started

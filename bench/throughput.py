@@ -1,0 +1,142 @@
+"""Throughput of the real router and metrics consumers, and of bare aiokafka baselines on the same messages.
+
+Every figure is steady state: the clock starts when the first message is handled (the first decision row
+for a service, the first fetched record for a baseline), so the consumer-group join (about 3 s on the
+embedded broker, BROKER.md) is left out of both sides alike.
+"""
+
+import asyncio
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from fastapi import FastAPI
+
+from shared.settings import Settings
+
+POLL_FIRST_S = 0.02
+POLL_S = 0.1
+
+
+@dataclass
+class Run:
+    """One throughput run: `count` items handled in `seconds` of steady state (None when unfinished)."""
+
+    count: int
+    target: int
+    seconds: float | None
+    finished: bool
+    note: str = ""
+
+    @property
+    def per_second(self) -> float | None:
+        if not self.finished or not self.seconds:
+            return None
+        return self.count / self.seconds
+
+    def to_json(self) -> dict[str, Any]:
+        return {**asdict(self), "per_second": self.per_second}
+
+
+def _consumer(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
+    # The consumer options every Marugoto group uses (shared.kafka.consumer_options), in a group of its own.
+    return AIOKafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-{uuid.uuid4().hex[:8]}",
+        auto_offset_reset="earliest",
+        session_timeout_ms=6000,
+        heartbeat_interval_ms=1000,
+    )
+
+
+async def bare_passthrough(bootstrap: str, source: str, sink: str, n: int, *, stall_s: float) -> Run:
+    """Baseline: consume `n` records of `source` and produce each to `sink` (acks=all), nothing else."""
+    consumer = _consumer(bootstrap, source)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
+    await consumer.start()
+    await producer.start()
+    done, first, last_progress = 0, None, time.perf_counter()
+    try:
+        while done < n and time.perf_counter() - last_progress < stall_s:
+            batches = await consumer.getmany(timeout_ms=200, max_records=2000)
+            if first is None and batches:
+                first = time.perf_counter()
+            futures = [await producer.send(sink, r.value, key=r.key) for rs in batches.values() for r in rs]
+            if futures:
+                await asyncio.gather(*futures)
+                done += len(futures)
+                last_progress = time.perf_counter()
+        end = time.perf_counter()
+    finally:
+        await producer.stop()
+        await consumer.stop()
+    return _run(done, n, first, end)
+
+
+async def bare_consume(bootstrap: str, topics: list[str], n: int, *, stall_s: float) -> Run:
+    """Baseline: consume `n` records of `topics` and decode nothing."""
+    consumer = _consumer(bootstrap, *topics)
+    await consumer.start()
+    done, first, last_progress = 0, None, time.perf_counter()
+    try:
+        while done < n and time.perf_counter() - last_progress < stall_s:
+            batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            got = sum(len(rs) for rs in batches.values())
+            if got:
+                if first is None:
+                    first = time.perf_counter()
+                done += got
+                last_progress = time.perf_counter()
+        end = time.perf_counter()
+    finally:
+        await consumer.stop()
+    return _run(done, n, first, end)
+
+
+def _run(done: int, n: int, first: float | None, end: float) -> Run:
+    finished = done >= n and first is not None
+    seconds = (end - first) if first is not None else None
+    return Run(count=done, target=n, seconds=seconds, finished=finished, note="" if finished else "stalled")
+
+
+async def count_rows(database_url: str, table: str, n: int, *, stall_s: float) -> Run:
+    """Poll `SELECT count(*) FROM table` until it reaches `n` (or stops growing for `stall_s`)."""
+    query = f"SELECT count(*) FROM {table}"  # noqa: S608 - a fixed table name of ours
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        first: float | None = None
+        first_count = 0
+        count, last_count, last_progress = 0, -1, time.perf_counter()
+        while True:
+            row = await (await conn.execute(query)).fetchone()
+            count = int(row[0]) if row else 0
+            now = time.perf_counter()
+            if count != last_count:
+                last_count, last_progress = count, now
+            if first is None and count > 0:
+                first, first_count = now, count
+            if count >= n or now - last_progress > stall_s:
+                break
+            await asyncio.sleep(POLL_FIRST_S if first is None else POLL_S)
+    end = time.perf_counter()
+    if first is None:
+        return Run(count=count, target=n, seconds=None, finished=False, note="no rows")
+    finished = count >= n
+    # Items handled after the clock started (the ones already there at the first poll are not counted).
+    handled = count - first_count
+    return Run(
+        count=handled,
+        target=n,
+        seconds=end - first,
+        finished=finished and handled > 0,
+        note="" if finished else f"stalled at {count}/{n}",
+    )
+
+
+async def run_service(app: FastAPI, settings: Settings, table: str, n: int, *, stall_s: float) -> Run:
+    """Run a service app in this process with its lifespan until `table` holds `n` rows."""
+    async with app.router.lifespan_context(app):
+        return await count_rows(str(settings.database_url), table, n, stall_s=stall_s)
