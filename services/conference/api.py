@@ -44,10 +44,11 @@ def _may_see(principal: Principal, meeting: Meeting) -> None:
         raise Problem(403, "not-invited", "your agency is not invited to this meeting")
 
 
-def _organiser(principal: Principal, meeting: Meeting) -> None:
+def _organiser(principal: Principal, meeting: Meeting, config: service.MunicipalityConference) -> None:
     """The lead (推進員) of the meeting's municipality, or an operator, runs it."""
-    _may_see(principal, meeting)
     require_any(principal, Scope.coordinator, Scope.operator)
+    if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
+        raise Problem(403, "not-the-organiser", "the lead (推進員) or an operator runs the meeting")
 
 
 @router.get(
@@ -91,8 +92,8 @@ async def _change(runtime: Runtime, meeting_id: str, principal: Principal, chang
     def work() -> MeetingPublic:
         with db.transaction(runtime.engine) as session:
             meeting = service.get_meeting(session, meeting_id)
-            _organiser(principal, meeting)
-            config = service._config(_configs(runtime), meeting.municipality_code)
+            config = service.config_of(_configs(runtime), meeting.municipality_code)
+            _organiser(principal, meeting, config)
             change(session, meeting, config)
             return _public(session, meeting)
 
@@ -173,7 +174,7 @@ async def convene(body: PromotionMeetingCreate, runtime: RuntimeDep, principal: 
 
     def work() -> MeetingPublic:
         with db.transaction(runtime.engine) as session:
-            config = service._config(_configs(runtime), body.municipality_code)
+            config = service.config_of(_configs(runtime), body.municipality_code)
             if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
                 raise Problem(403, "not-the-lead", "the lead (推進員) or an operator convenes the 推進会議")
             meeting = service.schedule_promotion_meeting(session, config, not_before=body.not_before)
@@ -208,7 +209,7 @@ async def agenda(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) 
 
     def build() -> dict[str, Any]:
         with db.transaction(runtime.engine) as session:
-            config = service._config(_configs(runtime), meeting.municipality_code)
+            config = service.config_of(_configs(runtime), meeting.municipality_code)
             return service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=error)
 
     return await anyio.to_thread.run_sync(build)

@@ -96,7 +96,7 @@ def load_configs(paths: Iterable[Any]) -> dict[str, MunicipalityConference]:
     return configs
 
 
-def _config(configs: Mapping[str, MunicipalityConference], code: str) -> MunicipalityConference:
+def config_of(configs: Mapping[str, MunicipalityConference], code: str) -> MunicipalityConference:
     config = configs.get(code)
     if config is None:
         raise Problem(422, "unknown-municipality", f"no directory for municipality {code}")
@@ -222,7 +222,7 @@ def apply_routing_decided(
     if decided.tier >= 2:
         meeting = _case_meeting(session, decided.case_id)
         if meeting is None:
-            schedule_case_meeting(session, state, _config(configs, code))
+            schedule_case_meeting(session, state, config_of(configs, code))
         else:
             _update_invitees(session, meeting, state)
 

@@ -97,6 +97,11 @@ async def test_case_meeting_agenda_and_attendance(
         assert meeting["id"] not in outsider.text, "an agency not on the case is not invited"
         assert (await client.get(f"{conference}/v1/calendars/hoken-07.ics")).status_code == 403
 
+    # Only the lead (推進員) or an operator runs the meeting, not every invitee.
+    async with httpx.AsyncClient(base_url=conference, headers=bearer("hoken-07", Scope.coordinator), timeout=10) as c:
+        refused = await c.post(f"/v1/meetings/{meeting['id']}/cancel", json={"reason": "not mine to cancel"})
+        assert refused.status_code == 403
+
     # The meeting is held: attendance is published and counted by metrics (M5, M13).
     async with httpx.AsyncClient(base_url=conference, headers=lead, timeout=10) as client:
         held = await client.post(
