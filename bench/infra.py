@@ -66,6 +66,7 @@ class Infra:
         handler = logging.FileHandler(self.workdir / "in-process.log", encoding="utf-8")
         handler.setFormatter(root.handlers[0].formatter)
         root.handlers[:] = [handler]
+        quiet_library_loggers()
 
     # --- configuration ---------------------------------------------------------------------------------
     @property
@@ -118,6 +119,17 @@ class Infra:
 
     def log_path(self, name: str) -> Path:
         return self.workdir / f"{name}.log"
+
+
+def quiet_library_loggers() -> None:
+    """FastStream's logger prints to stderr on its own handler; send it to the log file with the rest."""
+    import faststream.kafka  # noqa: F401 - creates the library's loggers
+
+    for name in list(logging.root.manager.loggerDict):
+        if name.split(".")[0] in ("faststream", "aiokafka"):
+            logger = logging.getLogger(name)
+            logger.handlers[:] = []
+            logger.propagate = True
 
 
 @contextlib.contextmanager

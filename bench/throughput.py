@@ -1,7 +1,7 @@
 """Throughput of the real router and metrics consumers, and of bare aiokafka baselines on the same messages.
 
 Every figure is steady state: the clock starts when the first message is handled (the first decision row
-for a service, the first fetched record for a baseline), so the consumer-group join (about 3 s on the
+for a service, the moment its partitions are assigned for a baseline), so the group join (about 3 s on the
 embedded broker, BROKER.md) is left out of both sides alike.
 """
 
@@ -15,6 +15,7 @@ import psycopg
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from fastapi import FastAPI
 
+from bench.infra import quiet_library_loggers
 from shared.settings import Settings
 
 POLL_FIRST_S = 0.02
@@ -59,12 +60,11 @@ async def bare_passthrough(bootstrap: str, source: str, sink: str, n: int, *, st
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await consumer.start()
     await producer.start()
-    done, first, last_progress = 0, None, time.perf_counter()
+    first = await _assigned(consumer)
+    done, last_progress = 0, time.perf_counter()
     try:
         while done < n and time.perf_counter() - last_progress < stall_s:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-            if first is None and batches:
-                first = time.perf_counter()
             futures = [await producer.send(sink, r.value, key=r.key) for rs in batches.values() for r in rs]
             if futures:
                 await asyncio.gather(*futures)
@@ -81,20 +81,27 @@ async def bare_consume(bootstrap: str, topics: list[str], n: int, *, stall_s: fl
     """Baseline: consume `n` records of `topics` and decode nothing."""
     consumer = _consumer(bootstrap, *topics)
     await consumer.start()
-    done, first, last_progress = 0, None, time.perf_counter()
+    first = await _assigned(consumer)
+    done, last_progress = 0, time.perf_counter()
     try:
         while done < n and time.perf_counter() - last_progress < stall_s:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
             got = sum(len(rs) for rs in batches.values())
             if got:
-                if first is None:
-                    first = time.perf_counter()
                 done += got
                 last_progress = time.perf_counter()
         end = time.perf_counter()
     finally:
         await consumer.stop()
     return _run(done, n, first, end)
+
+
+async def _assigned(consumer: AIOKafkaConsumer, timeout_s: float = 30.0) -> float | None:
+    """Wait for the group join (the clock of a baseline starts when it has partitions, before any fetch)."""
+    deadline = time.perf_counter() + timeout_s
+    while not consumer.assignment() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.005)
+    return time.perf_counter() if consumer.assignment() else None
 
 
 def _run(done: int, n: int, first: float | None, end: float) -> Run:
@@ -105,7 +112,7 @@ def _run(done: int, n: int, first: float | None, end: float) -> Run:
 
 async def count_rows(database_url: str, table: str, n: int, *, stall_s: float) -> Run:
     """Poll `SELECT count(*) FROM table` until it reaches `n` (or stops growing for `stall_s`)."""
-    query = f"SELECT count(*) FROM {table}"  # noqa: S608 - a fixed table name of ours
+    query = f"SELECT count(*) FROM {table}"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         first: float | None = None
         first_count = 0
@@ -139,4 +146,9 @@ async def count_rows(database_url: str, table: str, n: int, *, stall_s: float) -
 async def run_service(app: FastAPI, settings: Settings, table: str, n: int, *, stall_s: float) -> Run:
     """Run a service app in this process with its lifespan until `table` holds `n` rows."""
     async with app.router.lifespan_context(app):
-        return await count_rows(str(settings.database_url), table, n, stall_s=stall_s)
+        quiet_library_loggers()
+        run = await count_rows(str(settings.database_url), table, n, stall_s=stall_s)
+        dead = dict(app.state.runtime.dead_letters.by_topic)
+    if dead:
+        run.note = (run.note + f"; dead-lettered {dead}").lstrip("; ")
+    return run

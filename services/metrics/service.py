@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -321,13 +321,13 @@ def compute(
     def add(
         indicator: Indicator,
         breakdown: Mapping[str, float],
-        value: float | None = None,
+        value: float | Literal["sum"] | None = "sum",
         shares: dict[str, float] | None = None,
     ) -> None:
         out.append(
             (
                 indicator,
-                float(sum(breakdown.values())) if value is None else value,
+                float(sum(breakdown.values())) if value == "sum" else value,
                 dict(sorted(breakdown.items())),
                 shares,
             )

@@ -41,6 +41,8 @@ ID_POOL = random.Random(106).sample(_SHORT_IDS, k=len(_SHORT_IDS))
 # A directory draws its agency types from a palette of 1-8 partner types, so that several agencies
 # of one type compete (nearest level, smallest id) far more often than with all 21 to spread over.
 PALETTE = st.lists(st.sampled_from(PARTNER_TYPES), min_size=1, max_size=8, unique=True)
+# Crowded: 1-3 types only, for the properties about which of several candidates wins.
+CROWDED_PALETTE = st.lists(st.sampled_from(PARTNER_TYPES), min_size=1, max_size=3, unique=True)
 MAX_AREAS, MAX_AGENCIES = 12, 25
 # SERVED[n]: every set of 1-3 of n areas (as positions), for an area-scoped agency to serve.
 SERVED = {
@@ -69,7 +71,7 @@ LEAD_AND_WINDOW = st.sampled_from(list(itertools.product(range(MAX_AGENCIES), re
 
 
 @st.composite
-def directory_data(draw: st.DrawFn) -> dict[str, Any]:
+def directory_data(draw: st.DrawFn, *, crowded: bool = False) -> dict[str, Any]:
     """A valid scenario-shaped mapping: 1-12 areas in a tree, 1-25 agencies, lead and window among them."""
     # Parents only among earlier areas: a forest, never a cycle. parents[i] == -1 makes area i a root
     # (area 0 always is one); else its parent is the area parents[i] % i places before it, so small
@@ -85,14 +87,18 @@ def directory_data(draw: st.DrawFn) -> dict[str, Any]:
         areas.append(area)
 
     served_sets = SERVED[len(area_ids)]
-    palette = draw(PALETTE)
+    palette = draw(CROWDED_PALETTE if crowded else PALETTE)
+    # Half the crowded directories have no area-scoped agency at all, so that the municipality-wide
+    # and the prefecture-wide candidates of a type are left to compete with each other.
+    wide_only = crowded and draw(st.booleans())
     # Size drawn first: Hypothesis' own list sizes average ~6, rarely enough for agencies to compete.
     size = draw(AGENCY_COUNT)
     traits = draw(st.lists(AGENCY_TRAITS, min_size=size, max_size=size))
     offset = draw(ROTATION)
     agency_ids = (ID_POOL[offset:] + ID_POOL[:offset])[:size]
     agencies: list[dict[str, Any]] = []
-    for agency_id, (slot, scope, sector, roles, served) in zip(agency_ids, traits, strict=True):
+    for agency_id, (slot, drawn_scope, sector, roles, served) in zip(agency_ids, traits, strict=True):
+        scope = SCOPES[1 + served % 2] if wide_only and drawn_scope == "area" else drawn_scope
         agency: dict[str, Any] = {
             "id": agency_id,
             "name": f"機関 {agency_id}",
@@ -171,8 +177,10 @@ def consultation_for(draw: st.DrawFn, directory: Directory, *, confidential: boo
 
 
 @st.composite
-def cases(draw: st.DrawFn, *, confidential: bool = False) -> tuple[dict[str, Any], Directory, Consultation]:
-    data = draw(directory_data())
+def cases(
+    draw: st.DrawFn, *, confidential: bool = False, crowded: bool = False
+) -> tuple[dict[str, Any], Directory, Consultation]:
+    data = draw(directory_data(crowded=crowded))
     directory = load_directory(data)
     return data, directory, draw(consultation_for(directory, confidential=confidential))
 
@@ -374,7 +382,7 @@ def test_the_lead_is_engaged_first_at_tier_2_and_3_unless_excluded(
 
 
 @PROPERTY
-@given(cases())
+@given(st.one_of(cases(crowded=True), cases()))
 def test_engaged_agencies_exist_once_each_and_are_the_nearest(
     case: tuple[dict[str, Any], Directory, Consultation],
 ) -> None:
@@ -410,7 +418,7 @@ def test_engaged_agencies_exist_once_each_and_are_the_nearest(
 
 
 @PROPERTY
-@given(cases(), st.randoms(use_true_random=False))
+@given(st.one_of(cases(crowded=True), cases()), st.randoms(use_true_random=False))
 def test_decide_is_deterministic_and_ignores_file_order(
     case: tuple[dict[str, Any], Directory, Consultation], rnd: random.Random
 ) -> None:

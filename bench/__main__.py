@@ -1,0 +1,330 @@
+"""`python -m bench [--quick] [--out bench/results/latest.json]`: Marugoto against same-run baselines.
+
+See bench/README.md for what each ratio means.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import throughput as tp
+from bench import web
+from bench.feed import produce_consultations
+from bench.infra import Infra, machine_facts
+from shared import topics
+
+FULL_SIZES = (10_000, 100_000, 1_000_000)
+QUICK_SIZES = (200, 800)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small counts, about 5 minutes on 2 cores")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/latest.json"), help="JSON results file")
+    parser.add_argument(
+        "--sizes",
+        type=lambda s: tuple(int(x) for x in s.split(",")),
+        default=None,
+        help="event counts for the router/metrics runs, smallest first (default 10000,100000,1000000; "
+        f"--quick {','.join(map(str, QUICK_SIZES))})",
+    )
+    parser.add_argument("--concurrency", type=int, default=8, help="concurrent HTTP clients for the intake measure")
+    parser.add_argument("--intake-seconds", type=float, default=None, help="measured window per intake run")
+    parser.add_argument("--e2e-rate", type=float, default=20.0, help="offered load (requests/s) for the latency run")
+    parser.add_argument("--e2e-seconds", type=float, default=None, help="how long the offered load lasts")
+    parser.add_argument("--stall-seconds", type=float, default=60.0, help="give a run up when nothing moves this long")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep logs, keys and broker log in /tmp")
+    return parser.parse_args(argv)
+
+
+def say(message: str) -> None:
+    print(f"[{datetime.now(UTC):%H:%M:%S}] {message}", file=sys.stderr, flush=True)
+
+
+async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
+    """Router and metrics vs their bare baselines, all on the same `n` pre-produced events."""
+    from services.metrics import app as metrics_app
+    from services.router import app as router_app
+
+    prefix = await infra.new_prefix()
+    settings = infra.settings(prefix)
+    infra.reset_database(settings, ("router", "metrics"))
+    source = prefix + topics.CONSULTATION_RECEIVED
+    produced_s = await produce_consultations(infra.bootstrap, source, n)
+    say(f"  {n} ConsultationReceived produced in {produced_s:.1f} s")
+
+    bare_consume = await tp.bare_consume(infra.bootstrap, [source], n, stall_s=stall_s)
+    say(f"  bare consume: {_rate(bare_consume.per_second)}")
+    # Metrics runs before the router, so the only events on its eight topics are these n.
+    metrics = await tp.run_service(
+        metrics_app.create(settings), settings, "metrics.processed_event", n, stall_s=stall_s
+    )
+    say(f"  metrics consumer: {_rate(metrics.per_second)} {metrics.note}")
+
+    sink = await infra.create_topic(prefix + "bench.passthrough")
+    passthrough = await tp.bare_passthrough(infra.bootstrap, source, sink, n, stall_s=stall_s)
+    say(f"  bare consume→produce: {_rate(passthrough.per_second)}")
+    router = await tp.run_service(router_app.create(settings), settings, "router.decision", n, stall_s=stall_s)
+    say(f"  router consumer: {_rate(router.per_second)} {router.note}")
+    return {
+        "events": n,
+        "router": router.to_json(),
+        "router_baseline_passthrough": passthrough.to_json(),
+        "metrics": metrics.to_json(),
+        "metrics_baseline_consume": bare_consume.to_json(),
+    }
+
+
+async def intake_runs(infra: Infra, concurrency: int, seconds: float) -> dict[str, Any]:
+    prefix = await infra.new_prefix()
+    settings = infra.settings(prefix)
+    infra.reset_database(settings, ("intake",))
+    env = infra.env(prefix)
+    headers = web.partner_headers(infra.secrets["MARUGOTO_AUTH_PRIVATE_KEY_FILE"])
+    async with web.Process.bare(env, infra.database_url, infra.workdir) as bare:
+        baseline = await web.closed_loop(bare.url, {}, concurrency=concurrency, duration_s=seconds, warmup_s=2)
+    say(f"  bare FastAPI + INSERT: {_rate(baseline['per_second'])}")
+    async with web.Process.service("intake", env, infra.workdir) as intake:
+        ours = await web.closed_loop(intake.url, headers, concurrency=concurrency, duration_s=seconds, warmup_s=2)
+    say(f"  intake POST /v1/consultations: {_rate(ours['per_second'])} statuses {ours['statuses']}")
+    return {"intake": ours, "baseline_bare_fastapi_insert": baseline}
+
+
+async def e2e_runs(infra: Infra, rate: float, seconds: float) -> dict[str, Any]:
+    prefix = await infra.new_prefix()
+    settings = infra.settings(prefix)
+    infra.reset_database(settings, ("intake", "router"))
+    rt_topic = await infra.create_topic(prefix + "bench.roundtrip")
+    baseline = await web.broker_round_trip(infra.bootstrap, rt_topic, rate=rate, duration_s=seconds)
+    say(f"  broker round trip p50 {_ms(baseline['p50_ms'])} p99 {_ms(baseline['p99_ms'])}")
+    env = infra.env(prefix)
+    headers = web.partner_headers(infra.secrets["MARUGOTO_AUTH_PRIVATE_KEY_FILE"])
+    async with (
+        web.Process.service("router", env, infra.workdir),
+        web.Process.service("intake", env, infra.workdir) as intake,
+    ):
+        ours = await web.end_to_end(
+            intake.url,
+            headers,
+            infra.bootstrap,
+            prefix + topics.AGENCY_FEED,
+            rate=rate,
+            duration_s=seconds,
+            drain_s=max(60.0, 3 * seconds),
+        )
+    say(f"  intake→agency feed p50 {_ms(ours['p50_ms'])} p99 {_ms(ours['p99_ms'])} missing {ours['missing_on_feed']}")
+    return {"end_to_end": ours, "baseline_broker_round_trip": baseline}
+
+
+def _rate(value: float | None) -> str:
+    return "unfinished" if value is None else f"{value:,.1f}/s"
+
+
+def _ms(value: float | None) -> str:
+    return "—" if value is None else f"{value:,.1f} ms"
+
+
+def ratio(ours: float | None, baseline: float | None) -> float | None:
+    if ours is None or baseline is None or baseline == 0:
+        return None
+    return ours / baseline
+
+
+def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """The table: measure | ours | baseline | ratio | target, one row per figure."""
+    rows: list[dict[str, Any]] = []
+
+    def row(measure: str, unit: str, ours: Any, baseline: Any, target: str, ok: Any = None, note: str = "") -> None:
+        r = ratio(ours, baseline)
+        rows.append(
+            {
+                "measure": measure,
+                "unit": unit,
+                "ours": ours,
+                "baseline": baseline,
+                "ratio": r,
+                "target": target,
+                "met": None if r is None or ok is None else bool(ok(r)),
+                "note": note,
+            }
+        )
+
+    runs = results.get("consumers", [])
+    if runs:
+        first = runs[0]
+        n = first["events"]
+        row(
+            f"1 router decisions/s ({n:,} events)",
+            "/s",
+            first["router"]["per_second"],
+            first["router_baseline_passthrough"]["per_second"],
+            "≥ 0.7",
+            lambda r: r >= 0.7,
+            "baseline: aiokafka consume→produce; " + first["router"]["note"],
+        )
+        row(
+            f"3 metrics events/s ({n:,} events)",
+            "/s",
+            first["metrics"]["per_second"],
+            first["metrics_baseline_consume"]["per_second"],
+            "≥ 0.7",
+            lambda r: r >= 0.7,
+            "baseline: aiokafka consume; " + first["metrics"]["note"],
+        )
+    if intake := results.get("intake"):
+        row(
+            f"2 intake POST /v1/consultations req/s (c={intake['intake']['concurrency']})",
+            "/s",
+            intake["intake"]["per_second"],
+            intake["baseline_bare_fastapi_insert"]["per_second"],
+            "≥ 0.6",
+            lambda r: r >= 0.6,
+            "baseline: bare FastAPI + one INSERT",
+        )
+    if e2e := results.get("e2e"):
+        ours, base = e2e["end_to_end"], e2e["baseline_broker_round_trip"]
+        note = f"{ours['rate_per_s']:g} req/s; missing on feed {ours['missing_on_feed']}"
+        row("4 e2e intake→agency feed p50", "ms", ours["p50_ms"], base["p50_ms"], "(info)", None, note)
+        row(
+            "4 e2e intake→agency feed p99",
+            "ms",
+            ours["p99_ms"],
+            base["p99_ms"],
+            "≤ 5×",
+            lambda r: r <= 5,
+            "baseline: broker produce→consume round trip",
+        )
+    if len(runs) > 1:
+        small, large = runs[0], runs[-1]
+        for name in ("router", "metrics"):
+            for run in runs[1:]:
+                last = run is large
+                row(
+                    f"5 {name} scaling {run['events']:,} vs {small['events']:,}",
+                    "/s",
+                    run[name]["per_second"],
+                    small[name]["per_second"],
+                    "≥ 0.85" if last else "(info)",
+                    (lambda r: r >= 0.85) if last else None,
+                    run[name]["note"],
+                )
+    return rows
+
+
+def fmt(value: Any, unit: str) -> str:
+    if value is None:
+        return "unfinished"
+    if unit == "ms":
+        return f"{value:,.1f} ms"
+    return f"{value:,.1f}/s"
+
+
+def render(rows: list[dict[str, Any]], facts: dict[str, Any], elapsed_s: float, missing: list[str]) -> str:
+    header = ("measure", "ours", "baseline", "ratio", "target", "met")
+    lines = [
+        [
+            r["measure"],
+            fmt(r["ours"], r["unit"]),
+            fmt(r["baseline"], r["unit"]),
+            "—" if r["ratio"] is None else f"{r['ratio']:.4g}",
+            r["target"],
+            "—" if r["met"] is None else ("yes" if r["met"] else "NO"),
+        ]
+        for r in rows
+    ]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *lines, strict=False)]
+    out = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)), "-+-".join("-" * w for w in widths)]
+    out += [" | ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
+    out.append("")
+    out.append(
+        f"machine: {facts['cpu_count']} CPU × {facts['cpu_model']}, {facts['memory_gb']} GB, "
+        f"Python {facts['python']}; run took {elapsed_s:.0f} s; load average at start/end "
+        f"{facts['loadavg_at_start'][0]:.1f}/{facts['loadavg_at_end'][0]:.1f} (other work on the machine skews ratios)"
+    )
+    if missing:
+        out.append("not measured: " + "; ".join(missing))
+    return "\n".join(out)
+
+
+async def run(args: argparse.Namespace, infra: Infra, results: dict[str, Any], missing: list[str]) -> None:
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    intake_s = args.intake_seconds or (8.0 if args.quick else 30.0)
+    e2e_s = args.e2e_seconds or (8.0 if args.quick else 60.0)
+    results["consumers"] = []
+
+    async def step(name: str, coro: Any) -> Any:
+        say(name)
+        try:
+            return await coro
+        except Exception as exc:
+            missing.append(f"{name}: {exc!r}")
+            results.setdefault("errors", []).append({"step": name, "error": traceback.format_exc()})
+            say(f"  FAILED: {exc!r}")
+            return None
+
+    started = time.perf_counter()
+    if first := await step(
+        f"router and metrics consumers, {sizes[0]:,} events", consumer_runs(infra, sizes[0], args.stall_seconds)
+    ):
+        results["consumers"].append(first)
+    if (per_event := (time.perf_counter() - started) / sizes[0]) and len(sizes) > 1:
+        rest = sum(sizes[1:]) * per_event
+        say(
+            f"scaling runs {', '.join(f'{s:,}' for s in sizes[1:])} will take about {rest / 60:,.0f} min "
+            "at the rate just measured" + (" — 1M events takes very long" if max(sizes) >= 1_000_000 else "")
+        )
+    results["intake"] = await step("intake vs bare FastAPI", intake_runs(infra, args.concurrency, intake_s))
+    results["e2e"] = await step(f"end-to-end latency at {args.e2e_rate:g} req/s", e2e_runs(infra, args.e2e_rate, e2e_s))
+    for n in sizes[1:]:
+        if more := await step(
+            f"router and metrics consumers, {n:,} events", consumer_runs(infra, n, args.stall_seconds)
+        ):
+            results["consumers"].append(more)
+        else:
+            missing.append(f"scaling at {n:,} events")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    facts = machine_facts()
+    sizes = args.sizes or (QUICK_SIZES if args.quick else FULL_SIZES)
+    if not args.quick and max(sizes) >= 1_000_000:
+        say(
+            "WARNING: the full run pushes 1,000,000 events through the router and metrics; this takes a long "
+            "time (hours on a small machine). Use --quick or --sizes for a shorter run."
+        )
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(),
+        "mode": "quick" if args.quick else "full",
+        "machine": facts,
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()} | {"sizes": sizes},
+    }
+    missing: list[str] = []
+    results["machine"]["loadavg_at_start"] = os.getloadavg()
+    started = time.perf_counter()
+    with Infra(keep_workdir=args.keep_workdir) as infra:
+        say(f"fresh embedded broker at {infra.bootstrap}, database {infra.database}, work dir {infra.workdir}")
+        try:
+            asyncio.run(run(args, infra, results, missing))
+        except KeyboardInterrupt:
+            missing.append("interrupted")
+    elapsed = time.perf_counter() - started
+    results["machine"]["loadavg_at_end"] = os.getloadavg()
+    rows = build_rows(results)
+    results |= {"rows": rows, "not_measured": missing, "elapsed_s": elapsed}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, ensure_ascii=False, indent=2, default=str) + "\n", encoding="utf-8")
+    print(render(rows, facts, elapsed, missing))
+    print(f"\nresults written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
