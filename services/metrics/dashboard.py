@@ -64,6 +64,11 @@ PAGE = """<!doctype html>
         <div class="chart-box"><canvas aria-label="相談受付経路のグラフ" role="img"></canvas></div>
         <p class="empty" hidden>データがありません</p>
       </figure>
+      <figure class="chart wide" id="chart-routes-monthly">
+        <figcaption>相談受付経路の推移（月別・新規ケース）</figcaption>
+        <div class="chart-box"><canvas aria-label="月別の相談受付経路のグラフ" role="img"></canvas></div>
+        <p class="empty" hidden>データがありません</p>
+      </figure>
       <figure class="chart" id="chart-tiers">
         <figcaption>振り分け決定の層別内訳</figcaption>
         <div class="chart-box"><canvas aria-label="層別内訳のグラフ" role="img"></canvas></div>

@@ -358,6 +358,20 @@ def test_dashboard_draws_the_metrics_api_numbers_in_chromium(
         if shown["chart-time-to-accept"]:
             assert shown["chart-time-to-accept"] == {"p50": 6, "p90": 30}
         assert shown["chart-targets"]["M8"] == {"value": 3, "target": 4}
+
+        # Intake routes over time: each month's new cases by route, as the API reports that month.
+        monthly = json.loads(
+            browser.find_element(By.CSS_SELECTOR, "#chart-routes-monthly canvas").get_attribute("data-values") or ""
+        )
+        for month in (4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3):
+            month_report = httpx.get(
+                f"{base}/v1/indicators",
+                params={"municipality": MUNICIPALITY, "fiscal_year": year, "month": month},
+                headers=operator,
+            ).json()
+            [m8] = [i for i in month_report["indicators"] if i["id"] == "M8"]
+            assert monthly[str(month)] == m8["by_dimension"], month
+        assert sum(sum(routes.values()) for routes in monthly.values()) == 3, "all three seeded cases, by month"
         assert all(state == "drawn" for chart, state in chart_states(browser).items() if shown[chart]), chart_states(
             browser
         )

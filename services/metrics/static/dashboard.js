@@ -350,6 +350,43 @@
     targetsChart(report);
   }
 
+  // Fiscal-year months in order (April to March).
+  const FISCAL_MONTHS = [4, 5, 6, 7, 8, 9, 10, 11, 12, 1, 2, 3];
+
+  // Intake routes over time: one report per month of the fiscal year, new cases (M8) by route.
+  function monthlyRoutesChart(monthly) {
+    const values = {};
+    const routes = new Set();
+    monthly.forEach((report, i) => {
+      const m8 = report.indicators.find((indicator) => indicator.id === "M8");
+      values[FISCAL_MONTHS[i]] = m8?.by_dimension ?? {};
+      Object.keys(values[FISCAL_MONTHS[i]]).forEach((route) => routes.add(route));
+    });
+    const ordered = [...routes].sort();
+    const labels = FISCAL_MONTHS.map((month) => `${month}月`);
+    drawChart("chart-routes-monthly", {
+      values,
+      source: "M8 (month=4…3)",
+      hasData: ordered.length > 0,
+      emptyText: "この年度の新規ケースはまだありません",
+      summary: labels.map((label, i) => `${label}: ${formatNumber(Object.values(values[FISCAL_MONTHS[i]]).reduce((a, b) => a + b, 0))}`).join("、"),
+      config: {
+        type: "bar",
+        data: {
+          labels,
+          datasets: ordered.map((route, j) => ({
+            label: dimensionLabel(route),
+            data: FISCAL_MONTHS.map((month) => values[month][route] ?? 0),
+            backgroundColor: COLORS[j % COLORS.length],
+          })),
+        },
+        options: baseOptions({
+          scales: { x: { stacked: true }, y: { stacked: true, beginAtZero: true, ticks: { precision: 0 } } },
+        }),
+      },
+    });
+  }
+
   function showError(message) {
     const body = document.body;
     delete body.dataset.ready;
@@ -379,6 +416,15 @@
       renderTable(report);
       document.getElementById("content").hidden = false; // charts need laid-out boxes to size themselves
       renderCharts(report);
+      const monthlyFigure = document.getElementById("chart-routes-monthly");
+      monthlyFigure.hidden = Boolean(params.month);
+      if (!params.month) {
+        const fiscalYear = params.fiscalYear || report.fiscal_year;
+        const monthly = await Promise.all(
+          FISCAL_MONTHS.map((month) => fetchReport({ ...params, fiscalYear, month })),
+        );
+        monthlyRoutesChart(monthly);
+      }
       document.getElementById("status").hidden = true;
       await new Promise((resolve) => window.requestAnimationFrame(resolve));
       body.dataset.ready = "true";
