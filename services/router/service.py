@@ -78,6 +78,10 @@ class UnroutableConsultation(PermanentEventError):
     """A consultation the rules cannot place (e.g. an area not in the municipality's tree)."""
 
 
+class NoOwner(UnroutableConsultation):
+    """The rules engaged no agency (possible only when the lead is itself a tier-1 place)."""
+
+
 # --- configuration: directories, rules and deadlines per municipality [LOCAL] ------------------
 
 
@@ -222,6 +226,13 @@ def _record_decision(
     kind: DecisionKind,
     requested_by: str | None,
 ) -> RoutingDecision:
+    if not decision.engaged:
+        # Never store a decision that leaves the case without an owner: it is dead-lettered (or refused)
+        # with the reason, so an operator fixes the directory and replays it.
+        raise NoOwner(
+            f"no agency may take case {facts.case_id}: the lead {config.directory.municipality.lead} is a "
+            "tier-1 place, which a confidential case (指針 第四) may not reach; configure another lead"
+        )
     now = datetime.now(UTC)
     previous = latest_decision(session, facts.case_id)
     row = RoutingDecision(
@@ -628,4 +639,7 @@ def escalate(
             decision = routing.decide_prefecture_support(consultation, config.directory, config.rules)
         else:
             decision = routing.decide_return_to_community(consultation, config.directory, config.rules)
-    return _record_decision(session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id)
+    try:
+        return _record_decision(session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id)
+    except NoOwner as error:
+        raise Problem(409, "no-owner", str(error)) from None

@@ -107,3 +107,44 @@ async def poll_json_asgi(client: httpx.AsyncClient, path: str, headers: dict[str
             return response.json()
         await asyncio.sleep(0.2)
     pytest.fail(f"{path} never answered 200")
+
+
+async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_lettered(
+    router: httpx.AsyncClient, settings: Settings, bearer: Callable[..., dict[str, str]]
+) -> None:
+    """If the lead is itself a tier-1 place, a confidential case has no one left: never store that."""
+    from shared.deadletters import read_dead_letters
+
+    admin = bearer("operator", Scope.admin, Scope.operator, Scope.coordinator)
+    body = demo_body()
+    # The lead is also a tier-1 place, and no partner for spousal violence exists.
+    body["agencies"] = [a for a in body["agencies"] if a["id"] not in {"nabari-fukushi", "mie-dv"}]
+    for agency in body["agencies"]:
+        if agency["id"] == "nabari-houkatsu":
+            agency["roles"] = ["tier1_place"]
+            agency["scope"], agency["areas"] = "area", ["chu-1"]
+    assert (await router.put("/v1/directories/242080", json=body, headers=admin)).status_code == 200
+
+    case_id = str(uuid.uuid4())
+    summary = ConsultationSummary.model_validate(
+        {"area": "chiiki-01", "pathway": "self", "household": [{"relation": "self", "issues": ["domestic_violence"]}]}
+    )
+    data = ConsultationReceived(
+        case_id=case_id, consultation_id=case_id, submitted_by="t", received_at=datetime.now(UTC), consultation=summary
+    )
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        event = new_event(data, source="/test", subject=case_id, municipality_code="242080")
+        await producer.send_and_wait(topic_of(settings, ConsultationReceived), encode(event), key=case_id.encode())
+    finally:
+        await producer.stop()
+    letters = []
+    for _ in range(20):
+        letters = [x for x in await read_dead_letters(settings, quiet_s=0.5) if x.key == case_id.encode()]
+        if letters:
+            break
+        await asyncio.sleep(0.5)
+    [letter] = letters
+    assert "no agency may take case" in letter.headers["x-dlq-reason"]
+    assert (await router.get(f"/v1/cases/{case_id}/decision", headers=admin)).status_code == 404
