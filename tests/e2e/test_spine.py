@@ -130,6 +130,7 @@ async def test_consultation_is_routed_referred_scheduled_and_counted(
             indicator(body, "OPS-CASE-MEETINGS")["value"] == 1
             and indicator(body, "OPS-REFERRALS")["value"] == len(ENGAGED_8050)
             and indicator(body, "M8-延べ")["value"] == 2
+            and indicator(body, "OPS-DECISIONS")["value"] == 1
         ),
         operator,
     )
