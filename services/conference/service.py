@@ -277,6 +277,26 @@ def apply_consent(session: Session, data: ConsentGiven | ConsentRevoked) -> None
     session.add(state)
 
 
+def _announce_change(session: Session, meeting: Meeting, *, reason: str) -> None:
+    """Publish that a meeting moved or its invitation list changed."""
+    _stage(
+        session,
+        meeting.municipality_code,
+        meeting.case_id or meeting.id,
+        ConferenceRescheduled(
+            meeting_id=meeting.id,
+            case_id=meeting.case_id,
+            kind=meeting.kind,
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            participants=meeting.participants,
+            reason=reason,
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
+
+
 def _update_invitees(session: Session, meeting: Meeting, state: CaseState) -> None:
     invitees = _invitees(state)
     if invitees == sorted(meeting.participants):
@@ -287,22 +307,7 @@ def _update_invitees(session: Session, meeting: Meeting, state: CaseState) -> No
     meeting.sequence += 1
     meeting.updated_at = datetime.now(UTC)
     session.add(meeting)
-    _stage(
-        session,
-        meeting.municipality_code,
-        meeting.case_id or meeting.id,
-        ConferenceRescheduled(
-            meeting_id=meeting.id,
-            case_id=meeting.case_id,
-            kind="case_meeting",
-            starts_at=meeting.starts_at,
-            ends_at=meeting.ends_at,
-            participants=invitees,
-            reason="invitation list changed with the case's agencies",
-            needs_attention=meeting.needs_attention,
-            blockers=meeting.blockers,
-        ),
-    )
+    _announce_change(session, meeting, reason="invitation list changed with the case's agencies")
     _invite(session, meeting, sorted(added), "invited")
     _invite(session, meeting, sorted(set(invitees) - added), "updated")
     _invite(session, meeting, sorted(removed), "withdrawn")
@@ -454,22 +459,7 @@ def reschedule(
     meeting.sequence += 1
     meeting.updated_at = now
     session.add(meeting)
-    _stage(
-        session,
-        meeting.municipality_code,
-        meeting.case_id or meeting.id,
-        ConferenceRescheduled(
-            meeting_id=meeting.id,
-            case_id=meeting.case_id,
-            kind=meeting.kind,
-            starts_at=meeting.starts_at,
-            ends_at=meeting.ends_at,
-            participants=meeting.participants,
-            reason=reason,
-            needs_attention=meeting.needs_attention,
-            blockers=meeting.blockers,
-        ),
-    )
+    _announce_change(session, meeting, reason=reason)
     _invite(session, meeting, meeting.participants, "updated")
     return meeting
 
