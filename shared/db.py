@@ -73,6 +73,25 @@ def transaction(engine: Engine) -> Iterator[Session]:
         yield session
 
 
+@contextmanager
+def snapshot(engine: Engine) -> Iterator[Session]:
+    """A read-only session whose queries all see one consistent state of the database.
+
+    Under READ COMMITTED (PostgreSQL's default) and SQLite's autocommit reads, each query sees the
+    commits made before it, so a report read in several queries could count a case in one table and
+    miss it in another.
+    """
+    if engine.dialect.name == "postgresql":
+        with Session(engine.execution_options(isolation_level="REPEATABLE READ")) as session, session.begin():
+            session.connection().exec_driver_sql("SET TRANSACTION READ ONLY")
+            yield session
+        return
+    with Session(engine) as session, session.begin():
+        # pysqlite opens no transaction for a SELECT; an explicit one pins the WAL snapshot.
+        session.connection().exec_driver_sql("BEGIN")
+        yield session
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored in UTC and always read back timezone-aware (SQLite keeps no zone)."""
 

@@ -32,7 +32,7 @@ async def _report(
     rules, name = runtime.state["rules"].get(municipality, (service.Rules(), None))
 
     def work() -> IndicatorReport:
-        with db.transaction(runtime.engine) as session:
+        with db.snapshot(runtime.engine) as session:
             return service.report(
                 session,
                 municipality_code=municipality,
