@@ -1,27 +1,36 @@
-"""Kafka consumers: idempotent application of events, bounded retries, and a dead-letter topic.
+"""Kafka consumers: events applied in batches, each exactly once, with bounded retries and a dead-letter topic.
+
+A consumer group takes records in batches (up to `kafka_consumer_batch_size`) and applies a batch in
+one database transaction: each event's effect and its row in `processed_event` commit together, and the
+group's offsets are committed only after that transaction. One commit per batch instead of one per event
+is what lets a consumer keep up with the broker.
 
 A message that can never be applied (not JSON, not the expected event, breaks a domain rule) is
-published to `<topic>.dlq` with the reason and its original bytes, and the stream moves on. A
-transient failure (database or broker unavailable) is retried with bounded back-off inside the
-handler and then re-raised, so the message is redelivered from its offset and never dead-lettered.
+published to `<topic>.dlq` with the reason and its original bytes, and the stream moves on: when a
+batch fails for such a reason, its events are applied one by one so that only the bad one is
+dead-lettered. A transient failure (database or broker unavailable) is retried with bounded back-off
+and then re-raised, so the batch is redelivered from its first offsets and never dead-lettered.
 """
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from functools import partial
+from typing import Any, Literal, TypeVar
 
 import anyio
 import structlog
+from aiokafka import ConsumerRecord
 from faststream import AckPolicy
-from faststream._internal.middlewares import BaseMiddleware
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
-from faststream.message import StreamMessage
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
-from shared.db import is_transient
+from shared.db import is_transient, transaction
 from shared.events import Envelope, EventData, decode
+from shared.inbox import ProcessedEventBase, claimed
 from shared.kafka import consumer_options
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
@@ -35,6 +44,11 @@ EventOutcome = Literal["applied", "duplicate", "dead_lettered", "retried"]
 
 ObserveOutcome = Callable[[str, EventOutcome], None]
 """ObserveOutcome(topic, outcome): told of each delivery's outcome; must not do I/O."""
+
+Effect = Callable[[Session, Envelope[Any]], object]
+"""What one event does to a service's state, inside the transaction that records it as processed."""
+
+T = TypeVar("T")
 
 
 class PermanentEventError(Exception):
@@ -57,48 +71,55 @@ class DeadLetterCounter:
         self.by_topic[topic] = self.by_topic.get(topic, 0) + 1
 
 
-def install_dead_letters(
-    broker: KafkaBroker, *, consumer: str, observe: ObserveOutcome | None = None
-) -> DeadLetterCounter:
-    """Make every subscriber of `broker` dead-letter the messages that fail for a permanent reason.
+def apply_batch(
+    engine: Engine,
+    inbox: type[ProcessedEventBase],
+    items: Sequence[tuple[Envelope[Any], Effect]],
+    *,
+    consumer: str,
+) -> list[bool]:
+    """Apply events in order in one transaction, each at most once; True for those not seen before.
 
-    `observe` is told of the deliveries that end here: dead-lettered, or re-raised to be redelivered.
+    Two instances racing on the same event (a partition moving between them) both claim it, but only
+    one can commit: the other's transaction fails on the primary key, and its retry finds it processed.
     """
-    counter = DeadLetterCounter()
-    broker.add_middleware(_dead_letter_middleware(broker, consumer=consumer, counter=counter, observe=observe))
-    return counter
+    with transaction(engine) as session:
+        seen = claimed(session, inbox, consumer=consumer, event_ids=[envelope.id for envelope, _ in items])
+        applied: list[bool] = []
+        for envelope, effect in items:
+            if envelope.id in seen:
+                applied.append(False)
+                continue
+            seen.add(envelope.id)
+            session.add(inbox(consumer=consumer, event_id=envelope.id))
+            effect(session, envelope)
+            applied.append(True)
+    return applied
 
 
-def _dead_letter_middleware(
-    broker: KafkaBroker, *, consumer: str, counter: DeadLetterCounter, observe: ObserveOutcome | None
-) -> type[BaseMiddleware[Any, Any]]:
-
-    class DeadLetterMiddleware(BaseMiddleware[Any, Any]):
-        async def consume_scope(self, call_next: Any, msg: StreamMessage[Any]) -> Any:
-            try:
-                return await call_next(msg)
-            except Exception as exc:
-                if is_retryable(exc):
-                    if observe is not None:
-                        observe(msg.raw_message.topic, "retried")
-                    raise
-                await _dead_letter(broker, msg, consumer=consumer, reason=_reason(exc))
-                counter.add(msg.raw_message.topic)
-                if observe is not None:
-                    observe(msg.raw_message.topic, "dead_lettered")
-                return None
-
-    return DeadLetterMiddleware
+async def _with_retries(work: Callable[[], T], *, consumer: str) -> T:
+    """Run `work` in a worker thread, retrying transient failures (and key races) with back-off."""
+    for delay in (*RETRY_DELAYS_S, None):
+        try:
+            return await anyio.to_thread.run_sync(work)
+        except Exception as exc:
+            # An IntegrityError is most often two instances claiming one event: the retry then finds
+            # it processed. If it persists it is a broken rule, and the caller dead-letters it.
+            if delay is None or not (is_retryable(exc) or isinstance(exc, IntegrityError)):
+                raise
+            log.warning("event_apply_retry", consumer=consumer, error=repr(exc), retry_in_s=delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
 
 
 def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 
-async def _dead_letter(broker: KafkaBroker, msg: StreamMessage[Any], *, consumer: str, reason: str) -> None:
-    record = msg.raw_message
+async def dead_letter(broker: KafkaBroker, record: "ConsumerRecord[Any, Any]", *, consumer: str, reason: str) -> None:
+    """Publish `record`'s original bytes to its topic's dead-letter topic, with the reason and origin."""
     await broker.publish(
-        msg.body,
+        record.value,
         topic=dead_letter_topic(record.topic),
         key=record.key,
         headers={
@@ -120,50 +141,99 @@ async def _dead_letter(broker: KafkaBroker, msg: StreamMessage[Any], *, consumer
     )
 
 
-Apply = Callable[[Envelope[Any]], None]
-
-
 def register_consumers(
     broker: KafkaBroker,
     settings: Settings,
     *,
     service: str,
-    handlers: Mapping[type[EventData], Apply],
+    engine: Engine,
+    inbox: type[ProcessedEventBase],
+    handlers: Mapping[type[EventData], Effect],
     description: str,
+    dead_letters: DeadLetterCounter,
+    observe: ObserveOutcome | None = None,
+    on_applied: Callable[[], None] | None = None,
 ) -> None:
-    """Subscribe `service`'s consumer group to the topics of `handlers`; each `apply` runs in a worker thread.
+    """Subscribe `service`'s consumer group to the topics of `handlers`, applying their events in batches.
 
     One subscriber and one group per service: a group join is slow on the embedded broker, and the
-    consumer's partitions of every topic then move together when instances come and go. Each `apply`
-    must be idempotent through `shared.inbox.claim` in the same transaction as its effect; permanent
-    failures are dead-lettered by the broker's middleware (`install_dead_letters`).
+    consumer's partitions of every topic then move together when instances come and go. Records of one
+    partition keep their order within a batch, so the events of a case are applied in order.
+    `on_applied` is called after a transaction that applied at least one event (to wake the outbox relay).
     """
     consumer = f"marugoto-{service}"
     group_id = settings.kafka_topic_prefix + consumer
-    by_topic = {settings.kafka_topic_prefix + model.topic: (model, apply) for model, apply in handlers.items()}
+    by_topic = {settings.kafka_topic_prefix + model.topic: (model, effect) for model, effect in handlers.items()}
+
+    def tell(topic: str, outcome: EventOutcome) -> None:
+        if observe is not None:
+            observe(topic, outcome)
+
+    async def reject(record: "ConsumerRecord[Any, Any]", exc: BaseException) -> None:
+        await dead_letter(broker, record, consumer=consumer, reason=_reason(exc))
+        dead_letters.add(record.topic)
+        tell(record.topic, "dead_lettered")
+
+    async def one_by_one(
+        items: list[tuple[Envelope[Any], Effect]], records: list["ConsumerRecord[Any, Any]"]
+    ) -> list[bool | None]:
+        outcomes: list[bool | None] = []
+        for item, record in zip(items, records, strict=True):
+            try:
+                [applied] = await _with_retries(
+                    partial(apply_batch, engine, inbox, [item], consumer=consumer), consumer=consumer
+                )
+            except Exception as exc:
+                if is_retryable(exc):
+                    raise
+                await reject(record, exc)
+                outcomes.append(None)
+                continue
+            outcomes.append(applied)
+        return outcomes
 
     async def handle(message: KafkaMessage) -> None:
-        record = message.raw_message
-        assert not isinstance(record, tuple), "a single-message subscriber receives one record"
-        model, apply = by_topic[record.topic]
-        envelope = decode(message.body, model)
-        for delay in (*RETRY_DELAYS_S, None):
+        raw = message.raw_message
+        batch = raw if isinstance(raw, tuple) else (raw,)
+        items: list[tuple[Envelope[Any], Effect]] = []
+        records: list[ConsumerRecord[Any, Any]] = []
+        for record in batch:
+            model, effect = by_topic[record.topic]
             try:
-                await anyio.to_thread.run_sync(apply, envelope)
-                return
+                envelope = decode(record.value, model)
             except Exception as exc:
-                # An IntegrityError is most often two instances claiming one event: the retry then
-                # finds it processed. If it persists it is a broken rule, and is dead-lettered.
-                if delay is None or not (is_retryable(exc) or isinstance(exc, IntegrityError)):
-                    raise
-                log.warning("event_apply_retry", consumer=consumer, event_id=envelope.id, error=repr(exc))
-                await asyncio.sleep(delay)
+                await reject(record, exc)
+                continue
+            items.append((envelope, effect))
+            records.append(record)
+        if not items:
+            return
+        outcomes: Sequence[bool | None]
+        try:
+            outcomes = await _with_retries(
+                partial(apply_batch, engine, inbox, items, consumer=consumer), consumer=consumer
+            )
+        except Exception as exc:
+            if is_retryable(exc):
+                for record in records:
+                    tell(record.topic, "retried")
+                raise
+            log.info("event_batch_split", consumer=consumer, size=len(items), error=repr(exc))
+            outcomes = await one_by_one(items, records)
+        for record, outcome in zip(records, outcomes, strict=True):
+            if outcome is not None:
+                tell(record.topic, "applied" if outcome else "duplicate")
+        if on_applied is not None and any(outcomes):
+            on_applied()
 
     handle.__name__ = f"{service}_consumer"
     handle.__doc__ = description
     broker.subscriber(
         *by_topic,
         group_id=group_id,
+        batch=True,
+        max_records=settings.kafka_consumer_batch_size,
+        batch_timeout_ms=settings.kafka_consumer_batch_timeout_ms,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title=f"{group_id}: {', '.join(m.event_type for m in handlers)}",
         description=description,

@@ -1,8 +1,9 @@
 """Idempotent consumer: the id of each applied event is recorded in the same transaction as its effect."""
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlmodel import Field, Session, SQLModel
+from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import UTCDateTime
 
@@ -25,3 +26,11 @@ def claim(session: Session, model: type[ProcessedEventBase], *, consumer: str, e
         return False
     session.add(model(consumer=consumer, event_id=event_id))
     return True
+
+
+def claimed(session: Session, model: type[ProcessedEventBase], *, consumer: str, event_ids: Sequence[str]) -> set[str]:
+    """The ids among `event_ids` that `consumer` has already applied (one query for a whole batch)."""
+    if not event_ids:
+        return set()
+    query = select(model.event_id).where(model.consumer == consumer, col(model.event_id).in_(set(event_ids)))
+    return set(session.exec(query).all())

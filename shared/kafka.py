@@ -43,6 +43,8 @@ def make_broker(settings: Settings, *, client_id: str, description: str = "") ->
         enable_idempotence=settings.kafka_enable_idempotence,
         # Topics are created explicitly with their partition counts, never by a metadata request.
         allow_auto_create_topics=False,
+        # On stop, a batch being applied is finished and its offsets committed before the consumer leaves.
+        graceful_timeout=settings.kafka_graceful_timeout_s,
         # Through the root handler, so its lines are JSON like every other log line.
         logger=logging.getLogger("faststream"),
         log_level=logging.DEBUG,

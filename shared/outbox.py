@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 import structlog
-from sqlalchemy import Engine, Text, func, update
+from sqlalchemy import Connection, Engine, Text, func, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
 from shared.db import UTCDateTime
@@ -22,8 +22,9 @@ from shared.events import Envelope, encode
 
 log = structlog.get_logger()
 
-Publish = Callable[[str, bytes, bytes], Awaitable[None]]
-"""Publish(topic, key, payload): returns once the broker acknowledged the message."""
+Publish = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
+"""Publish(topic, key, payload): hands the message to the producer and returns an awaitable of the
+broker's acknowledgement, so that a batch is sent without waiting for each message in turn."""
 
 
 class OutboxBase(SQLModel):
@@ -87,6 +88,7 @@ class OutboxRelay:
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
+        self._leader: Connection | None = None
         self.published_total = 0
 
     def notify(self) -> None:
@@ -101,11 +103,12 @@ class OutboxRelay:
         backoff = self._poll_interval_s
         while not self._stopping:
             try:
-                published = await self.publish_pending()
+                leading = await anyio.to_thread.run_sync(self._lead)
+                published = await self.publish_pending() if leading else 0
                 backoff = self._poll_interval_s
             except Exception as exc:
                 log.warning("outbox_relay_failed", error=repr(exc), retry_in_s=backoff)
-                published = 0
+                await anyio.to_thread.run_sync(self.resign)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -114,6 +117,37 @@ class OutboxRelay:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_interval_s)
 
+    def _lead(self) -> bool:
+        """True if this relay may publish: on PostgreSQL, while it holds the outbox's advisory lock.
+
+        Several instances of a service share one outbox table; if all of them relayed it, every event
+        would be published once per instance, and two relays could interleave a case's events. A
+        session-level advisory lock makes one relay the publisher; PostgreSQL frees it when that
+        relay's connection ends (a stop, a crash, a lost network), and another instance takes over.
+        """
+        if self._engine.dialect.name != "postgresql":
+            return True  # SQLite: one file per service process, so one relay
+        if self._leader is not None:
+            self._leader.execute(text("SELECT 1"))  # a lost connection means a lost lock: raise, resign
+            return True
+        connection = self._engine.connect()
+        name = f"{self._model.__table__.schema}.{self._model.__tablename__}"  # type: ignore[attr-defined]
+        if connection.execute(text("SELECT pg_try_advisory_lock(hashtext(:name))"), {"name": name}).scalar():
+            connection.commit()
+            self._leader = connection
+            log.info("outbox_relay_leading", outbox=name)
+            return True
+        connection.rollback()
+        connection.close()
+        return False
+
+    def resign(self) -> None:
+        """Give up publishing (release the advisory lock); called when the service stops."""
+        leader, self._leader = self._leader, None
+        if leader is not None:
+            with contextlib.suppress(Exception):
+                leader.invalidate()  # closes the session, which releases the lock
+
     def stop(self) -> None:
         """Ask `run()` to return after the batch in hand."""
         self._stopping = True
@@ -121,17 +155,32 @@ class OutboxRelay:
             self._wakeup.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows in order; returns how many were published."""
+        """Publish one batch of pending rows in order; returns how many were published.
+
+        Rows are handed to the producer in id order without waiting for each acknowledgement (the
+        producer keeps one request in flight per partition, so a case's events stay in order); then
+        the rows acknowledged before the first failure, if any, are marked published. A later row
+        that was acknowledged too is published again on the next pass, which consumers' idempotency
+        makes harmless.
+        """
         rows = await anyio.to_thread.run_sync(self._fetch_pending)
-        for row in rows:
-            await self._publish(row.topic, row.key.encode(), row.payload.encode())
-        if rows:
-            await anyio.to_thread.run_sync(self._mark_published, [row.id for row in rows])
-            self.published_total += len(rows)
-        return len(rows)
+        if not rows:
+            return 0
+        acks = [await self._publish(row.topic, row.key.encode(), row.payload.encode()) for row in rows]
+        results = await asyncio.gather(*acks, return_exceptions=True)
+        failure = next((r for r in results if isinstance(r, BaseException)), None)
+        done = rows[: results.index(failure)] if failure is not None else rows
+        if done:
+            await anyio.to_thread.run_sync(self._mark_published, [row.id for row in done])
+            self.published_total += len(done)
+        if failure is not None:
+            raise failure
+        return len(done)
 
     async def drain(self) -> int:
-        """Publish everything pending now (used at shutdown); returns how many were published."""
+        """Publish everything pending now if this relay leads (at shutdown); returns how many were published."""
+        if not await anyio.to_thread.run_sync(self._lead):
+            return 0
         total = 0
         while published := await self.publish_pending():
             total += published

@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,12 +15,11 @@ from faststream.specification import AsyncAPI
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, generate_latest
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine
-from sqlmodel import Session
 
 from shared import auth, db, problems
-from shared.consumer import DeadLetterCounter, install_dead_letters
+from shared.consumer import DeadLetterCounter, Effect, apply_batch, register_consumers
 from shared.events import Envelope, EventData
-from shared.inbox import ProcessedEventBase, claim
+from shared.inbox import ProcessedEventBase
 from shared.kafka import make_broker
 from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
 from shared.outbox import OutboxBase, OutboxRelay, backlog
@@ -47,27 +46,29 @@ class Runtime:
         if self.relay is not None:
             self.relay.notify()
 
-    def apply_once(
-        self,
-        inbox: type[ProcessedEventBase],
-        envelope: Envelope[Any],
-        effect: Callable[[Session], object],
-        *,
-        consumer: str | None = None,
-    ) -> bool:
-        """Run `effect` and record the event as processed in one transaction; False if seen before."""
-        with db.transaction(self.engine) as session:
-            applied = claim(session, inbox, consumer=consumer or f"marugoto-{self.service}", event_id=envelope.id)
-            if applied:
-                effect(session)
-        if self.metrics is not None:
-            topic = self.settings.kafka_topic_prefix + envelope.data.topic
-            self.metrics.event_consumed(topic, "applied" if applied else "duplicate")
-        if not applied:
-            log.info("event_already_processed", event_id=envelope.id, type=envelope.type)
-            return False
-        self.notify_outbox()
-        return True
+    def consume(
+        self, inbox: type[ProcessedEventBase], handlers: Mapping[type[EventData], Effect], *, description: str
+    ) -> None:
+        """Subscribe this service's consumer group: each event's effect is applied once, in batches."""
+        register_consumers(
+            self.broker,
+            self.settings,
+            service=self.service,
+            engine=self.engine,
+            inbox=inbox,
+            handlers=handlers,
+            description=description,
+            dead_letters=self.dead_letters,
+            observe=self.metrics.event_consumed if self.metrics is not None else None,
+            on_applied=self.notify_outbox,
+        )
+
+    def apply_once(self, inbox: type[ProcessedEventBase], envelope: Envelope[Any], effect: Effect) -> bool:
+        """Apply one event outside a consumer (e.g. a replay in a test); False if it was applied before."""
+        [applied] = apply_batch(self.engine, inbox, [(envelope, effect)], consumer=f"marugoto-{self.service}")
+        if applied:
+            self.notify_outbox()
+        return applied
 
 
 @dataclass
@@ -111,6 +112,11 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
             yield
         finally:
             log.info("service_stopping", service=definition.name)
+            # Stop taking work first: a batch in hand finishes and commits its offsets (within the
+            # broker's graceful timeout), so the outbox drained below holds everything it caused.
+            for subscriber in runtime.broker.subscribers:
+                with contextlib.suppress(Exception):
+                    await subscriber.stop()
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -119,7 +125,9 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
                 await relay_task
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(runtime.relay.drain(), timeout=10)
+                await anyio.to_thread.run_sync(runtime.relay.resign)
             await runtime.broker.stop()
+            log.info("service_stopped", service=definition.name)
             for collector in collectors:
                 metrics.registry.unregister(collector)
             runtime.engine.dispose()
@@ -194,8 +202,7 @@ def load_verifier(settings: Settings) -> auth.TokenVerifier:
 def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: ServiceMetrics) -> Runtime:
     engine = db.make_engine(settings, definition.name)
     broker = make_broker(settings, client_id=f"marugoto-{definition.name}", description=definition.description)
-    dead_letters = install_dead_letters(broker, consumer=f"marugoto-{definition.name}", observe=metrics.event_consumed)
-    runtime = Runtime(definition.name, settings, engine, broker, dead_letters, metrics=metrics)
+    runtime = Runtime(definition.name, settings, engine, broker, DeadLetterCounter(), metrics=metrics)
     definition.wire(runtime)
     if definition.outbox_model is not None:
         publishers = {
@@ -208,9 +215,16 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
             for model in definition.publishes
         }
 
-        async def publish(topic: str, key: bytes, payload: bytes) -> None:
-            await publishers[topic].publish(payload, key=key, headers={"content-type": "application/cloudevents+json"})
-            metrics.event_published(settings.kafka_topic_prefix + topic)
+        async def publish(topic: str, key: bytes, payload: bytes) -> Awaitable[object]:
+            sent = await publishers[topic].publish(
+                payload, key=key, headers={"content-type": "application/cloudevents+json"}, no_confirm=True
+            )
+            def count(ack: "asyncio.Future[object]") -> None:
+                if not ack.cancelled() and ack.exception() is None:
+                    metrics.event_published(settings.kafka_topic_prefix + topic)
+
+            sent.add_done_callback(count)
+            return sent
 
         runtime.relay = OutboxRelay(
             engine,

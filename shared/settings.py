@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
+    # Records a consumer applies in one transaction, and how long it waits for them when idle.
+    kafka_consumer_batch_size: int = Field(default=500, ge=1)
+    kafka_consumer_batch_timeout_ms: int = Field(default=100, ge=1)
+    kafka_graceful_timeout_s: float = Field(default=15.0, gt=0)
 
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "MARUGOTO_DATABASE_URL")

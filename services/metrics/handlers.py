@@ -2,13 +2,11 @@
 
 from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
-from shared.consumer import register_consumers
 from shared.events import (
     ConferenceHeld,
     ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
-    Envelope,
     EventData,
     ReferralOverdue,
     ReferralRequested,
@@ -32,13 +30,8 @@ COUNTED: tuple[type[EventData], ...] = (
 def wire(runtime: Runtime) -> None:
     """Record consultations, contacts, decisions, referrals and meetings as facts, once each."""
 
-    def on_event(envelope: Envelope[EventData]) -> None:
-        runtime.apply_once(MetricsProcessedEvent, envelope, lambda session: service.count(session, envelope))
-
-    register_consumers(
-        runtime.broker,
-        runtime.settings,
-        service="metrics",
-        handlers=dict.fromkeys(COUNTED, on_event),
+    runtime.consume(
+        MetricsProcessedEvent,
+        dict.fromkeys(COUNTED, service.count),
         description="Records every consultation, contact, decision, referral and meeting for the indicators, once.",
     )

@@ -5,15 +5,16 @@ from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from faststream.kafka import KafkaBroker
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from shared import db
-from shared.consumer import PermanentEventError, install_dead_letters, register_consumers
+from shared.consumer import DeadLetterCounter, PermanentEventError, register_consumers
+from shared.consumer import Effect as Effect_
 from shared.events import ConsultationReceived, Envelope, RoutingDecided, encode
 from shared.kafka import make_broker
-from shared.runtime import Runtime
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
 from tests.conftest import read_events, topic_of
@@ -60,17 +61,14 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_
     )
 
     broker = make_broker(settings, client_id="test-dlq")
-    dead_letters = install_dead_letters(broker, consumer="marugoto-test")
-    runtime = Runtime(SCHEMA, settings, engine, broker, dead_letters)
+    dead_letters = DeadLetterCounter()
 
-    def apply(envelope: Envelope[ConsultationReceived]) -> None:
+    def apply(session: Session, envelope: Envelope[ConsultationReceived]) -> None:
         if envelope.data.case_id == "breaks-rule":
             raise PermanentEventError("area outside the municipality")
-        runtime.apply_once(
-            TestProcessedEvent, envelope, lambda s: s.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
-        )
+        session.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
 
-    register_consumers(broker, settings, service=SCHEMA, handlers={ConsultationReceived: apply}, description="test")
+    subscribe(broker, settings, engine, apply, dead_letters)
     await broker.start()
     try:
         await wait_until(lambda: dead_letters.by_topic.get(topic, 0) >= 4 and _effects(engine) >= 2)
@@ -96,19 +94,16 @@ async def test_transient_failures_are_retried_not_dead_lettered(engine: Engine, 
     topic = topic_of(settings, ConsultationReceived)
     await produce(settings, topic, [(b"flaky", encode(consultation_event("flaky")))])
     broker = make_broker(settings, client_id="test-retry")
-    dead_letters = install_dead_letters(broker, consumer="marugoto-test")
-    runtime = Runtime(SCHEMA, settings, engine, broker, dead_letters)
+    dead_letters = DeadLetterCounter()
     attempts: list[int] = []
 
-    def apply(envelope: Envelope[ConsultationReceived]) -> None:
+    def apply(session: Session, envelope: Envelope[ConsultationReceived]) -> None:
         attempts.append(1)
         if len(attempts) <= 6:  # more failures than the in-handler retries: the message is redelivered
             raise OperationalError("SELECT 1", {}, Exception("database is restarting"))
-        runtime.apply_once(
-            TestProcessedEvent, envelope, lambda s: s.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
-        )
+        session.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
 
-    register_consumers(broker, settings, service=SCHEMA, handlers={ConsultationReceived: apply}, description="test")
+    subscribe(broker, settings, engine, apply, dead_letters)
     await broker.start()
     try:
         await wait_until(lambda: _effects(engine) >= 1, timeout_s=60)
@@ -116,6 +111,21 @@ async def test_transient_failures_are_retried_not_dead_lettered(engine: Engine, 
         await broker.stop()
     assert len(attempts) == 7
     assert dead_letters.by_topic == {}
+
+
+def subscribe(
+    broker: KafkaBroker, settings: Settings, engine: Engine, apply: Effect_, dead_letters: DeadLetterCounter
+) -> None:
+    register_consumers(
+        broker,
+        settings,
+        service=SCHEMA,
+        engine=engine,
+        inbox=TestProcessedEvent,
+        handlers={ConsultationReceived: apply},
+        description="test",
+        dead_letters=dead_letters,
+    )
 
 
 def _effects(engine: Engine) -> int:

@@ -1,7 +1,7 @@
 """The transactional outbox and the idempotent consumer, on PostgreSQL and the real broker."""
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,12 +11,11 @@ from sqlmodel import Session, select
 
 from shared import db
 from shared.consultation import ConsultationSummary
-from shared.consumer import install_dead_letters, register_consumers
+from shared.consumer import DeadLetterCounter, register_consumers
 from shared.events import ConsultationReceived, Envelope, decode, new_event
 from shared.inbox import claim
 from shared.kafka import make_broker
 from shared.outbox import OutboxRelay, backlog, pending_count, stage
-from shared.runtime import Runtime
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
 from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent
@@ -59,8 +58,8 @@ class Producer:
         self.prefix = settings.kafka_topic_prefix
         self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
 
-    async def publish(self, topic: str, key: bytes, payload: bytes) -> None:
-        await self.producer.send_and_wait(self.prefix + topic, payload, key=key)
+    async def publish(self, topic: str, key: bytes, payload: bytes) -> Awaitable[object]:
+        return await self.producer.send(self.prefix + topic, payload, key=key)
 
 
 def test_rolled_back_transaction_stages_nothing(engine: Engine) -> None:
@@ -130,20 +129,18 @@ async def test_crash_between_publish_and_mark_republishes_and_consumer_applies_o
         await producer.producer.stop()
 
     broker = make_broker(settings, client_id="test-consumer")
-    runtime = Runtime(SCHEMA, settings, engine, broker, install_dead_letters(broker, consumer="test"))
-
     applied: list[bool] = []
-
-    def apply(envelope: Envelope[ConsultationReceived]) -> None:
-        applied.append(
-            runtime.apply_once(
-                TestProcessedEvent,
-                envelope,
-                lambda session: session.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id)),
-            )
-        )
-
-    register_consumers(broker, settings, service=SCHEMA, handlers={ConsultationReceived: apply}, description="test")
+    register_consumers(
+        broker,
+        settings,
+        service=SCHEMA,
+        engine=engine,
+        inbox=TestProcessedEvent,
+        handlers={ConsultationReceived: lambda s, e: s.add(Effect(event_id=e.id, case_id=e.data.case_id))},
+        description="test",
+        dead_letters=DeadLetterCounter(),
+        observe=lambda _topic, outcome: applied.append(outcome == "applied"),
+    )
     await broker.start()
     try:
         await wait_until(lambda: len(applied) >= 8)
