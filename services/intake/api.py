@@ -153,7 +153,7 @@ async def add_contact(
 
     def work(session: Any) -> dict[str, Any]:
         case = service.get_case(session, case_id)
-        service.require_access(session, case, principal)
+        service.require_access(session, case, principal, allowed=service.WORK_ACCESS)
         contact = service.add_contact(session, case=case, body=body, agency_id=principal.agency_id)
         return ContactAccepted(case_id=case.id, contact_id=contact.id, received_at=contact.received_at).model_dump(
             mode="json"
@@ -164,7 +164,7 @@ async def add_contact(
 
 @router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403, 422))
 async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CasePublic]:
-    """Cases your agency submitted or is engaged on, newest first."""
+    """Cases your agency submitted, is engaged on, or completed a referral of, newest first."""
     require(principal, Scope.read_own)
 
     def work() -> list[CasePublic]:
@@ -180,7 +180,12 @@ async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CaseP
     "/cases/{case_id}", tags=["cases"], response_model=CasePublic, responses=problem_responses(401, 403, 404, 422)
 )
 async def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> CasePublic:
-    """A case's timeline: status, routing decision, contacts, referrals and consents (no personal details)."""
+    """A case's timeline: status, routing decision, contacts, referrals and consents (no personal details).
+
+    For its submitting agency, agencies with a live referral, operators, and agencies whose referral
+    was completed (the history they took part in); not for one whose referral was rejected, cancelled
+    or failed.
+    """
     require(principal, Scope.read_own)
 
     def work() -> CasePublic:
@@ -240,7 +245,7 @@ async def revoke_consent(
 
     def work(session: Any) -> dict[str, Any]:
         case = service.get_case(session, case_id)
-        if service.require_access(session, case, principal) == "engaged":
+        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
             raise Problem(403, "not-the-submitter", "only the submitting agency or an operator revokes consent")
         consent = service.revoke_consent(session, case=case, consent_id=consent_id, reason=body.reason)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
@@ -256,6 +261,9 @@ async def revoke_consent(
 )
 async def read_personal_details(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> PersonalDetailsRelease:
     """Personal details of a case's members, for the submitting agency or an engaged agency with consent.
+
+    Engaged means a live referral (requested, received, accepted, in_progress, on_hold); an agency
+    whose referral was completed, rejected, cancelled or failed is refused.
 
     Every attempt, granted or refused, is written to the audit log.
     """

@@ -1,6 +1,5 @@
 """Cases, contacts, idempotency, access, duplicates, consent and audited personal details."""
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -8,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -22,15 +20,12 @@ from shared.events import (
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
-    ReferralRequested,
     decode,
-    encode,
-    new_event,
 )
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
 from tests.e2e.test_spine import CONSULTATION_8050
-from tests.intake.conftest import ENGAGED, with_person
+from tests.intake.conftest import ENGAGED, publish_referral, until_status, with_person
 
 
 async def submit(intake: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any] | None = None) -> str:
@@ -137,36 +132,6 @@ async def test_repeat_household_is_offered_as_a_link_not_merged(
         intake, as_partner, with_person(CONSULTATION_8050, name="伊賀 一郎", birth_date="1960-01-01")
     )
     assert stranger not in {first, second["case_id"]}
-
-
-async def publish_referral(settings: Settings, case_id: str, agency_id: str) -> None:
-    """Publish the router's referral of `agency_id` to the case, as the router would."""
-    referral = ReferralRequested(
-        referral_id=str(uuid.uuid4()),
-        case_id=case_id,
-        decision_id=str(uuid.uuid4()),
-        agency_id=agency_id,
-        agency_type="hikikomori_support_center",
-        tier=2,
-        rule_id="partner",
-        legal_basis="実施要領 3(2) 表",
-        requested_at=datetime.now(UTC),
-    )
-    event = new_event(referral, source="/marugoto/router", subject=case_id, municipality_code="242080")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic_of(settings, ReferralRequested), encode(event), key=case_id.encode())
-    finally:
-        await producer.stop()
-
-
-async def until_status(client: httpx.AsyncClient, url: str, headers: dict[str, str], status: int) -> None:
-    for _ in range(150):
-        if (await client.get(url, headers=headers)).status_code == status:
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"{url} never answered {status}")
 
 
 async def test_personal_details_need_engagement_and_consent_and_every_read_is_audited(
