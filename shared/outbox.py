@@ -78,12 +78,16 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._engine = engine
         self._model = model
         self._publish = publish
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._max_backoff_s = max_backoff_s
+        self._sleep = sleep
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -105,9 +109,8 @@ class OutboxRelay:
                 backoff = self._poll_interval_s
             except Exception as exc:
                 log.warning("outbox_relay_failed", error=repr(exc), retry_in_s=backoff)
-                published = 0
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             if published < self._batch_size:
                 self._wakeup.clear()
@@ -121,14 +124,22 @@ class OutboxRelay:
             self._wakeup.set()
 
     async def publish_pending(self) -> int:
-        """Publish one batch of pending rows in order; returns how many were published."""
+        """Publish one batch of pending rows in order; returns how many were published.
+
+        A failed publish stops the batch there, so no later row overtakes it. The rows published
+        before it are still marked, so the retry does not publish them a second time.
+        """
         rows = await anyio.to_thread.run_sync(self._fetch_pending)
-        for row in rows:
-            await self._publish(row.topic, row.key.encode(), row.payload.encode())
-        if rows:
-            await anyio.to_thread.run_sync(self._mark_published, [row.id for row in rows])
-            self.published_total += len(rows)
-        return len(rows)
+        published: list[int | None] = []
+        try:
+            for row in rows:
+                await self._publish(row.topic, row.key.encode(), row.payload.encode())
+                published.append(row.id)
+        finally:
+            if published:
+                await anyio.to_thread.run_sync(self._mark_published, published)
+                self.published_total += len(published)
+        return len(published)
 
     async def drain(self) -> int:
         """Publish everything pending now (used at shutdown); returns how many were published."""
