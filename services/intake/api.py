@@ -170,7 +170,10 @@ async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CaseP
     def work() -> list[CasePublic]:
         with db.transaction(runtime.engine) as session:
             return [
-                CasePublic.model_validate(service.timeline(session, c)) for c in service.list_cases(session, principal)
+                CasePublic.model_validate(
+                    service.timeline(session, c, access=service.require_access(session, c, principal))
+                )
+                for c in service.list_cases(session, principal)
             ]
 
     return await anyio.to_thread.run_sync(work)
@@ -191,8 +194,8 @@ async def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -
     def work() -> CasePublic:
         with db.transaction(runtime.engine) as session:
             case = service.get_case(session, case_id)
-            service.require_access(session, case, principal)
-            return CasePublic.model_validate(service.timeline(session, case))
+            access = service.require_access(session, case, principal)
+            return CasePublic.model_validate(service.timeline(session, case, access=access))
 
     return await anyio.to_thread.run_sync(work)
 
@@ -212,7 +215,10 @@ async def record_consent(
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Record 本人同意 to share members' personal details with agencies (the submitting agency only)."""
+    """Record 本人同意 to share members' personal details with agencies (the submitting agency only).
+
+    The consent is published with who gave it as a code (`given_by`), never a name.
+    """
     require(principal, Scope.submit)
 
     def work(session: Any) -> dict[str, Any]:
@@ -240,14 +246,17 @@ async def revoke_consent(
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Revoke a consent: sharing stops now and the revocation is published (submitting agency or operator)."""
+    """Revoke a consent: sharing stops now and the revocation is published (submitting agency or operator).
+
+    The event carries the coded `reason` only; the free-text `note` is kept in intake.
+    """
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Any) -> dict[str, Any]:
         case = service.get_case(session, case_id)
         if service.require_access(session, case, principal) not in {"submitter", "operator"}:
             raise Problem(403, "not-the-submitter", "only the submitting agency or an operator revokes consent")
-        consent = service.revoke_consent(session, case=case, consent_id=consent_id, reason=body.reason)
+        consent = service.revoke_consent(session, case=case, consent_id=consent_id, body=body)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
     return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 200)

@@ -19,6 +19,7 @@ from services.intake.models import (
     Case,
     Consent,
     ConsentCreate,
+    ConsentRevoke,
     ConsultationCreate,
     Contact,
     ContactCreate,
@@ -326,8 +327,11 @@ def list_cases(session: Session, principal: Principal) -> list[Case]:
     return list(session.exec(query).all())
 
 
-def timeline(session: Session, case: Case) -> dict[str, Any]:
-    """The case with its contacts, referrals and consents, oldest first."""
+def timeline(session: Session, case: Case, *, access: Access) -> dict[str, Any]:
+    """The case with its contacts, referrals and consents, oldest first, as `access` may see it.
+
+    A revocation's free-text note may name people, so only the submitter and operators see it.
+    """
     contacts = session.exec(
         select(Contact).where(Contact.case_id == case.id).order_by(col(Contact.received_at), col(Contact.id))
     ).all()
@@ -342,7 +346,9 @@ def timeline(session: Session, case: Case) -> dict[str, Any]:
             {"referral_id": r.referral_id, "agency_id": r.agency_id, "agency_type": r.agency_type, "status": r.status}
             for r in referrals
         ],
-        "consents": [c.model_dump() for c in consents],
+        "consents": [
+            c.model_dump(exclude=None if access in {"submitter", "operator"} else {"revocation_note"}) for c in consents
+        ],
     }
 
 
@@ -358,7 +364,7 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
     consent = Consent(
         id=str(uuid.uuid4()),
         case_id=case.id,
-        given_by=body.given_by,
+        given_by=body.given_by.value,
         members=sorted(set(body.members)),
         share_with=sorted(set(body.share_with)),
         purpose=body.purpose,
@@ -372,7 +378,7 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
         ConsentGiven(
             case_id=case.id,
             consent_id=consent.id,
-            given_by=consent.given_by,
+            given_by=body.given_by,
             members=consent.members,
             share_with=consent.share_with,
             given_at=consent.given_at,
@@ -381,20 +387,21 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
     return consent
 
 
-def revoke_consent(session: Session, *, case: Case, consent_id: str, reason: str) -> Consent:
-    """Revoke a consent (from now on) and publish the revocation."""
+def revoke_consent(session: Session, *, case: Case, consent_id: str, body: ConsentRevoke) -> Consent:
+    """Revoke a consent (from now on) and publish the revocation; its free-text note stays here."""
     consent = session.get(Consent, consent_id)
     if consent is None or consent.case_id != case.id:
         raise Problem(404, "consent-not-found", f"case {case.id} has no consent {consent_id}")
     if consent.revoked_at is not None:
         raise Problem(409, "consent-already-revoked", f"consent {consent_id} was revoked at {consent.revoked_at}")
     consent.revoked_at = _now()
-    consent.revocation_reason = reason
+    consent.revocation_reason = body.reason.value
+    consent.revocation_note = body.note
     session.add(consent)
     _stage(
         session,
         case,
-        ConsentRevoked(case_id=case.id, consent_id=consent.id, revoked_at=consent.revoked_at, reason=reason),
+        ConsentRevoked(case_id=case.id, consent_id=consent.id, revoked_at=consent.revoked_at, reason=body.reason),
     )
     return consent
 

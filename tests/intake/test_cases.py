@@ -17,6 +17,7 @@ from services.metrics.models import FACT_TABLES
 from shared import db
 from shared.auth import Scope
 from shared.events import (
+    ConsentGiven,
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
@@ -172,17 +173,29 @@ async def test_personal_details_need_engagement_and_consent_and_every_read_is_au
 
     assert (await intake.get(details_url, headers=as_other)).status_code == 403
 
+    note = "名張 一郎さんの長女（名張 桜）から電話で撤回の申し出"
     revoked = await intake.post(
-        f"/v1/cases/{case_id}/consents/{consent_id}/revocation", json={"reason": "本人の申し出"}, headers=as_partner
+        f"/v1/cases/{case_id}/consents/{consent_id}/revocation",
+        json={"reason": "representative_request", "note": note},
+        headers=as_partner,
     )
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
-    records = await read_events(
-        str(intake_settings.kafka_bootstrap_servers),
-        topic_of(intake_settings, ConsentRevoked),
-        until=_has_key(case_id.encode()),
-    )
-    [revocation] = [decode(r.value, ConsentRevoked) for r in records if r.key == case_id.encode()]
-    assert revocation.data.consent_id == consent_id and revocation.data.reason == "本人の申し出"
+    assert revoked.json()["revocation_note"] == note
+    bootstrap = str(intake_settings.kafka_bootstrap_servers)
+    records = await read_events(bootstrap, topic_of(intake_settings, ConsentRevoked), until=_has_key(case_id.encode()))
+    [record] = [r for r in records if r.key == case_id.encode()]
+    revocation = decode(record.value, ConsentRevoked)
+    assert revocation.data.consent_id == consent_id and revocation.data.reason == "representative_request"
+    assert "名張" not in record.value.decode(), "the note stays in intake"
+    given = await read_events(bootstrap, topic_of(intake_settings, ConsentGiven), until=_has_key(case_id.encode()))
+    [consent_event] = [decode(r.value, ConsentGiven) for r in given if r.key == case_id.encode()]
+    assert consent_event.data.given_by == "self"
+
+    [own_view] = (await intake.get(f"/v1/cases/{case_id}", headers=as_partner)).json()["consents"]
+    assert own_view["revocation_reason"] == "representative_request" and own_view["revocation_note"] == note
+    [engaged_view] = (await intake.get(f"/v1/cases/{case_id}", headers=as_engaged)).json()["consents"]
+    assert engaged_view["revocation_reason"] == "representative_request"
+    assert engaged_view["revocation_note"] is None, "the note may name people: the submitter's and operators' only"
 
     after = await intake.get(details_url, headers=as_engaged)
     assert after.status_code == 403
@@ -198,6 +211,35 @@ async def test_personal_details_need_engagement_and_consent_and_every_read_is_au
         (ENGAGED, "refused"),
     ]
     assert (await intake.get("/v1/audit-log", headers=as_partner)).status_code == 403
+
+
+async def test_consent_takes_codes_not_names_of_who_gave_it_or_why_it_was_revoked(
+    intake: httpx.AsyncClient, as_partner: dict[str, str]
+) -> None:
+    case_id = await submit(intake, as_partner)
+    named = await intake.post(
+        f"/v1/cases/{case_id}/consents",
+        json={"given_by": "名張 花子", "members": [0], "share_with": ["engaged"]},
+        headers=as_partner,
+    )
+    assert named.status_code == 422
+    [error] = named.json()["errors"]
+    assert error["field"] == "given_by" and error["label"] == "同意者"
+    assert "'guardian'" in error["message"], "the allowed codes are listed"
+
+    consent = await intake.post(
+        f"/v1/cases/{case_id}/consents",
+        json={"given_by": "guardian", "members": [0], "share_with": ["engaged"]},
+        headers=as_partner,
+    )
+    assert consent.status_code == 201, consent.text
+    free_text = await intake.post(
+        f"/v1/cases/{case_id}/consents/{consent.json()['id']}/revocation",
+        json={"reason": "後見人の名張 太郎さんが撤回"},
+        headers=as_partner,
+    )
+    assert free_text.status_code == 422
+    assert [e["field"] for e in free_text.json()["errors"]] == ["reason"]
 
 
 def test_audit_log_is_append_only_and_details_are_encrypted_at_rest(intake_settings: Settings) -> None:
