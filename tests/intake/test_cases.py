@@ -242,15 +242,31 @@ async def test_consent_takes_codes_not_names_of_who_gave_it_or_why_it_was_revoke
     assert [e["field"] for e in free_text.json()["errors"]] == ["reason"]
 
 
-def test_audit_log_is_append_only_and_details_are_encrypted_at_rest(intake_settings: Settings) -> None:
+async def test_audit_log_is_append_only_and_details_are_encrypted_at_rest(
+    intake: httpx.AsyncClient, intake_settings: Settings, as_partner: dict[str, str], as_other: dict[str, str]
+) -> None:
+    body = with_person(CONSULTATION_8050, 0, name="伊賀 文子", birth_date="1939-11-23", phone="0595-11-2233")
+    case_id = await submit(intake, as_partner, body)
+    assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_partner)).status_code == 200
+    assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_other)).status_code == 403
     engine = db.make_engine(intake_settings, "intake")
+    count = text("SELECT count(*) FROM intake.audit_log WHERE case_id = :case_id").bindparams(case_id=case_id)
     try:
         with engine.connect() as conn:
-            stored = " ".join(str(row[0]) for row in conn.execute(text("SELECT personal FROM intake.member")))
-        assert "名張" not in stored and "1942" not in stored and "0595" not in stored
+            stored = " ".join(
+                str(row[0])
+                for row in conn.execute(
+                    text("SELECT personal FROM intake.member WHERE case_id = :case_id"), {"case_id": case_id}
+                )
+            )
+            assert conn.execute(count).scalar_one() == 2, "both reads, granted and refused, are audited"
+        assert stored, "the member's details are stored"
+        assert "伊賀" not in stored and "1939" not in stored and "0595" not in stored
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.execute(text("UPDATE intake.audit_log SET outcome = 'granted'"))
+            conn.execute(text("UPDATE intake.audit_log SET outcome = 'granted' WHERE case_id = :c"), {"c": case_id})
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.execute(text("DELETE FROM intake.audit_log"))
+            conn.execute(text("DELETE FROM intake.audit_log WHERE case_id = :c"), {"c": case_id})
+        with engine.connect() as conn:
+            assert conn.execute(count).scalar_one() == 2, "nothing was changed or removed"
     finally:
         engine.dispose()
