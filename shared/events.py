@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -50,15 +51,36 @@ class ContactRecorded(EventData):
     found_by: FoundBy
 
 
+class ConsentGiver(StrEnum):
+    """Who gave the consent (同意者), as a code: free text here could carry a name onto Kafka."""
+
+    self_ = "self"  # 本人
+    family = "family"  # 家族
+    guardian = "guardian"  # 成年後見人・保佐人・補助人
+    legal_representative = "legal_representative"  # other 法定代理人 (e.g. 親権者) or 任意代理人
+    other = "other"  # その他
+
+
+class ConsentRevocationReason(StrEnum):
+    """Why a consent was revoked (撤回理由), as a code; any free-text note stays in intake."""
+
+    person_request = "person_request"  # 本人の申し出
+    representative_request = "representative_request"  # 家族・代理人の申し出
+    support_ended = "support_ended"  # 支援の終了
+    recorded_in_error = "recorded_in_error"  # 誤登録
+    other = "other"  # その他
+
+
 class ConsentGiven(EventData):
-    """本人同意 was recorded: who gave it, for which members, to share with whom."""
+    """本人同意 was recorded: who gave it (a code), for which members, to share with whom."""
 
     event_type: ClassVar[str] = "jp.marugoto.consent.given"
     topic: ClassVar[str] = topics.CONSENT_GIVEN
+    schema_version: ClassVar[int] = 2  # 2: given_by is a ConsentGiver code, no longer free text
 
     case_id: str
     consent_id: str
-    given_by: str
+    given_by: ConsentGiver
     members: list[int]
     share_with: list[str]
     given_at: datetime
@@ -69,11 +91,12 @@ class ConsentRevoked(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.consent.revoked"
     topic: ClassVar[str] = topics.CONSENT_REVOKED
+    schema_version: ClassVar[int] = 2  # 2: reason is a ConsentRevocationReason code, no longer free text
 
     case_id: str
     consent_id: str
     revoked_at: datetime
-    reason: str
+    reason: ConsentRevocationReason
 
 
 class EngagedAgency(BaseModel):

@@ -79,12 +79,16 @@ class OutboxRelay:
         *,
         batch_size: int = 200,
         poll_interval_s: float = 0.5,
+        max_backoff_s: float = 10.0,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._engine = engine
         self._model = model
         self._publish = publish
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._max_backoff_s = max_backoff_s
+        self._sleep = sleep
         self._wakeup: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopping = False
@@ -109,8 +113,8 @@ class OutboxRelay:
             except Exception as exc:
                 log.warning("outbox_relay_failed", error=repr(exc), retry_in_s=backoff)
                 await anyio.to_thread.run_sync(self.resign)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 10.0)
+                await self._sleep(backoff)
+                backoff = min(backoff * 2, self._max_backoff_s)
                 continue
             if published < self._batch_size:
                 self._wakeup.clear()
@@ -158,18 +162,26 @@ class OutboxRelay:
         """Publish one batch of pending rows in order; returns how many were published.
 
         Rows are handed to the producer in id order without waiting for each acknowledgement (the
-        producer keeps one request in flight per partition, so a case's events stay in order); then
-        the rows acknowledged before the first failure, if any, are marked published. A later row
-        that was acknowledged too is published again on the next pass, which consumers' idempotency
-        makes harmless.
+        producer keeps one request in flight per partition, so a case's events stay in order). A row
+        that cannot be handed over stops the batch there; then the rows acknowledged before the first
+        failure are marked published, so the retry starts at the failed row and publishes none of
+        them again. A row after the failure that the broker acknowledged all the same is published
+        again on the retry, which consumers' idempotency makes harmless.
         """
         rows = await anyio.to_thread.run_sync(self._fetch_pending)
-        if not rows:
-            return 0
-        acks = [await self._publish(row.topic, row.key.encode(), row.payload.encode()) for row in rows]
+        acks: list[Awaitable[object]] = []
+        failure: BaseException | None = None
+        for row in rows:
+            try:
+                acks.append(await self._publish(row.topic, row.key.encode(), row.payload.encode()))
+            except Exception as exc:
+                failure = exc
+                break
         results = await asyncio.gather(*acks, return_exceptions=True)
-        failure = next((r for r in results if isinstance(r, BaseException)), None)
-        done = rows[: results.index(failure)] if failure is not None else rows
+        acknowledged = next((i for i, r in enumerate(results) if isinstance(r, BaseException)), len(results))
+        if acknowledged < len(results):
+            failure = results[acknowledged]  # type: ignore[assignment]
+        done = rows[:acknowledged]
         if done:
             await anyio.to_thread.run_sync(self._mark_published, [row.id for row in done])
             self.published_total += len(done)

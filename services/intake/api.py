@@ -153,7 +153,7 @@ async def add_contact(
 
     def work(session: Any) -> dict[str, Any]:
         case = service.get_case(session, case_id)
-        service.require_access(session, case, principal)
+        service.require_access(session, case, principal, allowed=service.WORK_ACCESS)
         contact = service.add_contact(session, case=case, body=body, agency_id=principal.agency_id)
         return ContactAccepted(case_id=case.id, contact_id=contact.id, received_at=contact.received_at).model_dump(
             mode="json"
@@ -164,13 +164,16 @@ async def add_contact(
 
 @router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403, 422))
 async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CasePublic]:
-    """Cases your agency submitted or is engaged on, newest first."""
+    """Cases your agency submitted, is engaged on, or completed a referral of, newest first."""
     require(principal, Scope.read_own)
 
     def work() -> list[CasePublic]:
         with db.transaction(runtime.engine) as session:
             return [
-                CasePublic.model_validate(service.timeline(session, c)) for c in service.list_cases(session, principal)
+                CasePublic.model_validate(
+                    service.timeline(session, c, access=service.require_access(session, c, principal))
+                )
+                for c in service.list_cases(session, principal)
             ]
 
     return await anyio.to_thread.run_sync(work)
@@ -180,14 +183,19 @@ async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CaseP
     "/cases/{case_id}", tags=["cases"], response_model=CasePublic, responses=problem_responses(401, 403, 404, 422)
 )
 async def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> CasePublic:
-    """A case's timeline: status, routing decision, contacts, referrals and consents (no personal details)."""
+    """A case's timeline: status, routing decision, contacts, referrals and consents (no personal details).
+
+    For its submitting agency, agencies with a live referral, operators, and agencies whose referral
+    was completed (the history they took part in); not for one whose referral was rejected, cancelled
+    or failed.
+    """
     require(principal, Scope.read_own)
 
     def work() -> CasePublic:
         with db.transaction(runtime.engine) as session:
             case = service.get_case(session, case_id)
-            service.require_access(session, case, principal)
-            return CasePublic.model_validate(service.timeline(session, case))
+            access = service.require_access(session, case, principal)
+            return CasePublic.model_validate(service.timeline(session, case, access=access))
 
     return await anyio.to_thread.run_sync(work)
 
@@ -207,7 +215,10 @@ async def record_consent(
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Record 本人同意 to share members' personal details with agencies (the submitting agency only)."""
+    """Record 本人同意 to share members' personal details with agencies (the submitting agency only).
+
+    The consent is published with who gave it as a code (`given_by`), never a name.
+    """
     require(principal, Scope.submit)
 
     def work(session: Any) -> dict[str, Any]:
@@ -235,14 +246,17 @@ async def revoke_consent(
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Revoke a consent: sharing stops now and the revocation is published (submitting agency or operator)."""
+    """Revoke a consent: sharing stops now and the revocation is published (submitting agency or operator).
+
+    The event carries the coded `reason` only; the free-text `note` is kept in intake.
+    """
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Any) -> dict[str, Any]:
         case = service.get_case(session, case_id)
-        if service.require_access(session, case, principal) == "engaged":
+        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
             raise Problem(403, "not-the-submitter", "only the submitting agency or an operator revokes consent")
-        consent = service.revoke_consent(session, case=case, consent_id=consent_id, reason=body.reason)
+        consent = service.revoke_consent(session, case=case, consent_id=consent_id, body=body)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
     return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 200)
@@ -256,6 +270,9 @@ async def revoke_consent(
 )
 async def read_personal_details(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> PersonalDetailsRelease:
     """Personal details of a case's members, for the submitting agency or an engaged agency with consent.
+
+    Engaged means a live referral (requested, received, accepted, in_progress, on_hold); an agency
+    whose referral was completed, rejected, cancelled or failed is refused.
 
     Every attempt, granted or refused, is written to the audit log.
     """

@@ -15,6 +15,7 @@ from sqlmodel import JSON, Field, SQLModel, Text
 from services.intake.privacy import PersonalDetails
 from shared.consultation import ConsultationFacts, HouseholdMember
 from shared.db import UTCDateTime
+from shared.events import ConsentGiver, ConsentRevocationReason
 from shared.idempotency import IdempotencyRecordBase
 from shared.inbox import ProcessedEventBase
 from shared.municipality import is_valid_code
@@ -133,6 +134,8 @@ class Consent(SQLModel, table=True):
     given_at: datetime = Field(sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     revocation_reason: str | None = Field(default=None, max_length=200)
+    # Free text that may name people: kept here only, never put in an event.
+    revocation_note: str | None = Field(default=None, sa_type=Text)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -252,7 +255,10 @@ class ConsentCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    given_by: str = DataField(min_length=1, max_length=100, description="同意者: e.g. self, member:1, guardian")
+    given_by: ConsentGiver = DataField(
+        description="同意者, as a code: self 本人, family 家族, guardian 成年後見人等, legal_representative "
+        "法定代理人・任意代理人, other その他. Never a name: consent events are published."
+    )
     members: list[int] = DataField(min_length=1, description="対象者: positions of the members it covers (0-based)")
     share_with: list[str] = DataField(
         min_length=1, description="共有先: agency ids, or 'engaged' for every agency engaged on the case"
@@ -266,20 +272,33 @@ class ConsentRevoke(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    reason: str = DataField(min_length=1, max_length=200, description="撤回理由")
+    reason: ConsentRevocationReason = DataField(
+        description="撤回理由, as a code: person_request 本人の申し出, representative_request 家族・代理人の申し出, "
+        "support_ended 支援の終了, recorded_in_error 誤登録, other その他. Published with the revocation."
+    )
+    note: str | None = DataField(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="撤回の経緯 (free text): stored in intake only, never published; shown only to the "
+        "submitting agency and operators.",
+    )
 
 
 class ConsentPublic(BaseModel):
     """A consent as the case's agencies see it."""
 
     id: str
-    given_by: str
+    given_by: ConsentGiver
     members: list[int]
     share_with: list[str]
     purpose: str
     given_at: datetime
     revoked_at: datetime | None
-    revocation_reason: str | None
+    revocation_reason: ConsentRevocationReason | None
+    revocation_note: str | None = DataField(
+        default=None, description="The revocation's free-text note; null for agencies other than the submitter"
+    )
 
 
 class ReferralSummary(BaseModel):
@@ -382,6 +401,7 @@ FIELD_LABELS = {
     "purpose": "利用目的",
     "given_at": "同意日時",
     "reason": "撤回理由",
+    "note": "撤回の経緯",
     "client_id": "クライアントID",
     "client_secret": "クライアントシークレット",
     "grant_type": "グラント種別",

@@ -19,6 +19,7 @@ from services.intake.models import (
     Case,
     Consent,
     ConsentCreate,
+    ConsentRevoke,
     ConsultationCreate,
     Contact,
     ContactCreate,
@@ -50,7 +51,14 @@ from shared.problems import Problem, invalid_fields
 SOURCE = "/marugoto/intake"
 ENGAGED = "engaged"
 
-Access = Literal["submitter", "engaged", "operator"]
+Access = Literal["submitter", "engaged", "operator", "completed"]
+READ_ACCESS: frozenset[Access] = frozenset({"submitter", "engaged", "operator", "completed"})
+# Adding to a case (a contact) is for those still working on it, not for an agency whose part ended.
+WORK_ACCESS: frozenset[Access] = frozenset({"submitter", "engaged", "operator"})
+
+# FHIR Task states in which a referral still engages its agency on the case.
+LIVE_REFERRAL_STATUSES = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
+COMPLETED = "completed"
 
 
 @dataclass(frozen=True)
@@ -252,42 +260,78 @@ def get_case(session: Session, case_id: str) -> Case:
 
 
 def engaged_agencies(session: Session, case_id: str) -> set[str]:
-    """Agencies a referral engaged on the case."""
-    return set(session.exec(select(Engagement.agency_id).where(Engagement.case_id == case_id)).all())
+    """Agencies with a live referral on the case (requested, received, accepted, in_progress, on_hold).
+
+    Only they are engaged: they may read the case, add contacts and, under a consent, read personal
+    details. A rejected, cancelled or failed referral ends the agency's part in the case, so it counts
+    for nothing here; a completed one leaves read access to the case's history only (`access_of`).
+    """
+    query = select(Engagement.agency_id).where(
+        Engagement.case_id == case_id, col(Engagement.status).in_(LIVE_REFERRAL_STATUSES)
+    )
+    return set(session.exec(query).all())
+
+
+def _completed_referral(session: Session, case_id: str, agency_id: str) -> bool:
+    query = select(Engagement.referral_id).where(
+        Engagement.case_id == case_id, Engagement.agency_id == agency_id, Engagement.status == COMPLETED
+    )
+    return session.exec(query).first() is not None
 
 
 def access_of(session: Session, case: Case, principal: Principal) -> Access | None:
-    """How `principal` relates to `case`: its submitter, an engaged agency, an operator, or not at all."""
+    """How `principal` relates to `case`, or None when it has no business with it.
+
+    "submitter": the agency that submitted the case; it keeps every right on it. "engaged": an agency
+    with a live referral. "operator": an operator's token. "completed": an agency whose referral
+    on the case was completed (and none is live); it may still read the case's history, which it
+    took part in, but not personal details, since its support has ended. An agency whose referrals
+    were all rejected, cancelled or failed has no access at all.
+    """
     if principal.agency_id == case.submitted_by:
         return "submitter"
     if principal.agency_id in engaged_agencies(session, case.id):
         return "engaged"
     if principal.has(Scope.operator):
         return "operator"
+    if _completed_referral(session, case.id, principal.agency_id):
+        return "completed"
     return None
 
 
-def require_access(session: Session, case: Case, principal: Principal) -> Access:
-    """The principal's access to the case, or a 403 problem (the case's existence is not hidden from it)."""
+def require_access(
+    session: Session, case: Case, principal: Principal, *, allowed: frozenset[Access] = READ_ACCESS
+) -> Access:
+    """The principal's access to the case if it is one of `allowed`, or a 403 problem (existence is not hidden)."""
     access = access_of(session, case, principal)
     if access is None:
         raise Problem(403, "not-your-case", "this case was neither submitted by nor referred to your agency")
+    if access not in allowed:
+        raise Problem(
+            403, "referral-completed", "your agency's referral on this case is completed: you may read its history only"
+        )
     return access
 
 
 def list_cases(session: Session, principal: Principal) -> list[Case]:
-    """Cases the agency submitted or is engaged on, newest first."""
-    engaged = select(Engagement.case_id).where(Engagement.agency_id == principal.agency_id)
+    """Cases the agency submitted, is engaged on or completed a referral of, newest first."""
+    referred = select(Engagement.case_id).where(
+        Engagement.agency_id == principal.agency_id,
+        col(Engagement.status).in_(LIVE_REFERRAL_STATUSES | {COMPLETED}),
+    )
     query = (
         select(Case)
-        .where(or_(col(Case.submitted_by) == principal.agency_id, col(Case.id).in_(engaged)))
+        .where(or_(col(Case.submitted_by) == principal.agency_id, col(Case.id).in_(referred)))
         .order_by(col(Case.opened_at).desc())
     )
     return list(session.exec(query).all())
 
 
-def timeline(session: Session, case: Case) -> dict[str, Any]:
-    """The case with its contacts, referrals and consents, oldest first."""
+def timeline(session: Session, case: Case, *, access: Access) -> dict[str, Any]:
+    """The case with its contacts, referrals and consents, oldest first, as `access` may see it.
+
+    A revocation's free-text note may name people, so only the submitter and operators see it.
+    """
     contacts = session.exec(
         select(Contact).where(Contact.case_id == case.id).order_by(col(Contact.received_at), col(Contact.id))
     ).all()
@@ -302,7 +346,9 @@ def timeline(session: Session, case: Case) -> dict[str, Any]:
             {"referral_id": r.referral_id, "agency_id": r.agency_id, "agency_type": r.agency_type, "status": r.status}
             for r in referrals
         ],
-        "consents": [c.model_dump() for c in consents],
+        "consents": [
+            c.model_dump(exclude=None if access in {"submitter", "operator"} else {"revocation_note"}) for c in consents
+        ],
     }
 
 
@@ -318,7 +364,7 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
     consent = Consent(
         id=str(uuid.uuid4()),
         case_id=case.id,
-        given_by=body.given_by,
+        given_by=body.given_by.value,
         members=sorted(set(body.members)),
         share_with=sorted(set(body.share_with)),
         purpose=body.purpose,
@@ -332,7 +378,7 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
         ConsentGiven(
             case_id=case.id,
             consent_id=consent.id,
-            given_by=consent.given_by,
+            given_by=body.given_by,
             members=consent.members,
             share_with=consent.share_with,
             given_at=consent.given_at,
@@ -341,20 +387,21 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
     return consent
 
 
-def revoke_consent(session: Session, *, case: Case, consent_id: str, reason: str) -> Consent:
-    """Revoke a consent (from now on) and publish the revocation."""
+def revoke_consent(session: Session, *, case: Case, consent_id: str, body: ConsentRevoke) -> Consent:
+    """Revoke a consent (from now on) and publish the revocation; its free-text note stays here."""
     consent = session.get(Consent, consent_id)
     if consent is None or consent.case_id != case.id:
         raise Problem(404, "consent-not-found", f"case {case.id} has no consent {consent_id}")
     if consent.revoked_at is not None:
         raise Problem(409, "consent-already-revoked", f"consent {consent_id} was revoked at {consent.revoked_at}")
     consent.revoked_at = _now()
-    consent.revocation_reason = reason
+    consent.revocation_reason = body.reason.value
+    consent.revocation_note = body.note
     session.add(consent)
     _stage(
         session,
         case,
-        ConsentRevoked(case_id=case.id, consent_id=consent.id, revoked_at=consent.revoked_at, reason=reason),
+        ConsentRevoked(case_id=case.id, consent_id=consent.id, revoked_at=consent.revoked_at, reason=body.reason),
     )
     return consent
 
@@ -364,8 +411,10 @@ def release_personal_details(
 ) -> tuple[PersonalDetailsRelease | None, str]:
     """Decide whether `principal` may read the case's personal details, and audit the attempt.
 
-    The submitting agency collected them and may read them. Any other agency needs to be engaged on
-    the case and covered by an unrevoked consent, and sees only the members that consent covers.
+    The submitting agency collected them and may read them. Any other agency needs a live referral on
+    the case (`engaged_agencies`) and an unrevoked consent covering it, and sees only the members that
+    consent covers. An agency whose referral was completed, rejected, cancelled or failed is refused,
+    even under a consent to share with "every engaged agency": its support has ended.
     Returns (release, "") or (None, reason); the audit entry is written either way.
     """
     access = access_of(session, case, principal)
@@ -375,6 +424,8 @@ def release_personal_details(
     if access == "submitter":
         release = _release(session, case, vault, positions=None, consents=[c.id for c in consents])
         reason = "submitting agency"
+    elif access == "completed":
+        reason = "your agency's referral on this case is completed; personal details go only to engaged agencies"
     elif access != "engaged":
         reason = "your agency is not engaged on this case"
     elif not covering:
@@ -450,7 +501,8 @@ def apply_routing_decided(session: Session, data: RoutingDecided) -> None:
 
 def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
     """Remember the engaged agency (it may then read the case, and its details with consent)."""
-    if session.get(Engagement, data.referral_id) is None:
+    engagement = session.get(Engagement, data.referral_id)
+    if engagement is None:
         session.add(
             Engagement(
                 referral_id=data.referral_id,
@@ -460,6 +512,11 @@ def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
                 status="requested",
             )
         )
+    elif not engagement.agency_type:
+        # Its status arrived first (another topic, no order between them): keep that status, or a
+        # rejected agency would be engaged again.
+        engagement.agency_type = data.agency_type
+        session.add(engagement)
 
 
 def rotate_personal_data(session: Session, cipher: FieldCipher, *, batch: int = 500) -> int:
@@ -482,9 +539,13 @@ def rotate_personal_data(session: Session, cipher: FieldCipher, *, batch: int = 
 
 
 def apply_referral_status(session: Session, data: ReferralStatusChanged) -> None:
-    """Show a referral's new state on the case's timeline."""
+    """Show a referral's new state on the case's timeline; it decides whether its agency is still engaged."""
     engagement = session.get(Engagement, data.referral_id)
-    if engagement is not None:
-        engagement.status = data.to_status
-        engagement.updated_at = data.changed_at
-        session.add(engagement)
+    if engagement is None:
+        # The request is on another topic and may come later; its type is filled in then.
+        engagement = Engagement(
+            referral_id=data.referral_id, case_id=data.case_id, agency_id=data.agency_id, agency_type=""
+        )
+    engagement.status = data.to_status
+    engagement.updated_at = data.changed_at
+    session.add(engagement)

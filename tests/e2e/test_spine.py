@@ -89,7 +89,7 @@ async def test_consultation_is_routed_referred_scheduled_and_counted(
         )
         assert consent.status_code == 201, consent.text
         revoked = await client.post(
-            f"/v1/cases/{case_id}/consents/{consent.json()['id']}/revocation", json={"reason": "本人の申し出"}
+            f"/v1/cases/{case_id}/consents/{consent.json()['id']}/revocation", json={"reason": "person_request"}
         )
         assert revoked.status_code == 200, revoked.text
 

@@ -1,6 +1,5 @@
 """Cases, contacts, idempotency, access, duplicates, consent and audited personal details."""
 
-import asyncio
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -8,7 +7,6 @@ from typing import Any
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session
@@ -19,18 +17,16 @@ from services.metrics.models import FACT_TABLES
 from shared import db
 from shared.auth import Scope
 from shared.events import (
+    ConsentGiven,
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
-    ReferralRequested,
     decode,
-    encode,
-    new_event,
 )
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
 from tests.e2e.test_spine import CONSULTATION_8050
-from tests.intake.conftest import ENGAGED, with_person
+from tests.intake.conftest import ENGAGED, publish_referral, until_status, with_person
 
 
 async def submit(intake: httpx.AsyncClient, headers: dict[str, str], body: dict[str, Any] | None = None) -> str:
@@ -139,36 +135,6 @@ async def test_repeat_household_is_offered_as_a_link_not_merged(
     assert stranger not in {first, second["case_id"]}
 
 
-async def publish_referral(settings: Settings, case_id: str, agency_id: str) -> None:
-    """Publish the router's referral of `agency_id` to the case, as the router would."""
-    referral = ReferralRequested(
-        referral_id=str(uuid.uuid4()),
-        case_id=case_id,
-        decision_id=str(uuid.uuid4()),
-        agency_id=agency_id,
-        agency_type="hikikomori_support_center",
-        tier=2,
-        rule_id="partner",
-        legal_basis="実施要領 3(2) 表",
-        requested_at=datetime.now(UTC),
-    )
-    event = new_event(referral, source="/marugoto/router", subject=case_id, municipality_code="242080")
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        await producer.send_and_wait(topic_of(settings, ReferralRequested), encode(event), key=case_id.encode())
-    finally:
-        await producer.stop()
-
-
-async def until_status(client: httpx.AsyncClient, url: str, headers: dict[str, str], status: int) -> None:
-    for _ in range(150):
-        if (await client.get(url, headers=headers)).status_code == status:
-            return
-        await asyncio.sleep(0.2)
-    pytest.fail(f"{url} never answered {status}")
-
-
 async def test_personal_details_need_engagement_and_consent_and_every_read_is_audited(
     intake: httpx.AsyncClient,
     intake_settings: Settings,
@@ -207,17 +173,29 @@ async def test_personal_details_need_engagement_and_consent_and_every_read_is_au
 
     assert (await intake.get(details_url, headers=as_other)).status_code == 403
 
+    note = "名張 一郎さんの長女（名張 桜）から電話で撤回の申し出"
     revoked = await intake.post(
-        f"/v1/cases/{case_id}/consents/{consent_id}/revocation", json={"reason": "本人の申し出"}, headers=as_partner
+        f"/v1/cases/{case_id}/consents/{consent_id}/revocation",
+        json={"reason": "representative_request", "note": note},
+        headers=as_partner,
     )
     assert revoked.status_code == 200 and revoked.json()["revoked_at"]
-    records = await read_events(
-        str(intake_settings.kafka_bootstrap_servers),
-        topic_of(intake_settings, ConsentRevoked),
-        until=_has_key(case_id.encode()),
-    )
-    [revocation] = [decode(r.value, ConsentRevoked) for r in records if r.key == case_id.encode()]
-    assert revocation.data.consent_id == consent_id and revocation.data.reason == "本人の申し出"
+    assert revoked.json()["revocation_note"] == note
+    bootstrap = str(intake_settings.kafka_bootstrap_servers)
+    records = await read_events(bootstrap, topic_of(intake_settings, ConsentRevoked), until=_has_key(case_id.encode()))
+    [record] = [r for r in records if r.key == case_id.encode()]
+    revocation = decode(record.value, ConsentRevoked)
+    assert revocation.data.consent_id == consent_id and revocation.data.reason == "representative_request"
+    assert "名張" not in record.value.decode(), "the note stays in intake"
+    given = await read_events(bootstrap, topic_of(intake_settings, ConsentGiven), until=_has_key(case_id.encode()))
+    [consent_event] = [decode(r.value, ConsentGiven) for r in given if r.key == case_id.encode()]
+    assert consent_event.data.given_by == "self"
+
+    [own_view] = (await intake.get(f"/v1/cases/{case_id}", headers=as_partner)).json()["consents"]
+    assert own_view["revocation_reason"] == "representative_request" and own_view["revocation_note"] == note
+    [engaged_view] = (await intake.get(f"/v1/cases/{case_id}", headers=as_engaged)).json()["consents"]
+    assert engaged_view["revocation_reason"] == "representative_request"
+    assert engaged_view["revocation_note"] is None, "the note may name people: the submitter's and operators' only"
 
     after = await intake.get(details_url, headers=as_engaged)
     assert after.status_code == 403
@@ -235,15 +213,60 @@ async def test_personal_details_need_engagement_and_consent_and_every_read_is_au
     assert (await intake.get("/v1/audit-log", headers=as_partner)).status_code == 403
 
 
-def test_audit_log_is_append_only_and_details_are_encrypted_at_rest(intake_settings: Settings) -> None:
+async def test_consent_takes_codes_not_names_of_who_gave_it_or_why_it_was_revoked(
+    intake: httpx.AsyncClient, as_partner: dict[str, str]
+) -> None:
+    case_id = await submit(intake, as_partner)
+    named = await intake.post(
+        f"/v1/cases/{case_id}/consents",
+        json={"given_by": "名張 花子", "members": [0], "share_with": ["engaged"]},
+        headers=as_partner,
+    )
+    assert named.status_code == 422
+    [error] = named.json()["errors"]
+    assert error["field"] == "given_by" and error["label"] == "同意者"
+    assert "'guardian'" in error["message"], "the allowed codes are listed"
+
+    consent = await intake.post(
+        f"/v1/cases/{case_id}/consents",
+        json={"given_by": "guardian", "members": [0], "share_with": ["engaged"]},
+        headers=as_partner,
+    )
+    assert consent.status_code == 201, consent.text
+    free_text = await intake.post(
+        f"/v1/cases/{case_id}/consents/{consent.json()['id']}/revocation",
+        json={"reason": "後見人の名張 太郎さんが撤回"},
+        headers=as_partner,
+    )
+    assert free_text.status_code == 422
+    assert [e["field"] for e in free_text.json()["errors"]] == ["reason"]
+
+
+async def test_audit_log_is_append_only_and_details_are_encrypted_at_rest(
+    intake: httpx.AsyncClient, intake_settings: Settings, as_partner: dict[str, str], as_other: dict[str, str]
+) -> None:
+    body = with_person(CONSULTATION_8050, 0, name="伊賀 文子", birth_date="1939-11-23", phone="0595-11-2233")
+    case_id = await submit(intake, as_partner, body)
+    assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_partner)).status_code == 200
+    assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_other)).status_code == 403
     engine = db.make_engine(intake_settings, "intake")
+    count = text("SELECT count(*) FROM intake.audit_log WHERE case_id = :case_id").bindparams(case_id=case_id)
     try:
         with engine.connect() as conn:
-            stored = " ".join(str(row[0]) for row in conn.execute(text("SELECT personal FROM intake.member")))
-        assert "名張" not in stored and "1942" not in stored and "0595" not in stored
+            stored = " ".join(
+                str(row[0])
+                for row in conn.execute(
+                    text("SELECT personal FROM intake.member WHERE case_id = :case_id"), {"case_id": case_id}
+                )
+            )
+            assert conn.execute(count).scalar_one() == 2, "both reads, granted and refused, are audited"
+        assert stored, "the member's details are stored"
+        assert "伊賀" not in stored and "1939" not in stored and "0595" not in stored
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.execute(text("UPDATE intake.audit_log SET outcome = 'granted'"))
+            conn.execute(text("UPDATE intake.audit_log SET outcome = 'granted' WHERE case_id = :c"), {"c": case_id})
         with pytest.raises(DBAPIError, match="append-only"), engine.begin() as conn:
-            conn.execute(text("DELETE FROM intake.audit_log"))
+            conn.execute(text("DELETE FROM intake.audit_log WHERE case_id = :c"), {"c": case_id})
+        with engine.connect() as conn:
+            assert conn.execute(count).scalar_one() == 2, "nothing was changed or removed"
     finally:
         engine.dispose()

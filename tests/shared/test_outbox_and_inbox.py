@@ -69,24 +69,108 @@ def test_rolled_back_transaction_stages_nothing(engine: Engine) -> None:
     assert pending_count(engine, TestOutbox) == 0
 
 
+def stage_interleaved(engine: Engine, cases: list[str], *, rounds: int) -> list[Envelope[ConsultationReceived]]:
+    """`rounds` transactions, each staging one event for every case, in an order that changes per round."""
+    staged: list[Envelope[ConsultationReceived]] = []
+    for round_ in range(rounds):
+        order = cases[round_ % len(cases) :] + cases[: round_ % len(cases)]
+        staged += stage_cases(engine, order)
+    return staged
+
+
+def ids_by_key(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Event ids grouped by message key, each group in the order given."""
+    grouped: dict[str, list[str]] = {}
+    for key, event_id in pairs:
+        grouped.setdefault(key, []).append(event_id)
+    return grouped
+
+
 async def test_relay_publishes_staged_events_in_order_keyed_by_case(engine: Engine, settings: Settings) -> None:
-    events = stage_cases(engine, [f"case-{i}" for i in range(5)])
+    cases = [f"case-{i}" for i in range(3)]
+    staged = stage_interleaved(engine, cases, rounds=4)
     waiting, lag_s = backlog(engine, TestOutbox)
-    assert waiting == 5 and lag_s >= 0.0
+    assert waiting == len(staged) == 12 and lag_s >= 0.0
     producer = Producer(settings)
     await producer.producer.start()
     try:
-        relay = OutboxRelay(engine, TestOutbox, producer.publish)
-        assert await relay.drain() == 5
+        # Batches smaller than the backlog, so the order must also hold from one batch to the next.
+        relay = OutboxRelay(engine, TestOutbox, producer.publish, batch_size=5)
+        assert await relay.drain() == 12
     finally:
         await producer.producer.stop()
     assert backlog(engine, TestOutbox) == (0, 0.0)
 
     records = await read_events(
-        str(settings.kafka_bootstrap_servers), topic_of(settings, ConsultationReceived), until=lambda r: len(r) >= 5
+        str(settings.kafka_bootstrap_servers), topic_of(settings, ConsultationReceived), until=lambda r: len(r) >= 12
     )
-    assert sorted(r.key.decode() for r in records) == [e.subject for e in events]
-    assert {decode(r.value, ConsultationReceived).id for r in records} == {e.id for e in events}
+    received = [(r.key.decode(), decode(r.value, ConsultationReceived).id) for r in records]
+    assert len(received) == 12
+    expected = ids_by_key([(e.subject, e.id) for e in staged])
+    assert ids_by_key(received) == expected, "per case, the events arrive in the order they were staged"
+    assert all(len(ids) == 4 for ids in expected.values())
+
+
+class FlakyPublish:
+    """A publish port that fails on the given calls (1-based) and records what it published."""
+
+    def __init__(self, failing_calls: set[int]) -> None:
+        self.failing_calls = failing_calls
+        self.calls = 0
+        self.published: list[tuple[str, str]] = []
+
+    async def __call__(self, topic: str, key: bytes, payload: bytes) -> Awaitable[object]:
+        self.calls += 1
+        if self.calls in self.failing_calls:
+            raise ConnectionError("broker unavailable")
+        self.published.append((key.decode(), decode(payload, ConsultationReceived).id))
+        acknowledged: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        acknowledged.set_result(None)
+        return acknowledged
+
+
+class RecordedSleep:
+    """Stands in for asyncio.sleep: records each back-off and returns at once."""
+
+    def __init__(self) -> None:
+        self.delays: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        await asyncio.sleep(0)
+
+
+async def run_relay_until(relay: OutboxRelay, condition: Callable[[], bool]) -> None:
+    task = asyncio.create_task(relay.run())
+    try:
+        await wait_until(condition)
+    finally:
+        relay.stop()
+        await task
+
+
+async def test_relay_backs_off_while_publishing_fails_then_publishes_everything_in_order(engine: Engine) -> None:
+    staged = stage_interleaved(engine, ["a", "b"], rounds=3)
+    publish = FlakyPublish(failing_calls={1, 2, 3})
+    sleep = RecordedSleep()
+    relay = OutboxRelay(engine, TestOutbox, publish, poll_interval_s=0.1, max_backoff_s=0.3, sleep=sleep)
+    await run_relay_until(relay, lambda: pending_count(engine, TestOutbox) == 0)
+
+    assert sleep.delays == [0.1, 0.2, 0.3], "doubling from the poll interval, capped"
+    assert publish.published == [(e.subject, e.id) for e in staged], "everything, once, in staging order"
+
+
+async def test_a_failure_in_mid_batch_keeps_the_order_and_republishes_nothing(engine: Engine) -> None:
+    staged = stage_interleaved(engine, ["a", "b", "c"], rounds=2)
+    publish = FlakyPublish(failing_calls={3, 4})
+    relay = OutboxRelay(engine, TestOutbox, publish, poll_interval_s=0.1, sleep=RecordedSleep())
+
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    assert pending_count(engine, TestOutbox) == 4, "the two published before the failure are marked"
+
+    await run_relay_until(relay, lambda: pending_count(engine, TestOutbox) == 0)
+    assert publish.published == [(e.subject, e.id) for e in staged]
 
 
 def test_claim_refuses_an_event_already_applied(engine: Engine) -> None:
