@@ -30,6 +30,9 @@ from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
 
+# Japanese labels of the directory fields a 422 problem can name (as intake labels its fields).
+DIRECTORY_LABELS = {"lead": "協働の中核", "general_window": "総合相談窓口", "business_hours": "開所時間"}
+
 KEEP_ALIVE_S = 15.0
 FEED_POLL_S = 0.5
 
@@ -83,12 +86,22 @@ async def put_directory(
             try:
                 row = service.store_directory(session, body, source=f"admin:{principal.agency_id}", activate=True)
             except DirectoryError as error:
-                raise Problem(422, "invalid-directory", str(error)) from None
+                raise _invalid_directory(error) from None
             if row.municipality_code != municipality_code:
                 raise Problem(422, "invalid-directory", f"the body is the directory of {row.municipality_code}")
             return DirectoryPublic.model_validate(row.model_dump())
 
     return await anyio.to_thread.run_sync(work)
+
+
+def _invalid_directory(error: DirectoryError) -> Problem:
+    if error.field is None:
+        return Problem(422, "invalid-directory", str(error))
+    leaf = error.field.rsplit(".", 1)[-1]
+    fields = [
+        {"field": error.field, "label": DIRECTORY_LABELS.get(leaf, leaf), "message": str(error), "type": "value_error"}
+    ]
+    return Problem(422, "invalid-directory", str(error), errors=fields)
 
 
 @router.get(

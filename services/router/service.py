@@ -79,7 +79,7 @@ class UnroutableConsultation(PermanentEventError):
 
 
 class NoOwner(UnroutableConsultation):
-    """The rules engaged no agency (possible only when the lead is itself a tier-1 place)."""
+    """The rules engaged no agency; directory validation makes this unreachable, this is the safety net."""
 
 
 # --- configuration: directories, rules and deadlines per municipality [LOCAL] ------------------
@@ -133,6 +133,7 @@ def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
         deadlines = RoutingDeadlines.model_validate(body.get("routing") or {})
     except ValueError as error:
         raise DirectoryError(str(error)) from None
+    routing.check_owners(directory, rules)
     return MunicipalityConfig(version=body_version(body), directory=directory, rules=rules, deadlines=deadlines)
 
 
@@ -230,8 +231,8 @@ def _record_decision(
         # Never store a decision that leaves the case without an owner: it is dead-lettered (or refused)
         # with the reason, so an operator fixes the directory and replays it.
         raise NoOwner(
-            f"no agency may take case {facts.case_id}: the lead {config.directory.municipality.lead} is a "
-            "tier-1 place, which a confidential case (指針 第四) may not reach; configure another lead"
+            f"no agency may take case {facts.case_id}: the rules engaged none under directory {config.version} "
+            f"of {facts.municipality_code}; fix the directory, then replay"
         )
     now = datetime.now(UTC)
     previous = latest_decision(session, facts.case_id)
