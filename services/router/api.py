@@ -16,6 +16,7 @@ from services.router.models import (
     DirectoryPublic,
     DirectoryVersion,
     EscalationCreate,
+    FeedEntry,
     FeedEntryPublic,
     FeedPage,
     ReferralPublic,
@@ -262,6 +263,10 @@ def _feed_agency(principal: Principal, agency_id: str | None) -> str:
     return agency_id
 
 
+def _public_entry(entry: FeedEntry) -> FeedEntryPublic:
+    return FeedEntryPublic.model_validate({**entry.model_dump(), "id": entry.sequence})
+
+
 @router.get("/feed/entries", tags=["feed"], response_model=FeedPage, responses=problem_responses(401, 403, 422))
 async def feed_page(
     runtime: RuntimeDep,
@@ -276,7 +281,7 @@ async def feed_page(
     def work() -> FeedPage:
         with db.transaction(runtime.engine) as session:
             entries = service.feed_entries(session, agency, after=after, limit=limit)
-        public = [FeedEntryPublic.model_validate(e.model_dump()) for e in entries]
+        public = [_public_entry(e) for e in entries]
         return FeedPage(entries=public, next_after=public[-1].id if public else after)
 
     return await anyio.to_thread.run_sync(work)
@@ -311,7 +316,7 @@ async def feed_stream(
             def batch(after: int = position) -> list[FeedEntryPublic]:
                 with db.transaction(runtime.engine) as session:
                     rows = service.feed_entries(session, agency, after=after, limit=100)
-                    return [FeedEntryPublic.model_validate(e.model_dump()) for e in rows]
+                    return [_public_entry(e) for e in rows]
 
             entries = await anyio.to_thread.run_sync(batch)
             for entry in entries:

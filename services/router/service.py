@@ -14,12 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import event, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
 from services.router.models import (
     CaseFacts,
     DirectoryVersion,
+    FeedCounter,
     FeedEntry,
     Referral,
     ReferralTransition,
@@ -348,7 +351,7 @@ def _feed(
     referral: Referral,
     kind: Literal["referral_requested", "status_changed", "reminder", "escalated"],
 ) -> None:
-    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency)."""
+    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit."""
     consultation = ConsultationSummary.model_validate(facts.consultation)
     agency = config.directory.agency(referral.agency_id)
     if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
@@ -357,6 +360,7 @@ def _feed(
     issues = sorted({tag.value for member in consultation.household for tag in member.issues})
     entry = FeedEntry(
         agency_id=referral.agency_id,
+        sequence=0,  # numbered when the transaction commits (_number_feed_entries)
         referral_id=referral.id,
         case_id=referral.case_id,
         kind=kind,
@@ -370,28 +374,85 @@ def _feed(
             "deadline": referral.deadline.isoformat() if referral.deadline else None,
         },
     )
-    session.add(entry)
+    published = {
+        "agency_id": referral.agency_id,
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "kind": kind,
+        "status": referral.status,
+        "tier": referral.tier,
+        "agency_type": referral.agency_type,
+        "rule_id": referral.rule_id,
+        "issues": issues,
+        "area": consultation.area,
+        "at": entry.at,
+    }
+    _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
+
+
+@dataclass(frozen=True)
+class _PendingFeedEntry:
+    entry: FeedEntry
+    facts: CaseFacts
+    published: dict[str, Any]
+
+
+_PENDING_FEED = "router_pending_feed"
+
+
+def _pending_feed(session: Session) -> list[_PendingFeedEntry]:
+    # Held per transaction, so that the entries of a rolled-back one never reach a later commit.
+    transaction = session.get_transaction()
+    held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
+    if held is None or held[0] is not transaction:
+        if held is None:
+            event.listen(session, "before_commit", _number_feed_entries)
+        held = (transaction, [])
+        session.info[_PENDING_FEED] = held
+    return held[1]
+
+
+def _number_feed_entries(session: Session) -> None:
+    """Give the transaction's feed entries their agencies' next sequence numbers, just before it commits.
+
+    The counter row of each agency stays locked until the commit, so the agency's entries become
+    visible in sequence order: a reader that has seen entry n has seen every entry below n (an
+    autoincrement id gave no such promise: a lower id could still be uncommitted). Locking at the
+    very end keeps the lock short, and locking agencies in id order means two transactions that
+    feed the same agencies never wait on each other in a cycle.
+    """
+    held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
+    if held is None or held[0] is not session.get_transaction() or not held[1]:
+        return
+    session.info[_PENDING_FEED] = (held[0], [])
+    pending = held[1]
+    session.flush()  # every other row lock of the transaction is taken before the first counter lock
+    for agency_id in sorted({item.entry.agency_id for item in pending}):
+        mine = [item for item in pending if item.entry.agency_id == agency_id]
+        last = _reserve_sequences(session, agency_id, len(mine))
+        for sequence, item in enumerate(mine, start=last - len(mine) + 1):
+            item.entry.sequence = sequence
+            session.add(item.entry)
+            _stage(session, item.facts, AgencyFeedEntry(entry_id=sequence, **item.published), subject=agency_id)
     session.flush()
-    assert entry.id is not None
-    _stage(
-        session,
-        facts,
-        AgencyFeedEntry(
-            entry_id=entry.id,
-            agency_id=referral.agency_id,
-            referral_id=referral.id,
-            case_id=referral.case_id,
-            kind=kind,
-            status=referral.status,
-            tier=referral.tier,
-            agency_type=referral.agency_type,
-            rule_id=referral.rule_id,
-            issues=issues,
-            area=consultation.area,
-            at=entry.at,
-        ),
-        subject=referral.agency_id,
+
+
+def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:
+    """Add `count` to the agency's counter (locking its row until commit); returns the new last sequence."""
+    increment = (
+        update(FeedCounter)
+        .where(col(FeedCounter.agency_id) == agency_id)
+        .values(last_sequence=col(FeedCounter.last_sequence) + count)
+        .returning(col(FeedCounter.last_sequence))
     )
+    last = session.exec(increment).scalar_one_or_none()
+    if last is None:
+        # The agency's first entry: create its counter; a concurrent first writer's row wins harmlessly.
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.exec(insert(FeedCounter).values(agency_id=agency_id, last_sequence=0).on_conflict_do_nothing())
+        last = session.exec(increment).scalar_one()
+    return int(last)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -440,11 +501,11 @@ def get_referral(session: Session, referral_id: str) -> Referral:
 
 
 def feed_entries(session: Session, agency_id: str, *, after: int, limit: int) -> list[FeedEntry]:
-    """An agency's feed entries after a cursor, in order."""
+    """An agency's feed entries after a cursor (a sequence number), in order."""
     query = (
         select(FeedEntry)
-        .where(FeedEntry.agency_id == agency_id, col(FeedEntry.id) > after)
-        .order_by(col(FeedEntry.id))
+        .where(FeedEntry.agency_id == agency_id, col(FeedEntry.sequence) > after)
+        .order_by(col(FeedEntry.sequence))
         .limit(limit)
     )
     return list(session.exec(query).all())
