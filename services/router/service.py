@@ -69,6 +69,8 @@ REJECT_REASONS = frozenset({"out_of_scope", "no_capacity", "not_in_service_area"
 CLOSE_REASONS = frozenset(
     {"goals_met", "moved_away", "declined_by_person", "handed_over", "no_contact", "deceased", "duplicate", "other"}
 )
+# Referrals the lead holds as the case's owner of last resort: it may not reject them.
+LAST_RESORT_RULES = frozenset({routing.LEAD.id, routing.REROUTE_TO_LEAD.id, routing.ESCALATION.id})
 AWAITING = frozenset({"requested", "received"})
 LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 
@@ -535,7 +537,9 @@ def transition(
             f"a referral that is {referral.status} cannot become {body.to}",
             allowed=sorted(TRANSITIONS[referral.status]),
         )
-    if body.to == "rejected" and referral.rule_id == routing.LEAD.id:
+    if body.to == "rejected" and referral.rule_id in LAST_RESORT_RULES:
+        # A rejection re-routes to the next agency of the rejected one's type: for the lead that would
+        # hand work meant for another type to whatever agency shares the lead's type.
         raise Problem(
             409, "lead-cannot-reject", "the lead (協働の中核) cannot reject its case; hand it over by a new decision"
         )
