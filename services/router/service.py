@@ -404,7 +404,7 @@ _PENDING_FEED = "router_pending_feed"
 
 def _pending_feed(session: Session) -> list[_PendingFeedEntry]:
     # Held per transaction, so that the entries of a rolled-back one never reach a later commit.
-    transaction = session.get_transaction()
+    transaction = session.get_transaction() or session.begin()
     held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
     if held is None or held[0] is not transaction:
         if held is None:
