@@ -9,12 +9,21 @@ from typing import Any, Literal, Self
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, model_validator
 
+from shared.calendar import DEFAULT_HOURS, HoursFormatError, parse_hours
+
 Scope = Literal["area", "municipality", "prefecture"]
 Sector = Literal["welfare", "non_welfare"]
 
+TIER1_PLACE_ROLE = "tier1_place"
+"""The role of a tier-1 place (住民に身近な圏域で丸ごと受け止める場): never given a confidential case."""
+
 
 class DirectoryError(Exception):
-    """The directory data is malformed or inconsistent."""
+    """The directory data is malformed or inconsistent; `field` names the offending field when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class UnknownArea(LookupError):
@@ -176,9 +185,33 @@ def _check(municipality: Municipality, agencies: list[Agency]) -> None:
         # An area-scoped agency without areas could never be resolved: almost surely a typo.
         if agency.scope == "area" and not agency.areas:
             raise DirectoryError(f"agency {agency.id!r} has scope area but lists no areas")
+        _check_hours(agency)
     for role, agency_id in (("lead", municipality.lead), ("general_window", municipality.general_window)):
         if agency_id not in agency_ids:
-            raise DirectoryError(f"municipality {role} {agency_id!r} is not among the agencies")
+            raise DirectoryError(
+                f"municipality {role} {agency_id!r} is not among the agencies", field=f"municipality.{role}"
+            )
+    lead = next(agency for agency in agencies if agency.id == municipality.lead)
+    if TIER1_PLACE_ROLE in lead.roles:
+        # Every tier-2 and tier-3 case is owned by the lead, and confidential ones (DV, release from
+        # prison: 指針 第四) never reach a tier-1 place; a lead that is one would leave them no owner.
+        raise DirectoryError(
+            f"municipality lead {lead.id!r} has role {TIER1_PLACE_ROLE}: the lead (協働の中核) must be able to "
+            "take every case, confidential ones included, which a tier-1 place never receives; "
+            f"choose another lead or drop the role {TIER1_PLACE_ROLE} from {lead.id!r}",
+            field="municipality.lead",
+        )
+
+
+def _check_hours(agency: Agency) -> None:
+    # The conference service schedules meetings within these hours; text it cannot read would stop it
+    # at start, long after the directory was accepted here.
+    try:
+        parse_hours(agency.business_hours, DEFAULT_HOURS)
+    except HoursFormatError as error:
+        raise DirectoryError(
+            f"agency {agency.id!r} has unreadable business_hours: {error}", field=f"agencies.{agency.id}.business_hours"
+        ) from None
 
 
 def _unique(ids: list[str], what: str) -> set[str]:

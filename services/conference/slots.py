@@ -6,110 +6,26 @@ room is needed, inside the free time of one room that seats everyone. Rooms are 
 participants, under the key "room:<id>". Intervals are half-open, so back-to-back meetings are fine.
 """
 
-import re
 from bisect import insort
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+# The opening-hours parser moved to shared.calendar, so the router's directory check reads hours
+# exactly as this module does; the names stay importable from here.
+from shared.calendar import DAY_NAMES as DAY_NAMES
+from shared.calendar import DEFAULT_HOURS as DEFAULT_HOURS
 from shared.calendar import JST, is_closed_day
+from shared.calendar import HoursFormatError as HoursFormatError
+from shared.calendar import Interval as Interval
+from shared.calendar import WeeklyHours as WeeklyHours
+from shared.calendar import parse_hours as parse_hours
 
-Interval = tuple[time, time]
 _Span = tuple[datetime, datetime]
 
-DAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 ROOM_PREFIX = "room:"
 _ONE_DAY = timedelta(days=1)
-_TIME_RANGE = re.compile(r"(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})")
-_GROUP = re.compile(r"([a-z,\-\s]+?)\s*(\d.*)")
-
-
-class HoursFormatError(ValueError):
-    """An opening-hours text that `parse_hours` cannot read."""
-
-
-def _merged(intervals: Iterable[Interval]) -> tuple[Interval, ...]:
-    ordered = sorted(intervals)
-    for start, end in ordered:
-        if start.tzinfo is not None or end.tzinfo is not None:
-            raise ValueError(f"opening interval {start}-{end}: give wall-clock times (JST) without tzinfo")
-        if start >= end:
-            raise ValueError(f"opening interval {start}-{end}: start must be before end")
-    merged: list[Interval] = []
-    for start, end in ordered:
-        # Touching intervals are one stretch of availability, so a meeting may run across the seam.
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
-        else:
-            merged.append((start, end))
-    return tuple(merged)
-
-
-@dataclass(frozen=True, slots=True)
-class WeeklyHours:
-    """When an agency can meet: opening intervals (JST wall clock) for each weekday, 0=Monday … 6=Sunday."""
-
-    days: tuple[tuple[Interval, ...], ...] = ((),) * 7
-
-    def __post_init__(self) -> None:
-        if len(self.days) != 7:
-            raise ValueError(f"weekly hours need 7 weekdays (Monday first), got {len(self.days)}")
-        object.__setattr__(self, "days", tuple(_merged(day) for day in self.days))
-
-
-DEFAULT_HOURS = WeeklyHours(days=(((time(8, 30), time(17, 15)),),) * 5 + ((), ()))
-
-
-def _parse_days(spec: str, text: str) -> list[int]:
-    weekdays: list[int] = []
-    for item in re.sub(r"\s+", "", spec).split(","):
-        first, _, last = item.partition("-")
-        if first not in DAY_NAMES or (last and last not in DAY_NAMES):
-            raise HoursFormatError(f"opening hours {text!r}: unknown day {item!r} (use {', '.join(DAY_NAMES)})")
-        lo, hi = DAY_NAMES.index(first), DAY_NAMES.index(last or first)
-        if hi < lo:
-            raise HoursFormatError(f"opening hours {text!r}: day range {item!r} runs backwards")
-        weekdays.extend(range(lo, hi + 1))
-    return weekdays
-
-
-def _parse_intervals(spec: str, text: str) -> list[Interval]:
-    intervals: list[Interval] = []
-    for item in re.sub(r"\s+", "", spec).split(","):
-        match = _TIME_RANGE.fullmatch(item)
-        if match is None:
-            raise HoursFormatError(f"opening hours {text!r}: {item!r} is not a time range like 08:30-17:15")
-        h1, m1, h2, m2 = (int(part) for part in match.groups())
-        if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-            raise HoursFormatError(f"opening hours {text!r}: {item!r} is not a valid time of day")
-        start, end = time(h1, m1), time(h2, m2)
-        if start >= end:
-            raise HoursFormatError(f"opening hours {text!r}: {item!r} ends before it starts")
-        intervals.append((start, end))
-    return intervals
-
-
-def parse_hours(text: str | None, default: WeeklyHours) -> WeeklyHours:
-    """Weekly hours from text like "mon-fri 08:30-12:00,13:00-17:15; sat 09:00-12:00"; None gives `default`."""
-    if text is None:
-        return default
-    days: list[list[Interval]] = [[] for _ in DAY_NAMES]
-    groups = [group.strip() for group in text.lower().split(";")]
-    if not any(groups):
-        raise HoursFormatError(f"opening hours {text!r}: empty; expected e.g. 'mon-fri 08:30-17:15'")
-    for group in groups:
-        if not group:
-            continue
-        match = _GROUP.fullmatch(group)
-        if match is None:
-            raise HoursFormatError(
-                f"opening hours {text!r}: {group!r} needs days then time ranges, e.g. 'mon-fri 08:30-17:15'"
-            )
-        intervals = _parse_intervals(match[2], text)
-        for weekday in _parse_days(match[1], text):
-            days[weekday].extend(intervals)
-    return WeeklyHours(days=tuple(tuple(day) for day in days))
 
 
 def _require_aware(name: str, moment: datetime) -> None:

@@ -16,6 +16,7 @@ from services.router.models import (
     DirectoryPublic,
     DirectoryVersion,
     EscalationCreate,
+    FeedEntry,
     FeedEntryPublic,
     FeedPage,
     ReferralPublic,
@@ -29,6 +30,9 @@ from shared.problems import Problem, problem_responses
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
+
+# Japanese labels of the directory fields a 422 problem can name (as intake labels its fields).
+DIRECTORY_LABELS = {"lead": "協働の中核", "general_window": "総合相談窓口", "business_hours": "開所時間"}
 
 KEEP_ALIVE_S = 15.0
 FEED_POLL_S = 0.5
@@ -83,12 +87,22 @@ async def put_directory(
             try:
                 row = service.store_directory(session, body, source=f"admin:{principal.agency_id}", activate=True)
             except DirectoryError as error:
-                raise Problem(422, "invalid-directory", str(error)) from None
+                raise _invalid_directory(error) from None
             if row.municipality_code != municipality_code:
                 raise Problem(422, "invalid-directory", f"the body is the directory of {row.municipality_code}")
             return DirectoryPublic.model_validate(row.model_dump())
 
     return await anyio.to_thread.run_sync(work)
+
+
+def _invalid_directory(error: DirectoryError) -> Problem:
+    if error.field is None:
+        return Problem(422, "invalid-directory", str(error))
+    leaf = error.field.rsplit(".", 1)[-1]
+    fields = [
+        {"field": error.field, "label": DIRECTORY_LABELS.get(leaf, leaf), "message": str(error), "type": "value_error"}
+    ]
+    return Problem(422, "invalid-directory", str(error), errors=fields)
 
 
 @router.get(
@@ -249,6 +263,10 @@ def _feed_agency(principal: Principal, agency_id: str | None) -> str:
     return agency_id
 
 
+def _public_entry(entry: FeedEntry) -> FeedEntryPublic:
+    return FeedEntryPublic.model_validate({**entry.model_dump(), "id": entry.sequence})
+
+
 @router.get("/feed/entries", tags=["feed"], response_model=FeedPage, responses=problem_responses(401, 403, 422))
 async def feed_page(
     runtime: RuntimeDep,
@@ -263,7 +281,7 @@ async def feed_page(
     def work() -> FeedPage:
         with db.transaction(runtime.engine) as session:
             entries = service.feed_entries(session, agency, after=after, limit=limit)
-        public = [FeedEntryPublic.model_validate(e.model_dump()) for e in entries]
+        public = [_public_entry(e) for e in entries]
         return FeedPage(entries=public, next_after=public[-1].id if public else after)
 
     return await anyio.to_thread.run_sync(work)
@@ -298,7 +316,7 @@ async def feed_stream(
             def batch(after: int = position) -> list[FeedEntryPublic]:
                 with db.transaction(runtime.engine) as session:
                     rows = service.feed_entries(session, agency, after=after, limit=100)
-                    return [FeedEntryPublic.model_validate(e.model_dump()) for e in rows]
+                    return [_public_entry(e) for e in rows]
 
             entries = await anyio.to_thread.run_sync(batch)
             for entry in entries:

@@ -124,14 +124,29 @@ class Timer(SQLModel, table=True):
     fired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class FeedCounter(SQLModel, table=True):
+    """How many entries an agency's feed has; its row lock orders the agency's feed writers."""
+
+    __tablename__ = "feed_counter"
+    __table_args__ = {"schema": SCHEMA}
+
+    agency_id: str = Field(primary_key=True, max_length=100)
+    last_sequence: int = 0
+
+
 class FeedEntry(SQLModel, table=True):
-    """One entry of an agency's feed; its id is the SSE event id (resumable with Last-Event-ID)."""
+    """One entry of an agency's feed, numbered 1, 2, 3… per agency in commit order.
+
+    The sequence is the cursor: the SSE event id (resumable with Last-Event-ID) and `after` of the
+    pages. It is allocated under the agency's FeedCounter row lock in the writing transaction, so a
+    reader never sees an entry before the ones numbered below it.
+    """
 
     __tablename__ = "feed_entry"
-    __table_args__ = (Index("ix_router_feed_agency", "agency_id", "id"), {"schema": SCHEMA})
+    __table_args__ = {"schema": SCHEMA}
 
-    id: int | None = Field(default=None, primary_key=True)
-    agency_id: str = Field(max_length=100)
+    agency_id: str = Field(primary_key=True, max_length=100)
+    sequence: int = Field(primary_key=True)
     referral_id: str = Field(max_length=36)
     case_id: str = Field(max_length=36)
     kind: str = Field(max_length=30)
@@ -230,7 +245,7 @@ class DirectoryPublic(BaseModel):
 class FeedEntryPublic(BaseModel):
     """One entry of an agency's feed."""
 
-    id: int
+    id: int = DataField(description="the entry's place in the agency's feed (1, 2, 3…): the cursor")
     referral_id: str
     case_id: str
     kind: str

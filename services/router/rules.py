@@ -9,8 +9,11 @@ Edge cases, decided here once so every caller gets the same answer:
 - a partner type with no agency serving the area (none in the directory, or all excluded as
   confidential) is a resource gap (社会資源の不足), never an error;
 - a confidential tag anywhere in the household excludes every tier1_place agency, also when it
-  would be a partner, the lead or the general window; resolution then falls back to the next level;
-- tier 1 with no tier1_place for the area, or with it excluded: the general window receives it.
+  would be a partner or the general window; resolution then falls back to the next level;
+- tier 1 with no tier1_place for the area, or with it excluded: the general window receives it;
+- so that every first decision has an owner, a directory is refused whose lead is a tier1_place
+  (shared.directory), or whose general window is one while the rules leave some confidential
+  consultation at tier 1 (`check_owners`).
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -20,12 +23,13 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from shared.consultation import ConsultationFacts, MemberFacts
-from shared.directory import Agency, Directory, UnknownArea
-from shared.vocabulary import IssueTag
+from shared.directory import TIER1_PLACE_ROLE, Agency, Directory, DirectoryError, UnknownArea
+from shared.vocabulary import IssueTag, Pathway, Relation
 
 __all__ = [
     "DEFAULT_TAG_PARTNERS",
     "PATTERNS",
+    "TIER1_PLACE_ROLE",
     "Decision",
     "Engagement",
     "Exclusion",
@@ -34,10 +38,9 @@ __all__ = [
     "Rule",
     "RuleSet",
     "UnknownArea",
+    "check_owners",
     "decide",
 ]
-
-TIER1_PLACE_ROLE = "tier1_place"
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +257,35 @@ def decide(consultation: ConsultationFacts, directory: Directory, rules: RuleSet
         excluded=list(plan.excluded.values()),
         directory_version=directory.version,
     )
+
+
+def check_owners(directory: Directory, rules: RuleSet) -> None:
+    """Refuse (DirectoryError) a directory under which a first decision could engage no agency.
+
+    At tier 2 and 3 the lead owns the case, and shared.directory already refuses a lead that is a
+    tier-1 place. At tier 1 the general window is the last resort, so it must not be a tier-1 place
+    when a confidential consultation can stay at tier 1: that depends on the rules, as a
+    municipality may make a tag confidential without making it a pattern (e.g. social_isolation).
+    Patterns only grow with members and tags, so one member with one confidential tag is the
+    smallest such consultation, and checking each tag alone is enough.
+    """
+    window = directory.agency(directory.municipality.general_window)
+    if TIER1_PLACE_ROLE not in window.roles:
+        return
+    for tag in sorted(rules.confidential_tags):
+        lone = ConsultationFacts(
+            area="any",  # patterns do not depend on the area
+            pathway=Pathway.self_,
+            household=[MemberFacts(relation=Relation.self_, issues=[tag])],
+        )
+        if not fired_patterns(lone, rules):
+            raise DirectoryError(
+                f"general window {window.id!r} has role {TIER1_PLACE_ROLE}, but under these rules a consultation "
+                f"with only the confidential tag {tag} stays at tier 1, where the general window is the last "
+                f"resort and a tier-1 place may not take it (指針 第四); choose another general window, drop the "
+                f"role {TIER1_PLACE_ROLE} from {window.id!r}, or make {tag} a prefecture or gap tag",
+                field="municipality.general_window",
+            )
 
 
 def fired_patterns(consultation: ConsultationFacts, rules: RuleSet) -> list[FiredPattern]:

@@ -14,12 +14,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import event, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
 from services.router.models import (
     CaseFacts,
     DirectoryVersion,
+    FeedCounter,
     FeedEntry,
     Referral,
     ReferralTransition,
@@ -66,6 +69,8 @@ REJECT_REASONS = frozenset({"out_of_scope", "no_capacity", "not_in_service_area"
 CLOSE_REASONS = frozenset(
     {"goals_met", "moved_away", "declined_by_person", "handed_over", "no_contact", "deceased", "duplicate", "other"}
 )
+# Referrals the lead holds as the case's owner of last resort: it may not reject them.
+LAST_RESORT_RULES = frozenset({routing.LEAD.id, routing.REROUTE_TO_LEAD.id, routing.ESCALATION.id})
 AWAITING = frozenset({"requested", "received"})
 LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 
@@ -79,7 +84,7 @@ class UnroutableConsultation(PermanentEventError):
 
 
 class NoOwner(UnroutableConsultation):
-    """The rules engaged no agency (possible only when the lead is itself a tier-1 place)."""
+    """The rules engaged no agency; directory validation makes this unreachable, this is the safety net."""
 
 
 # --- configuration: directories, rules and deadlines per municipality [LOCAL] ------------------
@@ -133,6 +138,7 @@ def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
         deadlines = RoutingDeadlines.model_validate(body.get("routing") or {})
     except ValueError as error:
         raise DirectoryError(str(error)) from None
+    routing.check_owners(directory, rules)
     return MunicipalityConfig(version=body_version(body), directory=directory, rules=rules, deadlines=deadlines)
 
 
@@ -230,8 +236,8 @@ def _record_decision(
         # Never store a decision that leaves the case without an owner: it is dead-lettered (or refused)
         # with the reason, so an operator fixes the directory and replays it.
         raise NoOwner(
-            f"no agency may take case {facts.case_id}: the lead {config.directory.municipality.lead} is a "
-            "tier-1 place, which a confidential case (指針 第四) may not reach; configure another lead"
+            f"no agency may take case {facts.case_id}: the rules engaged none under directory {config.version} "
+            f"of {facts.municipality_code}; fix the directory, then replay"
         )
     now = datetime.now(UTC)
     previous = latest_decision(session, facts.case_id)
@@ -347,7 +353,7 @@ def _feed(
     referral: Referral,
     kind: Literal["referral_requested", "status_changed", "reminder", "escalated"],
 ) -> None:
-    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency)."""
+    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit."""
     consultation = ConsultationSummary.model_validate(facts.consultation)
     agency = config.directory.agency(referral.agency_id)
     if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
@@ -356,6 +362,7 @@ def _feed(
     issues = sorted({tag.value for member in consultation.household for tag in member.issues})
     entry = FeedEntry(
         agency_id=referral.agency_id,
+        sequence=0,  # numbered when the transaction commits (_number_feed_entries)
         referral_id=referral.id,
         case_id=referral.case_id,
         kind=kind,
@@ -369,28 +376,85 @@ def _feed(
             "deadline": referral.deadline.isoformat() if referral.deadline else None,
         },
     )
-    session.add(entry)
+    published = {
+        "agency_id": referral.agency_id,
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "kind": kind,
+        "status": referral.status,
+        "tier": referral.tier,
+        "agency_type": referral.agency_type,
+        "rule_id": referral.rule_id,
+        "issues": issues,
+        "area": consultation.area,
+        "at": entry.at,
+    }
+    _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
+
+
+@dataclass(frozen=True)
+class _PendingFeedEntry:
+    entry: FeedEntry
+    facts: CaseFacts
+    published: dict[str, Any]
+
+
+_PENDING_FEED = "router_pending_feed"
+
+
+def _pending_feed(session: Session) -> list[_PendingFeedEntry]:
+    # Held per transaction, so that the entries of a rolled-back one never reach a later commit.
+    transaction = session.get_transaction() or session.begin()
+    held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
+    if held is None or held[0] is not transaction:
+        if held is None:
+            event.listen(session, "before_commit", _number_feed_entries)
+        held = (transaction, [])
+        session.info[_PENDING_FEED] = held
+    return held[1]
+
+
+def _number_feed_entries(session: Session) -> None:
+    """Give the transaction's feed entries their agencies' next sequence numbers, just before it commits.
+
+    The counter row of each agency stays locked until the commit, so the agency's entries become
+    visible in sequence order: a reader that has seen entry n has seen every entry below n (an
+    autoincrement id gave no such promise: a lower id could still be uncommitted). Locking at the
+    very end keeps the lock short, and locking agencies in id order means two transactions that
+    feed the same agencies never wait on each other in a cycle.
+    """
+    held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
+    if held is None or held[0] is not session.get_transaction() or not held[1]:
+        return
+    session.info[_PENDING_FEED] = (held[0], [])
+    pending = held[1]
+    session.flush()  # every other row lock of the transaction is taken before the first counter lock
+    for agency_id in sorted({item.entry.agency_id for item in pending}):
+        mine = [item for item in pending if item.entry.agency_id == agency_id]
+        last = _reserve_sequences(session, agency_id, len(mine))
+        for sequence, item in enumerate(mine, start=last - len(mine) + 1):
+            item.entry.sequence = sequence
+            session.add(item.entry)
+            _stage(session, item.facts, AgencyFeedEntry(entry_id=sequence, **item.published), subject=agency_id)
     session.flush()
-    assert entry.id is not None
-    _stage(
-        session,
-        facts,
-        AgencyFeedEntry(
-            entry_id=entry.id,
-            agency_id=referral.agency_id,
-            referral_id=referral.id,
-            case_id=referral.case_id,
-            kind=kind,
-            status=referral.status,
-            tier=referral.tier,
-            agency_type=referral.agency_type,
-            rule_id=referral.rule_id,
-            issues=issues,
-            area=consultation.area,
-            at=entry.at,
-        ),
-        subject=referral.agency_id,
+
+
+def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:
+    """Add `count` to the agency's counter (locking its row until commit); returns the new last sequence."""
+    increment = (
+        update(FeedCounter)
+        .where(col(FeedCounter.agency_id) == agency_id)
+        .values(last_sequence=col(FeedCounter.last_sequence) + count)
+        .returning(col(FeedCounter.last_sequence))
     )
+    last = session.exec(increment).scalar_one_or_none()
+    if last is None:
+        # The agency's first entry: create its counter; a concurrent first writer's row wins harmlessly.
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.exec(insert(FeedCounter).values(agency_id=agency_id, last_sequence=0).on_conflict_do_nothing())
+        last = session.exec(increment).scalar_one()
+    return int(last)
 
 
 # --- reading ----------------------------------------------------------------------------------
@@ -439,11 +503,11 @@ def get_referral(session: Session, referral_id: str) -> Referral:
 
 
 def feed_entries(session: Session, agency_id: str, *, after: int, limit: int) -> list[FeedEntry]:
-    """An agency's feed entries after a cursor, in order."""
+    """An agency's feed entries after a cursor (a sequence number), in order."""
     query = (
         select(FeedEntry)
-        .where(FeedEntry.agency_id == agency_id, col(FeedEntry.id) > after)
-        .order_by(col(FeedEntry.id))
+        .where(FeedEntry.agency_id == agency_id, col(FeedEntry.sequence) > after)
+        .order_by(col(FeedEntry.sequence))
         .limit(limit)
     )
     return list(session.exec(query).all())
@@ -473,7 +537,9 @@ def transition(
             f"a referral that is {referral.status} cannot become {body.to}",
             allowed=sorted(TRANSITIONS[referral.status]),
         )
-    if body.to == "rejected" and referral.rule_id == routing.LEAD.id:
+    if body.to == "rejected" and referral.rule_id in LAST_RESORT_RULES:
+        # A rejection re-routes to the next agency of the rejected one's type: for the lead that would
+        # hand work meant for another type to whatever agency shares the lead's type.
         raise Problem(
             409, "lead-cannot-reject", "the lead (協働の中核) cannot reject its case; hand it over by a new decision"
         )

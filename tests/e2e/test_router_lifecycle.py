@@ -4,16 +4,19 @@ escalations on request, and coordinators' feeds (SSE) that resume without gaps."
 import asyncio
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import yaml
+from sqlmodel import select
 
 from services.cli import upgrade_databases
+from services.router.models import Referral, Timer
 from services.router.scenarios import load_scenario_file
-from shared import topics
+from shared import db, topics
 from shared.auth import Scope
 from shared.directory import demo_directory_path
 from shared.events import ReferralOverdue, RoutingDecided, decode
@@ -27,6 +30,8 @@ pytestmark = pytest.mark.e2e
 NABARI = Path(__file__).parents[2].parent / "shared/scenarios/routing-nabari.yaml"
 # Deadlines in business hours; one business hour lasts one second of wall clock in this test.
 REMINDER_AFTER, ESCALATE_AFTER = 6, 12
+# The escalation must still be seconds away when the router is killed (its referral is about 1 s old then).
+KILL_MARGIN_S = 3.0
 
 
 @pytest.fixture
@@ -156,11 +161,24 @@ async def test_router_end_to_end(
     assert (await agency("hoken-07").move(by_agency["hellowork-nabari"]["id"], "accepted")).status_code == 403
 
     # 3. Kill the router before the deadline passes; after the restart the persisted timers still fire.
+    unanswered = by_agency["hellowork-nabari"]["id"]
     router.kill()
-    await asyncio.sleep(ESCALATE_AFTER + 1)
+    killed_at = datetime.now(UTC)
+    # With the router dead nothing can fire it any more, so the database shows the state at the kill.
+    escalation, taken_over = router_state(settings, unanswered)
+    assert escalation.fired_at is None and taken_over == [], "escalated before the kill: the restart proves nothing"
+    assert escalation.due_at - killed_at >= timedelta(seconds=KILL_MARGIN_S), (
+        f"the deadline is only {(escalation.due_at - killed_at).total_seconds():.1f} s after the kill; "
+        "raise ESCALATE_AFTER so that the timer is certainly still pending when the router dies"
+    )
+    # The deadline passes while the router is down (a known moment, read from the timer row).
+    await asyncio.sleep((escalation.due_at - datetime.now(UTC)).total_seconds() + 0.5)
     router.start()
     router.wait_ready()
     escalated = await referrals(router, operator, case_id, 7)
+    escalation, taken_over = router_state(settings, unanswered)
+    assert escalation.fired_at is not None and escalation.fired_at > killed_at, "fired by the restarted router"
+    assert [(r.agency_id, r.rule_id) for r in taken_over] == [("nabari-houkatsu", "escalation")]
     [to_lead] = [r for r in escalated if r["replaces_referral_id"] == by_agency["hellowork-nabari"]["id"]]
     assert to_lead["agency_id"] == "nabari-houkatsu" and to_lead["rule_id"] == "escalation"
     overdue = await read_events(
@@ -206,6 +224,18 @@ async def test_router_end_to_end(
     await assert_no_personal_data_on_any_topic(
         settings, {topics.REFERRAL_STATUS_CHANGED, topics.REFERRAL_OVERDUE, topics.AGENCY_FEED}
     )
+
+
+def router_state(settings: Settings, referral_id: str) -> tuple[Timer, list[Referral]]:
+    """A referral's escalation timer and the referrals that replace it, read from the router's database."""
+    engine = db.make_engine(settings, "router")
+    try:
+        with db.transaction(engine) as session:
+            [timer] = session.exec(select(Timer).where(Timer.referral_id == referral_id, Timer.kind == "escalation"))
+            replacing = session.exec(select(Referral).where(Referral.replaces_referral_id == referral_id))
+            return timer, list(replacing)
+    finally:
+        engine.dispose()
 
 
 async def read_sse(url: str, headers: dict[str, str], count: int) -> list[tuple[int, dict[str, Any]]]:

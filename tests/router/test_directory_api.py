@@ -13,10 +13,12 @@ import yaml
 from aiokafka import AIOKafkaProducer
 
 from services.cli import upgrade_databases
+from services.router import rules as rules_module
 from services.router.app import create
+from services.router.rules import Decision
 from shared.auth import Scope
 from shared.consultation import ConsultationSummary
-from shared.directory import demo_directory_path
+from shared.directory import Directory, demo_directory_path
 from shared.events import ConsultationReceived, encode, new_event
 from shared.settings import Settings
 from tests.conftest import topic_of
@@ -109,36 +111,63 @@ async def poll_json_asgi(client: httpx.AsyncClient, path: str, headers: dict[str
     pytest.fail(f"{path} never answered 200")
 
 
-async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_lettered(
-    router: httpx.AsyncClient, settings: Settings, bearer: Callable[..., dict[str, str]]
+async def test_a_directory_that_could_leave_a_case_without_an_owner_is_refused(
+    router: httpx.AsyncClient, bearer: Callable[..., dict[str, str]]
 ) -> None:
-    """If the lead is itself a tier-1 place, a confidential case has no one left: never store that."""
-    from shared.deadletters import read_dead_letters
-
+    """A lead that is also a tier-1 place could not take a confidential case: the PUT is a 422, nothing changes."""
     admin = bearer("operator", Scope.admin, Scope.operator, Scope.coordinator)
+    before = (await router.get("/v1/directories/242080/versions", headers=admin)).json()
     body = demo_body()
-    # The lead is also a tier-1 place, and no partner for spousal violence exists.
-    body["agencies"] = [a for a in body["agencies"] if a["id"] not in {"nabari-fukushi", "mie-dv"}]
     for agency in body["agencies"]:
         if agency["id"] == "nabari-houkatsu":
             agency["roles"] = ["tier1_place"]
             agency["scope"], agency["areas"] = "area", ["chu-1"]
+    refused = await router.put("/v1/directories/242080", json=body, headers=admin)
+    assert refused.status_code == 422, refused.text
+    assert refused.headers["content-type"] == "application/problem+json"
+    problem = refused.json()
+    assert problem["type"].endswith("/invalid-directory")
+    assert "municipality lead 'nabari-houkatsu' has role tier1_place" in problem["detail"]
+    [error] = problem["errors"]
+    assert (error["field"], error["label"]) == ("municipality.lead", "協働の中核")
+    assert (await router.get("/v1/directories/242080/versions", headers=admin)).json() == before
+
+
+async def test_unreadable_business_hours_are_refused_naming_the_agency_and_the_field(
+    router: httpx.AsyncClient, bearer: Callable[..., dict[str, str]]
+) -> None:
+    """The conference service could not start on such a directory, so the router does not accept it either."""
+    admin = bearer("operator", Scope.admin, Scope.operator, Scope.coordinator)
+    body = demo_body()
+    body["agencies"][0]["business_hours"] = "平日 8:30-17:15"
+    refused = await router.put("/v1/directories/242080", json=body, headers=admin)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["errors"]
+    assert error["field"] == f"agencies.{body['agencies'][0]['id']}.business_hours"
+    assert f"agency '{body['agencies'][0]['id']}' has unreadable business_hours" in error["message"]
+    body["agencies"][0]["business_hours"] = "mon-fri 08:30-17:15"
     assert (await router.put("/v1/directories/242080", json=body, headers=admin)).status_code == 200
 
+
+async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_lettered(
+    router: httpx.AsyncClient,
+    settings: Settings,
+    bearer: Callable[..., dict[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The safety net behind the directory checks: rules that engage no one never store a decision."""
+    from shared.deadletters import read_dead_letters
+
+    def engage_no_one(consultation: Any, directory: Directory, rules: Any) -> Decision:
+        return Decision(
+            tier=2, patterns=[], lead=None, engaged=[], resource_gaps=[], directory_version=directory.version
+        )
+
+    # The consumer runs in this process, and service.route looks decide up on the module when it runs.
+    monkeypatch.setattr(rules_module, "decide", engage_no_one)
+    admin = bearer("operator", Scope.admin, Scope.operator, Scope.coordinator)
     case_id = str(uuid.uuid4())
-    summary = ConsultationSummary.model_validate(
-        {"area": "chiiki-01", "pathway": "self", "household": [{"relation": "self", "issues": ["domestic_violence"]}]}
-    )
-    data = ConsultationReceived(
-        case_id=case_id, consultation_id=case_id, submitted_by="t", received_at=datetime.now(UTC), consultation=summary
-    )
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
-    await producer.start()
-    try:
-        event = new_event(data, source="/test", subject=case_id, municipality_code="242080")
-        await producer.send_and_wait(topic_of(settings, ConsultationReceived), encode(event), key=case_id.encode())
-    finally:
-        await producer.stop()
+    await publish_consultation(settings, case_id, "chiiki-01")
     letters = []
     for _ in range(20):
         letters = [x for x in await read_dead_letters(settings, quiet_s=0.5) if x.key == case_id.encode()]
@@ -146,5 +175,6 @@ async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_let
             break
         await asyncio.sleep(0.5)
     [letter] = letters
-    assert "no agency may take case" in letter.headers["x-dlq-reason"]
+    assert f"NoOwner: no agency may take case {case_id}" in letter.headers["x-dlq-reason"]
     assert (await router.get(f"/v1/cases/{case_id}/decision", headers=admin)).status_code == 404
+    assert (await router.get(f"/v1/referrals?case_id={case_id}", headers=admin)).json() == []

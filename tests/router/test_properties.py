@@ -9,15 +9,18 @@ independently of services/router/rules.py wherever that is cheap (patterns, near
 
 import itertools
 import random
+import re
 from collections.abc import Iterable
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from services.router.rules import Decision, RuleSet, decide
-from shared.consultation import Consultation
-from shared.directory import Agency, Directory, load_directory
+from services.router.service import parse_config
+from shared.consultation import Consultation, HouseholdMember
+from shared.directory import Agency, Directory, DirectoryError, load_directory
 from shared.vocabulary import IssueTag, Pathway, Relation
 
 RULES = RuleSet.default()
@@ -71,8 +74,11 @@ LEAD_AND_WINDOW = st.sampled_from(list(itertools.product(range(MAX_AGENCIES), re
 
 
 @st.composite
-def directory_data(draw: st.DrawFn, *, crowded: bool = False) -> dict[str, Any]:
-    """A valid scenario-shaped mapping: 1-12 areas in a tree, 1-25 agencies, lead and window among them."""
+def directory_data(draw: st.DrawFn, *, crowded: bool = False, tier1_lead: bool = False) -> dict[str, Any]:
+    """A valid scenario-shaped mapping: 1-12 areas in a tree, 1-25 agencies, lead and window among them.
+
+    With tier1_lead, the one flaw that the lead is a tier-1 place (for the test that it is refused).
+    """
     # Parents only among earlier areas: a forest, never a cycle. parents[i] == -1 makes area i a root
     # (area 0 always is one); else its parent is the area parents[i] % i places before it, so small
     # values - where Hypothesis starts and shrinks to - give deep chains, the interesting case.
@@ -112,8 +118,14 @@ def directory_data(draw: st.DrawFn, *, crowded: bool = False) -> dict[str, Any]:
             agency["areas"] = [area_ids[i] for i in served_sets[served % len(served_sets)]]
         agencies.append(agency)
 
-    # The lead and the general window may be the same agency, and either may be a tier-1 place.
+    # The lead and the general window may be the same agency, and the window may be a tier-1 place.
+    # A lead may not be one (load_directory refuses it: test_a_tier1_place_lead_is_refused), so the
+    # drawn lead loses that role, unless the caller asks for the directory that must be refused.
     lead, window = (agency_ids[i % size] for i in draw(LEAD_AND_WINDOW))
+    for agency in agencies:
+        if agency["id"] == lead:
+            roles = [role for role in agency.get("roles", []) if role != TIER1_PLACE]
+            agency["roles"] = [*roles, TIER1_PLACE] if tier1_lead else roles
     return {
         "municipality": {
             "code": "999999",
@@ -255,10 +267,6 @@ def expected_patterns(consultation: Consultation) -> set[str]:
     return patterns
 
 
-def lead_is_excluded(directory: Directory, consultation: Consultation) -> bool:
-    return not may_engage(directory.agency(directory.municipality.lead), consultation)
-
-
 def routed(case: tuple[dict[str, Any], Directory, Consultation]) -> tuple[Directory, Consultation, Decision]:
     _, directory, consultation = case
     decision = decide(consultation, directory, RULES)
@@ -273,41 +281,94 @@ def ids_of_type(engaged: Iterable[Any], partner_type: str) -> list[str]:
 # 1. No case without an owner
 
 
-@PROPERTY
-@given(cases())
-def test_every_case_has_an_owner_unless_its_lead_is_a_confidentially_excluded_tier1_place(
-    case: tuple[dict[str, Any], Directory, Consultation],
-) -> None:
-    """At least one agency is engaged on every decision, under these generated conditions.
-
-    Conditions: the default rules, and a directory that load_directory accepted, so the lead and the
-    general window are agencies of it (any type, any scope, possibly the same agency).
-    - Tier 1 always engages exactly one agency: the nearest tier-1 place, else the general window.
-      The confidential exclusion cannot bite here, because every confidential tag is also a
-      prefecture tag, so a confidential consultation is never tier 1. (A general window that is a
-      tier-1 place is therefore never excluded under the default rules.)
-    - Tier 2 and 3 always engage the lead, with ONE exception the rules allow: a confidential tag
-      (domestic_violence, released_prisoner) is present and the lead itself has role tier1_place.
-      The lead is then excluded (decision.lead is None, the exclusion is recorded), and the case is
-      owned only by whatever partners resolve - possibly none at all. The strategy does produce
-      that case; the documented behaviour is asserted instead of filtering it out.
-    """
-    directory, consultation, decision = routed(case)
-    assert set(RULES.confidential_tags) <= set(RULES.prefecture_tags)  # the premise of the tier-1 claim
-
+def assert_owned(directory: Directory, decision: Decision) -> None:
+    """The decision engages an agency that owns the case: the tier-1 place or window, else the lead first."""
+    assert decision.engaged, "no agency engaged: the case has no owner"
     if decision.tier == 1:
         assert len(decision.engaged) == 1
         assert decision.engaged[0].rule_id in {"tier1_place", "general_window"}
-    elif not lead_is_excluded(directory, consultation):
-        assert decision.engaged, "a tier 2/3 case whose lead may be engaged has no engaged agency"
     else:
         lead = directory.municipality.lead
-        assert decision.lead is None
-        assert any(x.agency_id == lead and x.rule_id == "confidential_exclusion" for x in decision.excluded)
-        if not decision.engaged:
-            event("ownerless: lead excluded, no partner resolvable")
-            # Nothing at all could be engaged: every partner type the tags call for is a gap.
-            assert set(decision.gap_types) == set(needed_partner_types(consultation))
+        assert decision.lead == lead
+        assert (decision.engaged[0].agency_id, decision.engaged[0].rule_id) == (lead, "lead")
+
+
+@PROPERTY
+@given(st.one_of(cases(confidential=True), cases()))
+def test_every_case_has_an_owner(case: tuple[dict[str, Any], Directory, Consultation]) -> None:
+    """Every decision engages at least one agency, and an owner, under any directory load_directory accepts.
+
+    Tier 1 engages exactly one agency: the nearest tier-1 place, else the general window. The
+    confidential exclusion cannot reach the window at tier 1 under the default rules, because every
+    confidential tag is also a prefecture tag, so a confidential consultation is never tier 1.
+    Tier 2 and 3 engage the lead first: it is never a tier-1 place, so never excluded.
+    """
+    directory, _, decision = routed(case)
+    assert set(RULES.confidential_tags) <= set(RULES.prefecture_tags)  # the premise of the tier-1 claim
+    assert_owned(directory, decision)
+
+
+@PROPERTY
+@given(directory_data(tier1_lead=True))
+def test_a_tier1_place_lead_is_refused(data: dict[str, Any]) -> None:
+    """A lead that is a tier-1 place could not take a confidential case: load_directory refuses it."""
+    lead = data["municipality"]["lead"]
+    with pytest.raises(DirectoryError, match=f"municipality lead '{re.escape(lead)}' has role tier1_place"):
+        load_directory(data)
+
+
+TAG_SET = st.frozensets(st.sampled_from(list(IssueTag)), max_size=4)
+LOCAL_RULES = st.fixed_dictionaries(
+    {
+        "confidential_tags": TAG_SET,
+        "prefecture_tags": TAG_SET,
+        "gap_tags": TAG_SET,
+        # Mostly the plain reading (2), so that a lone confidential tag can still stay at tier 1.
+        "multiple_members_threshold": st.sampled_from([2, 2, 1, 3]),
+        "multiple_issues_threshold": st.sampled_from([2, 2, 1, 3]),
+    }
+)
+
+
+@PROPERTY
+@given(directory_data(), LOCAL_RULES, st.data())
+def test_under_local_rules_a_directory_is_accepted_exactly_when_every_case_has_an_owner(
+    data: dict[str, Any], local: dict[str, Any], more: st.DataObject
+) -> None:
+    """parse_config refuses a directory only with the consultation it would orphan, and accepts it otherwise.
+
+    Local rules may make a tag confidential without making it a pattern, so a confidential case can
+    stay at tier 1, where only the general window may take it: a window that is a tier-1 place is
+    then refused. Any accepted configuration gives every consultation an owner.
+    """
+    body = {**data, **{name: sorted(value) if isinstance(value, frozenset) else value for name, value in local.items()}}
+    directory, rules = load_directory(body), RuleSet.from_mapping(body)
+    try:
+        config = parse_config(body)
+    except DirectoryError as refused:
+        event("local rules: refused")
+        assert refused.field == "municipality.general_window"
+        [tag] = re.findall(r"only the confidential tag (\w+) stays", str(refused))
+        area = directory.municipality.areas[0].id
+        orphan = Consultation.model_validate(
+            {"area": area, "pathway": "self", "household": [{"relation": "self", "issues": [tag]}]}
+        )
+        assert decide(orphan, directory, rules).engaged == [], "refused, yet that consultation has an owner"
+        return
+    consultation = more.draw(consultation_for(config.directory))
+    # A local confidential tag added to the household, or alone: the smallest case to stay at tier 1.
+    how = more.draw(st.sampled_from(["as drawn", "plus a confidential tag", "a confidential tag alone"]))
+    if rules.confidential_tags and how != "as drawn":
+        tag = more.draw(st.sampled_from(sorted(rules.confidential_tags)))
+        household = consultation.model_dump(mode="json")["household"]
+        if how == "a confidential tag alone":
+            household = [{"relation": "self", "issues": []}]
+        household[0]["issues"].append(tag)
+        consultation = consultation.model_copy(update={"household": [HouseholdMember(**m) for m in household]})
+    decision = decide(consultation, config.directory, config.rules)
+    confidential = any(tag in rules.confidential_tags for m in consultation.household for tag in m.issues)
+    event(f"local rules: accepted, tier {decision.tier}{', confidential' if confidential else ''}")
+    assert_owned(config.directory, decision)
 
 
 # 2. Tier 3 exactly for the prefecture categories
@@ -364,24 +425,6 @@ def test_tier_1_iff_no_pattern_fired_and_patterns_follow_the_rules(
 
 
 @PROPERTY
-@given(cases())
-def test_the_lead_is_engaged_first_at_tier_2_and_3_unless_excluded(
-    case: tuple[dict[str, Any], Directory, Consultation],
-) -> None:
-    directory, consultation, decision = routed(case)
-    lead = directory.municipality.lead
-    if decision.tier == 1:
-        return
-    if lead_is_excluded(directory, consultation):
-        assert decision.lead is None
-        assert lead not in decision.engaged_ids
-    else:
-        assert decision.lead == lead
-        assert decision.engaged[0].agency_id == lead
-        assert decision.engaged[0].rule_id == "lead"
-
-
-@PROPERTY
 @given(st.one_of(cases(crowded=True), cases()))
 def test_engaged_agencies_exist_once_each_and_are_the_nearest(
     case: tuple[dict[str, Any], Directory, Consultation],
@@ -412,8 +455,7 @@ def test_engaged_agencies_exist_once_each_and_are_the_nearest(
             for partner_type in needed_partner_types(consultation)
             if (agency := nearest_partner(directory, partner_type, consultation)) is not None
         }
-        if not lead_is_excluded(directory, consultation):
-            wanted.add(directory.municipality.lead)
+        wanted.add(directory.municipality.lead)
         assert set(decision.engaged_ids) == wanted
 
 

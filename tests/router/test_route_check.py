@@ -47,7 +47,7 @@ agencies:
      type: municipal_welfare_division, scope: municipality, sector: welfare}
   - {id: midori-madoguchi, name: みどり町総合相談窓口,
      type: general_consultation_window, scope: municipality, sector: welfare,
-     business_hours: "平日 8:30-17:15", contact: {tel: "0000-00-0000"}}
+     business_hours: "mon-fri 08:30-17:15", contact: {tel: "0000-00-0000"}}
   - {id: place-a, name: なんでも相談窓口 A小学校区,
      type: resident_consultation_place, roles: [tier1_place], scope: area, areas: [sho-a], sector: welfare}
   - {id: place-east, name: 地域包括支援センター 東部ブランチ,

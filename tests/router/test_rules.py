@@ -11,6 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from services.router.rules import DEFAULT_TAG_PARTNERS, RuleSet, UnknownArea, decide
+from services.router.service import parse_config
 from shared.consultation import Consultation
 from shared.directory import (
     DirectoryError,
@@ -276,13 +277,56 @@ def test_a_confidential_tier_1_case_falls_back_to_the_general_window() -> None:
     assert [e.agency_id for e in decision.excluded] == ["place-north"]
 
 
-def test_a_lead_that_is_a_tier1_place_is_not_engaged_on_a_confidential_case() -> None:
+def test_a_lead_that_is_a_tier1_place_is_refused() -> None:
+    """Such a lead could not take a confidential case (released_prisoner here): the case would have no owner."""
     data = _town()
     data["municipality"]["lead"] = "place-north"
-    decision = _decide(_consultation("north-1", ["released_prisoner"]), data=data)
-    assert (decision.tier, decision.lead) == (3, None)
-    assert "place-north" not in decision.engaged_ids
-    assert decision.gap_types == ["settlement_support_center"]
+    with pytest.raises(DirectoryError, match="municipality lead 'place-north' has role tier1_place") as refused:
+        load_directory(data)
+    assert refused.value.field == "municipality.lead"
+
+
+def test_a_tier1_place_general_window_is_refused_only_when_a_confidential_case_can_stay_at_tier_1() -> None:
+    data = _town()
+    data["municipality"]["general_window"] = "place-north"
+    # Default rules: every confidential tag is a prefecture category, so such a case is never tier 1.
+    assert parse_config(data).directory.municipality.general_window == "place-north"
+    # A town that keeps social isolation confidential without making it a pattern would orphan that case.
+    local = {**data, "confidential_tags": ["domestic_violence", "social_isolation"]}
+    decision = decide(
+        _consultation("north-1", ["social_isolation"]), load_directory(local), RuleSet.from_mapping(local)
+    )
+    assert decision.engaged == [], "the premise: this directory really leaves the case without an owner"
+    with pytest.raises(DirectoryError, match="only the confidential tag social_isolation stays at tier 1") as refused:
+        parse_config(local)
+    assert refused.value.field == "municipality.general_window"
+    # Made a gap tag too, the case goes to tier 2 and the lead: the same window is fine again.
+    assert parse_config({**local, "gap_tags": ["social_isolation"]}).rules.confidential_tags
+
+
+@pytest.mark.parametrize(
+    "hours", ["平日 8:30-17:15", "mon-fri 8:30", "mon-fri 17:15-08:30", "weekdays 08:30-17:15", " ; "]
+)
+def test_unreadable_business_hours_are_refused_naming_the_agency_and_the_field(hours: str) -> None:
+    data = _town()
+    data["agencies"][3]["business_hours"] = hours
+    with pytest.raises(DirectoryError, match=re.escape("agency 'houkatsu-main' has unreadable business_hours")) as e:
+        load_directory(data)
+    assert e.value.field == "agencies.houkatsu-main.business_hours"
+
+
+def test_business_hours_the_slot_finder_reads_are_accepted() -> None:
+    data = _town()
+    data["agencies"][3]["business_hours"] = "mon-fri 08:30-12:00,13:00-17:15; sat 09:00-12:00"
+    assert load_directory(data).agency("houkatsu-main").business_hours is not None
+
+
+def test_the_shared_directories_still_load() -> None:
+    """The shipped demo directory and every scenario file next to this checkout pass the stricter checks."""
+    files = [demo_directory_path(), *sorted(NABARI.parent.glob("*.yaml"))]
+    for path in files:
+        parse_config(yaml.safe_load(path.read_text(encoding="utf-8")))
+    assert len(files) >= 1 + int(NABARI.exists())
 
 
 def test_the_same_input_gives_the_same_decision() -> None:

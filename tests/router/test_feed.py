@@ -1,0 +1,214 @@
+"""The coordinators' feed: numbered per agency in commit order, so a reader paging with a cursor never
+misses an entry written concurrently; and on Kafka, keyed by agency id."""
+
+import random
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from services.cli import upgrade_databases
+from services.router import service
+from services.router.app import create
+from services.router.models import FeedEntry, TransitionCreate
+from shared import db
+from shared.auth import Scope
+from shared.consultation import ConsultationSummary
+from shared.events import AgencyFeedEntry, ConsultationReceived, Envelope, decode, new_event
+from shared.settings import Settings
+from tests.conftest import read_events, topic_of
+from tests.router.conftest import as_agency, referrals_by_agency, route
+from tests.router.test_directory_api import poll_json_asgi, publish_consultation
+
+LEAD = "nabari-houkatsu"
+WRITERS, CASES_PER_WRITER, PAGE = 4, 12, 5
+
+
+def all_entries(engine: Engine, agency_id: str) -> list[FeedEntry]:
+    with db.transaction(engine) as session:
+        return list(
+            session.exec(select(FeedEntry).where(FeedEntry.agency_id == agency_id).order_by(col(FeedEntry.sequence)))
+        )
+
+
+def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_once_in_order(
+    router_engine: Engine, ctx: service.Context
+) -> None:
+    """Writers (a consumer routing cases, API threads moving referrals) feed the lead at once, while a
+    coordinator pages with `after`. Each writer dawdles inside its transaction after writing its entries,
+    as a busy one does; with an autoincrement cursor the reader then steps over an entry that commits
+    after a higher-numbered one became visible."""
+    failures: list[BaseException] = []
+    writing = threading.Event()
+    writing.set()
+
+    def routing_writer(seed: int) -> None:
+        dawdle = random.Random(seed)
+        try:
+            for _ in range(CASES_PER_WRITER):
+                with db.transaction(router_engine) as session:
+                    service.route(session, consultation_envelope(), ctx)
+                    time.sleep(dawdle.uniform(0, 0.02))
+        except BaseException as error:  # reported by the main thread
+            failures.append(error)
+
+    def accepting_writer(seed: int) -> None:
+        # Accepts the lead's referrals as they appear: a status_changed entry in the lead's feed each.
+        dawdle = random.Random(seed)
+        accepted: set[str] = set()
+        try:
+            while writing.is_set() or len(accepted) < expected_cases():
+                with db.transaction(router_engine) as session:
+                    waiting = service.list_referrals(session, agency_id=LEAD, status="requested")
+                for referral in waiting:
+                    with db.transaction(router_engine) as session:
+                        body = TransitionCreate(to="accepted")
+                        service.transition(
+                            session, referral_id=referral.id, body=body, principal=as_agency(LEAD), ctx=ctx
+                        )
+                        time.sleep(dawdle.uniform(0, 0.02))
+                    accepted.add(referral.id)
+                if not waiting:
+                    time.sleep(0.005)
+        except BaseException as error:
+            failures.append(error)
+
+    def expected_cases() -> int:
+        return WRITERS * CASES_PER_WRITER
+
+    seen: list[tuple[int, str, str]] = []
+
+    def read_page(after: int) -> list[FeedEntry]:
+        with db.transaction(router_engine) as session:
+            return service.feed_entries(session, LEAD, after=after, limit=PAGE)
+
+    routers = [threading.Thread(target=routing_writer, args=(i,)) for i in range(WRITERS)]
+    accepter = threading.Thread(target=accepting_writer, args=(99,))
+    for thread in [*routers, accepter]:
+        thread.start()
+    cursor = 0
+    while any(t.is_alive() for t in routers) or accepter.is_alive():
+        if not any(t.is_alive() for t in routers):
+            writing.clear()
+        for entry in read_page(cursor):
+            seen.append((entry.sequence, entry.referral_id, entry.kind))
+            cursor = entry.sequence
+    while page := read_page(cursor):  # the writers are done: read what is left
+        seen.extend((e.sequence, e.referral_id, e.kind) for e in page)
+        cursor = page[-1].sequence
+    assert not failures, failures
+
+    stored = [(e.sequence, e.referral_id, e.kind) for e in all_entries(router_engine, LEAD)]
+    cases = expected_cases()
+    assert len(stored) == 2 * cases, "one referral_requested and one status_changed per case"
+    assert [sequence for sequence, _, _ in stored] == list(range(1, len(stored) + 1)), "numbered without gaps"
+    assert seen == stored, "the reader saw every entry exactly once, in order"
+
+
+def consultation_envelope() -> Envelope[ConsultationReceived]:
+    """A tier-2 consultation in 地域07 (生活困窮 and 就労): the lead plus two partners, three agencies fed at once."""
+    case_id = str(uuid.uuid4())
+    summary = ConsultationSummary.model_validate(
+        {
+            "area": "chiiki-07",
+            "pathway": "self",
+            "household": [{"relation": "self", "issues": ["poverty"]}, {"relation": "child", "issues": ["employment"]}],
+        }
+    )
+    data = ConsultationReceived(
+        case_id=case_id, consultation_id=case_id, submitted_by="t", received_at=datetime.now(UTC), consultation=summary
+    )
+    return new_event(data, source="/test", subject=case_id, municipality_code="242080")
+
+
+def test_each_agency_has_its_own_sequence_from_one(router_engine: Engine, ctx: service.Context) -> None:
+    first = route(router_engine, ctx, "chiiki-07", ["poverty"], ["employment"])
+    second = route(router_engine, ctx, "chiiki-07", ["poverty", "housing"])
+    for agency_id, cases in {
+        LEAD: [first, second],
+        "nabari-jiritsu": [first, second],
+        "hellowork-nabari": [first],
+    }.items():
+        entries = all_entries(router_engine, agency_id)
+        assert [(e.sequence, e.case_id) for e in entries] == list(enumerate(cases, start=1)), agency_id
+
+
+def test_the_entries_of_a_rolled_back_transaction_are_never_numbered(
+    router_engine: Engine, ctx: service.Context
+) -> None:
+    """One session, two transactions: the first one's entries die with it, the second's start at 1."""
+    with Session(router_engine, expire_on_commit=False) as session:
+        abandoned = session.begin()
+        service.route(session, consultation_envelope(), ctx)
+        abandoned.rollback()
+        with session.begin():
+            kept = service.route(session, consultation_envelope(), ctx)
+    entries = all_entries(router_engine, LEAD)
+    assert [(e.sequence, e.case_id) for e in entries] == [(1, kept.case_id)]
+
+
+def test_a_moved_referral_is_fed_after_its_request(router_engine: Engine, ctx: service.Context) -> None:
+    case_id = route(router_engine, ctx, "chiiki-07", ["poverty"], ["employment"])
+    referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
+    with db.transaction(router_engine) as session:
+        service.transition(
+            session,
+            referral_id=referral.id,
+            body=TransitionCreate(to="accepted"),
+            principal=as_agency("hellowork-nabari"),
+            ctx=ctx,
+        )
+    entries = all_entries(router_engine, "hellowork-nabari")
+    assert [(e.sequence, e.kind, e.body["status"]) for e in entries] == [
+        (1, "referral_requested", "requested"),
+        (2, "status_changed", "accepted"),
+    ]
+
+
+@pytest.fixture
+async def router_app(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    upgrade_databases(settings, ["router"])
+    app = create(settings)
+    transport = httpx.ASGITransport(app=app)
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        yield client
+
+
+async def test_the_kafka_feed_is_keyed_by_agency_id_and_numbered_like_the_http_feed(
+    router_app: httpx.AsyncClient, settings: Settings, bearer: Callable[..., dict[str, str]]
+) -> None:
+    """An agency's integration follows its own key; each record carries the entry's number in that feed."""
+    operator = bearer("operator", Scope.operator, Scope.coordinator)
+    case_id = str(uuid.uuid4())
+    await publish_consultation(settings, case_id, "chiiki-01")  # 法律 and 生活困窮: the lead and nabari-jiritsu
+    await poll_json_asgi(router_app, f"/v1/cases/{case_id}/decision", operator)
+    referrals = (await router_app.get(f"/v1/referrals?case_id={case_id}", headers=operator)).json()
+    agencies = {r["agency_id"] for r in referrals}
+    assert agencies == {LEAD, "nabari-jiritsu"}
+
+    def of_case(records: list[Any]) -> list[Any]:
+        return [r for r in records if decode(r.value, AgencyFeedEntry).data.case_id == case_id]
+
+    records = of_case(
+        await read_events(
+            str(settings.kafka_bootstrap_servers),
+            topic_of(settings, AgencyFeedEntry),
+            until=lambda rs: len(of_case(rs)) >= len(referrals),
+        )
+    )
+    assert len(records) == len(referrals)
+    for record in records:
+        entry = decode(record.value, AgencyFeedEntry)
+        assert record.key == entry.data.agency_id.encode(), "keyed by the agency the entry is for"
+        assert entry.subject == entry.data.agency_id
+        page = await router_app.get(f"/v1/feed/entries?agency_id={entry.data.agency_id}", headers=operator)
+        [same] = [e for e in page.json()["entries"] if e["referral_id"] == entry.data.referral_id]
+        assert same["id"] == entry.data.entry_id
+    assert {r.key.decode() for r in records} == agencies
