@@ -121,6 +121,16 @@ class NetworkMember(SQLModel, table=True):
     event_id: str = Field(max_length=64)
 
 
+class BookingLock(SQLModel, table=True):
+    """One row per municipality, locked by the transaction that books a meeting there (see `_lock_bookings`)."""
+
+    __tablename__ = "booking_lock"
+    __table_args__ = {"schema": SCHEMA}
+
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    booked_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
 class ConferenceOutbox(OutboxBase, table=True):
     """Events conference has committed to publish."""
 

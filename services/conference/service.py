@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.conference import slots
 from services.conference.models import (
     Attendance,
     AttendanceCreate,
+    BookingLock,
     CaseDecision,
     CaseState,
     ConferenceOutbox,
@@ -136,6 +138,22 @@ def _invite(session: Session, meeting: Meeting, agencies: Iterable[str], status:
         )
 
 
+def _lock_bookings(session: Session, municipality_code: str) -> None:
+    """Hold the municipality's booking row until the transaction ends: its meetings are booked one at a time.
+
+    Reading the bookings and then inserting a meeting is not atomic: two meetings decided at the same
+    moment would both find the lead free at 10:00 and both take it. The upsert always writes the row,
+    so on PostgreSQL it takes the row lock (as SELECT ... FOR UPDATE would, and it creates the row the
+    first time without a unique-key race); on SQLite it takes the database's write lock before the
+    bookings are read, which pysqlite would otherwise read outside any transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = datetime.now(UTC)
+    statement = insert(BookingLock).values(municipality_code=municipality_code, booked_at=now)
+    session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
+
+
 def _bookings(session: Session, *, excluding: str | None = None) -> list[slots.Booking]:
     meetings = session.exec(
         select(Meeting).where(col(Meeting.status).in_(ACTIVE), col(Meeting.starts_at).is_not(None))
@@ -171,6 +189,7 @@ def _find(
         deadline=deadline,
         room_needed=bool(config.rooms),
     )
+    _lock_bookings(session, config.directory.municipality.code)
     return slots.find_slot(request, config.hours, _bookings(session, excluding=meeting_id), config.rooms)
 
 

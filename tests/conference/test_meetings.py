@@ -1,9 +1,13 @@
 """Conference's logic on PostgreSQL: invitations follow the case, reschedule and cancel, plans approved
 where the municipality approves them, and the 推進会議 series."""
 
+import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -36,7 +40,7 @@ def configs(tmp_path: Path, **conference: object) -> dict[str, service.Municipal
     return service.load_configs([path])
 
 
-def decided(case_id: str, agencies: list[str], tier: int = 2) -> RoutingDecided:
+def decided(case_id: str, agencies: list[str], tier: int = 2, urgency: str = "urgent") -> RoutingDecided:
     return RoutingDecided(
         case_id=case_id,
         decision_id=str(uuid.uuid4()),
@@ -46,7 +50,7 @@ def decided(case_id: str, agencies: list[str], tier: int = 2) -> RoutingDecided:
         engaged=[EngagedAgency(agency_id=a, agency_type="t", rule_id="partner", legal_basis="x") for a in agencies],
         resource_gaps=[],
         directory_version="v",
-        urgency="urgent",
+        urgency=urgency,
         decided_at=datetime.now(UTC),
     )
 
@@ -65,8 +69,12 @@ def referral(case_id: str, agency_id: str) -> ReferralRequested:
     )
 
 
-def decided_event(case_id: str, agencies: list[str], tier: int = 2) -> Envelope[RoutingDecided]:
-    return new_event(decided(case_id, agencies, tier), source="/t", subject=case_id, municipality_code="242080")
+def decided_event(
+    case_id: str, agencies: list[str], tier: int = 2, urgency: str = "urgent"
+) -> Envelope[RoutingDecided]:
+    return new_event(
+        decided(case_id, agencies, tier, urgency), source="/t", subject=case_id, municipality_code="242080"
+    )
 
 
 def staged(session: Session) -> list[str]:
@@ -106,6 +114,42 @@ def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: P
     assert topics.count("marugoto.conference.scheduled") == 1
     assert topics.count("marugoto.conference.rescheduled") == 2
     assert "marugoto.conference.invitation" in topics
+
+
+def test_meetings_decided_at_the_same_moment_never_double_book_anyone(engine: Engine, tmp_path: Path) -> None:
+    """Decisions applied concurrently, as several consumer instances would, all compete for the lead's time."""
+    confs = configs(tmp_path)
+    partners = [f"hoken-{n:02d}" for n in range(1, 9)]
+    with db.transaction(engine) as session:
+        # The partners are in the network already, so the threads race on the booking and nothing else.
+        service.apply_routing_decided(session, decided_event(str(uuid.uuid4()), partners, tier=1), confs)
+    threads, per_thread = 6, 5
+    start = threading.Barrier(threads)
+
+    def book(n: int) -> None:
+        start.wait()
+        for k in range(per_thread):
+            case_id = str(uuid.uuid4())
+            partner = partners[(n + k) % len(partners)]
+            with db.transaction(engine) as session:
+                service.apply_routing_decided(session, decided_event(case_id, [partner], urgency="routine"), confs)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(book, range(threads)))
+
+    with db.transaction(engine) as session:
+        meetings = service.list_meetings(session, kind="case_meeting")
+    assert len(meetings) == threads * per_thread
+    by_participant: defaultdict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for meeting in meetings:
+        assert meeting.starts_at is not None and meeting.ends_at is not None, meeting.blockers
+        for participant in meeting.participants:
+            by_participant[participant].append((meeting.starts_at, meeting.ends_at))
+    assert len(by_participant["nabari-houkatsu"]) == threads * per_thread, "the lead is in every meeting"
+    for participant, spans in by_participant.items():
+        spans.sort()
+        for (_, end), (next_start, _) in pairwise(spans):
+            assert end <= next_start, f"{participant} is double-booked at {next_start.isoformat()}"
 
 
 def test_tier1_gets_no_meeting_and_reschedule_and_cancel_keep_their_reason(engine: Engine, tmp_path: Path) -> None:
