@@ -154,13 +154,13 @@ def _lock_bookings(session: Session, municipality_code: str) -> None:
     session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
 
 
-def _bookings(session: Session, *, excluding: str | None = None) -> list[slots.Booking]:
+def _bookings(session: Session) -> list[slots.Booking]:
     meetings = session.exec(
         select(Meeting).where(col(Meeting.status).in_(ACTIVE), col(Meeting.starts_at).is_not(None))
     ).all()
     booked: list[slots.Booking] = []
     for meeting in meetings:
-        if meeting.id == excluding or meeting.starts_at is None or meeting.ends_at is None:
+        if meeting.starts_at is None or meeting.ends_at is None:
             continue
         for participant in meeting.participants:
             booked.append(slots.Booking(participant=participant, start=meeting.starts_at, end=meeting.ends_at))
@@ -190,7 +190,7 @@ def _find(
         room_needed=bool(config.rooms),
     )
     _lock_bookings(session, config.directory.municipality.code)
-    return slots.find_slot(request, config.hours, _bookings(session, excluding=meeting_id), config.rooms)
+    return slots.find_slot(request, config.hours, _bookings(session), config.rooms)
 
 
 # --- following the cases ------------------------------------------------------------------------
@@ -452,7 +452,11 @@ def privacy_note(session: Session, meeting: Meeting) -> str:
 def reschedule(
     session: Session, meeting: Meeting, config: MunicipalityConference, *, reason: str, not_before: datetime | None
 ) -> Meeting:
-    """Move a scheduled meeting to the next slot from `not_before` (default now)."""
+    """Move a scheduled meeting to the next slot from `not_before` (default now) clear of the one it leaves.
+
+    The meeting's current slot stays among the bookings on purpose: it is the time that did not work,
+    so the search from now would otherwise hand the same slot back.
+    """
     if meeting.status != "scheduled":
         raise Problem(409, "meeting-not-scheduled", f"a {meeting.status} meeting cannot be rescheduled")
     now = datetime.now(UTC)

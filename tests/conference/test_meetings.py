@@ -20,7 +20,19 @@ from services.conference import service
 from services.conference.models import ConferenceOutbox, DecisionCreate, Meeting
 from shared import db
 from shared.directory import demo_directory_path
-from shared.events import EngagedAgency, Envelope, ReferralRequested, ReferralStatusChanged, RoutingDecided, new_event
+from shared.events import (
+    ConferenceCancelled,
+    ConferenceDecisionRecorded,
+    ConferenceRescheduled,
+    DataT,
+    EngagedAgency,
+    Envelope,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+    decode,
+    new_event,
+)
 from shared.settings import Settings
 
 
@@ -79,6 +91,12 @@ def decided_event(
 
 def staged(session: Session) -> list[str]:
     return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(ConferenceOutbox.id)).all()]
+
+
+def published(session: Session, model: type[DataT]) -> list[Envelope[DataT]]:
+    """The events of `model` conference staged for publication, in order."""
+    query = select(ConferenceOutbox).where(ConferenceOutbox.topic == model.topic).order_by(ConferenceOutbox.id)
+    return [decode(row.payload.encode(), model) for row in session.exec(query).all()]
 
 
 def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: Path) -> None:
@@ -156,26 +174,42 @@ def test_tier1_gets_no_meeting_and_reschedule_and_cancel_keep_their_reason(engin
     confs = configs(tmp_path)
     tier1 = str(uuid.uuid4())
     with db.transaction(engine) as session:
-        event = decided_event(tier1, ["hoken-04"], tier=1)
-        service.apply_routing_decided(session, event, confs)
+        service.apply_routing_decided(session, decided_event(tier1, ["hoken-04"], tier=1), confs)
         assert service.list_meetings(session, case_id=tier1) == []
 
         case_id = str(uuid.uuid4())
-        event = new_event(
-            decided(case_id, ["nabari-houkatsu"]), source="/t", subject=case_id, municipality_code="242080"
-        )
-        service.apply_routing_decided(session, event, confs)
+        service.apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
         [meeting] = service.list_meetings(session, case_id=case_id)
-        first = meeting.starts_at
-        assert first is not None
+        first, first_end = meeting.starts_at, meeting.ends_at
+        assert first is not None and first_end is not None
+        # From the meeting's own start: the slot it leaves is the one that did not work, so it must move.
         service.reschedule(session, meeting, confs["242080"], reason="lead unavailable", not_before=first)
-        assert (
-            meeting.starts_at is not None and meeting.starts_at >= first and meeting.status_reason == "lead unavailable"
-        )
+        moved = meeting.starts_at
+        assert moved is not None and moved >= first_end, "moved to a later slot, clear of the one it left"
+        assert meeting.status_reason == "lead unavailable" and meeting.sequence == 1
         service.cancel(session, meeting, reason="household moved away")
         assert meeting.status == "cancelled"
         with pytest.raises(service.Problem):
             service.cancel(session, meeting, reason="twice")
+
+        other = str(uuid.uuid4())
+        service.apply_routing_decided(session, decided_event(other, ["hoken-08"]), confs)
+        [held] = service.list_meetings(session, case_id=other)
+        roles, review = {"hoken-08": "見守り"}, date(2027, 1, 1)
+        body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", roles=roles, next_review=review)
+        service.record_decision(session, held, body, confs["242080"])
+
+    with db.transaction(engine) as session:
+        [rescheduled] = published(session, ConferenceRescheduled)
+        [cancelled] = published(session, ConferenceCancelled)
+        [decision] = published(session, ConferenceDecisionRecorded)
+    assert rescheduled.subject == case_id
+    assert (rescheduled.data.meeting_id, rescheduled.data.starts_at) == (meeting.id, moved)
+    assert rescheduled.data.reason == "lead unavailable"
+    assert (cancelled.data.meeting_id, cancelled.data.reason) == (meeting.id, "household moved away")
+    assert decision.subject == other
+    assert (decision.data.meeting_id, decision.data.plan_status) == (held.id, "approved")
+    assert (decision.data.roles, decision.data.next_review) == (roles, review)
 
 
 def test_where_the_promotion_meeting_approves_plans_a_case_meeting_only_drafts(engine: Engine, tmp_path: Path) -> None:
