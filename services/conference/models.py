@@ -35,6 +35,8 @@ class Meeting(SQLModel, table=True):
     ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     participants: list[str] = Field(sa_type=JSON)
+    # Agencies taken off the invitation list: their calendars keep the meeting as cancelled.
+    withdrawn: list[str] = Field(default_factory=list, sa_type=JSON)
     room_id: str | None = Field(default=None, max_length=60)
     status: str = Field(default="scheduled", max_length=20)  # scheduled | held | cancelled
     needs_attention: bool = False

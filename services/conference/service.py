@@ -323,6 +323,7 @@ def _update_invitees(session: Session, meeting: Meeting, state: CaseState) -> No
     added = set(invitees) - set(meeting.participants)
     removed = set(meeting.participants) - set(invitees)
     meeting.participants = invitees
+    meeting.withdrawn = sorted((set(meeting.withdrawn) | removed) - set(invitees))
     meeting.sequence += 1
     meeting.updated_at = datetime.now(UTC)
     session.add(meeting)
@@ -437,6 +438,12 @@ def list_meetings(
     if agency_id is not None:
         meetings = [m for m in meetings if agency_id in m.participants]
     return meetings
+
+
+def calendar_meetings(session: Session, agency_id: str) -> list[Meeting]:
+    """An agency's calendar: its meetings, and those it was withdrawn from (shown there as cancelled)."""
+    query = select(Meeting).order_by(col(Meeting.starts_at), col(Meeting.id))
+    return [m for m in session.exec(query).all() if agency_id in m.participants or agency_id in m.withdrawn]
 
 
 def privacy_note(session: Session, meeting: Meeting) -> str:

@@ -9,14 +9,17 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from icalendar import Calendar
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 import services.conference.app  # noqa: F401 - registers the conference tables
 from services.conference import service
+from services.conference.api import to_ical
 from services.conference.models import ConferenceOutbox, DecisionCreate, Meeting
 from shared import db
 from shared.directory import demo_directory_path
@@ -27,6 +30,7 @@ from shared.events import (
     DataT,
     EngagedAgency,
     Envelope,
+    MeetingInvitation,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
@@ -93,6 +97,18 @@ def staged(session: Session) -> list[str]:
     return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(ConferenceOutbox.id)).all()]
 
 
+def invitation_rows(session: Session) -> list[ConferenceOutbox]:
+    query = select(ConferenceOutbox).where(ConferenceOutbox.topic == MeetingInvitation.topic)
+    return list(session.exec(query.order_by(ConferenceOutbox.id)).all())
+
+
+def feed(session: Session, agency_id: str) -> list[Any]:
+    """The VEVENTs of an agency's iCalendar feed, parsed back; the feed is a published one (METHOD:PUBLISH)."""
+    calendar = Calendar.from_ical(to_ical(agency_id, service.calendar_meetings(session, agency_id)))
+    assert str(calendar["METHOD"]) == "PUBLISH"
+    return list(calendar.walk("VEVENT"))
+
+
 def published(session: Session, model: type[DataT]) -> list[Envelope[DataT]]:
     """The events of `model` conference staged for publication, in order."""
     query = select(ConferenceOutbox).where(ConferenceOutbox.topic == model.topic).order_by(ConferenceOutbox.id)
@@ -129,9 +145,28 @@ def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: P
         assert meeting.participants == ["mie-hikikomori", "nabari-houkatsu"]
         assert meeting.sequence == 2
         topics = staged(session)
+        invitations = [
+            (row.key, decode(row.payload.encode(), MeetingInvitation).data) for row in invitation_rows(session)
+        ]
+        feeds = {a: feed(session, a) for a in ("hoken-07", "mie-hikikomori", "hoken-08")}
     assert topics.count("marugoto.conference.scheduled") == 1
     assert topics.count("marugoto.conference.rescheduled") == 2
-    assert "marugoto.conference.invitation" in topics
+    # Each invitation is keyed by the agency it is for, so an agency's integration reads only its own.
+    assert all(key == invitation.agency_id for key, invitation in invitations)
+    assert [(i.agency_id, i.status) for _, i in invitations if i.agency_id == "hoken-07"] == [
+        ("hoken-07", "invited"),
+        ("hoken-07", "updated"),
+        ("hoken-07", "withdrawn"),
+    ]
+    assert ("mie-hikikomori", "invited") in [(i.agency_id, i.status) for _, i in invitations]
+
+    # The withdrawn agency's calendar keeps the meeting, cancelled with a higher SEQUENCE, so its client drops it.
+    uid = f"{meeting.id}@marugoto"
+    assert {(str(e["UID"]), str(e["STATUS"]), int(e["SEQUENCE"])) for e in feeds["hoken-07"]} == {(uid, "CANCELLED", 2)}
+    assert {(str(e["UID"]), str(e["STATUS"]), int(e["SEQUENCE"])) for e in feeds["mie-hikikomori"]} == {
+        (uid, "CONFIRMED", 2)
+    }
+    assert feeds["hoken-08"] == [], "never invited, never in the calendar"
 
 
 def test_meetings_decided_at_the_same_moment_never_double_book_anyone(engine: Engine, tmp_path: Path) -> None:
