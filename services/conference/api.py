@@ -215,7 +215,9 @@ async def agenda(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) 
     return await anyio.to_thread.run_sync(build)
 
 
-async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[dict[str, Any] | None, str | None]:
+async def fetch_snapshot(
+    runtime: Runtime, municipality_code: str
+) -> tuple[service.IndicatorSnapshot | None, str | None]:
     """The metrics service's indicators for the municipality, fetched with the service's own credentials."""
     settings = runtime.settings
     if not settings.service_client_id or settings.service_client_secret is None:
@@ -237,8 +239,8 @@ async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[dict
                 headers={"Authorization": f"Bearer {token.json()['access_token']}"},
             )
             response.raise_for_status()
-            snapshot: dict[str, Any] = response.json()
-            return snapshot, None
+            report: dict[str, Any] = response.json()
+            return service.IndicatorSnapshot(report=report, url=str(response.url), fetched_at=datetime.now(UTC)), None
     except httpx.HTTPError as error:
         return None, f"metrics unavailable: {error!r}"
 

@@ -76,6 +76,7 @@ class CaseDecision(SQLModel, table=True):
     roles: dict[str, str] = Field(sa_type=JSON)
     next_review: date
     recorded_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    event_id: str | None = Field(default=None, max_length=64)  # its conference.decision_recorded
 
 
 class CaseState(SQLModel, table=True):
@@ -92,6 +93,8 @@ class CaseState(SQLModel, table=True):
     engaged: list[str] = Field(default_factory=list, sa_type=JSON)
     decision_sequence: int = 0
     routed_at: datetime = Field(sa_type=UTCDateTime)
+    # When it first became tier 2/3 (an escalated tier-1 case is new to the 推進会議 from then on).
+    difficult_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consents: list[str] = Field(default_factory=list, sa_type=JSON)  # live consent ids
     source_events: list[str] = Field(default_factory=list, sa_type=JSON)
 

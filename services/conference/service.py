@@ -115,9 +115,10 @@ def business_days_after(start: datetime, days: int) -> datetime:
     return datetime.combine(day, time(18, 0), tzinfo=JST)
 
 
-def _stage(session: Session, municipality_code: str, subject: str, data: EventData) -> None:
+def _stage(session: Session, municipality_code: str, subject: str, data: EventData) -> Envelope[EventData]:
     event = new_event(data, source=SOURCE, subject=subject, municipality_code=municipality_code)
     outbox.stage(session, ConferenceOutbox, event)
+    return event
 
 
 def _invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: str) -> None:
@@ -210,6 +211,8 @@ def apply_routing_decided(
     if decided.sequence < state.decision_sequence:
         return
     state.tier = decided.tier
+    if decided.tier >= 2 and state.difficult_since is None:
+        state.difficult_since = decided.decided_at
     state.lead = decided.lead or state.lead
     state.urgency = decided.urgency
     state.decision_sequence = decided.sequence
@@ -561,9 +564,7 @@ def record_decision(
         roles=body.roles,
         next_review=body.next_review,
     )
-    session.add(decision)
-    session.flush()
-    _stage(
+    event = _stage(
         session,
         meeting.municipality_code,
         case_id,
@@ -577,6 +578,9 @@ def record_decision(
             recorded_at=decision.recorded_at,
         ),
     )
+    decision.event_id = event.id
+    session.add(decision)
+    session.flush()
     return decision
 
 
@@ -629,16 +633,48 @@ def schedule_promotion_meeting(
     )
 
 
+@dataclass(frozen=True)
+class IndicatorSnapshot:
+    """The metrics service's indicator report as fetched for an agenda.
+
+    It is not an event: its agenda line names no event ids but the report it is (municipality, fiscal
+    year, month, tier), where it was fetched from and when, so the figures shown can be traced.
+    """
+
+    report: Mapping[str, Any]
+    url: str
+    fetched_at: datetime
+
+
+SNAPSHOT_IDENTITY = ("municipality_code", "fiscal_year", "fiscal_year_label", "month", "tier")
+
+
+def _snapshot_line(snapshot: IndicatorSnapshot) -> dict[str, Any]:
+    report = snapshot.report
+    fetched = snapshot.fetched_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+    return {
+        "text": f"成果指標のスナップショット（{report.get('fiscal_year_label')}、{fetched} 取得）",
+        "source_events": [],
+        "source": {
+            "kind": "metrics_snapshot",
+            "report": {key: report.get(key) for key in SNAPSHOT_IDENTITY},
+            "url": snapshot.url,
+            "fetched_at": snapshot.fetched_at.isoformat(),
+        },
+        "detail": dict(report),
+    }
+
+
 def build_agenda(
     session: Session,
     config: MunicipalityConference,
     meeting: Meeting,
     *,
-    snapshot: dict[str, Any] | None,
+    snapshot: IndicatorSnapshot | None,
     snapshot_error: str | None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The agenda by item of 実施要領 3(4)ウ, each line traceable to the events it came from."""
+    """The agenda by item of 実施要領 3(4)ウ, each line traceable to the events (or the snapshot) it came from."""
     moment = now or datetime.now(UTC)
     code = meeting.municipality_code
     previous = last_held_promotion_meeting(session, code)
@@ -664,15 +700,23 @@ def build_agenda(
     cases = session.exec(
         select(CaseState).where(CaseState.municipality_code == code).order_by(col(CaseState.routed_at))
     ).all()
-    reviewed = _last_reviews(session)
+    latest = _latest_decisions(session)
     review_after = timedelta(days=config.settings.promotion_meeting.review_after_days)
-    new_cases = [c for c in cases if c.tier >= 2 and c.routed_at > since]
-    overdue = [
-        c
-        for c in cases
-        if c.tier >= 2 and max(reviewed.get(c.case_id, c.routed_at), c.routed_at) < moment - review_after
-    ]
-    awaiting = _plans_awaiting_approval(session)
+
+    def difficult_since(case: CaseState) -> datetime:
+        return case.difficult_since or case.routed_at
+
+    def last_looked_at(case: CaseState) -> datetime:
+        decision = latest.get(case.case_id)
+        return max(decision.recorded_at, difficult_since(case)) if decision else difficult_since(case)
+
+    def review_events(case: CaseState) -> list[str]:
+        decision = latest.get(case.case_id)
+        return [*case.source_events, *([decision.event_id] if decision and decision.event_id else [])]
+
+    new_cases = [c for c in cases if c.tier >= 2 and difficult_since(c) > since]
+    overdue = [c for c in cases if c.tier >= 2 and last_looked_at(c) < moment - review_after]
+    awaiting = [d for d in latest.values() if d.plan_status == "drafted"]
     needs = [
         *(
             {
@@ -685,7 +729,7 @@ def build_agenda(
         *(
             {
                 "text": f"未見直しケース {c.case_id}（{review_after.days}日超）",
-                "source_events": c.source_events,
+                "source_events": review_events(c),
                 "detail": {"case_id": c.case_id, "overdue_review": True},
             }
             for c in overdue
@@ -693,7 +737,7 @@ def build_agenda(
         *(
             {
                 "text": f"承認待ちの支援プラン: ケース {d.case_id}",
-                "source_events": [f"decision:{d.id}"],
+                "source_events": [d.event_id] if d.event_id else [],
                 "detail": {"case_id": d.case_id, "plan": "drafted"},
             }
             for d in awaiting
@@ -717,13 +761,7 @@ def build_agenda(
         for partner_type, reports in by_type.items()
     ]
     results = (
-        [
-            {
-                "text": "成果指標のスナップショット",
-                "source_events": [f"metrics:{snapshot.get('fiscal_year')}"],
-                "detail": snapshot,
-            }
-        ]
+        [_snapshot_line(snapshot)]
         if snapshot is not None
         else [{"text": f"成果指標を取得できませんでした: {snapshot_error}", "source_events": [], "detail": {}}]
     )
@@ -753,19 +791,10 @@ def _case_in(cases: Iterable[CaseState], case_id: str) -> bool:
     return any(c.case_id == case_id for c in cases)
 
 
-def _last_reviews(session: Session) -> dict[str, datetime]:
-    reviews: dict[str, datetime] = {}
-    for decision in session.exec(select(CaseDecision)).all():
-        reviews[decision.case_id] = max(reviews.get(decision.case_id, decision.recorded_at), decision.recorded_at)
-    return reviews
-
-
-def _plans_awaiting_approval(session: Session) -> list[CaseDecision]:
-    decisions = session.exec(select(CaseDecision).order_by(col(CaseDecision.recorded_at))).all()
-    latest: dict[str, CaseDecision] = {}
-    for decision in decisions:
-        latest[decision.case_id] = decision
-    return [d for d in latest.values() if d.plan_status == "drafted"]
+def _latest_decisions(session: Session) -> dict[str, CaseDecision]:
+    """Each case's latest decision: when it was last reviewed, and whether its plan awaits approval."""
+    decisions = session.exec(select(CaseDecision).order_by(col(CaseDecision.recorded_at), col(CaseDecision.id)))
+    return {decision.case_id: decision for decision in decisions.all()}
 
 
 def next_series_date(config: PromotionMeetingConfig, after: date) -> date | None:

@@ -1,12 +1,13 @@
-"""Conference's logic on PostgreSQL: invitations follow the case, reschedule and cancel, plans approved
-where the municipality approves them, and the 推進会議 series."""
+"""Conference's logic on PostgreSQL: bookings that never overlap, invitations (and calendars) follow the
+case, reschedule and cancel, plans approved where the municipality approves them, the 推進会議 series
+and its agenda."""
 
 import threading
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -20,10 +21,11 @@ from sqlmodel import Session, select
 import services.conference.app  # noqa: F401 - registers the conference tables
 from services.conference import service
 from services.conference.api import to_ical
-from services.conference.models import ConferenceOutbox, DecisionCreate, Meeting
+from services.conference.models import AttendanceCreate, ConferenceOutbox, DecisionCreate, Meeting
 from shared import db
 from shared.directory import demo_directory_path
 from shared.events import (
+    AttendanceRecord,
     ConferenceCancelled,
     ConferenceDecisionRecorded,
     ConferenceRescheduled,
@@ -56,18 +58,28 @@ def configs(tmp_path: Path, **conference: object) -> dict[str, service.Municipal
     return service.load_configs([path])
 
 
-def decided(case_id: str, agencies: list[str], tier: int = 2, urgency: str = "urgent") -> RoutingDecided:
+def decided(
+    case_id: str,
+    agencies: list[str],
+    tier: int = 2,
+    urgency: str = "urgent",
+    *,
+    at: datetime | None = None,
+    gaps: tuple[str, ...] = (),
+    sequence: int = 1,
+) -> RoutingDecided:
     return RoutingDecided(
         case_id=case_id,
         decision_id=str(uuid.uuid4()),
+        sequence=sequence,
         tier=tier,  # type: ignore[arg-type]
         patterns=["multiple_members"],
         lead="nabari-houkatsu",
         engaged=[EngagedAgency(agency_id=a, agency_type="t", rule_id="partner", legal_basis="x") for a in agencies],
-        resource_gaps=[],
+        resource_gaps=list(gaps),
         directory_version="v",
         urgency=urgency,
-        decided_at=datetime.now(UTC),
+        decided_at=at or datetime.now(UTC),
     )
 
 
@@ -86,10 +98,10 @@ def referral(case_id: str, agency_id: str) -> ReferralRequested:
 
 
 def decided_event(
-    case_id: str, agencies: list[str], tier: int = 2, urgency: str = "urgent"
+    case_id: str, agencies: list[str], tier: int = 2, urgency: str = "urgent", **more: Any
 ) -> Envelope[RoutingDecided]:
     return new_event(
-        decided(case_id, agencies, tier, urgency), source="/t", subject=case_id, municipality_code="242080"
+        decided(case_id, agencies, tier, urgency, **more), source="/t", subject=case_id, municipality_code="242080"
     )
 
 
@@ -278,3 +290,136 @@ def test_series_cadence() -> None:
     fixed = service.PromotionMeetingConfig(cadence="fixed_months", months=[5, 8, 11, 2])
     assert service.next_series_date(fixed, date(2026, 11, 27)) == date(2027, 2, 1)
     assert service.next_series_date(service.PromotionMeetingConfig(), date(2026, 11, 27)) is None
+
+
+def test_promotion_meeting_agenda_after_a_stream_of_consultations_traces_every_line(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Sixteen routing decisions of fifteen cases, mixed tiers, before and after the last 推進会議 (呉市-like)."""
+    kure_like = configs(tmp_path, promotion_meeting={"approves_plans": True, "review_after_days": 60})
+    config = kure_like["242080"]
+    now = datetime.now(UTC)
+    routed: defaultdict[str, list[str]] = defaultdict(list)  # case → its routing decisions' event ids
+    first_engaged: dict[str, str] = {}  # agency → the event that first engaged it
+
+    def route(session: Session, case_id: str, tier: int, days_ago: int, partners: list[str], **more: Any) -> None:
+        at = now - timedelta(days=days_ago)
+        event = decided_event(case_id, partners, tier, at=at, **more)
+        service.apply_routing_decided(session, event, kure_like)
+        routed[case_id].append(event.id)
+        for agency in partners:
+            first_engaged.setdefault(agency, event.id)
+
+    def decide(session: Session, meeting: Meeting, case_id: str, *, approved: bool) -> None:
+        body = DecisionCreate(
+            case_id=case_id, plan_approved=approved, lead_agency="nabari-houkatsu", next_review=date(2027, 3, 1)
+        )
+        service.record_decision(session, meeting, body, config)
+
+    def case_meeting(session: Session, case_id: str) -> Meeting:
+        [meeting] = service.list_meetings(session, case_id=case_id)
+        return meeting
+
+    plan, stale, approved, tier1, escalated = (str(uuid.uuid4()) for _ in range(5))
+    recent = [str(uuid.uuid4()) for _ in range(10)]
+    with db.transaction(engine) as session:
+        route(session, plan, 2, 120, ["hoken-01"])
+        route(session, stale, 3, 118, ["hoken-02", "nabari-jiritsu"], gaps=("shelter",))
+        route(session, approved, 2, 115, ["hoken-03"])
+        route(session, tier1, 1, 112, ["hoken-04"])
+        route(session, escalated, 1, 110, ["hoken-05"])
+        known_before = set(first_engaged)
+        previous = service.schedule_promotion_meeting(session, config, not_before=None)
+        # The service books only ahead of now; this 推進会議 was held 90 days ago.
+        previous.starts_at, previous.ends_at = now - timedelta(days=90), now - timedelta(days=90, hours=-2)
+        lead = AttendanceRecord(participant="nabari-houkatsu", kind="agency", sector="welfare", attended=True)
+        service.record_attendance(session, previous, AttendanceCreate(attendance=[lead]))
+
+        # Since then: ten new cases (six of tier 2/3), one escalation, and case meetings that draft plans.
+        tiers = [2, 3, 1, 2, 1, 2, 3, 1, 2, 1]
+        partners = [
+            ["hoken-06"],
+            ["hoken-07", "nabari-fukushi"],
+            ["hoken-08"],
+            ["hoken-09", "mie-saposute"],
+            ["hoken-10"],
+            ["hoken-11"],
+            ["hoken-12", "nabari-shakyo"],
+            ["hoken-13"],
+            ["hoken-06"],
+            ["hoken-01"],
+        ]
+        gaps = {1: ("legal_support_center",), 5: ("legal_support_center", "shelter")}
+        for n, case_id in enumerate(recent):
+            route(session, case_id, tiers[n], 30 - 3 * n, partners[n], gaps=gaps.get(n, ()))
+        route(session, escalated, 2, 5, ["hoken-05", "nabari-soudan"], sequence=2)
+        decide(session, case_meeting(session, approved), approved, approved=True)  # only drafted here
+        decide(session, previous, approved, approved=True)  # approved at the 推進会議
+        decide(session, case_meeting(session, plan), plan, approved=True)
+        decide(session, case_meeting(session, recent[0]), recent[0], approved=False)
+
+        meeting = service.schedule_promotion_meeting(session, config, not_before=None)
+        report = {
+            "municipality_code": "242080",
+            "fiscal_year": 2026,
+            "fiscal_year_label": "令和8年度 (FY2026)",
+            "month": None,
+            "tier": None,
+            "indicators": [{"id": "M8", "value": 15.0}],
+        }
+        url = "http://metrics:8000/v1/indicators?municipality=242080"
+        snapshot = service.IndicatorSnapshot(report=report, url=url, fetched_at=now)
+        agenda = service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=None, now=now)
+        decisions = published(session, ConferenceDecisionRecorded)
+    decision_event = {d.data.case_id: d.id for d in decisions}  # each case's latest
+    items = agenda["items"]
+    assert agenda["since"] == previous.starts_at.isoformat()
+
+    # (ア)/(イ): agencies first engaged since the last meeting, each from the decision that engaged it.
+    newcomers = {agency: event_id for agency, event_id in first_engaged.items() if agency not in known_before}
+    assert len(newcomers) == 12 and "mie-saposute" in newcomers and "hoken-01" not in newcomers
+    network = {line["detail"]["agency_id"]: line["source_events"] for line in items["ア_イ"]["lines"]}
+    assert network == {agency: [event_id] for agency, event_id in newcomers.items()}
+
+    # (ウ): new tier-2/3 cases (the escalated one from its escalation on), the overdue review, the plans.
+    needs = items["ウ"]["lines"]
+    new = [(line["detail"]["case_id"], line["source_events"]) for line in needs if "tier" in line["detail"]]
+    assert new == [
+        (case_id, routed[case_id])
+        for case_id in (escalated, recent[0], recent[1], recent[3], recent[5], recent[6], recent[8])
+    ]
+    assert [line["detail"]["tier"] for line in needs if "tier" in line["detail"]] == [2, 2, 3, 2, 2, 3, 2]
+    overdue = [
+        (line["detail"]["case_id"], line["source_events"]) for line in needs if line["detail"].get("overdue_review")
+    ]
+    assert overdue == [(stale, routed[stale])], "reviewed cases and the recently escalated one are not overdue"
+    awaiting = [(line["detail"]["case_id"], line["source_events"]) for line in needs if line["detail"].get("plan")]
+    assert awaiting == [(plan, [decision_event[plan]]), (recent[0], [decision_event[recent[0]]])]
+    mentioned = {line["detail"]["case_id"] for line in needs}
+    assert not mentioned & {tier1, recent[2], recent[4], recent[7], recent[9]}, "tier-1 cases are not on the agenda"
+
+    # (エ): the router's resource gaps reported since the last meeting, by type, from those decisions.
+    resources = [(line["detail"], line["source_events"]) for line in items["エ"]["lines"]]
+    assert resources == [
+        (
+            {"partner_type": "legal_support_center", "cases": sorted([recent[1], recent[5]])},
+            sorted([routed[recent[1]][0], routed[recent[5]][0]]),
+        ),
+        ({"partner_type": "shelter", "cases": [recent[5]]}, routed[recent[5]]),
+    ]
+
+    # (オ): the indicator snapshot is no event; its line names the report it is and when it was fetched.
+    [results] = items["オ"]["lines"]
+    assert results["source_events"] == []
+    assert results["source"] == {
+        "kind": "metrics_snapshot",
+        "report": {k: report[k] for k in ("municipality_code", "fiscal_year", "fiscal_year_label", "month", "tier")},
+        "url": url,
+        "fetched_at": now.isoformat(),
+    }
+    assert results["detail"] == report and "令和8年度" in results["text"]
+
+    known = {event_id for ids in routed.values() for event_id in ids} | {d.id for d in decisions}
+    for section in ("ア_イ", "ウ", "エ"):
+        for line in items[section]["lines"]:
+            assert line["source_events"] and set(line["source_events"]) <= known, line
