@@ -4,7 +4,9 @@ from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
 from shared.consumer import register_consumers
 from shared.events import (
+    ConferenceCancelled,
     ConferenceHeld,
+    ConferenceRescheduled,
     ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
@@ -25,6 +27,8 @@ COUNTED: tuple[type[EventData], ...] = (
     ReferralStatusChanged,
     ReferralOverdue,
     ConferenceScheduled,
+    ConferenceRescheduled,
+    ConferenceCancelled,
     ConferenceHeld,
 )
 
