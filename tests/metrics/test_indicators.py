@@ -5,6 +5,7 @@ import asyncio
 import csv
 import io
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import openpyxl
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli import upgrade_databases
 from services.metrics.app import create
@@ -21,6 +23,9 @@ from services.metrics.service import fiscal_year
 from shared.auth import Scope
 from shared.consultation import ConsultationSummary
 from shared.events import (
+    ConferenceCancelled,
+    ConferenceRescheduled,
+    ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
     EventData,
@@ -160,6 +165,73 @@ async def test_himi_route_mix_and_distinct_versus_cumulative_counts(
     assert value(body, "M8")["value"] == 1
 
 
+async def deliveries(client: httpx.AsyncClient) -> Counter[tuple[str, str]]:
+    """The metrics consumer's deliveries so far, by topic and outcome (its Prometheus counter, exact)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    counts: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "marugoto_events_consumed":
+            for sample in family.samples:
+                if sample.name == "marugoto_events_consumed_total":
+                    counts[(sample.labels["topic"], sample.labels["outcome"])] += int(sample.value)
+    return counts
+
+
+async def deliveries_reach(
+    client: httpx.AsyncClient, baseline: Counter[tuple[str, str]], added: Counter[tuple[str, str]]
+) -> Counter[tuple[str, str]]:
+    """Wait until the consumer has seen `added` deliveries more than `baseline`; return the counts then."""
+    expected = baseline + added
+    counts: Counter[tuple[str, str]] = Counter()
+    for _ in range(150):
+        counts = await deliveries(client)
+        if all(counts[key] >= n for key, n in expected.items()):
+            return counts
+        await asyncio.sleep(0.2)
+    pytest.fail(f"the consumer never saw the deliveries: expected {expected}, saw {counts}")
+
+
+def meeting_events() -> list[tuple[str, EventData]]:
+    """Two case meetings: one rescheduled (it counts once), one cancelled (it does not count)."""
+    later = NOW + timedelta(hours=2)
+    events: list[tuple[str, EventData]] = []
+    for n in (0, 1):
+        events.append(
+            (
+                f"replay-{n}",
+                ConferenceScheduled(
+                    meeting_id=f"meeting-{n}",
+                    case_id=f"replay-{n}",
+                    kind="case_meeting",
+                    tier=2,
+                    starts_at=NOW,
+                    ends_at=NOW + timedelta(hours=1),
+                    deadline=None,
+                    participants=["nabari-houkatsu", "a"],
+                ),
+            )
+        )
+    events.append(
+        (
+            "replay-0",
+            ConferenceRescheduled(
+                meeting_id="meeting-0",
+                case_id="replay-0",
+                kind="case_meeting",
+                starts_at=later,
+                ends_at=later + timedelta(hours=1),
+                participants=["nabari-houkatsu", "a"],
+                reason="lead unavailable",
+            ),
+        )
+    )
+    events.append(
+        ("replay-1", ConferenceCancelled(meeting_id="meeting-1", case_id="replay-1", kind="case_meeting", reason="x"))
+    )
+    return events
+
+
 async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_numbers(
     metrics: httpx.AsyncClient, metrics_settings: Settings, operator: dict[str, str]
 ) -> None:
@@ -183,24 +255,25 @@ async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_number
                 ),
             )
         )
+    events += meeting_events()
+    prefix = metrics_settings.kafka_topic_prefix
+    topics = sorted({prefix + data.topic for _, data in events})
+    # Every event applied, on every topic (they arrive independently), before the first reading.
+    before = await deliveries(metrics)
     await publish(metrics_settings, events, code)
-    # Wait for all of them: the acceptances arrive on another topic than the consultations.
-    first = await report_when(
-        metrics,
-        operator,
-        code,
-        lambda b: (
-            value(b, "M8")["value"] == 4 and value(b, "OPS-TIME-TO-ACCEPT")["by_dimension"] == {"p50": 2.0, "p90": 4.0}
-        ),
-    )
+    await deliveries_reach(metrics, before, Counter((prefix + data.topic, "applied") for _, data in events))
+    first = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
+    assert value(first, "M8")["value"] == 4
+    assert value(first, "OPS-TIME-TO-ACCEPT")["by_dimension"] == {"p50": 2.0, "p90": 4.0}
     assert value(first, "OPS-TIME-TO-ACCEPT")["value"] == 2.0
     assert value(first, "M10")["value"] == 1
+    assert value(first, "OPS-CASE-MEETINGS")["by_dimension"] == {"tier2": 1}, "the cancelled meeting does not count"
 
-    # Every event of every topic delivered a second time: no number changes.
-    records = await read_all(
-        str(metrics_settings.kafka_bootstrap_servers),
-        [metrics_settings.kafka_topic_prefix + e.topic for _, e in events[:2]],
-    )
+    # Every record of those topics delivered a second time: each is seen as a duplicate, no number changes.
+    records = await read_all(str(metrics_settings.kafka_bootstrap_servers), topics)
+    replayed = Counter((record.topic, "duplicate") for record in records)
+    assert {topic for topic, _ in replayed} == set(topics)
+    before = await deliveries(metrics)
     producer = AIOKafkaProducer(bootstrap_servers=metrics_settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
@@ -208,7 +281,9 @@ async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_number
             await producer.send_and_wait(record.topic, record.value, key=record.key)
     finally:
         await producer.stop()
-    await asyncio.sleep(3)
+    seen = await deliveries_reach(metrics, before, replayed)
+    for topic in topics:
+        assert seen[(topic, "applied")] == before[(topic, "applied")], f"a replayed event of {topic} was applied again"
     again = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
     assert again == first
 
