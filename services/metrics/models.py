@@ -5,7 +5,7 @@ may arrive in any order across topics; the indicators are computed from the fact
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlmodel import JSON, Field, SQLModel
@@ -160,6 +160,7 @@ class IndicatorValue(BaseModel):
     name_en: str
     definition: str
     source: str  # events | manual
+    unit: Literal["count", "hours", "as_entered"] = "count"  # what small-cell suppression may hide: counts
     value: float | None
     by_dimension: dict[str, float]
     shares: dict[str, float] | None = None

@@ -191,6 +191,7 @@ class Indicator:
     name_en: str
     definition: str
     source: str = "events"
+    unit: Literal["count", "hours"] = "count"
 
 
 @dataclass(frozen=True)
@@ -496,6 +497,7 @@ def compute(
             "初回受諾までの時間（時間）",
             "Hours from consultation to first acceptance",
             "p50 を値とする",
+            unit="hours",
         ),
         {"p50": round(_percentile(waits, 0.5), 2), "p90": round(_percentile(waits, 0.9), 2)} if waits else {},
         value=round(_percentile(waits, 0.5), 2) if waits else None,
@@ -605,6 +607,7 @@ def report(
             name_en=i.name_en,
             definition=i.definition,
             source=i.source,
+            unit=i.unit,
             value=value,
             by_dimension=breakdown,
             shares=shares,
@@ -618,6 +621,7 @@ def report(
             name_en=i.name_en,
             definition=i.definition,
             source=i.source,
+            unit="as_entered",
             value=manual.get(i.id),
             by_dimension={},
         )
