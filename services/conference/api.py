@@ -215,7 +215,9 @@ async def agenda(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) 
     return await anyio.to_thread.run_sync(build)
 
 
-async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[dict[str, Any] | None, str | None]:
+async def fetch_snapshot(
+    runtime: Runtime, municipality_code: str
+) -> tuple[service.IndicatorSnapshot | None, str | None]:
     """The metrics service's indicators for the municipality, fetched with the service's own credentials."""
     settings = runtime.settings
     if not settings.service_client_id or settings.service_client_secret is None:
@@ -237,8 +239,8 @@ async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[dict
                 headers={"Authorization": f"Bearer {token.json()['access_token']}"},
             )
             response.raise_for_status()
-            snapshot: dict[str, Any] = response.json()
-            return snapshot, None
+            report: dict[str, Any] = response.json()
+            return service.IndicatorSnapshot(report=report, url=str(response.url), fetched_at=datetime.now(UTC)), None
     except httpx.HTTPError as error:
         return None, f"metrics unavailable: {error!r}"
 
@@ -250,24 +252,32 @@ async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[dict
     responses={200: {"content": {"text/calendar": {}}, "description": "RFC 5545"}, **problem_responses(401, 403, 422)},
 )
 async def calendar(agency_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
-    """Your agency's meetings as an iCalendar feed (cancelled ones included, as STATUS:CANCELLED)."""
+    """Your agency's meetings as an iCalendar feed (cancelled ones, and those you were withdrawn from, as
+    STATUS:CANCELLED)."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if agency_id != principal.agency_id and not principal.has(Scope.operator):
         raise Problem(403, "not-your-calendar", "an agency reads only its own calendar")
 
     def work() -> bytes:
         with db.transaction(runtime.engine) as session:
-            return to_ical(agency_id, service.list_meetings(session, agency_id=agency_id))
+            return to_ical(agency_id, service.calendar_meetings(session, agency_id))
 
     body = await anyio.to_thread.run_sync(work)
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 
 def to_ical(agency_id: str, meetings: list[Meeting]) -> bytes:
-    """An RFC 5545 calendar of meetings (no personal details: the case id only)."""
+    """An RFC 5545 calendar of an agency's meetings (no personal details: the case id only).
+
+    A feed is published (METHOD:PUBLISH, RFC 5546), so a meeting that no longer concerns the agency
+    stays in it as STATUS:CANCELLED with a higher SEQUENCE: a subscribed client then removes it, where
+    a meeting that silently vanished would stay in the client's copy. One calendar has one METHOD, so
+    METHOD:CANCEL is not an option for a feed that also carries live meetings.
+    """
     cal = Calendar()
     cal.add("prodid", "-//Marugoto//conference//JA")
     cal.add("version", "2.0")
+    cal.add("method", "PUBLISH")
     cal.add("x-wr-calname", f"Marugoto: {agency_id}")
     for meeting in meetings:
         if meeting.starts_at is None or meeting.ends_at is None:
@@ -279,7 +289,8 @@ def to_ical(agency_id: str, meetings: list[Meeting]) -> bytes:
         event.add("dtend", meeting.ends_at)
         event.add("summary", meeting.title + (f" / case {meeting.case_id}" if meeting.case_id else ""))
         event.add("sequence", meeting.sequence)
-        event.add("status", "CANCELLED" if meeting.status == "cancelled" else "CONFIRMED")
+        cancelled = meeting.status == "cancelled" or agency_id in meeting.withdrawn
+        event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
         for participant in meeting.participants:
             attendee = vCalAddress(f"urn:x-marugoto:agency:{participant}")
             attendee.params["cn"] = participant

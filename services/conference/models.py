@@ -35,6 +35,8 @@ class Meeting(SQLModel, table=True):
     ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     participants: list[str] = Field(sa_type=JSON)
+    # Agencies taken off the invitation list: their calendars keep the meeting as cancelled.
+    withdrawn: list[str] = Field(default_factory=list, sa_type=JSON)
     room_id: str | None = Field(default=None, max_length=60)
     status: str = Field(default="scheduled", max_length=20)  # scheduled | held | cancelled
     needs_attention: bool = False
@@ -74,6 +76,7 @@ class CaseDecision(SQLModel, table=True):
     roles: dict[str, str] = Field(sa_type=JSON)
     next_review: date
     recorded_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    event_id: str | None = Field(default=None, max_length=64)  # its conference.decision_recorded
 
 
 class CaseState(SQLModel, table=True):
@@ -90,6 +93,8 @@ class CaseState(SQLModel, table=True):
     engaged: list[str] = Field(default_factory=list, sa_type=JSON)
     decision_sequence: int = 0
     routed_at: datetime = Field(sa_type=UTCDateTime)
+    # When it first became tier 2/3 (an escalated tier-1 case is new to the 推進会議 from then on).
+    difficult_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consents: list[str] = Field(default_factory=list, sa_type=JSON)  # live consent ids
     source_events: list[str] = Field(default_factory=list, sa_type=JSON)
 
@@ -119,6 +124,16 @@ class NetworkMember(SQLModel, table=True):
     agency_type: str = Field(max_length=100)
     first_seen_at: datetime = Field(sa_type=UTCDateTime)
     event_id: str = Field(max_length=64)
+
+
+class BookingLock(SQLModel, table=True):
+    """One row per municipality, locked by the transaction that books a meeting there (see `_lock_bookings`)."""
+
+    __tablename__ = "booking_lock"
+    __table_args__ = {"schema": SCHEMA}
+
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    booked_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class ConferenceOutbox(OutboxBase, table=True):

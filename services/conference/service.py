@@ -8,12 +8,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.conference import slots
 from services.conference.models import (
     Attendance,
     AttendanceCreate,
+    BookingLock,
     CaseDecision,
     CaseState,
     ConferenceOutbox,
@@ -113,9 +115,10 @@ def business_days_after(start: datetime, days: int) -> datetime:
     return datetime.combine(day, time(18, 0), tzinfo=JST)
 
 
-def _stage(session: Session, municipality_code: str, subject: str, data: EventData) -> None:
+def _stage(session: Session, municipality_code: str, subject: str, data: EventData) -> Envelope[EventData]:
     event = new_event(data, source=SOURCE, subject=subject, municipality_code=municipality_code)
     outbox.stage(session, ConferenceOutbox, event)
+    return event
 
 
 def _invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: str) -> None:
@@ -136,13 +139,29 @@ def _invite(session: Session, meeting: Meeting, agencies: Iterable[str], status:
         )
 
 
-def _bookings(session: Session, *, excluding: str | None = None) -> list[slots.Booking]:
+def _lock_bookings(session: Session, municipality_code: str) -> None:
+    """Hold the municipality's booking row until the transaction ends: its meetings are booked one at a time.
+
+    Reading the bookings and then inserting a meeting is not atomic: two meetings decided at the same
+    moment would both find the lead free at 10:00 and both take it. The upsert always writes the row,
+    so on PostgreSQL it takes the row lock (as SELECT ... FOR UPDATE would, and it creates the row the
+    first time without a unique-key race); on SQLite it takes the database's write lock before the
+    bookings are read, which pysqlite would otherwise read outside any transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = datetime.now(UTC)
+    statement = insert(BookingLock).values(municipality_code=municipality_code, booked_at=now)
+    session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
+
+
+def _bookings(session: Session) -> list[slots.Booking]:
     meetings = session.exec(
         select(Meeting).where(col(Meeting.status).in_(ACTIVE), col(Meeting.starts_at).is_not(None))
     ).all()
     booked: list[slots.Booking] = []
     for meeting in meetings:
-        if meeting.id == excluding or meeting.starts_at is None or meeting.ends_at is None:
+        if meeting.starts_at is None or meeting.ends_at is None:
             continue
         for participant in meeting.participants:
             booked.append(slots.Booking(participant=participant, start=meeting.starts_at, end=meeting.ends_at))
@@ -171,7 +190,8 @@ def _find(
         deadline=deadline,
         room_needed=bool(config.rooms),
     )
-    return slots.find_slot(request, config.hours, _bookings(session, excluding=meeting_id), config.rooms)
+    _lock_bookings(session, config.directory.municipality.code)
+    return slots.find_slot(request, config.hours, _bookings(session), config.rooms)
 
 
 # --- following the cases ------------------------------------------------------------------------
@@ -191,6 +211,8 @@ def apply_routing_decided(
     if decided.sequence < state.decision_sequence:
         return
     state.tier = decided.tier
+    if decided.tier >= 2 and state.difficult_since is None:
+        state.difficult_since = decided.decided_at
     state.lead = decided.lead or state.lead
     state.urgency = decided.urgency
     state.decision_sequence = decided.sequence
@@ -304,6 +326,7 @@ def _update_invitees(session: Session, meeting: Meeting, state: CaseState) -> No
     added = set(invitees) - set(meeting.participants)
     removed = set(meeting.participants) - set(invitees)
     meeting.participants = invitees
+    meeting.withdrawn = sorted((set(meeting.withdrawn) | removed) - set(invitees))
     meeting.sequence += 1
     meeting.updated_at = datetime.now(UTC)
     session.add(meeting)
@@ -420,6 +443,12 @@ def list_meetings(
     return meetings
 
 
+def calendar_meetings(session: Session, agency_id: str) -> list[Meeting]:
+    """An agency's calendar: its meetings, and those it was withdrawn from (shown there as cancelled)."""
+    query = select(Meeting).order_by(col(Meeting.starts_at), col(Meeting.id))
+    return [m for m in session.exec(query).all() if agency_id in m.participants or agency_id in m.withdrawn]
+
+
 def privacy_note(session: Session, meeting: Meeting) -> str:
     """What the meeting may show of the case's people: never personal details here, and whether consent exists."""
     if meeting.case_id is None:
@@ -433,7 +462,11 @@ def privacy_note(session: Session, meeting: Meeting) -> str:
 def reschedule(
     session: Session, meeting: Meeting, config: MunicipalityConference, *, reason: str, not_before: datetime | None
 ) -> Meeting:
-    """Move a scheduled meeting to the next slot from `not_before` (default now)."""
+    """Move a scheduled meeting to the next slot from `not_before` (default now) clear of the one it leaves.
+
+    The meeting's current slot stays among the bookings on purpose: it is the time that did not work,
+    so the search from now would otherwise hand the same slot back.
+    """
     if meeting.status != "scheduled":
         raise Problem(409, "meeting-not-scheduled", f"a {meeting.status} meeting cannot be rescheduled")
     now = datetime.now(UTC)
@@ -531,9 +564,7 @@ def record_decision(
         roles=body.roles,
         next_review=body.next_review,
     )
-    session.add(decision)
-    session.flush()
-    _stage(
+    event = _stage(
         session,
         meeting.municipality_code,
         case_id,
@@ -547,6 +578,9 @@ def record_decision(
             recorded_at=decision.recorded_at,
         ),
     )
+    decision.event_id = event.id
+    session.add(decision)
+    session.flush()
     return decision
 
 
@@ -599,16 +633,48 @@ def schedule_promotion_meeting(
     )
 
 
+@dataclass(frozen=True)
+class IndicatorSnapshot:
+    """The metrics service's indicator report as fetched for an agenda.
+
+    It is not an event: its agenda line names no event ids but the report it is (municipality, fiscal
+    year, month, tier), where it was fetched from and when, so the figures shown can be traced.
+    """
+
+    report: Mapping[str, Any]
+    url: str
+    fetched_at: datetime
+
+
+SNAPSHOT_IDENTITY = ("municipality_code", "fiscal_year", "fiscal_year_label", "month", "tier")
+
+
+def _snapshot_line(snapshot: IndicatorSnapshot) -> dict[str, Any]:
+    report = snapshot.report
+    fetched = snapshot.fetched_at.astimezone(JST).strftime("%Y-%m-%d %H:%M")
+    return {
+        "text": f"成果指標のスナップショット（{report.get('fiscal_year_label')}、{fetched} 取得）",
+        "source_events": [],
+        "source": {
+            "kind": "metrics_snapshot",
+            "report": {key: report.get(key) for key in SNAPSHOT_IDENTITY},
+            "url": snapshot.url,
+            "fetched_at": snapshot.fetched_at.isoformat(),
+        },
+        "detail": dict(report),
+    }
+
+
 def build_agenda(
     session: Session,
     config: MunicipalityConference,
     meeting: Meeting,
     *,
-    snapshot: dict[str, Any] | None,
+    snapshot: IndicatorSnapshot | None,
     snapshot_error: str | None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The agenda by item of 実施要領 3(4)ウ, each line traceable to the events it came from."""
+    """The agenda by item of 実施要領 3(4)ウ, each line traceable to the events (or the snapshot) it came from."""
     moment = now or datetime.now(UTC)
     code = meeting.municipality_code
     previous = last_held_promotion_meeting(session, code)
@@ -634,15 +700,23 @@ def build_agenda(
     cases = session.exec(
         select(CaseState).where(CaseState.municipality_code == code).order_by(col(CaseState.routed_at))
     ).all()
-    reviewed = _last_reviews(session)
+    latest = _latest_decisions(session)
     review_after = timedelta(days=config.settings.promotion_meeting.review_after_days)
-    new_cases = [c for c in cases if c.tier >= 2 and c.routed_at > since]
-    overdue = [
-        c
-        for c in cases
-        if c.tier >= 2 and max(reviewed.get(c.case_id, c.routed_at), c.routed_at) < moment - review_after
-    ]
-    awaiting = _plans_awaiting_approval(session)
+
+    def difficult_since(case: CaseState) -> datetime:
+        return case.difficult_since or case.routed_at
+
+    def last_looked_at(case: CaseState) -> datetime:
+        decision = latest.get(case.case_id)
+        return max(decision.recorded_at, difficult_since(case)) if decision else difficult_since(case)
+
+    def review_events(case: CaseState) -> list[str]:
+        decision = latest.get(case.case_id)
+        return [*case.source_events, *([decision.event_id] if decision and decision.event_id else [])]
+
+    new_cases = [c for c in cases if c.tier >= 2 and difficult_since(c) > since]
+    overdue = [c for c in cases if c.tier >= 2 and last_looked_at(c) < moment - review_after]
+    awaiting = [d for d in latest.values() if d.plan_status == "drafted"]
     needs = [
         *(
             {
@@ -655,7 +729,7 @@ def build_agenda(
         *(
             {
                 "text": f"未見直しケース {c.case_id}（{review_after.days}日超）",
-                "source_events": c.source_events,
+                "source_events": review_events(c),
                 "detail": {"case_id": c.case_id, "overdue_review": True},
             }
             for c in overdue
@@ -663,7 +737,7 @@ def build_agenda(
         *(
             {
                 "text": f"承認待ちの支援プラン: ケース {d.case_id}",
-                "source_events": [f"decision:{d.id}"],
+                "source_events": [d.event_id] if d.event_id else [],
                 "detail": {"case_id": d.case_id, "plan": "drafted"},
             }
             for d in awaiting
@@ -687,13 +761,7 @@ def build_agenda(
         for partner_type, reports in by_type.items()
     ]
     results = (
-        [
-            {
-                "text": "成果指標のスナップショット",
-                "source_events": [f"metrics:{snapshot.get('fiscal_year')}"],
-                "detail": snapshot,
-            }
-        ]
+        [_snapshot_line(snapshot)]
         if snapshot is not None
         else [{"text": f"成果指標を取得できませんでした: {snapshot_error}", "source_events": [], "detail": {}}]
     )
@@ -723,19 +791,10 @@ def _case_in(cases: Iterable[CaseState], case_id: str) -> bool:
     return any(c.case_id == case_id for c in cases)
 
 
-def _last_reviews(session: Session) -> dict[str, datetime]:
-    reviews: dict[str, datetime] = {}
-    for decision in session.exec(select(CaseDecision)).all():
-        reviews[decision.case_id] = max(reviews.get(decision.case_id, decision.recorded_at), decision.recorded_at)
-    return reviews
-
-
-def _plans_awaiting_approval(session: Session) -> list[CaseDecision]:
-    decisions = session.exec(select(CaseDecision).order_by(col(CaseDecision.recorded_at))).all()
-    latest: dict[str, CaseDecision] = {}
-    for decision in decisions:
-        latest[decision.case_id] = decision
-    return [d for d in latest.values() if d.plan_status == "drafted"]
+def _latest_decisions(session: Session) -> dict[str, CaseDecision]:
+    """Each case's latest decision: when it was last reviewed, and whether its plan awaits approval."""
+    decisions = session.exec(select(CaseDecision).order_by(col(CaseDecision.recorded_at), col(CaseDecision.id)))
+    return {decision.case_id: decision for decision in decisions.all()}
 
 
 def next_series_date(config: PromotionMeetingConfig, after: date) -> date | None:

@@ -21,7 +21,13 @@ FiscalYear = Annotated[int | None, Query(ge=2000, le=2100, description="年度 (
 Month = Annotated[int | None, Query(ge=1, le=12)]
 TierFilter = Annotated[int | None, Query(ge=1, le=3, description="only cases of this tier")]
 Suppress = Annotated[
-    int | None, Query(ge=2, le=100, description="small-cell suppression: counts below this become 'x'")
+    int | None,
+    Query(
+        ge=2,
+        le=100,
+        description="small-cell suppression: counts of cases below this become 'x', with complementary cells "
+        "so that no hidden count can be recovered from its row's total (hours and entered values are kept)",
+    ),
 ]
 
 

@@ -3,7 +3,9 @@
 from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
 from shared.events import (
+    ConferenceCancelled,
     ConferenceHeld,
+    ConferenceRescheduled,
     ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
@@ -23,6 +25,8 @@ COUNTED: tuple[type[EventData], ...] = (
     ReferralStatusChanged,
     ReferralOverdue,
     ConferenceScheduled,
+    ConferenceRescheduled,
+    ConferenceCancelled,
     ConferenceHeld,
 )
 

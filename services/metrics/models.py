@@ -5,7 +5,7 @@ may arrive in any order across topics; the indicators are computed from the fact
 """
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel
 from sqlmodel import JSON, Field, SQLModel
@@ -87,7 +87,7 @@ class ReferralFact(SQLModel, table=True):
 
 
 class MeetingFact(SQLModel, table=True):
-    """A meeting: scheduled, held, with whom."""
+    """A meeting: scheduled (when, after its latest reschedule), cancelled or held, with whom."""
 
     __tablename__ = "meeting_fact"
     __table_args__ = {"schema": SCHEMA}
@@ -98,6 +98,10 @@ class MeetingFact(SQLModel, table=True):
     case_id: str | None = Field(default=None, max_length=64)
     tier: int | None = None
     scheduled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # When the event that set `starts_at` was published: a reschedule delivered before the schedule wins.
+    starts_at_as_of: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     held_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     attendance: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
 
@@ -156,6 +160,7 @@ class IndicatorValue(BaseModel):
     name_en: str
     definition: str
     source: str  # events | manual
+    unit: Literal["count", "hours", "as_entered"] = "count"  # what small-cell suppression may hide: counts
     value: float | None
     by_dimension: dict[str, float]
     shares: dict[str, float] | None = None

@@ -23,7 +23,9 @@ from services.metrics.models import (
     Target,
 )
 from shared.events import (
+    ConferenceCancelled,
     ConferenceHeld,
+    ConferenceRescheduled,
     ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
@@ -118,12 +120,27 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
         case ConferenceScheduled():
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             meeting.tier, meeting.scheduled_at = data.tier, envelope.time
+            _set_start(meeting, data.starts_at, envelope.time)
+            session.add(meeting)
+        case ConferenceRescheduled():
+            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            _set_start(meeting, data.starts_at, envelope.time)
+            session.add(meeting)
+        case ConferenceCancelled():
+            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting.cancelled_at = envelope.time
             session.add(meeting)
         case ConferenceHeld():
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             meeting.held_at = data.held_at
             meeting.attendance = [a.model_dump() for a in data.attendance]
             session.add(meeting)
+
+
+def _set_start(meeting: MeetingFact, starts_at: datetime | None, as_of: datetime) -> None:
+    # The two topics are read independently, so the latest published time wins, not the last delivered.
+    if meeting.starts_at_as_of is None or as_of >= meeting.starts_at_as_of:
+        meeting.starts_at, meeting.starts_at_as_of = starts_at, as_of
 
 
 def _contact(
@@ -174,6 +191,7 @@ class Indicator:
     name_en: str
     definition: str
     source: str = "events"
+    unit: Literal["count", "hours"] = "count"
 
 
 @dataclass(frozen=True)
@@ -299,7 +317,14 @@ def _facts(session: Session, code: str, span: Window, tier: int | None, year_end
     referrals = [r for r in of(ReferralFact, lambda r: r.requested_at) if in_tier(r.case_id, r.tier)]
     all_referrals = list(session.exec(select(ReferralFact).where(ReferralFact.municipality_code == code)))
     meetings_all = list(session.exec(select(MeetingFact).where(MeetingFact.municipality_code == code)))
-    meetings = [m for m in meetings_all if (m.held_at or m.scheduled_at) in span and in_tier(m.case_id, m.tier)]
+    # A meeting counts once, in the period it takes place (after its latest reschedule), unless cancelled.
+    meetings = [
+        m
+        for m in meetings_all
+        if m.cancelled_at is None
+        and (m.held_at or m.starts_at or m.scheduled_at) in span
+        and in_tier(m.case_id, m.tier)
+    ]
     promotion_history = sorted(
         (m for m in meetings_all if m.kind == "promotion_meeting" and m.held_at is not None and m.held_at < year_end),
         key=lambda m: m.held_at or year_end,
@@ -472,6 +497,7 @@ def compute(
             "初回受諾までの時間（時間）",
             "Hours from consultation to first acceptance",
             "p50 を値とする",
+            unit="hours",
         ),
         {"p50": round(_percentile(waits, 0.5), 2), "p90": round(_percentile(waits, 0.9), 2)} if waits else {},
         value=round(_percentile(waits, 0.5), 2) if waits else None,
@@ -519,7 +545,12 @@ def compute(
         Counter(g for d in facts.decisions for g in d.resource_gaps),
     )
     add(
-        Indicator("OPS-CASE-MEETINGS", "ケース会議 設定件数", "Case meetings scheduled", "設定されたケース会議"),
+        Indicator(
+            "OPS-CASE-MEETINGS",
+            "ケース会議 設定件数",
+            "Case meetings scheduled",
+            "設定されたケース会議（開催日時の期間に計上、変更後の日時で1回、取消を除く）",
+        ),
         Counter(f"tier{m.tier}" for m in facts.meetings if m.kind == "case_meeting" and m.scheduled_at is not None),
     )
     add(
@@ -576,6 +607,7 @@ def report(
             name_en=i.name_en,
             definition=i.definition,
             source=i.source,
+            unit=i.unit,
             value=value,
             by_dimension=breakdown,
             shares=shares,
@@ -589,6 +621,7 @@ def report(
             name_en=i.name_en,
             definition=i.definition,
             source=i.source,
+            unit="as_entered",
             value=manual.get(i.id),
             by_dimension={},
         )

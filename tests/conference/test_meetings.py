@@ -1,22 +1,44 @@
-"""Conference's logic on PostgreSQL: invitations follow the case, reschedule and cancel, plans approved
-where the municipality approves them, and the 推進会議 series."""
+"""Conference's logic on PostgreSQL: bookings that never overlap, invitations (and calendars) follow the
+case, reschedule and cancel, plans approved where the municipality approves them, the 推進会議 series
+and its agenda."""
 
+import threading
 import uuid
+from collections import defaultdict
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from itertools import pairwise
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
+from icalendar import Calendar
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 import services.conference.app  # noqa: F401 - registers the conference tables
 from services.conference import service
-from services.conference.models import ConferenceOutbox, DecisionCreate, Meeting
+from services.conference.api import to_ical
+from services.conference.models import AttendanceCreate, ConferenceOutbox, DecisionCreate, Meeting
 from shared import db
 from shared.directory import demo_directory_path
-from shared.events import EngagedAgency, Envelope, ReferralRequested, ReferralStatusChanged, RoutingDecided, new_event
+from shared.events import (
+    AttendanceRecord,
+    ConferenceCancelled,
+    ConferenceDecisionRecorded,
+    ConferenceRescheduled,
+    DataT,
+    EngagedAgency,
+    Envelope,
+    MeetingInvitation,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+    decode,
+    new_event,
+)
 from shared.settings import Settings
 
 
@@ -36,18 +58,28 @@ def configs(tmp_path: Path, **conference: object) -> dict[str, service.Municipal
     return service.load_configs([path])
 
 
-def decided(case_id: str, agencies: list[str], tier: int = 2) -> RoutingDecided:
+def decided(
+    case_id: str,
+    agencies: list[str],
+    tier: int = 2,
+    urgency: str = "urgent",
+    *,
+    at: datetime | None = None,
+    gaps: tuple[str, ...] = (),
+    sequence: int = 1,
+) -> RoutingDecided:
     return RoutingDecided(
         case_id=case_id,
         decision_id=str(uuid.uuid4()),
+        sequence=sequence,
         tier=tier,  # type: ignore[arg-type]
         patterns=["multiple_members"],
         lead="nabari-houkatsu",
         engaged=[EngagedAgency(agency_id=a, agency_type="t", rule_id="partner", legal_basis="x") for a in agencies],
-        resource_gaps=[],
+        resource_gaps=list(gaps),
         directory_version="v",
-        urgency="urgent",
-        decided_at=datetime.now(UTC),
+        urgency=urgency,
+        decided_at=at or datetime.now(UTC),
     )
 
 
@@ -65,12 +97,34 @@ def referral(case_id: str, agency_id: str) -> ReferralRequested:
     )
 
 
-def decided_event(case_id: str, agencies: list[str], tier: int = 2) -> Envelope[RoutingDecided]:
-    return new_event(decided(case_id, agencies, tier), source="/t", subject=case_id, municipality_code="242080")
+def decided_event(
+    case_id: str, agencies: list[str], tier: int = 2, urgency: str = "urgent", **more: Any
+) -> Envelope[RoutingDecided]:
+    return new_event(
+        decided(case_id, agencies, tier, urgency, **more), source="/t", subject=case_id, municipality_code="242080"
+    )
 
 
 def staged(session: Session) -> list[str]:
     return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(ConferenceOutbox.id)).all()]
+
+
+def invitation_rows(session: Session) -> list[ConferenceOutbox]:
+    query = select(ConferenceOutbox).where(ConferenceOutbox.topic == MeetingInvitation.topic)
+    return list(session.exec(query.order_by(ConferenceOutbox.id)).all())
+
+
+def feed(session: Session, agency_id: str) -> list[Any]:
+    """The VEVENTs of an agency's iCalendar feed, parsed back; the feed is a published one (METHOD:PUBLISH)."""
+    calendar = Calendar.from_ical(to_ical(agency_id, service.calendar_meetings(session, agency_id)))
+    assert str(calendar["METHOD"]) == "PUBLISH"
+    return list(calendar.walk("VEVENT"))
+
+
+def published(session: Session, model: type[DataT]) -> list[Envelope[DataT]]:
+    """The events of `model` conference staged for publication, in order."""
+    query = select(ConferenceOutbox).where(ConferenceOutbox.topic == model.topic).order_by(ConferenceOutbox.id)
+    return [decode(row.payload.encode(), model) for row in session.exec(query).all()]
 
 
 def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: Path) -> None:
@@ -103,35 +157,106 @@ def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: P
         assert meeting.participants == ["mie-hikikomori", "nabari-houkatsu"]
         assert meeting.sequence == 2
         topics = staged(session)
+        invitations = [
+            (row.key, decode(row.payload.encode(), MeetingInvitation).data) for row in invitation_rows(session)
+        ]
+        feeds = {a: feed(session, a) for a in ("hoken-07", "mie-hikikomori", "hoken-08")}
     assert topics.count("marugoto.conference.scheduled") == 1
     assert topics.count("marugoto.conference.rescheduled") == 2
-    assert "marugoto.conference.invitation" in topics
+    # Each invitation is keyed by the agency it is for, so an agency's integration reads only its own.
+    assert all(key == invitation.agency_id for key, invitation in invitations)
+    assert [(i.agency_id, i.status) for _, i in invitations if i.agency_id == "hoken-07"] == [
+        ("hoken-07", "invited"),
+        ("hoken-07", "updated"),
+        ("hoken-07", "withdrawn"),
+    ]
+    assert ("mie-hikikomori", "invited") in [(i.agency_id, i.status) for _, i in invitations]
+
+    # The withdrawn agency's calendar keeps the meeting, cancelled with a higher SEQUENCE, so its client drops it.
+    uid = f"{meeting.id}@marugoto"
+    assert {(str(e["UID"]), str(e["STATUS"]), int(e["SEQUENCE"])) for e in feeds["hoken-07"]} == {(uid, "CANCELLED", 2)}
+    assert {(str(e["UID"]), str(e["STATUS"]), int(e["SEQUENCE"])) for e in feeds["mie-hikikomori"]} == {
+        (uid, "CONFIRMED", 2)
+    }
+    assert feeds["hoken-08"] == [], "never invited, never in the calendar"
+
+
+def test_meetings_decided_at_the_same_moment_never_double_book_anyone(engine: Engine, tmp_path: Path) -> None:
+    """Decisions applied concurrently, as several consumer instances would, all compete for the lead's time."""
+    confs = configs(tmp_path)
+    partners = [f"hoken-{n:02d}" for n in range(1, 9)]
+    with db.transaction(engine) as session:
+        # The partners are in the network already, so the threads race on the booking and nothing else.
+        service.apply_routing_decided(session, decided_event(str(uuid.uuid4()), partners, tier=1), confs)
+    threads, per_thread = 6, 5
+    start = threading.Barrier(threads)
+
+    def book(n: int) -> None:
+        start.wait()
+        for k in range(per_thread):
+            case_id = str(uuid.uuid4())
+            partner = partners[(n + k) % len(partners)]
+            with db.transaction(engine) as session:
+                service.apply_routing_decided(session, decided_event(case_id, [partner], urgency="routine"), confs)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(book, range(threads)))
+
+    with db.transaction(engine) as session:
+        meetings = service.list_meetings(session, kind="case_meeting")
+    assert len(meetings) == threads * per_thread
+    by_participant: defaultdict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
+    for meeting in meetings:
+        assert meeting.starts_at is not None and meeting.ends_at is not None, meeting.blockers
+        for participant in meeting.participants:
+            by_participant[participant].append((meeting.starts_at, meeting.ends_at))
+    assert len(by_participant["nabari-houkatsu"]) == threads * per_thread, "the lead is in every meeting"
+    for participant, spans in by_participant.items():
+        spans.sort()
+        for (_, end), (next_start, _) in pairwise(spans):
+            assert end <= next_start, f"{participant} is double-booked at {next_start.isoformat()}"
 
 
 def test_tier1_gets_no_meeting_and_reschedule_and_cancel_keep_their_reason(engine: Engine, tmp_path: Path) -> None:
     confs = configs(tmp_path)
     tier1 = str(uuid.uuid4())
     with db.transaction(engine) as session:
-        event = decided_event(tier1, ["hoken-04"], tier=1)
-        service.apply_routing_decided(session, event, confs)
+        service.apply_routing_decided(session, decided_event(tier1, ["hoken-04"], tier=1), confs)
         assert service.list_meetings(session, case_id=tier1) == []
 
         case_id = str(uuid.uuid4())
-        event = new_event(
-            decided(case_id, ["nabari-houkatsu"]), source="/t", subject=case_id, municipality_code="242080"
-        )
-        service.apply_routing_decided(session, event, confs)
+        service.apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
         [meeting] = service.list_meetings(session, case_id=case_id)
-        first = meeting.starts_at
-        assert first is not None
+        first, first_end = meeting.starts_at, meeting.ends_at
+        assert first is not None and first_end is not None
+        # From the meeting's own start: the slot it leaves is the one that did not work, so it must move.
         service.reschedule(session, meeting, confs["242080"], reason="lead unavailable", not_before=first)
-        assert (
-            meeting.starts_at is not None and meeting.starts_at >= first and meeting.status_reason == "lead unavailable"
-        )
+        moved = meeting.starts_at
+        assert moved is not None and moved >= first_end, "moved to a later slot, clear of the one it left"
+        assert meeting.status_reason == "lead unavailable" and meeting.sequence == 1
         service.cancel(session, meeting, reason="household moved away")
         assert meeting.status == "cancelled"
         with pytest.raises(service.Problem):
             service.cancel(session, meeting, reason="twice")
+
+        other = str(uuid.uuid4())
+        service.apply_routing_decided(session, decided_event(other, ["hoken-08"]), confs)
+        [held] = service.list_meetings(session, case_id=other)
+        roles, review = {"hoken-08": "見守り"}, date(2027, 1, 1)
+        body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", roles=roles, next_review=review)
+        service.record_decision(session, held, body, confs["242080"])
+
+    with db.transaction(engine) as session:
+        [rescheduled] = published(session, ConferenceRescheduled)
+        [cancelled] = published(session, ConferenceCancelled)
+        [decision] = published(session, ConferenceDecisionRecorded)
+    assert rescheduled.subject == case_id
+    assert (rescheduled.data.meeting_id, rescheduled.data.starts_at) == (meeting.id, moved)
+    assert rescheduled.data.reason == "lead unavailable"
+    assert (cancelled.data.meeting_id, cancelled.data.reason) == (meeting.id, "household moved away")
+    assert decision.subject == other
+    assert (decision.data.meeting_id, decision.data.plan_status) == (held.id, "approved")
+    assert (decision.data.roles, decision.data.next_review) == (roles, review)
 
 
 def test_where_the_promotion_meeting_approves_plans_a_case_meeting_only_drafts(engine: Engine, tmp_path: Path) -> None:
@@ -165,3 +290,136 @@ def test_series_cadence() -> None:
     fixed = service.PromotionMeetingConfig(cadence="fixed_months", months=[5, 8, 11, 2])
     assert service.next_series_date(fixed, date(2026, 11, 27)) == date(2027, 2, 1)
     assert service.next_series_date(service.PromotionMeetingConfig(), date(2026, 11, 27)) is None
+
+
+def test_promotion_meeting_agenda_after_a_stream_of_consultations_traces_every_line(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """Sixteen routing decisions of fifteen cases, mixed tiers, before and after the last 推進会議 (呉市-like)."""
+    kure_like = configs(tmp_path, promotion_meeting={"approves_plans": True, "review_after_days": 60})
+    config = kure_like["242080"]
+    now = datetime.now(UTC)
+    routed: defaultdict[str, list[str]] = defaultdict(list)  # case → its routing decisions' event ids
+    first_engaged: dict[str, str] = {}  # agency → the event that first engaged it
+
+    def route(session: Session, case_id: str, tier: int, days_ago: int, partners: list[str], **more: Any) -> None:
+        at = now - timedelta(days=days_ago)
+        event = decided_event(case_id, partners, tier, at=at, **more)
+        service.apply_routing_decided(session, event, kure_like)
+        routed[case_id].append(event.id)
+        for agency in partners:
+            first_engaged.setdefault(agency, event.id)
+
+    def decide(session: Session, meeting: Meeting, case_id: str, *, approved: bool) -> None:
+        body = DecisionCreate(
+            case_id=case_id, plan_approved=approved, lead_agency="nabari-houkatsu", next_review=date(2027, 3, 1)
+        )
+        service.record_decision(session, meeting, body, config)
+
+    def case_meeting(session: Session, case_id: str) -> Meeting:
+        [meeting] = service.list_meetings(session, case_id=case_id)
+        return meeting
+
+    plan, stale, approved, tier1, escalated = (str(uuid.uuid4()) for _ in range(5))
+    recent = [str(uuid.uuid4()) for _ in range(10)]
+    with db.transaction(engine) as session:
+        route(session, plan, 2, 120, ["hoken-01"])
+        route(session, stale, 3, 118, ["hoken-02", "nabari-jiritsu"], gaps=("shelter",))
+        route(session, approved, 2, 115, ["hoken-03"])
+        route(session, tier1, 1, 112, ["hoken-04"])
+        route(session, escalated, 1, 110, ["hoken-05"])
+        known_before = set(first_engaged)
+        previous = service.schedule_promotion_meeting(session, config, not_before=None)
+        # The service books only ahead of now; this 推進会議 was held 90 days ago.
+        previous.starts_at, previous.ends_at = now - timedelta(days=90), now - timedelta(days=90, hours=-2)
+        lead = AttendanceRecord(participant="nabari-houkatsu", kind="agency", sector="welfare", attended=True)
+        service.record_attendance(session, previous, AttendanceCreate(attendance=[lead]))
+
+        # Since then: ten new cases (six of tier 2/3), one escalation, and case meetings that draft plans.
+        tiers = [2, 3, 1, 2, 1, 2, 3, 1, 2, 1]
+        partners = [
+            ["hoken-06"],
+            ["hoken-07", "nabari-fukushi"],
+            ["hoken-08"],
+            ["hoken-09", "mie-saposute"],
+            ["hoken-10"],
+            ["hoken-11"],
+            ["hoken-12", "nabari-shakyo"],
+            ["hoken-13"],
+            ["hoken-06"],
+            ["hoken-01"],
+        ]
+        gaps = {1: ("legal_support_center",), 5: ("legal_support_center", "shelter")}
+        for n, case_id in enumerate(recent):
+            route(session, case_id, tiers[n], 30 - 3 * n, partners[n], gaps=gaps.get(n, ()))
+        route(session, escalated, 2, 5, ["hoken-05", "nabari-soudan"], sequence=2)
+        decide(session, case_meeting(session, approved), approved, approved=True)  # only drafted here
+        decide(session, previous, approved, approved=True)  # approved at the 推進会議
+        decide(session, case_meeting(session, plan), plan, approved=True)
+        decide(session, case_meeting(session, recent[0]), recent[0], approved=False)
+
+        meeting = service.schedule_promotion_meeting(session, config, not_before=None)
+        report = {
+            "municipality_code": "242080",
+            "fiscal_year": 2026,
+            "fiscal_year_label": "令和8年度 (FY2026)",
+            "month": None,
+            "tier": None,
+            "indicators": [{"id": "M8", "value": 15.0}],
+        }
+        url = "http://metrics:8000/v1/indicators?municipality=242080"
+        snapshot = service.IndicatorSnapshot(report=report, url=url, fetched_at=now)
+        agenda = service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=None, now=now)
+        decisions = published(session, ConferenceDecisionRecorded)
+    decision_event = {d.data.case_id: d.id for d in decisions}  # each case's latest
+    items = agenda["items"]
+    assert agenda["since"] == previous.starts_at.isoformat()
+
+    # (ア)/(イ): agencies first engaged since the last meeting, each from the decision that engaged it.
+    newcomers = {agency: event_id for agency, event_id in first_engaged.items() if agency not in known_before}
+    assert len(newcomers) == 12 and "mie-saposute" in newcomers and "hoken-01" not in newcomers
+    network = {line["detail"]["agency_id"]: line["source_events"] for line in items["ア_イ"]["lines"]}
+    assert network == {agency: [event_id] for agency, event_id in newcomers.items()}
+
+    # (ウ): new tier-2/3 cases (the escalated one from its escalation on), the overdue review, the plans.
+    needs = items["ウ"]["lines"]
+    new = [(line["detail"]["case_id"], line["source_events"]) for line in needs if "tier" in line["detail"]]
+    assert new == [
+        (case_id, routed[case_id])
+        for case_id in (escalated, recent[0], recent[1], recent[3], recent[5], recent[6], recent[8])
+    ]
+    assert [line["detail"]["tier"] for line in needs if "tier" in line["detail"]] == [2, 2, 3, 2, 2, 3, 2]
+    overdue = [
+        (line["detail"]["case_id"], line["source_events"]) for line in needs if line["detail"].get("overdue_review")
+    ]
+    assert overdue == [(stale, routed[stale])], "reviewed cases and the recently escalated one are not overdue"
+    awaiting = [(line["detail"]["case_id"], line["source_events"]) for line in needs if line["detail"].get("plan")]
+    assert awaiting == [(plan, [decision_event[plan]]), (recent[0], [decision_event[recent[0]]])]
+    mentioned = {line["detail"]["case_id"] for line in needs}
+    assert not mentioned & {tier1, recent[2], recent[4], recent[7], recent[9]}, "tier-1 cases are not on the agenda"
+
+    # (エ): the router's resource gaps reported since the last meeting, by type, from those decisions.
+    resources = [(line["detail"], line["source_events"]) for line in items["エ"]["lines"]]
+    assert resources == [
+        (
+            {"partner_type": "legal_support_center", "cases": sorted([recent[1], recent[5]])},
+            sorted([routed[recent[1]][0], routed[recent[5]][0]]),
+        ),
+        ({"partner_type": "shelter", "cases": [recent[5]]}, routed[recent[5]]),
+    ]
+
+    # (オ): the indicator snapshot is no event; its line names the report it is and when it was fetched.
+    [results] = items["オ"]["lines"]
+    assert results["source_events"] == []
+    assert results["source"] == {
+        "kind": "metrics_snapshot",
+        "report": {k: report[k] for k in ("municipality_code", "fiscal_year", "fiscal_year_label", "month", "tier")},
+        "url": url,
+        "fetched_at": now.isoformat(),
+    }
+    assert results["detail"] == report and "令和8年度" in results["text"]
+
+    known = {event_id for ids in routed.values() for event_id in ids} | {d.id for d in decisions}
+    for section in ("ア_イ", "ウ", "エ"):
+        for line in items[section]["lines"]:
+            assert line["source_events"] and set(line["source_events"]) <= known, line

@@ -3,6 +3,7 @@ the 推進会議 agenda built from events, and attendance the metrics service co
 
 import json
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,13 @@ async def test_case_meeting_agenda_and_attendance(
     [snapshot] = items["オ"]["lines"]
     assert snapshot["detail"]["municipality_code"] == "242080"
     assert indicator(snapshot["detail"], "M8")["value"] == 2
+    # Not an event: the line names the report it is, where it came from and when it was fetched.
+    assert snapshot["source_events"] == []
+    source = snapshot["source"]
+    assert source["kind"] == "metrics_snapshot" and source["url"].startswith(stack["metrics"].url)
+    assert source["report"]["municipality_code"] == "242080"
+    assert source["report"]["fiscal_year"] == snapshot["detail"]["fiscal_year"]
+    assert abs(datetime.now(UTC) - datetime.fromisoformat(source["fetched_at"])) < timedelta(minutes=5)
     for section in ("ア_イ", "ウ"):
         for line in items[section]["lines"]:
             assert set(line["source_events"]) & decided_ids, line

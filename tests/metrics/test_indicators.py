@@ -5,6 +5,7 @@ import asyncio
 import csv
 import io
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import openpyxl
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli import upgrade_databases
 from services.metrics.app import create
@@ -21,9 +23,13 @@ from services.metrics.service import fiscal_year
 from shared.auth import Scope
 from shared.consultation import ConsultationSummary
 from shared.events import (
+    ConferenceCancelled,
+    ConferenceRescheduled,
+    ConferenceScheduled,
     ConsultationReceived,
     ContactRecorded,
     EventData,
+    ReferralRequested,
     ReferralStatusChanged,
     encode,
     new_event,
@@ -160,6 +166,73 @@ async def test_himi_route_mix_and_distinct_versus_cumulative_counts(
     assert value(body, "M8")["value"] == 1
 
 
+async def deliveries(client: httpx.AsyncClient) -> Counter[tuple[str, str]]:
+    """The metrics consumer's deliveries so far, by topic and outcome (its Prometheus counter, exact)."""
+    response = await client.get("/metrics")
+    assert response.status_code == 200, response.text
+    counts: Counter[tuple[str, str]] = Counter()
+    for family in text_string_to_metric_families(response.text):
+        if family.name == "marugoto_events_consumed":
+            for sample in family.samples:
+                if sample.name == "marugoto_events_consumed_total":
+                    counts[(sample.labels["topic"], sample.labels["outcome"])] += int(sample.value)
+    return counts
+
+
+async def deliveries_reach(
+    client: httpx.AsyncClient, baseline: Counter[tuple[str, str]], added: Counter[tuple[str, str]]
+) -> Counter[tuple[str, str]]:
+    """Wait until the consumer has seen `added` deliveries more than `baseline`; return the counts then."""
+    expected = baseline + added
+    counts: Counter[tuple[str, str]] = Counter()
+    for _ in range(150):
+        counts = await deliveries(client)
+        if all(counts[key] >= n for key, n in expected.items()):
+            return counts
+        await asyncio.sleep(0.2)
+    pytest.fail(f"the consumer never saw the deliveries: expected {expected}, saw {counts}")
+
+
+def meeting_events() -> list[tuple[str, EventData]]:
+    """Two case meetings: one rescheduled (it counts once), one cancelled (it does not count)."""
+    later = NOW + timedelta(hours=2)
+    events: list[tuple[str, EventData]] = []
+    for n in (0, 1):
+        events.append(
+            (
+                f"replay-{n}",
+                ConferenceScheduled(
+                    meeting_id=f"meeting-{n}",
+                    case_id=f"replay-{n}",
+                    kind="case_meeting",
+                    tier=2,
+                    starts_at=NOW,
+                    ends_at=NOW + timedelta(hours=1),
+                    deadline=None,
+                    participants=["nabari-houkatsu", "a"],
+                ),
+            )
+        )
+    events.append(
+        (
+            "replay-0",
+            ConferenceRescheduled(
+                meeting_id="meeting-0",
+                case_id="replay-0",
+                kind="case_meeting",
+                starts_at=later,
+                ends_at=later + timedelta(hours=1),
+                participants=["nabari-houkatsu", "a"],
+                reason="lead unavailable",
+            ),
+        )
+    )
+    events.append(
+        ("replay-1", ConferenceCancelled(meeting_id="meeting-1", case_id="replay-1", kind="case_meeting", reason="x"))
+    )
+    return events
+
+
 async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_numbers(
     metrics: httpx.AsyncClient, metrics_settings: Settings, operator: dict[str, str]
 ) -> None:
@@ -183,24 +256,25 @@ async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_number
                 ),
             )
         )
+    events += meeting_events()
+    prefix = metrics_settings.kafka_topic_prefix
+    topics = sorted({prefix + data.topic for _, data in events})
+    # Every event applied, on every topic (they arrive independently), before the first reading.
+    before = await deliveries(metrics)
     await publish(metrics_settings, events, code)
-    # Wait for all of them: the acceptances arrive on another topic than the consultations.
-    first = await report_when(
-        metrics,
-        operator,
-        code,
-        lambda b: (
-            value(b, "M8")["value"] == 4 and value(b, "OPS-TIME-TO-ACCEPT")["by_dimension"] == {"p50": 2.0, "p90": 4.0}
-        ),
-    )
+    await deliveries_reach(metrics, before, Counter((prefix + data.topic, "applied") for _, data in events))
+    first = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
+    assert value(first, "M8")["value"] == 4
+    assert value(first, "OPS-TIME-TO-ACCEPT")["by_dimension"] == {"p50": 2.0, "p90": 4.0}
     assert value(first, "OPS-TIME-TO-ACCEPT")["value"] == 2.0
     assert value(first, "M10")["value"] == 1
+    assert value(first, "OPS-CASE-MEETINGS")["by_dimension"] == {"tier2": 1}, "the cancelled meeting does not count"
 
-    # Every event of every topic delivered a second time: no number changes.
-    records = await read_all(
-        str(metrics_settings.kafka_bootstrap_servers),
-        [metrics_settings.kafka_topic_prefix + e.topic for _, e in events[:2]],
-    )
+    # Every record of those topics delivered a second time: each is seen as a duplicate, no number changes.
+    records = await read_all(str(metrics_settings.kafka_bootstrap_servers), topics)
+    replayed = Counter((record.topic, "duplicate") for record in records)
+    assert {topic for topic, _ in replayed} == set(topics)
+    before = await deliveries(metrics)
     producer = AIOKafkaProducer(bootstrap_servers=metrics_settings.kafka_bootstrap_servers, acks="all")
     await producer.start()
     try:
@@ -208,7 +282,9 @@ async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_number
             await producer.send_and_wait(record.topic, record.value, key=record.key)
     finally:
         await producer.stop()
-    await asyncio.sleep(3)
+    seen = await deliveries_reach(metrics, before, replayed)
+    for topic in topics:
+        assert seen[(topic, "applied")] == before[(topic, "applied")], f"a replayed event of {topic} was applied again"
     again = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
     assert again == first
 
@@ -218,41 +294,170 @@ async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_number
     assert rebuilt == first
 
 
-async def test_targets_manual_values_and_exports(metrics: httpx.AsyncClient, operator: dict[str, str]) -> None:
-    code = "242080"
+EXPORT_ROUTES = {"self": 12, "government": 25, "acquaintance": 1}  # 38 cases; one small cell among them
+
+
+def seed_export_case_mix(settings: Settings, code: str) -> None:
+    """38 consultations, one accepted after 3 hours, one re-route: straight through `service.count`."""
+    from services.metrics import service
+    from shared import db
+
+    events: list[tuple[str, EventData]] = []
+    for pathway, n in EXPORT_ROUTES.items():
+        for k in range(n):
+            case_id = f"{code}-{pathway}-{k}"
+            events.append((case_id, consultation(case_id, pathway)))
+    first = events[0][0]
+    events.append(
+        (
+            first,
+            ReferralStatusChanged(
+                referral_id="e1",
+                case_id=first,
+                agency_id="a",
+                from_status="requested",
+                to_status="accepted",
+                reason_code=None,
+                changed_by="a",
+                changed_at=NOW + timedelta(hours=3),
+            ),
+        )
+    )
+    events.append(
+        (
+            first,
+            ReferralRequested(
+                referral_id="e2",
+                case_id=first,
+                decision_id="d",
+                agency_id="b",
+                agency_type="t",
+                tier=2,
+                rule_id="reroute",
+                legal_basis="x",
+                requested_at=NOW,
+            ),
+        )
+    )
+    engine = db.make_engine(settings, "metrics")
+    try:
+        for subject, data in events:
+            with db.transaction(engine) as session:
+                service.count(session, new_event(data, source="/test", subject=subject, municipality_code=code))
+    finally:
+        engine.dispose()
+
+
+def parsed(cell: Any) -> dict[str, Any]:
+    """A breakdown or shares cell ("self: 12; acquaintance: x") back as a mapping (numbers as floats)."""
+    if cell in (None, ""):
+        return {}
+    pairs = (item.split(": ") for item in str(cell).split("; "))
+    return {key: text if text == "x" else float(text) for key, text in pairs}
+
+
+def number(cell: Any) -> Any:
+    """A numeric cell of the CSV (text) or the workbook (typed) as a float; blank as None; 'x' as is."""
+    if cell in (None, ""):
+        return None
+    return cell if cell == "x" else float(cell)
+
+
+def exported(csv_body: bytes, xlsx_body: bytes) -> dict[str, list[Any]]:
+    """Both exports, checked to carry the same cells, as rows by indicator id (numbers normalised)."""
+    lines = list(csv.reader(io.StringIO(csv_body.decode("utf-8-sig"))))
+    sheet = openpyxl.load_workbook(io.BytesIO(xlsx_body)).active
+    assert sheet is not None
+    cells = [list(row) for row in sheet.iter_rows(values_only=True)]
+    assert (
+        lines[1]
+        == list(cells[1])
+        == ["指標ID", "指標名", "定義", "区分", "目標値", "実績値", "達成率(%)", "内訳", "割合・比率"]
+    )
+    assert lines[0][0] == cells[0][0]
+
+    def normal(row: list[Any]) -> list[Any]:
+        return [*row[:4], *(number(c) for c in row[4:7]), parsed(row[7]), parsed(row[8])]
+
+    from_csv, from_xlsx = [normal(row) for row in lines[2:]], [normal(row) for row in cells[2:]]
+    assert from_csv == from_xlsx, "the CSV and the workbook carry the same cells"
+    return {row[0]: row for row in from_xlsx}
+
+
+async def test_targets_manual_values_and_exports(
+    metrics: httpx.AsyncClient, metrics_settings: Settings, operator: dict[str, str]
+) -> None:
+    code = "232114"  # 豊田市
+    seed_export_case_mix(metrics_settings, code)
     base = f"/v1/municipalities/{code}/fiscal-years/{YEAR}"
-    assert (await metrics.put(f"{base}/targets/M8", json={"value": 8}, headers=operator)).status_code == 204
+    assert (await metrics.put(f"{base}/targets/M8", json={"value": 40}, headers=operator)).status_code == 204
     assert (
         await metrics.put(f"{base}/manual/M3", json={"value": 2, "note": "共有ルール"}, headers=operator)
     ).status_code == 204
     refused = await metrics.put(f"{base}/manual/M8", json={"value": 2}, headers=operator)
     assert refused.status_code == 422
-    api = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
+    query = f"municipality={code}&fiscal_year={YEAR}"
+    api = (await metrics.get(f"/v1/indicators?{query}", headers=operator)).json()
     m8 = value(api, "M8")
-    assert m8["target"] == 8 and m8["attainment"] == round(100 * m8["value"] / 8, 1)
+    assert m8["value"] == 38 and m8["target"] == 40 and m8["attainment"] == 95.0
     assert value(api, "M3")["value"] == 2
+    assert value(api, "R10")["shares"] == {"acquaintance": 2.6, "government": 65.8, "self": 31.6}
 
-    response = await metrics.get(f"/v1/indicators/export.csv?municipality={code}&fiscal_year={YEAR}", headers=operator)
-    assert response.status_code == 200
-    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
-    assert lines[1][:6] == ["指標ID", "指標名", "定義", "区分", "目標値", "実績値"]
-    by_id = {row[0]: row for row in lines[2:]}
-    for indicator in api["indicators"]:
-        if indicator["value"] is not None:
-            assert float(by_id[indicator["id"]][5]) == indicator["value"], indicator["id"]
+    async def export(suffix: str = "") -> dict[str, list[Any]]:
+        bodies = []
+        for extension in ("csv", "xlsx"):
+            response = await metrics.get(f"/v1/indicators/export.{extension}?{query}{suffix}", headers=operator)
+            assert response.status_code == 200, response.text
+            bodies.append(response.content)
+        return exported(*bodies)
 
-    response = await metrics.get(f"/v1/indicators/export.xlsx?municipality={code}&fiscal_year={YEAR}", headers=operator)
-    sheet = openpyxl.load_workbook(io.BytesIO(response.content)).active
-    assert sheet is not None
-    rows = list(sheet.iter_rows(min_row=3, values_only=True))
-    xlsx = {row[0]: row for row in rows}
-    assert xlsx["M8"][5] == m8["value"] and xlsx["M8"][4] == 8
+    # Without suppression: every row, every cell, exactly the API's.
+    full = await export()
+    assert list(full) == [i["id"] for i in api["indicators"]]
+    for i in api["indicators"]:
+        label = "イベント集計" if i["source"] == "events" else "入力値"
+        expected = [i["id"], i["name_ja"], i["definition"], label, i["target"], i["value"], i["attainment"]]
+        assert full[i["id"]] == [*expected, i["by_dimension"], i["shares"] or {}], i["id"]
 
-    suppressed = await metrics.get(
-        f"/v1/indicators/export.csv?municipality={code}&fiscal_year={YEAR}&suppress_below=10", headers=operator
-    )
-    small = {row[0]: row for row in list(csv.reader(io.StringIO(suppressed.content.decode("utf-8-sig"))))[2:]}
-    assert small["M8"][5] == "x", "a count below 10 leaves the municipality suppressed"
+    # With suppression below 10: only counts are hidden, and none can be recovered from its row's total.
+    small = await export("&suppress_below=10")
+    for i in api["indicators"]:
+        row = small[i["id"]]
+        if i["unit"] != "count":
+            assert row == full[i["id"]], f"{i['id']} is not a count: never suppressed"
+            continue
+        hidden = {k for k, v in row[7].items() if v == "x"}
+        assert {k for k, v in i["by_dimension"].items() if 0 < v < 10} <= hidden, i["id"]
+        assert all(row[7][k] == v for k, v in i["by_dimension"].items() if k not in hidden), i["id"]
+        total_hidden = i["value"] is not None and 0 < i["value"] < 10
+        assert row[5] == ("x" if total_hidden else i["value"]), i["id"]
+        if hidden and not total_hidden and i["value"] == sum(i["by_dimension"].values()):
+            assert len(hidden) >= 2 and sum(i["by_dimension"][k] for k in hidden) >= 10, f"{i['id']}: recoverable"
+        for key, share in (i["shares"] or {}).items():
+            assert row[8][key] == (
+                "x" if key in hidden or (key not in i["by_dimension"] and (hidden or total_hidden)) else share
+            )
+    # The single small route (1 case) takes the next smallest (12) with it; the total of 38 stays.
+    for indicator in ("M8", "R10"):
+        assert small[indicator][5:8] == [
+            38,
+            95.0 if indicator == "M8" else None,
+            {"acquaintance": "x", "government": 25, "self": "x"},
+        ]
+    assert small["R10"][8] == {"acquaintance": "x", "government": 65.8, "self": "x"}, "R10 shares exported"
+    assert small["OPS-REROUTES"][5] == "x" and small["OPS-REROUTES"][8] == {"per_case": "x"}
+    assert small["OPS-TIME-TO-ACCEPT"][5:8] == [3.0, None, {"p50": 3.0, "p90": 3.0}], "hours are not counts"
+    assert small["M3"][5] == 2, "values the municipality entered are not case counts"
+
+
+def test_complementary_suppression_hides_enough_of_each_row() -> None:
+    from services.metrics.exports import hidden_cells
+
+    assert hidden_cells({"a": 12, "b": 25, "c": 30}, 10) == set(), "nothing small, nothing hidden"
+    assert hidden_cells({"a": 1, "b": 12, "c": 25}, 10) == {"a", "b"}, "one small cell takes the next smallest"
+    assert hidden_cells({"a": 1, "b": 1, "c": 20, "d": 30}, 10) == {"a", "b", "c"}, "hidden cells add up to 10+"
+    assert hidden_cells({"a": 3, "b": 9, "c": 40}, 10) == {"a", "b"}, "two small cells of 12 together suffice"
+    assert hidden_cells({"a": 2, "b": 0, "c": 15}, 10) == {"a", "c"}, "a zero hides nothing, so it is no complement"
 
 
 def test_networked_actors_follow_the_municipality_rule(metrics_settings: Settings) -> None:
