@@ -33,7 +33,6 @@ COUNTED: tuple[type[EventData], ...] = (
 
 def wire(runtime: Runtime) -> None:
     """Record consultations, contacts, decisions, referrals and meetings as facts, once each."""
-
     runtime.consume(
         MetricsProcessedEvent,
         dict.fromkeys(COUNTED, service.count),
