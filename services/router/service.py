@@ -162,6 +162,16 @@ def seed_directories(session: Session, bodies: Mapping[str, Mapping[str, Any]]) 
         store_directory(session, body, source="file", activate=False)
 
 
+def active_version_id(session: Session, municipality_code: str) -> str | None:
+    """The version id of the directory in force for a municipality (without reading its body)."""
+    query = (
+        select(DirectoryVersion.version)
+        .where(DirectoryVersion.municipality_code == municipality_code)
+        .order_by(col(DirectoryVersion.activated_at).desc())
+    )
+    return session.exec(query).first()
+
+
 def active_version(session: Session, municipality_code: str) -> DirectoryVersion | None:
     """The directory version in force for a municipality."""
     query = (
@@ -179,12 +189,24 @@ class ConfigCache:
         self._by_version: dict[tuple[str, str], MunicipalityConfig] = {}
 
     def active(self, session: Session, municipality_code: str) -> MunicipalityConfig:
-        """The configuration in force, or UnknownMunicipality."""
-        row = active_version(session, municipality_code)
-        if row is None:
+        """The configuration in force, or UnknownMunicipality.
+
+        The version in force is read once per transaction (a batch of consultations is decided with
+        one directory), and a version's body is parsed once per process.
+        """
+        in_force: dict[str, str | None] = session.info.setdefault("router_versions_in_force", {})
+        if municipality_code not in in_force:
+            in_force[municipality_code] = active_version_id(session, municipality_code)
+        version = in_force[municipality_code]
+        if version is None:
             raise UnknownMunicipality(f"no directory for municipality {municipality_code}")
-        key = (municipality_code, row.version)
+        key = (municipality_code, version)
         if key not in self._by_version:
+            row = session.exec(
+                select(DirectoryVersion).where(
+                    DirectoryVersion.municipality_code == municipality_code, DirectoryVersion.version == version
+                )
+            ).one()
             self._by_version[key] = parse_config(row.body)
         return self._by_version[key]
 
@@ -203,7 +225,11 @@ class Context:
 def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Context) -> RoutingDecision:
     """Decide the case of a received consultation and request its referrals."""
     received = envelope.data
-    existing = latest_decision(session, received.case_id)
+    # Decisions of this transaction (a batch) are not flushed yet: they are found here, and the query
+    # for earlier ones need not flush them, so a batch's rows are written together at its commit.
+    decided: dict[str, RoutingDecision] = session.info.setdefault("router_decided", {})
+    with session.no_autoflush:
+        existing = decided.get(received.case_id) or latest_decision(session, received.case_id)
     if existing is not None:
         return existing
     config = ctx.configs.active(session, envelope.municipalitycode)
@@ -219,7 +245,10 @@ def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Conte
         received_at=received.received_at,
     )
     session.add(facts)
-    return _record_decision(session, ctx, config, facts, decision, kind="initial", requested_by=None)
+    decided[received.case_id] = _record_decision(
+        session, ctx, config, facts, decision, kind="initial", requested_by=None, previous=None
+    )
+    return decided[received.case_id]
 
 
 def _record_decision(
@@ -231,6 +260,7 @@ def _record_decision(
     *,
     kind: DecisionKind,
     requested_by: str | None,
+    previous: RoutingDecision | None,
 ) -> RoutingDecision:
     if not decision.engaged:
         # Never store a decision that leaves the case without an owner: it is dead-lettered (or refused)
@@ -240,7 +270,6 @@ def _record_decision(
             f"of {facts.municipality_code}; fix the directory, then replay"
         )
     now = datetime.now(UTC)
-    previous = latest_decision(session, facts.case_id)
     row = RoutingDecision(
         id=str(uuid.uuid4()),
         case_id=facts.case_id,
@@ -258,7 +287,6 @@ def _record_decision(
         decided_at=now,
     )
     session.add(row)
-    session.flush()
     _stage(
         session,
         facts,
@@ -278,7 +306,9 @@ def _record_decision(
         ),
     )
     # A later decision adds the agencies not already on the case; those already there keep their referral.
-    live = {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.status in LIVE}
+    live = (
+        {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.status in LIVE} if previous else set()
+    )
     for engagement in decision.engaged:
         if engagement.agency_id not in live:
             agency = config.directory.agency(engagement.agency_id)
@@ -706,6 +736,8 @@ def escalate(
         else:
             decision = routing.decide_return_to_community(consultation, config.directory, config.rules)
     try:
-        return _record_decision(session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id)
+        return _record_decision(
+            session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id, previous=current
+        )
     except NoOwner as error:
         raise Problem(409, "no-owner", str(error)) from None
