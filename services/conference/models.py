@@ -31,7 +31,7 @@ class Meeting(SQLModel, table=True):
     municipality_code: str = Field(max_length=6, index=True)
     tier: int | None = None
     title: str = Field(max_length=200)
-    starts_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    starts_at: datetime | None = Field(default=None, index=True, sa_type=UTCDateTime)
     ends_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     participants: list[str] = Field(sa_type=JSON)

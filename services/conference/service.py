@@ -155,9 +155,15 @@ def _lock_bookings(session: Session, municipality_code: str) -> None:
     session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
 
 
-def _bookings(session: Session) -> list[slots.Booking]:
+def _bookings(session: Session, start: datetime, end: datetime) -> list[slots.Booking]:
+    """The bookings that overlap [start, end): only those can stand in the way of a slot found there."""
     meetings = session.exec(
-        select(Meeting).where(col(Meeting.status).in_(ACTIVE), col(Meeting.starts_at).is_not(None))
+        select(Meeting).where(
+            col(Meeting.status).in_(ACTIVE),
+            col(Meeting.starts_at).is_not(None),
+            col(Meeting.starts_at) < end,
+            col(Meeting.ends_at) > start,
+        )
     ).all()
     booked: list[slots.Booking] = []
     for meeting in meetings:
@@ -191,7 +197,8 @@ def _find(
         room_needed=bool(config.rooms),
     )
     _lock_bookings(session, config.directory.municipality.code)
-    return slots.find_slot(request, config.hours, _bookings(session), config.rooms)
+    bookings = _bookings(session, earliest, slots.search_end(deadline))
+    return slots.find_slot(request, config.hours, bookings, config.rooms)
 
 
 # --- following the cases ------------------------------------------------------------------------

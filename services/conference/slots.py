@@ -251,6 +251,11 @@ def _room_pool(request: SlotRequest, rooms: Sequence[Room]) -> list[Room] | None
     return sorted(seated, key=lambda room: (room.capacity, room.id))
 
 
+def search_end(deadline: datetime, *, widen_business_days: int = 5) -> datetime:
+    """The latest moment `find_slot` may place a meeting with this deadline: bookings after it cannot matter."""
+    return _widened(deadline, widen_business_days) + _ONE_DAY
+
+
 def _widened(deadline: datetime, business_days: int) -> datetime:
     if business_days < 0:
         raise ValueError("widen_business_days must not be negative")

@@ -6,10 +6,10 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, SQLModel, select
 
 from services.metrics.models import (
     CaseFact,
@@ -82,18 +82,17 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
         case ContactRecorded():
             _contact(session, data.contact_id, data.case_id, code, data.received_at, data.pathway, data.found_by, False)
         case RoutingDecided():
-            session.merge(
-                DecisionFact(
-                    decision_id=data.decision_id,
-                    case_id=data.case_id,
-                    municipality_code=code,
-                    tier=data.tier,
-                    kind=data.kind,
-                    patterns=list(data.patterns),
-                    resource_gaps=list(data.resource_gaps),
-                    decided_at=data.decided_at,
-                )
+            decision = DecisionFact(
+                decision_id=data.decision_id,
+                case_id=data.case_id,
+                municipality_code=code,
+                tier=data.tier,
+                kind=data.kind,
+                patterns=list(data.patterns),
+                resource_gaps=list(data.resource_gaps),
+                decided_at=data.decided_at,
             )
+            _put(session, decision, data.decision_id)
             case = _case(session, data.case_id, code)
             if data.sequence >= case.decision_sequence:
                 case.tier, case.decision_sequence = data.tier, data.sequence
@@ -162,21 +161,59 @@ def _contact(
         found_by=found_by.value,
         opening=opening,
     )
-    session.merge(fact)
+    _put(session, fact, contact_id)
 
 
 def _case(session: Session, case_id: str, code: str) -> CaseFact:
-    return session.get(CaseFact, case_id) or CaseFact(case_id=case_id, municipality_code=code)
+    return _fact(session, CaseFact, case_id, lambda: CaseFact(case_id=case_id, municipality_code=code))
 
 
 def _referral(session: Session, referral_id: str, case_id: str, code: str) -> ReferralFact:
-    found = session.get(ReferralFact, referral_id)
-    return found or ReferralFact(referral_id=referral_id, case_id=case_id, municipality_code=code)
+    return _fact(
+        session,
+        ReferralFact,
+        referral_id,
+        lambda: ReferralFact(referral_id=referral_id, case_id=case_id, municipality_code=code),
+    )
 
 
 def _meeting(session: Session, meeting_id: str, code: str, kind: str, case_id: str | None) -> MeetingFact:
-    found = session.get(MeetingFact, meeting_id)
-    return found or MeetingFact(meeting_id=meeting_id, municipality_code=code, kind=kind, case_id=case_id)
+    return _fact(
+        session,
+        MeetingFact,
+        meeting_id,
+        lambda: MeetingFact(meeting_id=meeting_id, municipality_code=code, kind=kind, case_id=case_id),
+    )
+
+
+FactT = TypeVar("FactT", bound=SQLModel)
+
+
+def _put(session: Session, fact: SQLModel, key: str) -> None:
+    """Store `fact` under `key`, replacing the one this transaction or the database had."""
+    kept = _fact(session, type(fact), key, lambda: fact)
+    if kept is not fact:
+        for name in type(fact).model_fields:
+            setattr(kept, name, getattr(fact, name))
+
+
+def _fact(session: Session, model: type[FactT], key: str, new: Callable[[], FactT]) -> FactT:
+    """The fact with this key, whether made earlier in this transaction, stored, or new (then added).
+
+    A batch of events is applied in one transaction; looking a fact up must not flush the facts the
+    batch made before it (they are written together at the commit), and a fact made earlier in the
+    batch is not yet in the database, so the transaction keeps its own index of them.
+    """
+    made: dict[tuple[type[SQLModel], str], SQLModel] = session.info.setdefault("metrics_facts", {})
+    found = made.get((model, key))
+    if found is None:
+        with session.no_autoflush:
+            found = session.get(model, key)
+        if found is None:
+            found = new()
+            session.add(found)
+        made[(model, key)] = found
+    return found  # type: ignore[return-value]
 
 
 # --- the catalog -----------------------------------------------------------------------------------
