@@ -7,10 +7,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.db import is_transient
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://marugoto.example/problems/"
+# Seconds a client is told to wait before retrying while the database is unavailable.
+DATABASE_RETRY_AFTER_S = 2
 
 
 class Problem(Exception):
@@ -67,9 +72,22 @@ def install(app: FastAPI, field_labels: dict[str, str] | None = None) -> None:
         assert isinstance(exc, StarletteHTTPException)
         return problem_response(request, status=exc.status_code, slug=f"http-{exc.status_code}", detail=str(exc.detail))
 
+    async def on_database(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DBAPIError)
+        if not is_transient(exc):
+            raise exc  # a bug, not an outage: the server's 500
+        # An outage is the client's cue to retry later, not a server bug; with an Idempotency-Key the
+        # retry is safe even when the commit happened and only its answer was lost.
+        response = problem_response(
+            request, status=503, slug="database-unavailable", detail="the database is unavailable; retry shortly"
+        )
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER_S)
+        return response
+
     app.add_exception_handler(Problem, on_problem)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(DBAPIError, on_database)
 
 
 class FieldError(BaseModel):
