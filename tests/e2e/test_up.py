@@ -20,13 +20,49 @@ pytestmark = pytest.mark.e2e
 DEMO = 5
 
 
-def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+def up_env(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
+    """The environment of a `marugoto up` of its own: free ports, its own data dir, its own broker."""
     ports = {name: free_port() for name in ("intake", "router", "conference", "metrics")}
     env = {k: v for k, v in os.environ.items() if not k.startswith("MARUGOTO_")}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)  # `up` starts its own embedded broker
     env.pop("DATABASE_URL", None)  # and uses its SQLite default
     env.update({f"MARUGOTO_{name.upper()}_PORT": str(port) for name, port in ports.items()})
     env["MARUGOTO_DATA_DIR"] = str(tmp_path / "data")
+    return env, ports
+
+
+def test_up_treats_the_death_of_its_broker_as_fatal_and_says_so(tmp_path: Path) -> None:
+    env, _ = up_env(tmp_path)
+    up = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up", "--broker-port", str(free_port())],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        assert up.stdout is not None
+        output = []
+        for line in up.stdout:
+            output.append(line)
+            if "Press Ctrl-C" in line:
+                break
+        children = descendants(up.pid)
+        brokers = [pid for pid in children if "tansu" in Path(f"/proc/{pid}/cmdline").read_text(errors="replace")]
+        assert len(brokers) == 1, f"one embedded broker expected among {children}"
+        os.kill(brokers[0], signal.SIGKILL)
+        rest, _ = up.communicate(timeout=60)
+        assert up.returncode != 0, "a dead broker is a failure, not a normal stop"
+        assert "the embedded broker died and its data with it" in rest, "".join(output) + rest
+        assert not [pid for pid in children if alive(pid)], "no service outlived the broker's death"
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+
+
+def test_up_runs_the_stack_with_demo_data_and_ctrl_c_leaves_no_process(tmp_path: Path) -> None:
+    env, ports = up_env(tmp_path)
     broker_port = free_port()
     up = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up", "--demo", str(DEMO), "--broker-port", str(broker_port)],
