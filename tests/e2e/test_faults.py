@@ -303,9 +303,11 @@ def test_two_routers_share_the_partitions_and_one_takes_over_when_the_other_is_k
         second.start()
         first.wait_ready()
         second.wait_ready()
-        stream = asyncio.run(feed(settings, 1000, poison_every=1000))
+        warmup = asyncio.run(feed(settings, 200, poison_every=1000))
         wait_for(lambda: consumed(first, "applied") > 0 and consumed(second, "applied") > 0, "both routers to work")
-        assert db.count("router.decision") < len(stream.case_ids), "both shared the stream while it flowed"
+        rest = asyncio.run(feed(settings, 3000, poison_every=1000))
+        stream = Stream(warmup.case_ids + rest.case_ids, {**warmup.poison, **rest.poison})
+        assert db.count("router.decision") < len(stream.case_ids), "killed in the middle of the stream"
         first.kill()
         survivor_before = consumed(second, "applied")
         wait_for(lambda: db.count("router.decision") >= len(stream.case_ids), "every decision after the kill")
@@ -327,7 +329,7 @@ def test_sigterm_finishes_the_batch_in_hand_and_flushes_the_outbox(settings: Set
     db = Database(str(settings.database_url))
     try:
         router.start().wait_ready()
-        stream = asyncio.run(feed(settings, 1000, poison_every=1000))
+        stream = asyncio.run(feed(settings, 3000, poison_every=1000))
         wait_for(lambda: db.count("router.decision") >= 100, "the router to be busy")
         assert router.process is not None
         router.process.terminate()
