@@ -21,7 +21,7 @@ from bench.infra import Infra, machine_facts
 from shared import topics
 
 FULL_SIZES = (10_000, 100_000, 1_000_000)
-QUICK_SIZES = (200, 800)
+QUICK_SIZES = (1000, 4000)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

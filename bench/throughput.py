@@ -110,11 +110,18 @@ def _run(done: int, n: int, first: float | None, end: float) -> Run:
     return Run(count=done, target=n, seconds=seconds, finished=finished, note="" if finished else "stalled")
 
 
-async def count_rows(database_url: str, table: str, n: int, *, stall_s: float) -> Run:
-    """Poll `SELECT count(*) FROM table` until it reaches `n` (or stops growing for `stall_s`)."""
+async def count_rows(
+    database_url: str, table: str, n: int, *, stall_s: float, started: float | None = None
+) -> Run:
+    """Poll `SELECT count(*) FROM table` until it reaches `n` (or stops growing for `stall_s`).
+
+    With `started` (the moment the service's consumer got its partitions) the clock runs from then and
+    every row counts, like a baseline's. Without it the clock starts at the first row seen, and the rows
+    already there at that poll are not counted.
+    """
     query = f"SELECT count(*) FROM {table}"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        first: float | None = None
+        first: float | None = started
         first_count = 0
         count, last_count, last_progress = 0, -1, time.perf_counter()
         while True:
@@ -132,7 +139,6 @@ async def count_rows(database_url: str, table: str, n: int, *, stall_s: float) -
     if first is None:
         return Run(count=count, target=n, seconds=None, finished=False, note="no rows")
     finished = count >= n
-    # Items handled after the clock started (the ones already there at the first poll are not counted).
     handled = count - first_count
     return Run(
         count=handled,
@@ -143,11 +149,29 @@ async def count_rows(database_url: str, table: str, n: int, *, stall_s: float) -
     )
 
 
+async def _service_assigned(app: FastAPI, timeout_s: float = 30.0) -> float | None:
+    """Wait until the service's consumer group has given it partitions (the clock of a service starts then)."""
+    subscribers = app.state.runtime.broker.subscribers
+    deadline = time.perf_counter() + timeout_s
+    while time.perf_counter() < deadline:
+        consumers = [s.consumer for s in subscribers if getattr(s, "consumer", None) is not None]
+        if consumers and all(c.assignment() for c in consumers):
+            return time.perf_counter()
+        await asyncio.sleep(0.005)
+    return None
+
+
 async def run_service(app: FastAPI, settings: Settings, table: str, n: int, *, stall_s: float) -> Run:
-    """Run a service app in this process with its lifespan until `table` holds `n` rows."""
+    """Run a service app in this process with its lifespan until `table` holds `n` rows.
+
+    Services apply events in batches and commit a batch at once, so the clock cannot start at the first
+    row: it starts when the consumer has its partitions, as a baseline's does (the group join is left
+    out of both).
+    """
     async with app.router.lifespan_context(app):
         quiet_library_loggers()
-        run = await count_rows(str(settings.database_url), table, n, stall_s=stall_s)
+        started = await _service_assigned(app)
+        run = await count_rows(str(settings.database_url), table, n, stall_s=stall_s, started=started)
         dead = dict(app.state.runtime.dead_letters.by_topic)
     if dead:
         run.note = (run.note + f"; dead-lettered {dead}").lstrip("; ")
