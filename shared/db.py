@@ -31,7 +31,15 @@ def make_engine(settings: Settings, service: str) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
         # SQLite has no schemas: each service has its own file, so the schema name is dropped.
         return engine.execution_options(schema_translate_map={service: None})
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+    # The pool holds a connection for each thread that may work at once (API requests and consumer
+    # batches run in worker threads): an overflow connection is opened and closed for every use.
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_pool_size,
+        connect_args={"connect_timeout": settings.database_connect_timeout_s},
+    )
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -35,6 +35,10 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "MARUGOTO_DATABASE_URL")
     )
+    # Connections each service process keeps open to PostgreSQL, and how long a connection attempt may take
+    # (a readiness probe must answer even when the database host is unreachable).
+    database_pool_size: int = Field(default=20, ge=1)
+    database_connect_timeout_s: int = Field(default=5, ge=1)
     data_dir: Path = Path(".marugoto")
 
     host: str = "127.0.0.1"
