@@ -16,7 +16,7 @@ from typing import Any
 
 import httpx
 
-from shared import db, logs
+from shared import db, logs, migrations
 from shared.settings import SERVICES, Settings, get_settings
 
 APP_FACTORIES = {name: f"services.{name}.app" for name in SERVICES}
@@ -60,9 +60,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
 
 
 def upgrade_databases(settings: Settings, services: Sequence[str] = SERVICES) -> None:
-    """Create every service's schema and tables that are missing."""
+    """Bring every service's schema to its latest migration."""
     for name in services:
-        _service_definition(name)  # imports the service's table models
         engine = db.make_engine(settings, name)
         try:
             db.upgrade(engine, name)
@@ -71,7 +70,14 @@ def upgrade_databases(settings: Settings, services: Sequence[str] = SERVICES) ->
 
 
 def cmd_db(args: argparse.Namespace) -> int:
-    """`marugoto db upgrade`."""
+    """`marugoto db upgrade [--service S]`, `marugoto db revision --service S -m MESSAGE`."""
+    if args.action == "revision":
+        if not args.service or not args.message:
+            print("db revision needs --service and -m", file=sys.stderr)
+            return 2
+        if migrations.revision(args.service, args.message) is None:
+            print("the models match the latest migration: no revision written")
+        return 0
     services = [args.service] if args.service else list(SERVICES)
     upgrade_databases(get_settings(), services)
     print(f"database up to date: {', '.join(services)}")
@@ -413,8 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     broker.set_defaults(func=cmd_broker)
 
     database = sub.add_parser("db", help="database schema")
-    database.add_argument("action", choices=["upgrade"])
+    database.add_argument("action", choices=["upgrade", "revision"], help="revision: a new migration from the models")
     database.add_argument("--service", choices=SERVICES, default=None)
+    database.add_argument("-m", "--message", default=None, help="what the revision changes (revision)")
     database.set_defaults(func=cmd_db)
 
     serve = sub.add_parser("serve", help="run one service")
@@ -467,7 +474,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `marugoto` console script."""
     args = build_parser().parse_args(argv)
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except migrations.UnversionedSchema as exc:
+        print(exc, file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@ from typing import Any
 
 from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, event, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlmodel import Session, create_engine
 
+from shared import migrations
 from shared.settings import Settings
 
 
@@ -51,12 +52,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def upgrade(engine: Engine, service: str) -> None:
-    """Create the service's schema and tables if missing (idempotent; run by `marugoto db upgrade`)."""
-    tables = [t for t in SQLModel.metadata.sorted_tables if t.schema == service]
-    with engine.begin() as conn:
-        if engine.dialect.name == "postgresql":
-            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{service}"'))
-        SQLModel.metadata.create_all(conn, tables=tables)
+    """Apply the service's migrations up to the latest (idempotent; run by `marugoto db upgrade`)."""
+    migrations.upgrade(engine, service)
 
 
 def is_ready(engine: Engine) -> bool:

@@ -9,7 +9,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as DataField
-from sqlalchemy import DDL, event
 from sqlmodel import JSON, Field, SQLModel, Text
 
 from services.intake.privacy import PersonalDetails
@@ -139,7 +138,10 @@ class Consent(SQLModel, table=True):
 
 
 class AuditEntry(SQLModel, table=True):
-    """An append-only record of every attempt to read personal details (granted or refused)."""
+    """An append-only record of every attempt to read personal details (granted or refused).
+
+    On PostgreSQL a trigger refuses UPDATE and DELETE (created by the first migration).
+    """
 
     __tablename__ = "audit_log"
     __table_args__ = {"schema": SCHEMA}
@@ -151,19 +153,6 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=60)
     outcome: str = Field(max_length=20)
     detail: str = Field(default="", sa_type=Text)
-
-
-# On PostgreSQL the audit log refuses UPDATE and DELETE, whoever asks.
-event.listen(
-    AuditEntry.__table__,  # type: ignore[attr-defined]
-    "after_create",
-    DDL(  # type: ignore[no-untyped-call]
-        "CREATE OR REPLACE FUNCTION intake.audit_log_append_only() RETURNS trigger LANGUAGE plpgsql AS "
-        "$$ BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$; "
-        "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON intake.audit_log "
-        "FOR EACH ROW EXECUTE FUNCTION intake.audit_log_append_only()"
-    ).execute_if(dialect="postgresql"),
-)
 
 
 class IntakeIdempotencyRecord(IdempotencyRecordBase, table=True):

@@ -1,5 +1,6 @@
 """Tables of a throw-away service schema, for testing the shared outbox and inbox on PostgreSQL."""
 
+from sqlalchemy import Engine, text
 from sqlmodel import Field, SQLModel
 
 from shared.inbox import ProcessedEventBase
@@ -33,3 +34,11 @@ class TestProcessedEvent(ProcessedEventBase, table=True):
     __test__ = False
     __tablename__ = "processed_event"
     __table_args__ = {"schema": SCHEMA}
+
+
+def create_tables(engine: Engine) -> None:
+    """Create the schema and its tables (a test schema has no migrations)."""
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{SCHEMA}"'))
+        SQLModel.metadata.create_all(conn, tables=[t for t in SQLModel.metadata.sorted_tables if t.schema == SCHEMA])

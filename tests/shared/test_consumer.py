@@ -18,14 +18,14 @@ from shared.kafka import make_broker
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
 from tests.conftest import read_events, topic_of
-from tests.shared.tables import SCHEMA, Effect, TestProcessedEvent
+from tests.shared.tables import SCHEMA, Effect, TestProcessedEvent, create_tables
 from tests.shared.test_outbox_and_inbox import consultation_event, wait_until
 
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = db.make_engine(settings, SCHEMA)
-    db.upgrade(engine, SCHEMA)
+    create_tables(engine)
     yield engine
     engine.dispose()
 

@@ -18,13 +18,13 @@ from shared.kafka import make_broker
 from shared.outbox import OutboxRelay, backlog, pending_count, stage
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
-from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent
+from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent, create_tables
 
 
 @pytest.fixture
 def engine(settings: Settings) -> Iterator[Engine]:
     engine = db.make_engine(settings, SCHEMA)
-    db.upgrade(engine, SCHEMA)
+    create_tables(engine)
     yield engine
     engine.dispose()
 

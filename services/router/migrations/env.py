@@ -1,0 +1,6 @@
+"""Alembic environment of the router schema: `marugoto db upgrade` and `marugoto db revision` run it."""
+
+from services.router import models  # noqa: F401  (the tables a new revision is compared with)
+from shared.migrations import run_environment
+
+run_environment("router")
