@@ -8,7 +8,7 @@ skipped with that reason; the embedded broker and this machine's PostgreSQL run 
 tests/e2e/test_spine.py either way.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -54,4 +54,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProce
         yield services
 
 
-test_spine_on_testcontainers = spine
+async def test_spine_on_testcontainers(
+    stack: dict[str, ServiceProcess], settings: Settings, bearer: Callable[..., dict[str, str]]
+) -> None:
+    await spine(stack, settings, bearer)
