@@ -317,6 +317,13 @@ def cmd_up(args: argparse.Namespace) -> int:
     from shared.embedded_broker import EmbeddedBroker
 
     settings = get_settings()
+    if not settings.kafka_bootstrap_servers and settings.kafka_security_protocol != "PLAINTEXT":
+        print(
+            f"MARUGOTO_KAFKA_SECURITY_PROTOCOL={settings.kafka_security_protocol} applies to an external Kafka "
+            "(KAFKA_BOOTSTRAP_SERVERS); the embedded broker is plaintext on loopback only",
+            file=sys.stderr,
+        )
+        return 2
     signal.signal(signal.SIGTERM, _raise_shutdown)
     signal.signal(signal.SIGINT, _raise_shutdown)  # also when started with SIGINT ignored (&)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -397,15 +404,40 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("stopped: no service or broker process left running", flush=True)
 
 
-async def _ensure_topics(settings: Settings) -> None:
-    from shared.kafka import bootstrap_servers, ensure_topics
+async def _ensure_topics(settings: Settings) -> list[str]:
+    from shared.kafka import ensure_configured_topics
 
-    await ensure_topics(
-        bootstrap_servers(settings),
-        partitions=settings.kafka_topic_partitions,
-        replication_factor=settings.kafka_replication_factor,
-        prefix=settings.kafka_topic_prefix,
+    return await ensure_configured_topics(settings)
+
+
+def cmd_kafka(args: argparse.Namespace) -> int:
+    """`marugoto kafka create-topics`: create the missing topics on the configured (external) Kafka."""
+    from aiokafka.errors import KafkaError
+
+    from shared.kafka import BrokerNotConfigured
+    from shared.topics import ALL_TOPICS
+
+    overrides: dict[str, Any] = {}
+    if args.partitions is not None:
+        overrides["kafka_topic_partitions"] = args.partitions
+    if args.replication_factor is not None:
+        overrides["kafka_replication_factor"] = args.replication_factor
+    settings = Settings(**overrides)
+    try:
+        created = asyncio.run(_ensure_topics(settings))
+    except BrokerNotConfigured as error:
+        print(error, file=sys.stderr)
+        return 2
+    except (KafkaError, TimeoutError, OSError) as error:
+        print(f"could not create the topics on {settings.kafka_bootstrap_servers}: {error!r}", file=sys.stderr)
+        return 1
+    for topic in created:
+        print(f"created\t{topic}")
+    print(
+        f"{len(created)} topic(s) created, {len(ALL_TOPICS) - len(created)} already there "
+        f"(partitions {settings.kafka_topic_partitions}, replication factor {settings.kafka_replication_factor})"
     )
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -428,6 +460,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVICES)
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(func=cmd_serve)
+
+    kafka = sub.add_parser("kafka", help="topics on an external Kafka (KAFKA_BOOTSTRAP_SERVERS)")
+    kafka.add_argument("action", choices=["create-topics"], help="create every missing topic and its .dlq")
+    kafka.add_argument("--partitions", type=int, default=None, help="default: MARUGOTO_KAFKA_TOPIC_PARTITIONS")
+    kafka.add_argument(
+        "--replication-factor", type=int, default=None, help="default: MARUGOTO_KAFKA_REPLICATION_FACTOR"
+    )
+    kafka.set_defaults(func=cmd_kafka)
 
     up = sub.add_parser("up", help="run the broker and all four services, with demo data")
     up.add_argument("--demo", type=int, default=60, metavar="N", help="demo consultations to submit (0: none)")

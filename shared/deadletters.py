@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from shared.kafka import bootstrap_servers
+from shared.kafka import client_options
 from shared.settings import Settings
 from shared.topics import EVENT_TOPICS, dead_letter_topic
 
@@ -41,7 +41,7 @@ async def read_dead_letters(settings: Settings, *, quiet_s: float = 2.0, timeout
     """Every dead letter, read from the beginning until the topics are quiet (end offsets are unreliable)."""
     consumer = AIOKafkaConsumer(
         *dlq_topics(settings),
-        bootstrap_servers=bootstrap_servers(settings),
+        **client_options(settings),
         group_id=f"marugoto-dlq-reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
@@ -76,7 +76,7 @@ async def read_dead_letters(settings: Settings, *, quiet_s: float = 2.0, timeout
 async def replay(settings: Settings, letters: list[DeadLetter]) -> int:
     """Publish dead letters back to their original topics; returns how many were sent."""
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap_servers(settings),
+        **client_options(settings),
         acks="all",
         enable_idempotence=settings.kafka_enable_idempotence,
     )

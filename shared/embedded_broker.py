@@ -5,6 +5,7 @@ restart. Production uses Apache Kafka.
 """
 
 import asyncio
+import ipaddress
 import os
 import signal
 import socket
@@ -37,6 +38,15 @@ def _port_open(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class EmbeddedBroker:
     """Start, wait for, provision and stop one Tansu broker process on a loopback port."""
 
@@ -51,6 +61,8 @@ class EmbeddedBroker:
         log_file: Path | None = None,
         extra_env: dict[str, str] | None = None,
     ) -> None:
+        if not _is_loopback(host):
+            raise ValueError(f"the embedded broker is plaintext and listens on loopback only, not {host}")
         self.host = host
         self.port = port or free_port(host)
         self.partitions = partitions

@@ -1,11 +1,15 @@
 """Configuration read from the environment (prefix MARUGOTO_, plus the two standard URLs)."""
 
 from pathlib import Path
+from typing import Any, Literal, Self
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("intake", "router", "conference", "metrics")
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+KafkaSaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 DEFAULT_PORTS = {"intake": 8001, "router": 8002, "conference": 8003, "metrics": 8004}
 
@@ -25,12 +29,25 @@ class Settings(BaseSettings):
     # Prepended to every topic and consumer group: several environments can share one cluster.
     kafka_topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     kafka_replication_factor: int = Field(default=1, ge=1)
+    # `min.insync.replicas` of the topics `marugoto kafka create-topics` creates; unset: the broker's default.
+    kafka_min_insync_replicas: int | None = Field(default=None, ge=1)
     kafka_session_timeout_ms: int = 6000
     kafka_heartbeat_interval_ms: int = 1000
     # Records a consumer applies in one transaction, and how long it waits for them when idle.
     kafka_consumer_batch_size: int = Field(default=500, ge=1)
     kafka_consumer_batch_timeout_ms: int = Field(default=100, ge=1)
     kafka_graceful_timeout_s: float = Field(default=15.0, gt=0)
+    # Broker security (Apache Kafka in production; the embedded broker is plaintext on loopback only).
+    # SSL and SASL_SSL verify the broker against the CA file (or the system CAs) and its host name; a
+    # client certificate and key give mutual TLS. SASL authenticates with a user name and password.
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: KafkaSaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_ca_file: Path | None = None
+    kafka_ssl_cert_file: Path | None = None
+    kafka_ssl_key_file: Path | None = None
+    kafka_ssl_key_password: SecretStr | None = None
 
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("DATABASE_URL", "MARUGOTO_DATABASE_URL")
@@ -78,6 +95,35 @@ class Settings(BaseSettings):
     metrics_url: str | None = None
 
     log_level: str = "INFO"
+
+    @field_validator("kafka_security_protocol", "kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Self:
+        """Refuse half-configured broker security instead of silently connecting without it."""
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL_") and (not self.kafka_sasl_username or self.kafka_sasl_password is None):
+            raise ValueError(
+                f"MARUGOTO_KAFKA_SECURITY_PROTOCOL={protocol} needs MARUGOTO_KAFKA_SASL_USERNAME and "
+                "MARUGOTO_KAFKA_SASL_PASSWORD"
+            )
+        tls_files = {
+            "MARUGOTO_KAFKA_SSL_CA_FILE": self.kafka_ssl_ca_file,
+            "MARUGOTO_KAFKA_SSL_CERT_FILE": self.kafka_ssl_cert_file,
+            "MARUGOTO_KAFKA_SSL_KEY_FILE": self.kafka_ssl_key_file,
+        }
+        if protocol not in {"SSL", "SASL_SSL"} and any(tls_files.values()):
+            given = ", ".join(name for name, value in tls_files.items() if value)
+            raise ValueError(f"{given} set, but MARUGOTO_KAFKA_SECURITY_PROTOCOL={protocol} does not use TLS")
+        min_insync = self.kafka_min_insync_replicas
+        if min_insync is not None and min_insync > self.kafka_replication_factor:
+            raise ValueError("MARUGOTO_KAFKA_MIN_INSYNC_REPLICAS exceeds MARUGOTO_KAFKA_REPLICATION_FACTOR")
+        if (self.kafka_ssl_cert_file is None) != (self.kafka_ssl_key_file is None):
+            raise ValueError("MARUGOTO_KAFKA_SSL_CERT_FILE and MARUGOTO_KAFKA_SSL_KEY_FILE go together")
+        return self
 
     def port(self, service: str) -> int:
         """The HTTP port configured for a service."""

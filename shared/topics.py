@@ -43,3 +43,26 @@ def dead_letter_topic(topic: str) -> str:
 
 
 ALL_TOPICS = EVENT_TOPICS + tuple(dead_letter_topic(t) for t in EVENT_TOPICS)
+
+# How long each topic keeps its records (Kafka's `retention.ms`; -1 keeps them for ever). The event
+# topics are the system's log: `marugoto metrics rebuild` and a consumer group without committed offsets
+# read them from the beginning, so they are kept (they carry no personal details). The notifications for
+# agencies' integrations, and the dead letters (until an operator replays them), are kept for a while.
+# No topic is compacted: records are keyed by case (or agency) id and every one of them is an event, not
+# the latest state of its key, so compaction would drop a case's history.
+DAY_MS = 86_400_000
+RETAIN_FOREVER = -1
+NOTIFICATION_RETENTION_MS = 30 * DAY_MS
+DEAD_LETTER_RETENTION_MS = 90 * DAY_MS
+_NOTIFICATIONS = (AGENCY_FEED, CONFERENCE_INVITATION)
+
+
+def retention_ms(topic: str) -> int:
+    """How long `topic` (without prefix) keeps its records, in milliseconds (-1: for ever)."""
+    if topic.endswith(".dlq"):
+        return DEAD_LETTER_RETENTION_MS
+    if topic in _NOTIFICATIONS:
+        return NOTIFICATION_RETENTION_MS
+    if topic in EVENT_TOPICS:
+        return RETAIN_FOREVER
+    raise KeyError(f"not a Marugoto topic: {topic}")

@@ -16,7 +16,7 @@ from services.metrics.models import FACT_TABLES, MetricsProcessedEvent
 from shared import db
 from shared.events import InvalidEvent, decode
 from shared.inbox import claim
-from shared.kafka import bootstrap_servers
+from shared.kafka import client_options
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -29,7 +29,7 @@ async def rebuild(settings: Settings, *, quiet_s: float = 3.0, batch: int = 500)
     models = {settings.kafka_topic_prefix + model.topic: model for model in COUNTED}
     consumer = AIOKafkaConsumer(
         *models,
-        bootstrap_servers=bootstrap_servers(settings),
+        **client_options(settings),
         group_id=f"{settings.kafka_topic_prefix}marugoto-metrics-rebuild-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
