@@ -10,6 +10,8 @@ published to `<topic>.dlq` with the reason and its original bytes, and the strea
 batch fails for such a reason, its events are applied one by one so that only the bad one is
 dead-lettered. A transient failure (database or broker unavailable) is retried with bounded back-off
 and then re-raised, so the batch is redelivered from its first offsets and never dead-lettered.
+Dead letters are written at least once: a bad record in a batch that is redelivered after a transient
+failure is dead-lettered again (a replay applies it once all the same).
 """
 
 import asyncio
