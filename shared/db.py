@@ -39,7 +39,12 @@ def make_engine(settings: Settings, service: str) -> Engine:
         pool_pre_ping=True,
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_pool_size,
-        connect_args={"connect_timeout": settings.database_connect_timeout_s},
+        connect_args={
+            "connect_timeout": settings.database_connect_timeout_s,
+            # psycopg prepares a statement after its 5th use; PostgreSQL may then keep a generic plan made
+            # while a table was nearly empty (a sequential scan) long after the table has grown.
+            "options": "-c plan_cache_mode=force_custom_plan",
+        },
     )
 
 
