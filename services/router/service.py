@@ -390,33 +390,29 @@ def _feed(
         # The rules never engage such an agency; this keeps a confidential case off its feed regardless.
         return
     issues = sorted({tag.value for member in consultation.household for tag in member.issues})
-    entry = FeedEntry(
-        agency_id=referral.agency_id,
-        sequence=0,  # numbered when the transaction commits (_number_feed_entries)
-        referral_id=referral.id,
-        case_id=referral.case_id,
-        kind=kind,
-        body={
-            "status": referral.status,
-            "tier": referral.tier,
-            "agency_type": referral.agency_type,
-            "rule_id": referral.rule_id,
-            "issues": issues,
-            "area": consultation.area,
-            "deadline": referral.deadline.isoformat() if referral.deadline else None,
-        },
-    )
-    published = {
-        "agency_id": referral.agency_id,
-        "referral_id": referral.id,
-        "case_id": referral.case_id,
-        "kind": kind,
+    # What the entry says of the referral, on the HTTP feed and on Kafka alike.
+    shown = {
         "status": referral.status,
         "tier": referral.tier,
         "agency_type": referral.agency_type,
         "rule_id": referral.rule_id,
         "issues": issues,
         "area": consultation.area,
+    }
+    entry = FeedEntry(
+        agency_id=referral.agency_id,
+        sequence=0,  # numbered when the transaction commits (_number_feed_entries)
+        referral_id=referral.id,
+        case_id=referral.case_id,
+        kind=kind,
+        body={**shown, "deadline": referral.deadline.isoformat() if referral.deadline else None},
+    )
+    published = {
+        "agency_id": referral.agency_id,
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "kind": kind,
+        **shown,
         "at": entry.at,
     }
     _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
