@@ -110,9 +110,7 @@ def _run(done: int, n: int, first: float | None, end: float) -> Run:
     return Run(count=done, target=n, seconds=seconds, finished=finished, note="" if finished else "stalled")
 
 
-async def count_rows(
-    database_url: str, table: str, n: int, *, stall_s: float, started: float | None = None
-) -> Run:
+async def count_rows(database_url: str, table: str, n: int, *, stall_s: float, started: float | None = None) -> Run:
     """Poll `SELECT count(*) FROM table` until it reaches `n` (or stops growing for `stall_s`).
 
     With `started` (the moment the service's consumer got its partitions) the clock runs from then and

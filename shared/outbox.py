@@ -17,6 +17,7 @@ import structlog
 from sqlalchemy import Connection, Engine, Text, func, text, update
 from sqlmodel import Field, Session, SQLModel, col, select
 
+from shared import bulk
 from shared.db import UTCDateTime
 from shared.events import Envelope, encode
 
@@ -41,13 +42,13 @@ class OutboxBase(SQLModel):
 
 def stage(session: Session, model: type[OutboxBase], envelope: Envelope[Any]) -> None:
     """Add an event to the outbox inside the caller's transaction; its key is the envelope's subject."""
-    session.add(
-        model(
-            event_id=envelope.id,
-            topic=envelope.data.topic,
-            key=envelope.subject,
-            payload=encode(envelope).decode(),
-        )
+    bulk.add_row(
+        session,
+        model,
+        event_id=envelope.id,
+        topic=envelope.data.topic,
+        key=envelope.subject,
+        payload=encode(envelope).decode(),
     )
 
 

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from shared import auth, db, problems
-from shared.consumer import DeadLetterCounter, Effect, apply_batch, register_consumers
+from shared.consumer import DeadLetterCounter, Effect, Prepare, apply_batch, register_consumers
 from shared.events import Envelope, EventData
 from shared.inbox import ProcessedEventBase
 from shared.kafka import make_broker
@@ -47,7 +47,12 @@ class Runtime:
             self.relay.notify()
 
     def consume(
-        self, inbox: type[ProcessedEventBase], handlers: Mapping[type[EventData], Effect], *, description: str
+        self,
+        inbox: type[ProcessedEventBase],
+        handlers: Mapping[type[EventData], Effect],
+        *,
+        description: str,
+        prepare: Prepare | None = None,
     ) -> None:
         """Subscribe this service's consumer group: each event's effect is applied once, in batches."""
         register_consumers(
@@ -61,6 +66,7 @@ class Runtime:
             dead_letters=self.dead_letters,
             observe=self.metrics.event_consumed if self.metrics is not None else None,
             on_applied=self.notify_outbox,
+            prepare=prepare,
         )
 
     def apply_once(self, inbox: type[ProcessedEventBase], envelope: Envelope[Any], effect: Effect) -> bool:
@@ -219,6 +225,7 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
             sent = await publishers[topic].publish(
                 payload, key=key, headers={"content-type": "application/cloudevents+json"}, no_confirm=True
             )
+
             def count(ack: "asyncio.Future[object]") -> None:
                 if not ack.cancelled() and ack.exception() is None:
                     metrics.event_published(settings.kafka_topic_prefix + topic)

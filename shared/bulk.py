@@ -1,0 +1,96 @@
+"""Insert-only rows written in bulk: one multi-row INSERT per table instead of one ORM object per row.
+
+A consumer batch writes thousands of rows that nothing reads back in the same transaction (outbox
+and inbox rows, timers, feed entries). As ORM objects each costs its construction, attribute
+instrumentation and unit-of-work bookkeeping, which made up most of a batch's time; `add_row` keeps
+just the values. The rows of a transaction are inserted, table by table in the order they were
+added, before the session's next ORM statement (so a query in the same transaction still sees
+them), or at `flush_rows`, or when the transaction commits. A rolled-back transaction's rows are
+dropped with it. A statement sent with `session.connection()` directly does not insert them first.
+"""
+
+from typing import Any
+
+from pydantic_core import PydanticUndefined
+from sqlalchemy import Table, event, insert
+from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlmodel import SQLModel
+
+_HELD = "marugoto_bulk_rows"
+
+_Defaults = tuple[dict[str, Any], dict[str, Any], frozenset[str]]
+_defaults_by_model: dict[type[SQLModel], _Defaults] = {}
+
+
+def _defaults(model: type[SQLModel]) -> _Defaults:
+    """(plain defaults, default factories, database-generated keys) of a table model, read once."""
+    if model not in _defaults_by_model:
+        table: Table = model.__table__  # type: ignore[attr-defined]
+        generated = frozenset(
+            c.name for c in table.primary_key.columns if c.autoincrement is True or c.autoincrement == "auto"
+        )
+        plain: dict[str, Any] = {}
+        factories: dict[str, Any] = {}
+        for name, field in model.model_fields.items():
+            if name in generated and field.default is None:
+                continue  # an autoincrement id: the database numbers it
+            if field.default_factory is not None:
+                factories[name] = field.default_factory
+            elif field.default is not PydanticUndefined:
+                plain[name] = field.default
+        _defaults_by_model[model] = (plain, factories, generated)
+    return _defaults_by_model[model]
+
+
+def add_row(session: Session, model: type[SQLModel], **values: Any) -> None:
+    """Insert a row of `model` in the session's transaction; fields left out take their model defaults."""
+    plain, factories, _ = _defaults(model)
+    row = {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
+    _held(session).append((model.__table__, row))  # type: ignore[attr-defined]
+
+
+def flush_rows(session: Session) -> None:
+    """Insert the rows added so far (they are also inserted before the next ORM statement and at commit)."""
+    held = session.info.get(_HELD)
+    if not held or not held[1]:
+        return
+    transaction, rows = held
+    session.info[_HELD] = (transaction, [])
+    if transaction is not session.get_transaction():
+        return  # left over from a transaction that ended without committing them
+    by_table: dict[Table, dict[frozenset[str], list[dict[str, Any]]]] = {}
+    for table, row in rows:
+        by_table.setdefault(table, {}).setdefault(frozenset(row), []).append(row)
+    connection = session.connection()
+    for table, shapes in by_table.items():
+        # With RETURNING, SQLAlchemy sends many rows per INSERT ("insertmanyvalues"); without it, the
+        # driver's executemany sends one statement per row, some ten times slower.
+        statement = insert(table).returning(*table.primary_key.columns)
+        for same_columns in shapes.values():
+            connection.execute(statement, same_columns)
+
+
+def _held(session: Session) -> list[tuple[Table, dict[str, Any]]]:
+    transaction = session.get_transaction() or session.begin()
+    held = session.info.get(_HELD)
+    if held is None or held[0] is not transaction:
+        held = (transaction, [])
+        session.info[_HELD] = held
+    rows: list[tuple[Table, dict[str, Any]]] = held[1]
+    return rows
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _before_statement(state: ORMExecuteState) -> None:
+    flush_rows(state.session)
+
+
+@event.listens_for(Session, "before_commit")
+def _before_commit(session: Session) -> None:
+    flush_rows(session)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
+    if not session.in_transaction():
+        session.info.pop(_HELD, None)

@@ -1,0 +1,54 @@
+"""Insert-only rows written in bulk (`shared.bulk`): seen by the transaction's queries, gone with its rollback."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from shared import bulk, db
+from shared.settings import Settings
+from tests.shared.tables import SCHEMA, Effect, TestOutbox, create_tables
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def engine(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Engine]:
+    if request.param == "sqlite":
+        settings = settings.model_copy(update={"database_url": None, "data_dir": tmp_path})
+    engine = db.make_engine(settings, SCHEMA)
+    create_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_rows_are_seen_by_the_next_query_and_keep_their_order(engine: Engine) -> None:
+    with db.transaction(engine) as session:
+        for n in range(2500):  # more than one INSERT page
+            bulk.add_row(session, TestOutbox, event_id=f"e{n}", topic="t", key=f"k{n % 7}", payload=str(n))
+        # Read back inside the same transaction: the rows are written before the query runs.
+        seen = session.exec(select(TestOutbox).order_by(col(TestOutbox.id))).all()
+        assert [row.payload for row in seen] == [str(n) for n in range(2500)]
+        assert all(row.created_at is not None and row.published_at is None for row in seen)  # model defaults
+    with Session(engine) as session:
+        assert len(session.exec(select(TestOutbox.id)).all()) == 2500
+
+
+def test_rows_are_written_at_commit_and_dropped_on_rollback(engine: Engine) -> None:
+    with db.transaction(engine) as session:
+        bulk.add_row(session, Effect, event_id="kept", case_id="c1")
+    with pytest.raises(RuntimeError), db.transaction(engine) as session:
+        bulk.add_row(session, Effect, event_id="lost", case_id="c2")
+        raise RuntimeError("the transaction fails")
+    with Session(engine) as session:
+        assert session.exec(select(Effect.event_id)).all() == ["kept"]
+
+
+def test_rows_of_different_shapes_go_to_one_table(engine: Engine) -> None:
+    with db.transaction(engine) as session:
+        bulk.add_row(session, TestOutbox, event_id="a", topic="t", key="k", payload="1")
+        bulk.add_row(session, TestOutbox, event_id="b", topic="t", key="k", payload="2", published_at=None)
+        session.add(Effect(event_id="orm", case_id="c"))  # an ORM object in the same transaction
+    with Session(engine) as session:
+        assert session.exec(select(TestOutbox.event_id).order_by(col(TestOutbox.id))).all() == ["a", "b"]
+        assert session.exec(select(Effect.event_id)).all() == ["orm"]
