@@ -12,4 +12,5 @@ def wire(runtime: Runtime, ctx: service.Context) -> None:
         RouterProcessedEvent,
         {ConsultationReceived: lambda session, envelope: service.route(session, envelope, ctx)},
         description="Decides the tier and agencies of each consultation (社会福祉法106条の3); requests referrals.",
+        prepare=service.prepare_batch,
     )

@@ -8,7 +8,7 @@ outbox of that same transaction.
 import hashlib
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -31,7 +31,7 @@ from services.router.models import (
     Timer,
     TransitionCreate,
 )
-from shared import outbox
+from shared import bulk, outbox
 from shared.auth import Principal, Scope
 from shared.calendar import BusinessHours
 from shared.consultation import ConsultationSummary
@@ -222,6 +222,27 @@ class Context:
 # --- the first decision -----------------------------------------------------------------------
 
 
+_DECIDED_BEFORE = "router_decided_before"
+
+
+def prepare_batch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
+    """Find in one query which of a batch's consultations were decided before (redeliveries, replays).
+
+    Without it each consultation would ask on its own, and each such query would first write the rows
+    staged so far: the batch would be written in as many small pieces as it has consultations.
+    """
+    case_ids = {e.data.case_id for e in envelopes if isinstance(e.data, ConsultationReceived)}
+    query = select(RoutingDecision.case_id).where(col(RoutingDecision.case_id).in_(case_ids)).distinct()
+    session.info[_DECIDED_BEFORE] = (session.get_transaction(), set(session.exec(query).all()) if case_ids else set())
+
+
+def _decided_before(session: Session, case_id: str) -> RoutingDecision | None:
+    held = session.info.get(_DECIDED_BEFORE)
+    if held is not None and held[0] is session.get_transaction() and case_id not in held[1]:
+        return None  # prepare_batch found no decision for it
+    return latest_decision(session, case_id)
+
+
 def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Context) -> RoutingDecision:
     """Decide the case of a received consultation and request its referrals."""
     received = envelope.data
@@ -229,7 +250,7 @@ def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Conte
     # for earlier ones need not flush them, so a batch's rows are written together at its commit.
     decided: dict[str, RoutingDecision] = session.info.setdefault("router_decided", {})
     with session.no_autoflush:
-        existing = decided.get(received.case_id) or latest_decision(session, received.case_id)
+        existing = decided.get(received.case_id) or _decided_before(session, received.case_id)
     if existing is not None:
         return existing
     config = ctx.configs.active(session, envelope.municipalitycode)
@@ -306,9 +327,7 @@ def _record_decision(
         ),
     )
     # A later decision adds the agencies not already on the case; those already there keep their referral.
-    live = (
-        {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.status in LIVE} if previous else set()
-    )
+    live = {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.status in LIVE} if previous else set()
     for engagement in decision.engaged:
         if engagement.agency_id not in live:
             agency = config.directory.agency(engagement.agency_id)
@@ -348,8 +367,8 @@ def _refer(
     )
     session.add(referral)
     reminder = ctx.clock.after(now, config.deadlines.reminder_after_business_hours, hours)
-    session.add(Timer(referral_id=referral.id, kind="reminder", due_at=reminder))
-    session.add(Timer(referral_id=referral.id, kind="escalation", due_at=deadline))
+    bulk.add_row(session, Timer, referral_id=referral.id, kind="reminder", due_at=reminder)
+    bulk.add_row(session, Timer, referral_id=referral.id, kind="escalation", due_at=deadline)
     _stage(
         session,
         facts,
@@ -399,28 +418,30 @@ def _feed(
         "issues": issues,
         "area": consultation.area,
     }
-    entry = FeedEntry(
-        agency_id=referral.agency_id,
-        sequence=0,  # numbered when the transaction commits (_number_feed_entries)
-        referral_id=referral.id,
-        case_id=referral.case_id,
-        kind=kind,
-        body={**shown, "deadline": referral.deadline.isoformat() if referral.deadline else None},
-    )
+    at = datetime.now(UTC)
+    # The FeedEntry row, but for its sequence: numbered when the transaction commits (_number_feed_entries).
+    entry = {
+        "agency_id": referral.agency_id,
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "kind": kind,
+        "body": {**shown, "deadline": referral.deadline.isoformat() if referral.deadline else None},
+        "at": at,
+    }
     published = {
         "agency_id": referral.agency_id,
         "referral_id": referral.id,
         "case_id": referral.case_id,
         "kind": kind,
         **shown,
-        "at": entry.at,
+        "at": at,
     }
     _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
 
 
 @dataclass(frozen=True)
 class _PendingFeedEntry:
-    entry: FeedEntry
+    entry: dict[str, Any]
     facts: CaseFacts
     published: dict[str, Any]
 
@@ -455,14 +476,15 @@ def _number_feed_entries(session: Session) -> None:
     session.info[_PENDING_FEED] = (held[0], [])
     pending = held[1]
     session.flush()  # every other row lock of the transaction is taken before the first counter lock
-    for agency_id in sorted({item.entry.agency_id for item in pending}):
-        mine = [item for item in pending if item.entry.agency_id == agency_id]
+    bulk.flush_rows(session)
+    for agency_id in sorted({item.entry["agency_id"] for item in pending}):
+        mine = [item for item in pending if item.entry["agency_id"] == agency_id]
         last = _reserve_sequences(session, agency_id, len(mine))
         for sequence, item in enumerate(mine, start=last - len(mine) + 1):
-            item.entry.sequence = sequence
-            session.add(item.entry)
+            bulk.add_row(session, FeedEntry, sequence=sequence, **item.entry)
             _stage(session, item.facts, AgencyFeedEntry(entry_id=sequence, **item.published), subject=agency_id)
     session.flush()
+    bulk.flush_rows(session)  # the commit has begun: rows added now would wait for the next statement
 
 
 def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:
@@ -472,6 +494,9 @@ def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:
         .where(col(FeedCounter.agency_id) == agency_id)
         .values(last_sequence=col(FeedCounter.last_sequence) + count)
         .returning(col(FeedCounter.last_sequence))
+        # No FeedCounter object is loaded in these transactions: the session's thousands of others
+        # need not be searched for one to update.
+        .execution_options(synchronize_session=False)
     )
     last = session.exec(increment).scalar_one_or_none()
     if last is None:
