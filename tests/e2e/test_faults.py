@@ -28,6 +28,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli import upgrade_databases
+from shared import topics
 from shared.auth import Scope, TokenIssuer
 from shared.consultation import ConsultationSummary
 from shared.events import ConsultationReceived, RoutingDecided, encode, new_event
@@ -156,13 +157,22 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 180.0,
 
 
 def wait_settled(db: Database, services: dict[str, ServiceProcess], stream: Stream, timeout_s: float = 300.0) -> None:
-    """Wait until every consultation is decided, every outbox is empty and metrics has stopped moving."""
+    """Wait until every consultation is decided, every outbox is empty, conference has applied every router
+    event it follows, and metrics has stopped moving."""
     wait_for(lambda: db.count("router.decision") >= len(stream.case_ids), "every decision", timeout_s)
     outboxes = [f"{name}.outbox" for name in ("router", "conference") if name in services]
+    followed = ", ".join(
+        f"'{t}'" for t in (topics.ROUTING_DECIDED, topics.REFERRAL_REQUESTED, topics.REFERRAL_STATUS_CHANGED)
+    )
     last, stable_since = -1, time.monotonic()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         backlog = sum(db.count(outbox, "published_at IS NULL") for outbox in outboxes)
+        if "conference" in services:
+            # A restarted conference may still be catching up after the router and metrics are done.
+            backlog += max(
+                0, db.count("router.outbox", f"topic IN ({followed})") - db.count("conference.processed_event")
+            )
         applied = db.count("metrics.processed_event") if "metrics" in services else 0
         if backlog or applied != last:
             last, stable_since = applied, time.monotonic()
