@@ -4,8 +4,9 @@ A consumer batch writes thousands of rows that nothing reads back in the same tr
 and inbox rows, timers, feed entries). As ORM objects each costs its construction, attribute
 instrumentation and unit-of-work bookkeeping, which made up most of a batch's time; `add_row` keeps
 just the values. The rows of a transaction are inserted, table by table in the order they were
-added, before the session's next ORM statement (so a query in the same transaction still sees
-them), or at `flush_rows`, or when the transaction commits. A rolled-back transaction's rows are
+added, before the session's next ORM statement on one of their tables (so a query in the same
+transaction still sees them; a statement on no mapped table counts as one on all), or at
+`flush_rows`, or when the transaction commits. A rolled-back transaction's rows are
 dropped with it. A statement sent with `session.connection()` directly does not insert them first.
 """
 
@@ -82,6 +83,12 @@ def _held(session: Session) -> list[tuple[Table, dict[str, Any]]]:
 
 @event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
+    held = state.session.info.get(_HELD)
+    if not held or not held[1]:
+        return
+    mappers = state.all_mappers
+    if mappers and not {m.local_table for m in mappers} & {table for table, _ in held[1]}:
+        return  # the statement reads none of the tables with rows waiting: they wait for the commit
     flush_rows(state.session)
 
 
