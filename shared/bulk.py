@@ -19,12 +19,12 @@ from sqlmodel import SQLModel
 
 _HELD = "marugoto_bulk_rows"
 
-_Defaults = tuple[dict[str, Any], dict[str, Any], frozenset[str]]
+_Defaults = tuple[dict[str, Any], dict[str, Any]]
 _defaults_by_model: dict[type[SQLModel], _Defaults] = {}
 
 
 def _defaults(model: type[SQLModel]) -> _Defaults:
-    """(plain defaults, default factories, database-generated keys) of a table model, read once."""
+    """(plain defaults, default factories) of a table model, read once; autoincrement ids are left out."""
     if model not in _defaults_by_model:
         table: Table = model.__table__  # type: ignore[attr-defined]
         generated = frozenset(
@@ -39,13 +39,13 @@ def _defaults(model: type[SQLModel]) -> _Defaults:
                 factories[name] = field.default_factory
             elif field.default is not PydanticUndefined:
                 plain[name] = field.default
-        _defaults_by_model[model] = (plain, factories, generated)
+        _defaults_by_model[model] = (plain, factories)
     return _defaults_by_model[model]
 
 
 def add_row(session: Session, model: type[SQLModel], **values: Any) -> None:
     """Insert a row of `model` in the session's transaction; fields left out take their model defaults."""
-    plain, factories, _ = _defaults(model)
+    plain, factories = _defaults(model)
     row = {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
     _held(session).append((model.__table__, row))  # type: ignore[attr-defined]
 
