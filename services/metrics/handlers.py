@@ -36,5 +36,6 @@ def wire(runtime: Runtime) -> None:
     runtime.consume(
         MetricsProcessedEvent,
         dict.fromkeys(COUNTED, service.count),
+        prepare=service.prefetch,
         description="Records every consultation, contact, decision, referral and meeting for the indicators, once.",
     )
