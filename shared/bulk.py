@@ -1,9 +1,9 @@
 """Insert-only rows written in bulk: one multi-row INSERT per table instead of one ORM object per row.
 
-A consumer batch writes thousands of rows that nothing reads back in the same transaction (outbox
-and inbox rows, timers, feed entries). As ORM objects each costs its construction, attribute
-instrumentation and unit-of-work bookkeeping, which made up most of a batch's time; `add_row` keeps
-just the values. The rows of a transaction are inserted, table by table in the order they were
+A consumer batch writes thousands of new rows that nothing in the same transaction updates (outbox
+and inbox rows; the router's case facts, decisions, referrals, timers and feed entries). As ORM
+objects each costs its construction, attribute instrumentation and unit-of-work bookkeeping, which
+made up most of a batch's time; `add_row` keeps just the values. The rows of a transaction are inserted, table by table in the order they were
 added, before the session's next ORM statement on one of their tables (so a query in the same
 transaction still sees them; a statement on no mapped table counts as one on all), or at
 `flush_rows`, or when the transaction commits. A rolled-back transaction's rows are
@@ -43,11 +43,15 @@ def _defaults(model: type[SQLModel]) -> _Defaults:
     return _defaults_by_model[model]
 
 
-def add_row(session: Session, model: type[SQLModel], **values: Any) -> None:
-    """Insert a row of `model` in the session's transaction; fields left out take their model defaults."""
+def add_row(session: Session, model: type[SQLModel], **values: Any) -> dict[str, Any]:
+    """Insert a row of `model` in the session's transaction; fields left out take their model defaults.
+
+    Returns the row's values as they will be inserted (the defaults filled in); treat them as read-only.
+    """
     plain, factories = _defaults(model)
     row = {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
     _held(session).append((model.__table__, row))  # type: ignore[attr-defined]
+    return row
 
 
 def flush_rows(session: Session) -> None:

@@ -191,8 +191,7 @@ async def escalate(
 
     def work() -> DecisionPublic:
         with db.transaction(runtime.engine) as session:
-            row = service.escalate(session, case_id=case_id, kind=body.kind, principal=principal, ctx=_ctx(runtime))
-            return DecisionPublic.model_validate(row.model_dump())
+            return service.escalate(session, case_id=case_id, kind=body.kind, principal=principal, ctx=_ctx(runtime))
 
     decision = await anyio.to_thread.run_sync(work)
     runtime.notify_outbox()

@@ -21,10 +21,12 @@ from sqlmodel import Session, col, select
 from services.router import rules as routing
 from services.router.models import (
     CaseFacts,
+    DecisionPublic,
     DirectoryVersion,
     FeedCounter,
     FeedEntry,
     Referral,
+    ReferralPublic,
     ReferralTransition,
     RouterOutbox,
     RoutingDecision,
@@ -243,46 +245,70 @@ def _decided_before(session: Session, case_id: str) -> RoutingDecision | None:
     return latest_decision(session, case_id)
 
 
-def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Context) -> RoutingDecision:
+def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Context) -> DecisionPublic:
     """Decide the case of a received consultation and request its referrals."""
     received = envelope.data
-    # Decisions of this transaction (a batch) are not flushed yet: they are found here, and the query
-    # for earlier ones need not flush them, so a batch's rows are written together at its commit.
-    decided: dict[str, RoutingDecision] = session.info.setdefault("router_decided", {})
+    # Decisions of this transaction (a batch) are not written yet: they are found here, and the query
+    # for earlier ones need not write them, so a batch's rows are written together at its commit.
+    decided: dict[str, DecisionPublic] = session.info.setdefault("router_decided", {})
+    if received.case_id in decided:
+        return decided[received.case_id]
     with session.no_autoflush:
-        existing = decided.get(received.case_id) or _decided_before(session, received.case_id)
+        existing = _decided_before(session, received.case_id)
     if existing is not None:
-        return existing
+        return DecisionPublic.model_validate(existing.model_dump())
     config = ctx.configs.active(session, envelope.municipalitycode)
     try:
         decision = routing.decide(received.consultation, config.directory, config.rules)
     except UnknownArea as error:
         raise UnroutableConsultation(str(error)) from error
-    facts = CaseFacts(
-        case_id=received.case_id,
-        municipality_code=envelope.municipalitycode,
-        submitted_by=received.submitted_by,
-        consultation=received.consultation.model_dump(mode="json"),
-        received_at=received.received_at,
+    # New rows of a batch are inserted in bulk (shared.bulk): nothing in the batch updates them.
+    facts = NewCase(
+        **bulk.add_row(
+            session,
+            CaseFacts,
+            case_id=received.case_id,
+            municipality_code=envelope.municipalitycode,
+            submitted_by=received.submitted_by,
+            consultation=received.consultation.model_dump(mode="json"),
+            received_at=received.received_at,
+        )
     )
-    session.add(facts)
     decided[received.case_id] = _record_decision(
         session, ctx, config, facts, decision, kind="initial", requested_by=None, previous=None
     )
     return decided[received.case_id]
 
 
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    """A case's facts as just recorded in this transaction (the row waits in the bulk rows)."""
+
+    case_id: str
+    municipality_code: str
+    submitted_by: str
+    consultation: dict[str, Any]
+    received_at: datetime
+
+
+CaseView = CaseFacts | NewCase
+"""A case's facts, stored (ORM) or recorded in this transaction."""
+
+ReferralView = Referral | ReferralPublic
+"""A referral, stored (ORM) or requested in this transaction."""
+
+
 def _record_decision(
     session: Session,
     ctx: Context,
     config: MunicipalityConfig,
-    facts: CaseFacts,
+    facts: CaseView,
     decision: routing.Decision,
     *,
     kind: DecisionKind,
     requested_by: str | None,
     previous: RoutingDecision | None,
-) -> RoutingDecision:
+) -> DecisionPublic:
     if not decision.engaged:
         # Never store a decision that leaves the case without an owner: it is dead-lettered (or refused)
         # with the reason, so an operator fixes the directory and replays it.
@@ -291,7 +317,9 @@ def _record_decision(
             f"of {facts.municipality_code}; fix the directory, then replay"
         )
     now = datetime.now(UTC)
-    row = RoutingDecision(
+    values = bulk.add_row(
+        session,
+        RoutingDecision,
         id=str(uuid.uuid4()),
         case_id=facts.case_id,
         sequence=(previous.sequence + 1) if previous else 1,
@@ -307,7 +335,7 @@ def _record_decision(
         directory_version=config.version,
         decided_at=now,
     )
-    session.add(row)
+    row = DecisionPublic.model_construct(**values)
     _stage(
         session,
         facts,
@@ -339,18 +367,20 @@ def _refer(
     session: Session,
     ctx: Context,
     config: MunicipalityConfig,
-    facts: CaseFacts,
-    decision: RoutingDecision,
+    facts: CaseView,
+    decision: RoutingDecision | DecisionPublic,
     agency: Agency,
     *,
     rule: str,
     basis: str,
     replaces: str | None = None,
-) -> Referral:
+) -> ReferralPublic:
     now = datetime.now(UTC)
     hours = config.deadlines.business_hours
     deadline = ctx.clock.after(now, config.deadlines.escalate_after_business_hours, hours)
-    referral = Referral(
+    values = bulk.add_row(
+        session,
+        Referral,
         id=str(uuid.uuid4()),
         case_id=facts.case_id,
         decision_id=decision.id,
@@ -365,7 +395,7 @@ def _refer(
         deadline=deadline,
         updated_at=now,
     )
-    session.add(referral)
+    referral = ReferralPublic.model_construct(**{name: values[name] for name in ReferralPublic.model_fields})
     reminder = ctx.clock.after(now, config.deadlines.reminder_after_business_hours, hours)
     bulk.add_row(session, Timer, referral_id=referral.id, kind="reminder", due_at=reminder)
     bulk.add_row(session, Timer, referral_id=referral.id, kind="escalation", due_at=deadline)
@@ -390,7 +420,7 @@ def _refer(
     return referral
 
 
-def _stage(session: Session, facts: CaseFacts, data: EventData, *, subject: str | None = None) -> None:
+def _stage(session: Session, facts: CaseView, data: EventData, *, subject: str | None = None) -> None:
     event = new_event(data, source=SOURCE, subject=subject or facts.case_id, municipality_code=facts.municipality_code)
     outbox.stage(session, RouterOutbox, event)
 
@@ -398,8 +428,8 @@ def _stage(session: Session, facts: CaseFacts, data: EventData, *, subject: str 
 def _feed(
     session: Session,
     config: MunicipalityConfig,
-    facts: CaseFacts,
-    referral: Referral,
+    facts: CaseView,
+    referral: ReferralView,
     kind: Literal["referral_requested", "status_changed", "reminder", "escalated"],
 ) -> None:
     """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit."""
@@ -442,7 +472,7 @@ def _feed(
 @dataclass(frozen=True)
 class _PendingFeedEntry:
     entry: dict[str, Any]
-    facts: CaseFacts
+    facts: CaseView
     published: dict[str, Any]
 
 
@@ -653,7 +683,7 @@ def _check_reason(body: TransitionCreate) -> None:
 
 def _reroute(
     session: Session, ctx: Context, config: MunicipalityConfig, facts: CaseFacts, rejected: Referral
-) -> Referral:
+) -> ReferralPublic:
     """The next eligible agency of the same type, or else the lead, takes the rejected referral over."""
     consultation = ConsultationSummary.model_validate(facts.consultation)
     tried = {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.agency_type == rejected.agency_type}
@@ -732,7 +762,7 @@ def fire_due_timers(session: Session, ctx: Context, *, now: datetime | None = No
 
 def escalate(
     session: Session, *, case_id: str, kind: DecisionKind, principal: Principal, ctx: Context
-) -> RoutingDecision:
+) -> DecisionPublic:
     """Record a new decision on request: backup (→ tier 2), prefecture support (→ tier 3), or return (見守り)."""
     facts = session.get(CaseFacts, case_id)
     current = latest_decision(session, case_id)
