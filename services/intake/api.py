@@ -118,15 +118,14 @@ async def submit_consultation(
     service.validate_place(body, runtime.state["directories"], FIELD_LABELS)
 
     def work(session: Any) -> dict[str, Any]:
-        case, contact, duplicates = service.submit(
-            session, body=body, agency_id=principal.agency_id, vault=runtime.state["vault"]
-        )
+        submitted = service.submit(session, body=body, agency_id=principal.agency_id, vault=runtime.state["vault"])
         return ConsultationAccepted(
-            case_id=case.id,
-            consultation_id=contact.id,
-            received_at=contact.received_at,
+            case_id=submitted.case_id,
+            consultation_id=submitted.consultation_id,
+            received_at=submitted.received_at,
             possible_duplicates=[
-                DuplicateCandidate(case_id=d, add_contact=f"/v1/cases/{d}/contacts") for d in duplicates
+                DuplicateCandidate(case_id=d, add_contact=f"/v1/cases/{d}/contacts")
+                for d in submitted.possible_duplicates
             ],
         ).model_dump(mode="json")
 

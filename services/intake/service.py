@@ -31,7 +31,7 @@ from services.intake.models import (
     PersonalDetailsRelease,
 )
 from services.intake.privacy import BlindIndex, FieldCipher, age_band, decrypt_details, encrypt_details
-from shared import outbox
+from shared import bulk, outbox
 from shared.auth import Principal, Scope, hash_secret, new_client_secret, verify_secret
 from shared.consultation import ConsultationSummary, MemberSummary
 from shared.directory import Directory, UnknownArea
@@ -74,7 +74,11 @@ def _now() -> datetime:
 
 
 def _stage(session: Session, case: Case, data: EventData) -> None:
-    event = new_event(data, source=SOURCE, subject=case.id, municipality_code=case.municipality_code)
+    _stage_for(session, case.id, case.municipality_code, data)
+
+
+def _stage_for(session: Session, case_id: str, municipality_code: str, data: EventData) -> None:
+    event = new_event(data, source=SOURCE, subject=case_id, municipality_code=municipality_code)
     outbox.stage(session, IntakeOutbox, event)
 
 
@@ -138,20 +142,29 @@ def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory
         ) from None
 
 
-def submit(
-    session: Session, *, body: ConsultationCreate, agency_id: str, vault: Vault
-) -> tuple[Case, Contact, list[str]]:
-    """Open a case for a consultation; returns it, its opening contact and cases that may be the same household."""
+@dataclass(frozen=True)
+class Submitted:
+    """What a submission opened: the case, its opening contact, and cases that may be the same household."""
+
+    case_id: str
+    consultation_id: str
+    received_at: datetime
+    possible_duplicates: list[str]
+
+
+def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault: Vault) -> Submitted:
+    """Open a case for a consultation, with its opening contact, members and their match keys.
+
+    Nothing in the transaction updates these new rows, so they are written as bulk rows (one INSERT per
+    table, in the order added, so that each row's parent is written before it) when it commits.
+    """
     now = _now()
-    case = Case(
-        id=str(uuid.uuid4()),
-        municipality_code=body.municipality_code,
-        submitted_by=agency_id,
-        opened_at=now,
-        updated_at=now,
+    case_id = str(uuid.uuid4())
+    members = [(str(uuid.uuid4()), member_in, member_in.personal_details()) for member_in in body.household]
+    match_keys = {member_id: set(vault.index.household_match_keys(details)) for member_id, _, details in members}
+    duplicates = _cases_matching(
+        session, set().union(*match_keys.values()), municipality_code=body.municipality_code, exclude=case_id
     )
-    session.add(case)
-    session.flush()
     summary = ConsultationSummary(
         area=body.area,
         pathway=body.pathway,
@@ -163,48 +176,62 @@ def submit(
             MemberSummary(relation=m.relation, issues=m.issues, age_band=age_band(m.age)) for m in body.household
         ],
     )
-    contact = Contact(
-        id=str(uuid.uuid4()),
-        case_id=case.id,
+    bulk.add_row(
+        session,
+        Case,
+        id=case_id,
+        municipality_code=body.municipality_code,
+        submitted_by=agency_id,
+        opened_at=now,
+        updated_at=now,
+        possible_duplicates=duplicates,
+    )
+    contact_id = str(uuid.uuid4())
+    bulk.add_row(
+        session,
+        Contact,
+        id=contact_id,
+        case_id=case_id,
         kind="opening",
         submitted_by=agency_id,
         received_at=now,
         facts=summary.model_dump(mode="json"),
     )
-    session.add(contact)
-    digests: set[str] = set()
-    for position, member_in in enumerate(body.household):
-        details = member_in.personal_details()
-        member = Member(
-            id=str(uuid.uuid4()),
-            case_id=case.id,
+    for position, (member_id, member_in, details) in enumerate(members):
+        bulk.add_row(
+            session,
+            Member,
+            id=member_id,
+            case_id=case_id,
             position=position,
             relation=member_in.relation.value,
             age=member_in.age,
             issues=[t.value for t in member_in.issues],
             personal=encrypt_details(details, vault.cipher),
         )
-        session.add(member)
-        session.flush()  # its match keys reference it, and no relationship() orders the inserts
-        for digest in set(vault.index.household_match_keys(details)):
-            digests.add(digest)
-            session.add(
-                MatchKey(digest=digest, member_id=member.id, case_id=case.id, municipality_code=case.municipality_code)
+    for member_id, digests in match_keys.items():
+        for digest in sorted(digests):
+            bulk.add_row(
+                session,
+                MatchKey,
+                digest=digest,
+                member_id=member_id,
+                case_id=case_id,
+                municipality_code=body.municipality_code,
             )
-    duplicates = _cases_matching(session, digests, municipality_code=case.municipality_code, exclude=case.id)
-    case.possible_duplicates = duplicates
-    _stage(
+    _stage_for(
         session,
-        case,
+        case_id,
+        body.municipality_code,
         ConsultationReceived(
-            case_id=case.id,
-            consultation_id=contact.id,
+            case_id=case_id,
+            consultation_id=contact_id,
             submitted_by=agency_id,
             received_at=now,
             consultation=summary,
         ),
     )
-    return case, contact, duplicates
+    return Submitted(case_id, contact_id, now, duplicates)
 
 
 def _cases_matching(session: Session, digests: set[str], *, municipality_code: str, exclude: str) -> list[str]:
