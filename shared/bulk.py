@@ -3,11 +3,12 @@
 A consumer batch writes thousands of new rows that nothing in the same transaction updates (outbox
 and inbox rows; the router's case facts, decisions, referrals, timers and feed entries). As ORM
 objects each costs its construction, attribute instrumentation and unit-of-work bookkeeping, which
-made up most of a batch's time; `add_row` keeps just the values. The rows of a transaction are inserted, table by table in the order they were
-added, before the session's next ORM statement on one of their tables (so a query in the same
-transaction still sees them; a statement on no mapped table counts as one on all), or at
-`flush_rows`, or when the transaction commits. A rolled-back transaction's rows are
-dropped with it. A statement sent with `session.connection()` directly does not insert them first.
+made up most of a batch's time; `add_row` keeps just the values. The rows of a transaction are
+inserted, table by table in the order they were added, before the session's next ORM statement on
+one of their tables (so a query in the same transaction still sees them; a statement on no mapped
+table counts as one on all), or at `flush_rows`, or when the transaction commits. A rolled-back
+transaction's rows are dropped with it. A statement sent with `session.connection()` directly does
+not insert them first.
 """
 
 from typing import Any
@@ -17,7 +18,9 @@ from sqlalchemy import Table, event, insert
 from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
 from sqlmodel import SQLModel
 
-_HELD = "marugoto_bulk_rows"
+from shared.db import TransactionState
+
+_ROWS: TransactionState[list[tuple[Table, dict[str, Any]]]] = TransactionState("marugoto_bulk_rows", list)
 
 _Defaults = tuple[dict[str, Any], dict[str, Any]]
 _defaults_by_model: dict[type[SQLModel], _Defaults] = {}
@@ -50,19 +53,17 @@ def add_row(session: Session, model: type[SQLModel], **values: Any) -> dict[str,
     """
     plain, factories = _defaults(model)
     row = {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
-    _held(session).append((model.__table__, row))  # type: ignore[attr-defined]
+    _ROWS.get(session).append((model.__table__, row))  # type: ignore[attr-defined]
     return row
 
 
 def flush_rows(session: Session) -> None:
     """Insert the rows added so far (they are also inserted before the next ORM statement and at commit)."""
-    held = session.info.get(_HELD)
-    if not held or not held[1]:
-        return
-    transaction, rows = held
-    session.info[_HELD] = (transaction, [])
-    if transaction is not session.get_transaction():
-        return  # left over from a transaction that ended without committing them
+    waiting = _ROWS.peek(session)
+    if not waiting:
+        return  # none, or only those of a transaction that ended without committing them
+    rows = list(waiting)
+    waiting.clear()
     by_table: dict[Table, dict[frozenset[str], list[dict[str, Any]]]] = {}
     for table, row in rows:
         by_table.setdefault(table, {}).setdefault(frozenset(row), []).append(row)
@@ -76,23 +77,13 @@ def flush_rows(session: Session) -> None:
             connection.execute(statement, same_columns)
 
 
-def _held(session: Session) -> list[tuple[Table, dict[str, Any]]]:
-    transaction = session.get_transaction() or session.begin()
-    held = session.info.get(_HELD)
-    if held is None or held[0] is not transaction:
-        held = (transaction, [])
-        session.info[_HELD] = held
-    rows: list[tuple[Table, dict[str, Any]]] = held[1]
-    return rows
-
-
 @event.listens_for(Session, "do_orm_execute")
 def _before_statement(state: ORMExecuteState) -> None:
-    held = state.session.info.get(_HELD)
-    if not held or not held[1]:
+    waiting = _ROWS.peek(state.session)
+    if not waiting:
         return
     mappers = state.all_mappers
-    if mappers and not {m.local_table for m in mappers} & {table for table, _ in held[1]}:
+    if mappers and not {m.local_table for m in mappers} & {table for table, _ in waiting}:
         return  # the statement reads none of the tables with rows waiting: they wait for the commit
     flush_rows(state.session)
 
@@ -105,4 +96,4 @@ def _before_commit(session: Session) -> None:
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     if not session.in_transaction():
-        session.info.pop(_HELD, None)
+        _ROWS.discard(session)

@@ -23,6 +23,7 @@ from services.metrics.models import (
     ReferralFact,
     Target,
 )
+from shared.db import TransactionState
 from shared.events import (
     ConferenceCancelled,
     ConferenceHeld,
@@ -199,7 +200,9 @@ def _put(session: Session, fact: SQLModel, key: str) -> None:
             setattr(kept, name, getattr(fact, name))
 
 
-_MADE, _ABSENT = "metrics_facts", "metrics_facts_absent"
+_FactKey = tuple[type[SQLModel], str]
+_MADE: TransactionState[dict[_FactKey, SQLModel]] = TransactionState("metrics_facts", dict)
+_ABSENT: TransactionState[set[_FactKey]] = TransactionState("metrics_facts_absent", set)
 
 
 def _fact(session: Session, model: type[FactT], key: str, new: Callable[[], FactT]) -> FactT:
@@ -210,10 +213,10 @@ def _fact(session: Session, model: type[FactT], key: str, new: Callable[[], Fact
     batch is not yet in the database, so the transaction keeps its own index of them. Facts that
     `prefetch` read (or found missing) for the batch are not asked for again.
     """
-    made: dict[tuple[type[SQLModel], str], SQLModel] = session.info.setdefault(_MADE, {})
+    made = _MADE.get(session)
     found = made.get((model, key))
     if found is None:
-        if (model, key) not in session.info.get(_ABSENT, ()):
+        if (model, key) not in (_ABSENT.peek(session) or ()):
             with session.no_autoflush:
                 found = session.get(model, key)
         if found is None:
@@ -254,8 +257,7 @@ def prefetch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
     for envelope in envelopes:
         for model, key in _fact_keys(envelope.data):
             wanted.setdefault(model, set()).add(key)
-    made: dict[tuple[type[SQLModel], str], SQLModel] = session.info.setdefault(_MADE, {})
-    absent: set[tuple[type[SQLModel], str]] = session.info.setdefault(_ABSENT, set())
+    made, absent = _MADE.get(session), _ABSENT.get(session)
     with session.no_autoflush:
         for model, keys in wanted.items():
             key_column = sa_inspect(model).primary_key[0]

@@ -38,6 +38,7 @@ from shared.auth import Principal, Scope
 from shared.calendar import BusinessHours
 from shared.consultation import ConsultationSummary
 from shared.consumer import PermanentEventError
+from shared.db import TransactionState
 from shared.directory import Agency, Directory, DirectoryError, UnknownArea, load_directory
 from shared.events import (
     AgencyFeedEntry,
@@ -184,6 +185,9 @@ def active_version(session: Session, municipality_code: str) -> DirectoryVersion
     return session.exec(query).first()
 
 
+_VERSIONS_IN_FORCE: TransactionState[dict[str, str | None]] = TransactionState("router_versions_in_force", dict)
+
+
 class ConfigCache:
     """Parsed configurations by version (a version's content never changes)."""
 
@@ -196,7 +200,7 @@ class ConfigCache:
         The version in force is read once per transaction (a batch of consultations is decided with
         one directory), and a version's body is parsed once per process.
         """
-        in_force: dict[str, str | None] = session.info.setdefault("router_versions_in_force", {})
+        in_force = _VERSIONS_IN_FORCE.get(session)
         if municipality_code not in in_force:
             in_force[municipality_code] = active_version_id(session, municipality_code)
         version = in_force[municipality_code]
@@ -224,7 +228,8 @@ class Context:
 # --- the first decision -----------------------------------------------------------------------
 
 
-_DECIDED_BEFORE = "router_decided_before"
+_DECIDED_BEFORE: TransactionState[set[str]] = TransactionState("router_decided_before", set)
+_DECIDED: TransactionState[dict[str, DecisionPublic]] = TransactionState("router_decided", dict)
 
 
 def prepare_batch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
@@ -235,12 +240,14 @@ def prepare_batch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
     """
     case_ids = {e.data.case_id for e in envelopes if isinstance(e.data, ConsultationReceived)}
     query = select(RoutingDecision.case_id).where(col(RoutingDecision.case_id).in_(case_ids)).distinct()
-    session.info[_DECIDED_BEFORE] = (session.get_transaction(), set(session.exec(query).all()) if case_ids else set())
+    found = _DECIDED_BEFORE.get(session)  # made even when empty: the batch has been prepared
+    if case_ids:
+        found.update(session.exec(query).all())
 
 
 def _decided_before(session: Session, case_id: str) -> RoutingDecision | None:
-    held = session.info.get(_DECIDED_BEFORE)
-    if held is not None and held[0] is session.get_transaction() and case_id not in held[1]:
+    prepared = _DECIDED_BEFORE.peek(session)
+    if prepared is not None and case_id not in prepared:
         return None  # prepare_batch found no decision for it
     return latest_decision(session, case_id)
 
@@ -250,7 +257,7 @@ def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Conte
     received = envelope.data
     # Decisions of this transaction (a batch) are not written yet: they are found here, and the query
     # for earlier ones need not write them, so a batch's rows are written together at its commit.
-    decided: dict[str, DecisionPublic] = session.info.setdefault("router_decided", {})
+    decided = _DECIDED.get(session)
     if received.case_id in decided:
         return decided[received.case_id]
     with session.no_autoflush:
@@ -476,19 +483,14 @@ class _PendingFeedEntry:
     published: dict[str, Any]
 
 
-_PENDING_FEED = "router_pending_feed"
+# Held per transaction, so that the entries of a rolled-back one never reach a later commit.
+_PENDING_FEED: TransactionState[list[_PendingFeedEntry]] = TransactionState("router_pending_feed", list)
 
 
 def _pending_feed(session: Session) -> list[_PendingFeedEntry]:
-    # Held per transaction, so that the entries of a rolled-back one never reach a later commit.
-    transaction = session.get_transaction() or session.begin()
-    held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
-    if held is None or held[0] is not transaction:
-        if held is None:
-            event.listen(session, "before_commit", _number_feed_entries)
-        held = (transaction, [])
-        session.info[_PENDING_FEED] = held
-    return held[1]
+    if not event.contains(session, "before_commit", _number_feed_entries):
+        event.listen(session, "before_commit", _number_feed_entries)
+    return _PENDING_FEED.get(session)
 
 
 def _number_feed_entries(session: Session) -> None:
@@ -500,11 +502,11 @@ def _number_feed_entries(session: Session) -> None:
     very end keeps the lock short, and locking agencies in id order means two transactions that
     feed the same agencies never wait on each other in a cycle.
     """
-    held: tuple[object, list[_PendingFeedEntry]] | None = session.info.get(_PENDING_FEED)
-    if held is None or held[0] is not session.get_transaction() or not held[1]:
+    waiting = _PENDING_FEED.peek(session)
+    if not waiting:
         return
-    session.info[_PENDING_FEED] = (held[0], [])
-    pending = held[1]
+    pending = list(waiting)
+    waiting.clear()
     session.flush()  # every other row lock of the transaction is taken before the first counter lock
     bulk.flush_rows(session)
     for agency_id in sorted({item.entry["agency_id"] for item in pending}):

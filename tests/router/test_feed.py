@@ -154,6 +154,24 @@ def test_the_entries_of_a_rolled_back_transaction_are_never_numbered(
     assert [(e.sequence, e.case_id) for e in entries] == [(1, kept.case_id)]
 
 
+def test_a_consultation_of_a_rolled_back_transaction_is_decided_again(
+    router_engine: Engine, ctx: service.Context
+) -> None:
+    """The same consultation in the next transaction of the same session: its decision, referrals and
+    entries died with the first one, so it is decided (and fed) again rather than found decided."""
+    envelope = consultation_envelope()
+    with Session(router_engine, expire_on_commit=False) as session:
+        abandoned = session.begin()
+        service.route(session, envelope, ctx)
+        abandoned.rollback()
+        with session.begin():
+            service.route(session, envelope, ctx)
+    with db.transaction(router_engine) as session:
+        assert len(service.decisions_of_case(session, envelope.data.case_id)) == 1
+        assert len(service.referrals_of_case(session, envelope.data.case_id)) == 3
+    assert [e.case_id for e in all_entries(router_engine, LEAD)] == [envelope.data.case_id]
+
+
 def test_a_moved_referral_is_fed_after_its_request(router_engine: Engine, ctx: service.Context) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", ["poverty"], ["employment"])
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
