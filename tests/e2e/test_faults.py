@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli import upgrade_databases
+from services.metrics.handlers import COUNTED
 from shared import topics
 from shared.auth import Scope, TokenIssuer
 from shared.consultation import ConsultationSummary
@@ -156,23 +158,43 @@ def wait_for(condition: Callable[[], bool], what: str, timeout_s: float = 180.0,
         time.sleep(every_s)
 
 
+CONFERENCE_FOLLOWS = (topics.ROUTING_DECIDED, topics.REFERRAL_REQUESTED, topics.REFERRAL_STATUS_CHANGED)
+METRICS_COUNTS = tuple(model.topic for model in COUNTED if model is not ConsultationReceived)
+
+
+def _in(topic_names: tuple[str, ...]) -> str:
+    return "topic IN (" + ", ".join(f"'{t}'" for t in topic_names) + ")"
+
+
+def unapplied(db: Database, service: str, fed: int) -> int:
+    """How many of the events published so far `service` (conference or metrics) has still to apply.
+
+    The `fed` consultations go straight to Kafka; everything else those two follow is in an outbox.
+    """
+    if service == "conference":
+        published = db.count("router.outbox", _in(CONFERENCE_FOLLOWS))
+    else:
+        published = fed + sum(db.count(f"{name}.outbox", _in(METRICS_COUNTS)) for name in ("router", "conference"))
+    return published - db.count(f"{service}.processed_event")
+
+
+def in_flight(db: Database, service: str) -> bool:
+    """The stream is still flowing for `service`: consultations are undecided, or events wait for it."""
+    return db.count("router.decision") < STREAM or unapplied(db, service, STREAM) > 0
+
+
 def wait_settled(db: Database, services: dict[str, ServiceProcess], stream: Stream, timeout_s: float = 300.0) -> None:
     """Wait until every consultation is decided, every outbox is empty, conference has applied every router
     event it follows, and metrics has stopped moving."""
     wait_for(lambda: db.count("router.decision") >= len(stream.case_ids), "every decision", timeout_s)
     outboxes = [f"{name}.outbox" for name in ("router", "conference") if name in services]
-    followed = ", ".join(
-        f"'{t}'" for t in (topics.ROUTING_DECIDED, topics.REFERRAL_REQUESTED, topics.REFERRAL_STATUS_CHANGED)
-    )
     last, stable_since = -1, time.monotonic()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         backlog = sum(db.count(outbox, "published_at IS NULL") for outbox in outboxes)
         if "conference" in services:
             # A restarted conference may still be catching up after the router and metrics are done.
-            backlog += max(
-                0, db.count("router.outbox", f"topic IN ({followed})") - db.count("conference.processed_event")
-            )
+            backlog += max(0, unapplied(db, "conference", len(stream.case_ids)))
         applied = db.count("metrics.processed_event") if "metrics" in services else 0
         if backlog or applied != last:
             last, stable_since = applied, time.monotonic()
@@ -264,10 +286,13 @@ def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(
 ) -> None:
     with stack(kafka_bootstrap, postgres_admin_url, secrets_env, tmp_path / "faults") as (settings, db, services):
         stream = asyncio.run(feed(settings, STREAM))
+        # Each service is killed while it still has events to apply: the router while consultations are
+        # undecided, conference and metrics while events already published wait for them.
         undecided = lambda: db.count("router.decision") < STREAM  # noqa: E731
         kill_mid_stream(services["router"], lambda: db.count("router.decision"), STREAM // 5, undecided)
-        kill_mid_stream(services["conference"], lambda: db.count("conference.processed_event"), STREAM // 2, undecided)
-        kill_mid_stream(services["metrics"], lambda: db.count("metrics.processed_event"), STREAM, undecided)
+        for name, at in (("conference", STREAM // 2), ("metrics", STREAM)):
+            applied = partial(db.count, f"{name}.processed_event")
+            kill_mid_stream(services[name], applied, at, partial(in_flight, db, name))
         wait_settled(db, services, stream)
         assert_exactly_once(db, stream)
         asyncio.run(assert_dead_letters(settings, stream))
