@@ -8,12 +8,13 @@ as intake's database work does.
 import contextlib
 import json
 import os
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, status
 from sqlalchemy import create_engine, text
+
+from shared.ids import new_id
 
 _url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 engine = create_engine(
@@ -40,7 +41,7 @@ def healthz() -> dict[str, str]:
 
 @app.post("/v1/consultations", status_code=status.HTTP_202_ACCEPTED)
 def submit(body: dict[str, Any]) -> dict[str, str]:
-    case_id = str(uuid.uuid4())
+    case_id = new_id()
     with engine.begin() as conn:
         conn.execute(
             text("INSERT INTO bench_bare.consultation (id, body) VALUES (:id, CAST(:body AS jsonb))"),

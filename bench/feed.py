@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-import uuid
 from datetime import UTC, datetime
 
 import yaml
@@ -11,6 +10,7 @@ from aiokafka import AIOKafkaProducer
 from shared.consultation import ConsultationSummary
 from shared.directory import demo_directory_path
 from shared.events import ConsultationReceived, encode, new_event
+from shared.ids import new_id
 
 MUNICIPALITY = "242080"
 # A few households that take different routes (tier 1 and tier 2, one or several partner types).
@@ -51,9 +51,9 @@ class ConsultationFactory:
         self.templates = [_template(a, s) for a in demo_areas() for s in ISSUE_SETS]
 
     def make(self, i: int) -> tuple[bytes, bytes]:
-        case_id = str(uuid.uuid4())
+        case_id = new_id()
         raw = self.templates[i % len(self.templates)]
-        raw = raw.replace(_CASE.encode(), case_id.encode()).replace(_ID.encode(), str(uuid.uuid4()).encode())
+        raw = raw.replace(_CASE.encode(), case_id.encode()).replace(_ID.encode(), new_id().encode())
         return case_id.encode(), raw
 
 

@@ -1,6 +1,5 @@
 """The event contract: a CloudEvents 1.0 envelope (structured JSON mode) around one model per type."""
 
-import uuid
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -9,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import topics
 from shared.consultation import ConsultationSummary
+from shared.ids import new_id
 from shared.vocabulary import FoundBy, Pathway
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -350,7 +350,7 @@ class Envelope(BaseModel, Generic[DataT]):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     specversion: Literal["1.0"] = "1.0"
-    id: str = Field(default_factory=lambda: str(uuid.uuid4()))
+    id: str = Field(default_factory=new_id)
     source: str
     type: str
     subject: str

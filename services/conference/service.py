@@ -1,7 +1,6 @@
 """Conference's logic: case meetings for tier-2/3 cases, the 相談支援包括化推進会議 and its agenda,
 attendance and decisions. Functions run inside the caller's transaction and stage their events."""
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -43,6 +42,7 @@ from shared.events import (
     RoutingDecided,
     new_event,
 )
+from shared.ids import new_id
 from shared.problems import Problem
 
 SOURCE = "/marugoto/conference"
@@ -352,7 +352,7 @@ def schedule_case_meeting(session: Session, state: CaseState, config: Municipali
     days = config.settings.deadline_business_days.get(state.urgency, 10)
     deadline = business_days_after(now, days)
     participants = _invitees(state)
-    meeting_id = str(uuid.uuid4())
+    meeting_id = new_id()
     result = _find(
         session,
         config,
@@ -617,7 +617,7 @@ def schedule_promotion_meeting(
     participants = sorted({*members, config.directory.municipality.lead})
     now = datetime.now(UTC)
     earliest = max(not_before or now, now)
-    meeting_id = str(uuid.uuid4())
+    meeting_id = new_id()
     promotion = config.settings.promotion_meeting
     result = _find(
         session,

@@ -4,7 +4,6 @@ Functions take an open session and run inside the caller's transaction; events a
 outbox of that same transaction.
 """
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -46,6 +45,7 @@ from shared.events import (
     RoutingDecided,
     new_event,
 )
+from shared.ids import new_id
 from shared.problems import Problem, invalid_fields
 
 SOURCE = "/marugoto/intake"
@@ -159,8 +159,8 @@ def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault:
     table, in the order added, so that each row's parent is written before it) when it commits.
     """
     now = _now()
-    case_id = str(uuid.uuid4())
-    members = [(str(uuid.uuid4()), member_in, member_in.personal_details()) for member_in in body.household]
+    case_id = new_id()
+    members = [(new_id(), member_in, member_in.personal_details()) for member_in in body.household]
     match_keys = {member_id: set(vault.index.household_match_keys(details)) for member_id, _, details in members}
     duplicates = _cases_matching(
         session, set().union(*match_keys.values()), municipality_code=body.municipality_code, exclude=case_id
@@ -186,7 +186,7 @@ def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault:
         updated_at=now,
         possible_duplicates=duplicates,
     )
-    contact_id = str(uuid.uuid4())
+    contact_id = new_id()
     bulk.add_row(
         session,
         Contact,
@@ -250,7 +250,7 @@ def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id:
     """Record a later consultation about the household of `case` (one more 延べ, the same 実件数)."""
     now = _now()
     contact = Contact(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         case_id=case.id,
         kind="follow_up",
         submitted_by=agency_id,
@@ -389,7 +389,7 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
     if unknown:
         raise invalid_fields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
     consent = Consent(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         case_id=case.id,
         given_by=body.given_by.value,
         members=sorted(set(body.members)),

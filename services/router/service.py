@@ -7,7 +7,6 @@ outbox of that same transaction.
 
 import hashlib
 import json
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -51,6 +50,7 @@ from shared.events import (
     RoutingDecided,
     new_event,
 )
+from shared.ids import new_id
 from shared.problems import Problem
 
 SOURCE = "/marugoto/router"
@@ -327,7 +327,7 @@ def _record_decision(
     values = bulk.add_row(
         session,
         RoutingDecision,
-        id=str(uuid.uuid4()),
+        id=new_id(),
         case_id=facts.case_id,
         sequence=(previous.sequence + 1) if previous else 1,
         kind=kind,
@@ -388,7 +388,7 @@ def _refer(
     values = bulk.add_row(
         session,
         Referral,
-        id=str(uuid.uuid4()),
+        id=new_id(),
         case_id=facts.case_id,
         decision_id=decision.id,
         municipality_code=facts.municipality_code,
