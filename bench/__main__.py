@@ -298,7 +298,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.quick and max(sizes) >= 1_000_000:
         say(
             "WARNING: the full run pushes 1,000,000 events through the router and metrics; this takes a long "
-            "time (hours on a small machine). Use --quick or --sizes for a shorter run."
+            "time (about an hour on 2 cores, more on a slower machine). Use --quick or --sizes for a shorter run."
         )
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(),
