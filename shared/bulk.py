@@ -1,4 +1,4 @@
-"""Insert-only rows written in bulk: one multi-row INSERT per table instead of one ORM object per row.
+"""Insert-only rows written in bulk: one batched INSERT per table instead of one ORM object per row.
 
 A consumer batch writes thousands of new rows that nothing in the same transaction updates (outbox
 and inbox rows; the router's case facts, decisions, referrals, timers and feed entries). As ORM

@@ -252,6 +252,24 @@ def _decided_before(session: Session, case_id: str) -> RoutingDecision | None:
     return latest_decision(session, case_id)
 
 
+@dataclass(frozen=True, slots=True)
+class NewCase:
+    """A case's facts as just recorded in this transaction (the row waits in the bulk rows)."""
+
+    case_id: str
+    municipality_code: str
+    submitted_by: str
+    consultation: dict[str, Any]
+    received_at: datetime
+
+
+CaseView = CaseFacts | NewCase
+"""A case's facts, stored (ORM) or recorded in this transaction."""
+
+ReferralView = Referral | ReferralPublic
+"""A referral, stored (ORM) or requested in this transaction."""
+
+
 def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Context) -> DecisionPublic:
     """Decide the case of a received consultation and request its referrals."""
     received = envelope.data
@@ -285,24 +303,6 @@ def route(session: Session, envelope: Envelope[ConsultationReceived], ctx: Conte
         session, ctx, config, facts, decision, kind="initial", requested_by=None, previous=None
     )
     return decided[received.case_id]
-
-
-@dataclass(frozen=True, slots=True)
-class NewCase:
-    """A case's facts as just recorded in this transaction (the row waits in the bulk rows)."""
-
-    case_id: str
-    municipality_code: str
-    submitted_by: str
-    consultation: dict[str, Any]
-    received_at: datetime
-
-
-CaseView = CaseFacts | NewCase
-"""A case's facts, stored (ORM) or recorded in this transaction."""
-
-ReferralView = Referral | ReferralPublic
-"""A referral, stored (ORM) or requested in this transaction."""
 
 
 def _record_decision(
