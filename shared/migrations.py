@@ -38,18 +38,19 @@ def config(service: str, connection: Connection) -> Config:
     return alembic_config
 
 
-def upgrade(engine: Engine, service: str) -> None:
-    """Apply the service's migrations up to the latest (on PostgreSQL in one transaction); at the latest, nothing."""
+def upgrade(engine: Engine, service: str, revision: str = "head") -> None:
+    """Apply the service's migrations up to `revision`, the latest by default (on PostgreSQL in one
+    transaction); at that revision already, nothing."""
     if engine.dialect.name == "sqlite":
         path = str(engine.url.database)
         with _attached(service, path) as connection:
             _refuse_unversioned(connection, service, where=path, remedy=f"Remove {path}")
-            command.upgrade(config(service, connection), "head")
+            command.upgrade(config(service, connection), revision)
         return
     with engine.begin() as connection:
         remedy = f'Back it up if you need its data, drop it (DROP SCHEMA "{service}" CASCADE)'
         _refuse_unversioned(connection, service, where=f'schema "{service}"', remedy=remedy)
-        command.upgrade(config(service, connection), "head")
+        command.upgrade(config(service, connection), revision)
 
 
 def revision(service: str, message: str) -> Path | None:

@@ -239,5 +239,6 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
             publish,
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
+            vacuum_every=settings.outbox_vacuum_every,
         )
     return runtime

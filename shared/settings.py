@@ -66,6 +66,9 @@ class Settings(BaseSettings):
 
     outbox_poll_interval_s: float = 0.5
     outbox_batch_size: int = 200
+    # The relay vacuums its outbox table (PostgreSQL) after this many published rows are deleted; 0: never,
+    # leaving it to autovacuum (see shared/outbox.py for why a queue table needs it).
+    outbox_vacuum_every: int = Field(default=10_000, ge=0)
     relay_enabled: bool = True
 
     # Directory files (agencies and areas per municipality) the router loads; empty → the demo one.

@@ -20,7 +20,7 @@ from services.conference.models import ConferenceProcessedEvent
 from services.intake.models import IntakeProcessedEvent
 from services.metrics.models import MetricsProcessedEvent
 from services.router.models import RouterProcessedEvent
-from shared import db
+from shared import db, migrations
 from shared.inbox import ProcessedEventBase
 from shared.migrations import UnversionedSchema
 from shared.settings import SERVICES, Settings
@@ -178,3 +178,28 @@ def test_a_database_made_before_migrations_is_refused_and_left_as_it_was(
     monkeypatch.setenv("MARUGOTO_DATA_DIR", str(settings.data_dir))
     assert main(["db", "upgrade", "--service", "metrics"]) == 1
     assert message in capsys.readouterr().err, "the command says what to do, without a traceback"
+
+
+@pytest.mark.parametrize("service", ["intake", "router", "conference"])
+def test_outbox_upgrade_keeps_the_rows_still_to_publish_and_drops_the_published(
+    engines: dict[str, Engine], service: str
+) -> None:
+    """Revision 0002: the relay deletes what it publishes, so rows published under 0001 go, and the rest stay."""
+    engine = engines[service]
+    migrations.upgrade(engine, service, "0001")
+    with inspected(engine, service) as conn:
+        for event_id, published_at in (("published", "2026-01-01 00:00:00+00"), ("pending", None)):
+            conn.execute(
+                text(
+                    f'INSERT INTO "{service}".outbox (event_id, topic, key, payload, created_at, published_at) '
+                    "VALUES (:event_id, 't', 'k', '{}', '2026-01-01 00:00:00+00', :published_at)"
+                ),
+                {"event_id": event_id, "published_at": published_at},
+            )
+        conn.commit()
+
+    db.upgrade(engine, service)
+
+    assert differences(engine, service) == []
+    with inspected(engine, service) as conn:
+        assert conn.execute(text(f'SELECT event_id FROM "{service}".outbox')).scalars().all() == ["pending"]

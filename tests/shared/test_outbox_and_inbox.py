@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Engine
+from sqlalchemy import Engine, func, text
 from sqlmodel import Session, select
 
 from shared import db
@@ -167,7 +167,7 @@ async def test_a_failure_in_mid_batch_keeps_the_order_and_republishes_nothing(en
 
     with pytest.raises(ConnectionError):
         await relay.publish_pending()
-    assert pending_count(engine, TestOutbox) == 4, "the two published before the failure are marked"
+    assert pending_count(engine, TestOutbox) == 4, "the two published before the failure are deleted"
 
     await run_relay_until(relay, lambda: pending_count(engine, TestOutbox) == 0)
     assert publish.published == [(e.subject, e.id) for e in staged]
@@ -190,7 +190,31 @@ def test_claim_rolled_back_with_its_effect_can_be_claimed_again(engine: Engine) 
         assert claim(session, TestProcessedEvent, consumer="c", event_id="e-2")
 
 
-async def test_crash_between_publish_and_mark_republishes_and_consumer_applies_once(
+def vacuums_of(engine: Engine) -> int:
+    with engine.connect() as conn:
+        query = "SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = :schema AND relname = 'outbox'"
+        return int(conn.execute(text(query), {"schema": SCHEMA}).scalar_one())
+
+
+@pytest.mark.parametrize(("vacuum_every", "vacuums"), [(10, 2), (0, 0)])
+async def test_relay_deletes_what_it_published_and_vacuums_after_every_so_many(
+    engine: Engine, settings: Settings, vacuum_every: int, vacuums: int
+) -> None:
+    """Published rows leave the table; their dead row versions are reclaimed every `vacuum_every` rows."""
+    stage_cases(engine, [f"vac-{i}" for i in range(25)])
+    producer = Producer(settings)
+    await producer.producer.start()
+    try:
+        relay = OutboxRelay(engine, TestOutbox, producer.publish, batch_size=5, vacuum_every=vacuum_every)
+        assert await relay.drain() == 25
+    finally:
+        await producer.producer.stop()
+    with Session(engine) as session:
+        assert session.exec(select(func.count()).select_from(TestOutbox)).one() == 0, "no published row is kept"
+    assert vacuums_of(engine) == vacuums, "a VACUUM after the 10th and the 20th deleted row, none after the 25th"
+
+
+async def test_crash_between_publish_and_delete_republishes_and_consumer_applies_once(
     engine: Engine, settings: Settings
 ) -> None:
     case_ids = [f"dup-{i}" for i in range(4)]
@@ -201,12 +225,12 @@ async def test_crash_between_publish_and_mark_republishes_and_consumer_applies_o
         crashing = OutboxRelay(engine, TestOutbox, producer.publish)
 
         def crash(_ids: list[int | None]) -> None:
-            raise SystemExit("relay killed after publishing, before marking")
+            raise SystemExit("relay killed after publishing, before deleting")
 
-        crashing._mark_published = crash  # type: ignore[method-assign]
+        crashing._delete_published = crash  # type: ignore[method-assign]
         with pytest.raises(SystemExit):
             await crashing.publish_pending()
-        assert pending_count(engine, TestOutbox) == 4, "nothing was marked, so all are still pending"
+        assert pending_count(engine, TestOutbox) == 4, "nothing was deleted, so all are still pending"
         # The restarted relay publishes the same events a second time.
         assert await OutboxRelay(engine, TestOutbox, producer.publish).drain() == 4
     finally:
