@@ -91,6 +91,27 @@ def new_database(postgres_admin_url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
+def log_staged_events(database_url: str, services: list[str]) -> None:
+    """Record every event the services stage in a `<service>.staged_event` table of the test's own.
+
+    The relay deletes an outbox row once it is published, so the outbox alone no longer says what a
+    service has staged; a trigger copies each row as it is inserted (and a rolled-back insert leaves
+    no copy). Call it after the services' migrations.
+    """
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for service in services:
+            schema = sql.Identifier(service)
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE {schema}.staged_event (event_id text, topic text, key text);"
+                    "CREATE FUNCTION {schema}.log_staged_event() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "INSERT INTO {schema}.staged_event VALUES (NEW.event_id, NEW.topic, NEW.key); RETURN NEW; END $$;"
+                    "CREATE TRIGGER log_staged_event AFTER INSERT ON {schema}.outbox "
+                    "FOR EACH ROW EXECUTE FUNCTION {schema}.log_staged_event()"
+                ).format(schema=schema)
+            )
+
+
 async def new_topic_prefix(kafka_bootstrap: str) -> str:
     """A topic namespace of its own, with every Marugoto topic created in it."""
     prefix = f"t{uuid.uuid4().hex[:10]}."

@@ -15,7 +15,7 @@ from services.intake.app import create
 from shared.auth import Scope
 from shared.events import EventData, ReferralRequested, ReferralStatus, ReferralStatusChanged, encode, new_event
 from shared.settings import Settings
-from tests.conftest import make_settings, new_database, new_topic_prefix, topic_of
+from tests.conftest import log_staged_events, make_settings, new_database, new_topic_prefix, topic_of
 
 PARTNER = "nabari-shakyo"  # a partner agency of the demo directory that submits consultations
 OTHER = "nabari-jiritsu"
@@ -39,6 +39,7 @@ async def intake_settings(
 async def intake(intake_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """A client of a running intake app (lifespan started: broker, relay and consumers)."""
     upgrade_databases(intake_settings, ["intake"])
+    log_staged_events(str(intake_settings.database_url), ["intake"])
     app = create(intake_settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)

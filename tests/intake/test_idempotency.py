@@ -19,11 +19,11 @@ async def new_case(intake: httpx.AsyncClient, headers: dict[str, str]) -> str:
 
 
 def staged_events(settings: Settings, case_id: str) -> int:
-    """How many events intake has staged for the case (published or not)."""
+    """How many events intake has staged for the case (published or not: see `log_staged_events`)."""
     engine = db.make_engine(settings, "intake")
     try:
         with engine.connect() as conn:
-            query = text("SELECT count(*) FROM intake.outbox WHERE key = :case_id")
+            query = text("SELECT count(*) FROM intake.staged_event WHERE key = :case_id")
             return int(conn.execute(query, {"case_id": case_id}).scalar_one())
     finally:
         engine.dispose()
