@@ -223,12 +223,20 @@ class OutboxRelay:
             self.vacuum()
 
     def vacuum(self) -> None:
-        """Reclaim the deleted rows' space on PostgreSQL (VACUUM takes no lock that stops writers)."""
+        """Reclaim the deleted rows' space on PostgreSQL (VACUUM takes no lock that stops writers).
+
+        A failure is logged, not raised: the rows are published and deleted already, and the next
+        VACUUM (or autovacuum) reclaims them as well.
+        """
         self._deleted_since_vacuum = 0
         if self._engine.dialect.name != "postgresql":
             return  # SQLite reuses a deleted row's page without being asked
         table = self._model.__table__  # type: ignore[attr-defined]
         name = f'"{table.schema}"."{table.name}"' if table.schema else f'"{table.name}"'
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text(f"VACUUM {name}"))  # VACUUM cannot run inside a transaction
+        try:
+            with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+                connection.execute(text(f"VACUUM {name}"))  # VACUUM cannot run inside a transaction
+        except Exception as exc:
+            log.warning("outbox_vacuum_failed", outbox=name, error=repr(exc))
+            return
         log.debug("outbox_vacuumed", outbox=name)

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy import Engine, func, text
+from sqlalchemy import Engine, event, func, text
 from sqlmodel import Session, select
+from structlog.testing import capture_logs
 
 from shared import db
 from shared.consultation import ConsultationSummary
@@ -212,6 +213,25 @@ async def test_relay_deletes_what_it_published_and_vacuums_after_every_so_many(
     with Session(engine) as session:
         assert session.exec(select(func.count()).select_from(TestOutbox)).one() == 0, "no published row is kept"
     assert vacuums_of(engine) == vacuums, "a VACUUM after the 10th and the 20th deleted row, none after the 25th"
+
+
+async def test_a_failed_vacuum_is_logged_and_publishing_goes_on(engine: Engine, settings: Settings) -> None:
+    def refuse_vacuum(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("VACUUM"):
+            raise RuntimeError("vacuum refused")
+
+    event.listen(engine, "before_cursor_execute", refuse_vacuum)
+    stage_cases(engine, [f"novac-{i}" for i in range(12)])
+    producer = Producer(settings)
+    await producer.producer.start()
+    try:
+        relay = OutboxRelay(engine, TestOutbox, producer.publish, batch_size=5, vacuum_every=5)
+        with capture_logs() as logs:
+            assert await relay.drain() == 12, "the rows are published whether or not the VACUUM runs"
+    finally:
+        await producer.producer.stop()
+    assert pending_count(engine, TestOutbox) == 0
+    assert [entry["event"] for entry in logs if entry["log_level"] == "warning"] == ["outbox_vacuum_failed"] * 2
 
 
 async def test_crash_between_publish_and_delete_republishes_and_consumer_applies_once(
