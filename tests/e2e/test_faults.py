@@ -15,6 +15,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -51,6 +52,7 @@ pytestmark = pytest.mark.e2e
 
 MUNICIPALITY = "242080"  # the demo municipality of shared/demo_directory.yaml
 STREAM = 2000
+FEED_PER_SECOND = 60.0  # the pace of the kill -9 test's stream
 # Households that take different routes through the demo directory: tier 1, tier 2 (case meetings)
 # and tier 3 (prefecture support), one or several partner agencies.
 HOUSEHOLDS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -113,15 +115,19 @@ class Stream:
     poison: dict[bytes, str]
 
 
-async def feed(settings: Settings, n: int, *, poison_every: int = 100) -> Stream:
-    """Produce `n` consultations to consultation.received, a poison message after every `poison_every`."""
+async def feed(settings: Settings, n: int, *, poison_every: int = 100, per_second: float | None = None) -> Stream:
+    """Produce `n` consultations to consultation.received, a poison message after every `poison_every`;
+    all at once, or `per_second` at a steady pace."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
     stream = Stream([], {})
     topic = topic_of(settings, ConsultationReceived)
+    started = time.monotonic()
     try:
         sent = []
         for i in range(n):
+            if per_second is not None:
+                await asyncio.sleep(max(0.0, started + i / per_second - time.monotonic()))
             case_id, raw = consultation(i)
             stream.case_ids.append(case_id)
             sent.append(await producer.send(topic, raw, key=case_id.encode()))
@@ -296,14 +302,17 @@ def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(
     operator: dict[str, str],
 ) -> None:
     with stack(kafka_bootstrap, postgres_admin_url, secrets_env, tmp_path / "faults") as (settings, db, services):
-        stream = asyncio.run(feed(settings, STREAM))
-        # Each service is killed while it still has events to apply: the router while consultations are
-        # undecided, conference and metrics while events already published wait for them.
-        undecided = lambda: db.count("router.decision") < STREAM  # noqa: E731
-        kill_mid_stream(services["router"], lambda: db.count("router.decision"), STREAM // 5, undecided)
-        for name, at in (("conference", STREAM // 2), ("metrics", STREAM)):
-            applied = partial(db.count, f"{name}.processed_event")
-            kill_mid_stream(services[name], applied, at, partial(in_flight, db, name))
+        # The stream flows at a steady pace (about half a minute), so that each of the three is killed,
+        # in turn, while it has work: when a fifth, two fifths and three fifths of the consultations
+        # are decided. Fed all at once, the router and metrics could finish the stream while the
+        # services killed before them restart.
+        decided = partial(db.count, "router.decision")
+        with ThreadPoolExecutor(1) as pool:
+            feeding = pool.submit(asyncio.run, feed(settings, STREAM, per_second=FEED_PER_SECOND))
+            for n, name in enumerate(("router", "conference", "metrics"), start=1):
+                still_flowing = partial(in_flight, db, name) if name != "router" else lambda: decided() < STREAM
+                kill_mid_stream(services[name], decided, n * STREAM // 5, still_flowing)
+            stream = feeding.result()
         wait_settled(db, services, stream)
         assert_exactly_once(db, stream)
         asyncio.run(assert_dead_letters(settings, stream))
