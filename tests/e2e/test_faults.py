@@ -19,7 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -115,12 +114,14 @@ class Stream:
     poison: dict[bytes, str]
 
 
-async def feed(settings: Settings, n: int, *, poison_every: int = 100, per_second: float | None = None) -> Stream:
+async def feed(
+    settings: Settings, n: int, *, poison_every: int = 100, per_second: float | None = None, into: Stream | None = None
+) -> Stream:
     """Produce `n` consultations to consultation.received, a poison message after every `poison_every`;
-    all at once, or `per_second` at a steady pace."""
+    all at once, or `per_second` at a steady pace. `into` (if given) is filled as they are sent."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all", linger_ms=5)
     await producer.start()
-    stream = Stream([], {})
+    stream = Stream([], {}) if into is None else into
     topic = topic_of(settings, ConsultationReceived)
     started = time.monotonic()
     try:
@@ -194,11 +195,6 @@ def unapplied(db: Database, service: str, fed: int) -> int:
     return published - db.count(f"{service}.processed_event")
 
 
-def in_flight(db: Database, service: str) -> bool:
-    """The stream is still flowing for `service`: consultations are undecided, or events wait for it."""
-    return db.count("router.decision") < STREAM or unapplied(db, service, STREAM) > 0
-
-
 def wait_settled(db: Database, services: dict[str, ServiceProcess], stream: Stream, timeout_s: float = 300.0) -> None:
     """Wait until every consultation is decided, every outbox is empty, conference has applied every router
     event it follows, and metrics has stopped moving."""
@@ -221,12 +217,12 @@ def wait_settled(db: Database, services: dict[str, ServiceProcess], stream: Stre
 
 
 def kill_mid_stream(service: ServiceProcess, progress: Callable[[], int], at: int, before: Callable[[], bool]) -> None:
-    """kill -9 `service` once its `progress` reaches `at`, while `before` still holds; then restart it."""
-    wait_for(lambda: progress() >= at, f"{service.name} to reach {at}")
+    """kill -9 `service` once `progress` reaches `at`, while `before` still holds; then start it again
+    (without waiting for it to be ready: its consumer group may wait out the killed member's session)."""
+    wait_for(lambda: progress() >= at, f"the stream to reach {at} before killing {service.name}")
     assert before(), f"{service.name} was to be killed in the middle of the stream, but the stream was over"
     service.kill()
     service.start()
-    service.wait_ready()
 
 
 def assert_exactly_once(db: Database, stream: Stream, *, meetings: bool = True) -> None:
@@ -302,17 +298,19 @@ def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(
     operator: dict[str, str],
 ) -> None:
     with stack(kafka_bootstrap, postgres_admin_url, secrets_env, tmp_path / "faults") as (settings, db, services):
-        # The stream flows at a steady pace (about half a minute), so that each of the three is killed,
-        # in turn, while it has work: when a fifth, two fifths and three fifths of the consultations
-        # are decided. Fed all at once, the router and metrics could finish the stream while the
-        # services killed before them restart.
-        decided = partial(db.count, "router.decision")
+        # The stream flows at a steady pace (about half a minute), and the three are killed in turn
+        # when a fifth, two fifths and three fifths of it are fed: each while consultations are still
+        # coming. (Fed all at once, the stream could be over before the last kill, as a restarted
+        # consumer may wait out its killed predecessor's session before it gets partitions.)
+        stream = Stream([], {})
         with ThreadPoolExecutor(1) as pool:
-            feeding = pool.submit(asyncio.run, feed(settings, STREAM, per_second=FEED_PER_SECOND))
+            feeding = pool.submit(asyncio.run, feed(settings, STREAM, per_second=FEED_PER_SECOND, into=stream))
+            fed, flowing = (lambda: len(stream.case_ids)), (lambda: not feeding.done())
             for n, name in enumerate(("router", "conference", "metrics"), start=1):
-                still_flowing = partial(in_flight, db, name) if name != "router" else lambda: decided() < STREAM
-                kill_mid_stream(services[name], decided, n * STREAM // 5, still_flowing)
-            stream = feeding.result()
+                kill_mid_stream(services[name], fed, n * STREAM // 5, flowing)
+            feeding.result()
+        for service in services.values():
+            service.wait_ready()
         wait_settled(db, services, stream)
         assert_exactly_once(db, stream)
         asyncio.run(assert_dead_letters(settings, stream))
