@@ -25,4 +25,3 @@ def upgrade() -> None:
     with op.batch_alter_table("outbox", schema="router") as batch_op:
         batch_op.drop_index(batch_op.f("ix_router_outbox_published_at"))
         batch_op.drop_column("published_at")
-
