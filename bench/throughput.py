@@ -159,18 +159,43 @@ async def _service_assigned(app: FastAPI, timeout_s: float = 30.0) -> float | No
     return None
 
 
-async def run_service(app: FastAPI, settings: Settings, table: str, n: int, *, stall_s: float) -> Run:
-    """Run a service app in this process with its lifespan until `table` holds `n` rows.
+async def run_service(
+    app: FastAPI, settings: Settings, table: str, n: int, *, stall_s: float, outbox: str | None = None
+) -> tuple[Run, Run | None]:
+    """Run a service app in this process with its lifespan until `table` holds `n` rows, and then, with
+    `outbox`, until that table is empty: the service's events are all published too.
 
     Services apply events in batches and commit a batch at once, so the clock cannot start at the first
     row: it starts when the consumer has its partitions, as a baseline's does (the group join is left
-    out of both).
+    out of both). The second run counts the same `n` items over the time to the empty outbox.
     """
+    published: Run | None = None
     async with app.router.lifespan_context(app):
         quiet_library_loggers()
         started = await _service_assigned(app)
         run = await count_rows(str(settings.database_url), table, n, stall_s=stall_s, started=started)
+        if outbox is not None and run.finished and started is not None:
+            published = await _until_empty(str(settings.database_url), outbox, run, started, stall_s=stall_s)
         dead = dict(app.state.runtime.dead_letters.by_topic)
     if dead:
         run.note = (run.note + f"; dead-lettered {dead}").lstrip("; ")
-    return run
+    return run, published
+
+
+async def _until_empty(database_url: str, table: str, run: Run, started: float, *, stall_s: float) -> Run:
+    """Poll until `table` (an outbox) is empty; the items of `run` over the time from `started` to then."""
+    query = f"SELECT count(*) FROM {table}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        last, last_progress = -1, time.perf_counter()
+        while True:
+            row = await (await conn.execute(query)).fetchone()
+            left = int(row[0]) if row else 0
+            now = time.perf_counter()
+            if left != last:
+                last, last_progress = left, now
+            if left == 0 or now - last_progress > stall_s:
+                break
+            await asyncio.sleep(POLL_S)
+    end = time.perf_counter()
+    note = "" if left == 0 else f"outbox stalled at {left} events"
+    return Run(count=run.count, target=run.target, seconds=end - started, finished=left == 0, note=note)
