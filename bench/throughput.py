@@ -6,8 +6,10 @@ embedded broker, BROKER.md) is left out of both sides alike.
 """
 
 import asyncio
+import contextlib
 import time
 import uuid
+from collections.abc import AsyncGenerator
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -110,6 +112,25 @@ def _run(done: int, n: int, first: float | None, end: float) -> Run:
     return Run(count=done, target=n, seconds=seconds, finished=finished, note="" if finished else "stalled")
 
 
+async def _polled_counts(
+    database_url: str, table: str, *, stall_s: float, first_interval_s: float = POLL_S
+) -> AsyncGenerator[tuple[int, float, bool]]:
+    """`SELECT count(*) FROM table` once per poll: (count, when, stalled), stalled once the count has not
+    changed for `stall_s`. Polls every `first_interval_s` until the count is above 0, then every `POLL_S`."""
+    query = f"SELECT count(*) FROM {table}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        last, last_progress, seen = -1, time.perf_counter(), False
+        while True:
+            row = await (await conn.execute(query)).fetchone()
+            count = int(row[0]) if row else 0
+            now = time.perf_counter()
+            if count != last:
+                last, last_progress = count, now
+            seen = seen or count > 0
+            yield count, now, now - last_progress > stall_s
+            await asyncio.sleep(POLL_S if seen else first_interval_s)
+
+
 async def count_rows(database_url: str, table: str, n: int, *, stall_s: float, started: float | None = None) -> Run:
     """Poll `SELECT count(*) FROM table` until it reaches `n` (or stops growing for `stall_s`).
 
@@ -117,22 +138,15 @@ async def count_rows(database_url: str, table: str, n: int, *, stall_s: float, s
     every row counts, like a baseline's. Without it the clock starts at the first row seen, and the rows
     already there at that poll are not counted.
     """
-    query = f"SELECT count(*) FROM {table}"
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        first: float | None = started
-        first_count = 0
-        count, last_count, last_progress = 0, -1, time.perf_counter()
-        while True:
-            row = await (await conn.execute(query)).fetchone()
-            count = int(row[0]) if row else 0
-            now = time.perf_counter()
-            if count != last_count:
-                last_count, last_progress = count, now
+    first, first_count, count = started, 0, 0
+    first_interval_s = POLL_FIRST_S if started is None else POLL_S
+    polls = _polled_counts(database_url, table, stall_s=stall_s, first_interval_s=first_interval_s)
+    async with contextlib.aclosing(polls):  # closes the connection at the break
+        async for count, now, stalled in polls:
             if first is None and count > 0:
                 first, first_count = now, count
-            if count >= n or now - last_progress > stall_s:
+            if count >= n or stalled:
                 break
-            await asyncio.sleep(POLL_FIRST_S if first is None else POLL_S)
     end = time.perf_counter()
     if first is None:
         return Run(count=count, target=n, seconds=None, finished=False, note="no rows")
@@ -184,18 +198,12 @@ async def run_service(
 
 async def _until_empty(database_url: str, table: str, run: Run, started: float, *, stall_s: float) -> Run:
     """Poll until `table` (an outbox) is empty; the items of `run` over the time from `started` to then."""
-    query = f"SELECT count(*) FROM {table}"
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        last, last_progress = -1, time.perf_counter()
-        while True:
-            row = await (await conn.execute(query)).fetchone()
-            left = int(row[0]) if row else 0
-            now = time.perf_counter()
-            if left != last:
-                last, last_progress = left, now
-            if left == 0 or now - last_progress > stall_s:
+    left = 0
+    polls = _polled_counts(database_url, table, stall_s=stall_s)
+    async with contextlib.aclosing(polls):
+        async for left, _, stalled in polls:
+            if left == 0 or stalled:
                 break
-            await asyncio.sleep(POLL_S)
     end = time.perf_counter()
     note = "" if left == 0 else f"outbox stalled at {left} events"
     return Run(count=run.count, target=run.target, seconds=end - started, finished=left == 0, note=note)
