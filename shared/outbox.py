@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import anyio
 import structlog
@@ -74,6 +74,15 @@ def backlog(engine: Engine, model: type[OutboxBase]) -> tuple[int, float]:
     if oldest.tzinfo is None:  # SQLite returns the aggregate without the column type's conversion
         oldest = oldest.replace(tzinfo=UTC)
     return int(count), max(0.0, (datetime.now(UTC) - oldest).total_seconds())
+
+
+class Pending(NamedTuple):
+    """An outbox row still to publish, as the relay reads it."""
+
+    id: int
+    topic: str
+    key: str
+    payload: str
 
 
 class OutboxRelay:
@@ -209,15 +218,17 @@ class OutboxRelay:
             total += published
         return total
 
-    def _fetch_pending(self) -> list[OutboxBase]:
+    def _fetch_pending(self) -> list[Pending]:
+        # Plain rows, not ORM objects: building a model instance per event cost more than the query.
         model = self._model
-        with Session(self._engine, expire_on_commit=False) as session:
-            return list(session.exec(select(model).order_by(col(model.id)).limit(self._batch_size)).all())
+        query = select(model.id, model.topic, model.key, model.payload).order_by(col(model.id)).limit(self._batch_size)
+        with self._engine.connect() as connection:
+            return [Pending(*row) for row in connection.execute(query)]
 
-    def _delete_published(self, ids: list[int | None]) -> None:
+    def _delete_published(self, ids: list[int]) -> None:
         model = self._model
-        with Session(self._engine) as session, session.begin():
-            session.exec(delete(model).where(col(model.id).in_(ids)))
+        with self._engine.begin() as connection:
+            connection.execute(delete(model).where(col(model.id).in_(ids)))
         self._deleted_since_vacuum += len(ids)
         if self._vacuum_every and self._deleted_since_vacuum >= self._vacuum_every:
             self.vacuum()
