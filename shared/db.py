@@ -1,11 +1,25 @@
 """Database access: one schema per service on PostgreSQL, one SQLite file per service by default."""
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import DateTime, Dialect, Engine, TypeDecorator, event, text
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Dialect,
+    Engine,
+    String,
+    TypeDecorator,
+    bindparam,
+    event,
+    exists,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, create_engine
@@ -55,6 +69,29 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+
+
+def present(session: Session, column: Any, values: Collection[str], *also: ColumnElement[bool]) -> set[str]:
+    """Which of `values` occur in the text `column` (in rows where `also` holds), in one query.
+
+    A batch asks this for its few hundred ids. On PostgreSQL `column IN (…)` is planned from the
+    table's statistics, and a table never analysed (autovacuum off, or behind on a table that grows
+    fast) gets the planner's default of 0.5% of the rows per value: 500 values look like the whole
+    table, which is then read in full for every batch (the router's decisions at 1,000,000 events:
+    13,605 scans, 3.9 billion rows read). A semi-join of the values with the table probes the
+    column's index for each value whatever the statistics say. SQLite always probes the index.
+    """
+    if not values:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        return set(session.execute(select(column).where(column.in_(values), *also).distinct()).scalars())
+    wanted = (
+        func.unnest(bindparam("values", list(values), type_=ARRAY(String)))
+        .table_valued("value")
+        .render_derived(name="wanted")
+    )
+    query = select(wanted.c.value).where(exists().where(column == wanted.c.value, *also))
+    return set(session.execute(query).scalars())
 
 
 def upgrade(engine: Engine, service: str) -> None:

@@ -3,8 +3,9 @@
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from sqlmodel import Field, Session, SQLModel, col, select
+from sqlmodel import Field, Session, SQLModel, col
 
+from shared import db
 from shared.db import UTCDateTime
 
 
@@ -30,7 +31,4 @@ def claim(session: Session, model: type[ProcessedEventBase], *, consumer: str, e
 
 def claimed(session: Session, model: type[ProcessedEventBase], *, consumer: str, event_ids: Sequence[str]) -> set[str]:
     """The ids among `event_ids` that `consumer` has already applied (one query for a whole batch)."""
-    if not event_ids:
-        return set()
-    query = select(model.event_id).where(model.consumer == consumer, col(model.event_id).in_(set(event_ids)))
-    return set(session.exec(query).all())
+    return db.present(session, col(model.event_id), set(event_ids), col(model.consumer) == consumer)

@@ -32,7 +32,7 @@ from services.router.models import (
     Timer,
     TransitionCreate,
 )
-from shared import bulk, outbox
+from shared import bulk, db, outbox
 from shared.auth import Principal, Scope
 from shared.calendar import BusinessHours
 from shared.consultation import ConsultationSummary
@@ -239,10 +239,8 @@ def prepare_batch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
     staged so far: the batch would be written in as many small pieces as it has consultations.
     """
     case_ids = {e.data.case_id for e in envelopes if isinstance(e.data, ConsultationReceived)}
-    query = select(RoutingDecision.case_id).where(col(RoutingDecision.case_id).in_(case_ids)).distinct()
     found = _DECIDED_BEFORE.get(session)  # made even when empty: the batch has been prepared
-    if case_ids:
-        found.update(session.exec(query).all())
+    found.update(db.present(session, col(RoutingDecision.case_id), case_ids))
 
 
 def _decided_before(session: Session, case_id: str) -> RoutingDecision | None:
