@@ -6,6 +6,7 @@ import anyio
 import structlog
 from fastapi import FastAPI
 from sqlalchemy import func
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from services.router import handlers, service
@@ -29,8 +30,13 @@ def _wire(runtime: Runtime) -> None:
     )
     runtime.state["ctx"] = ctx
     bodies = {code: data for code, (_directory, data) in read_directory_files(settings.directory_files).items()}
-    with db.transaction(runtime.engine) as session:
-        service.seed_directories(session, bodies)
+    try:
+        with db.transaction(runtime.engine) as session:
+            service.seed_directories(session, bodies)
+    except IntegrityError:
+        # Instances starting together race to store the same new version; the loser finds it stored.
+        with db.transaction(runtime.engine) as session:
+            service.seed_directories(session, bodies)
     handlers.wire(runtime, ctx)
 
 
