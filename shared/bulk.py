@@ -9,6 +9,9 @@ one of their tables (so a query in the same transaction still sees them; a state
 table counts as one on all), or at `flush_rows`, or when the transaction commits. A rolled-back
 transaction's rows are dropped with it. A statement sent with `session.connection()` directly does
 not insert them first.
+
+A new row that later events of the same batch may still change (the metrics service's facts) is a
+`Draft`: its values stay open to change until the commit, which inserts it with the other rows.
 """
 
 from typing import Any
@@ -21,6 +24,7 @@ from sqlmodel import SQLModel
 from shared.db import TransactionState
 
 _ROWS: TransactionState[list[tuple[Table, dict[str, Any]]]] = TransactionState("marugoto_bulk_rows", list)
+_DRAFTS: TransactionState[list[tuple[Table, dict[str, Any]]]] = TransactionState("marugoto_bulk_drafts", list)
 
 _Defaults = tuple[dict[str, Any], dict[str, Any]]
 _defaults_by_model: dict[type[SQLModel], _Defaults] = {}
@@ -46,15 +50,50 @@ def _defaults(model: type[SQLModel]) -> _Defaults:
     return _defaults_by_model[model]
 
 
+def _filled(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    plain, factories = _defaults(model)
+    return {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
+
+
 def add_row(session: Session, model: type[SQLModel], **values: Any) -> dict[str, Any]:
     """Insert a row of `model` in the session's transaction; fields left out take their model defaults.
 
     Returns the row's values as they will be inserted (the defaults filled in); treat them as read-only.
     """
-    plain, factories = _defaults(model)
-    row = {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
+    row = _filled(model, values)
     _ROWS.get(session).append((model.__table__, row))  # type: ignore[attr-defined]
     return row
+
+
+class Draft:
+    """A new row whose fields are read and set as attributes, like the model's, until it is inserted."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        object.__setattr__(self, "values", values)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self.values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name not in self.values:
+            raise AttributeError(f"{name!r} is not a field of this row")
+        self.values[name] = value
+
+
+def add_draft(session: Session, model: type[SQLModel], **values: Any) -> Draft:
+    """A new row of `model`, inserted when the transaction commits; until then its fields may change.
+
+    Unlike `add_row`'s rows a draft waits for the commit whatever the transaction runs before it, so
+    a query in the same transaction does not see it.
+    """
+    row = _filled(model, values)
+    _DRAFTS.get(session).append((model.__table__, row))  # type: ignore[attr-defined]
+    return Draft(row)
 
 
 def flush_rows(session: Session) -> None:
@@ -64,6 +103,10 @@ def flush_rows(session: Session) -> None:
         return  # none, or only those of a transaction that ended without committing them
     rows = list(waiting)
     waiting.clear()
+    _insert(session, rows)
+
+
+def _insert(session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
     by_table: dict[Table, dict[frozenset[str], list[dict[str, Any]]]] = {}
     for table, row in rows:
         by_table.setdefault(table, {}).setdefault(frozenset(row), []).append(row)
@@ -91,9 +134,14 @@ def _before_statement(state: ORMExecuteState) -> None:
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
     flush_rows(session)
+    if drafts := _DRAFTS.peek(session):
+        rows = list(drafts)
+        drafts.clear()
+        _insert(session, rows)
 
 
 @event.listens_for(Session, "after_soft_rollback")
 def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
     if not session.in_transaction():
         _ROWS.discard(session)
+        _DRAFTS.discard(session)

@@ -17,15 +17,16 @@ from sqlalchemy import (
     event,
     exists,
     func,
-    select,
     text,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session as OrmSession
-from sqlmodel import Session, create_engine
+from sqlmodel import Session, SQLModel, create_engine, select
 
 from shared import migrations
 from shared.settings import Settings
+
+ModelT = TypeVar("ModelT", bound=SQLModel)
 
 
 def database_url(settings: Settings, service: str) -> str:
@@ -85,13 +86,27 @@ def present(session: Session, column: Any, values: Collection[str], *also: Colum
         return set()
     if session.get_bind().dialect.name != "postgresql":
         return set(session.execute(select(column).where(column.in_(values), *also).distinct()).scalars())
-    wanted = (
+    wanted = _values_table(values)
+    query = select(wanted.c.value).where(exists().where(column == wanted.c.value, *also))
+    return set(session.execute(query).scalars())
+
+
+def rows_with(session: Session, model: type[ModelT], column: Any, values: Collection[str]) -> list[ModelT]:
+    """The rows of `model` whose text `column` is one of `values`, found by index probes (see `present`)."""
+    if not values:
+        return []
+    if session.get_bind().dialect.name != "postgresql":
+        return list(session.exec(select(model).where(column.in_(values))))
+    wanted = _values_table(values)
+    return list(session.exec(select(model).where(column.in_(select(wanted.c.value)))))
+
+
+def _values_table(values: Collection[str]) -> Any:
+    return (
         func.unnest(bindparam("values", list(values), type_=ARRAY(String)))
         .table_valued("value")
         .render_derived(name="wanted")
     )
-    query = select(wanted.c.value).where(exists().where(column == wanted.c.value, *also))
-    return set(session.execute(query).scalars())
 
 
 def upgrade(engine: Engine, service: str) -> None:

@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect as sa_inspect
@@ -23,7 +23,8 @@ from services.metrics.models import (
     ReferralFact,
     Target,
 )
-from shared.db import TransactionState
+from shared import bulk
+from shared.db import TransactionState, rows_with
 from shared.events import (
     ConferenceCancelled,
     ConferenceHeld,
@@ -71,7 +72,6 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
             consultation = data.consultation
             case.received_at, case.submitted_by = data.received_at, data.submitted_by
             case.pathway, case.found_by = consultation.pathway.value, consultation.found_by.value
-            session.add(case)
             _contact(
                 session,
                 data.consultation_id,
@@ -85,8 +85,10 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
         case ContactRecorded():
             _contact(session, data.contact_id, data.case_id, code, data.received_at, data.pathway, data.found_by, False)
         case RoutingDecided():
-            decision = DecisionFact(
-                decision_id=data.decision_id,
+            _put(
+                session,
+                DecisionFact,
+                data.decision_id,
                 case_id=data.case_id,
                 municipality_code=code,
                 tier=data.tier,
@@ -95,48 +97,38 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
                 resource_gaps=list(data.resource_gaps),
                 decided_at=data.decided_at,
             )
-            _put(session, decision, data.decision_id)
             case = _case(session, data.case_id, code)
             if data.sequence >= case.decision_sequence:
                 case.tier, case.decision_sequence = data.tier, data.sequence
-                session.add(case)
         case ReferralRequested():
             referral = _referral(session, data.referral_id, data.case_id, code)
             referral.agency_id, referral.tier, referral.rule_id = data.agency_id, data.tier, data.rule_id
             referral.requested_at = data.requested_at
-            session.add(referral)
         case ReferralStatusChanged():
             referral = _referral(session, data.referral_id, data.case_id, code)
             if referral.status_at is None or data.changed_at >= referral.status_at:
                 referral.status, referral.status_at = data.to_status, data.changed_at
-                session.add(referral)
             if data.to_status == "accepted":
                 case = _case(session, data.case_id, code)
                 if case.first_accepted_at is None or data.changed_at < case.first_accepted_at:
                     case.first_accepted_at = data.changed_at
-                    session.add(case)
         case ReferralOverdue():
             referral = _referral(session, data.referral_id, data.case_id, code)
             referral.overdue_stages = sorted({*referral.overdue_stages, data.stage})
-            session.add(referral)
         case ConferenceScheduled():
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             meeting.tier, meeting.scheduled_at = data.tier, envelope.time
             _set_start(meeting, data.starts_at, envelope.time)
-            session.add(meeting)
         case ConferenceRescheduled():
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             _set_start(meeting, data.starts_at, envelope.time)
-            session.add(meeting)
         case ConferenceCancelled():
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             meeting.cancelled_at = envelope.time
-            session.add(meeting)
         case ConferenceHeld():
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             meeting.held_at = data.held_at
             meeting.attendance = [a.model_dump() for a in data.attendance]
-            session.add(meeting)
 
 
 def _set_start(meeting: MeetingFact, starts_at: datetime | None, as_of: datetime) -> None:
@@ -155,8 +147,10 @@ def _contact(
     found_by: FoundBy,
     opening: bool,
 ) -> None:
-    fact = ContactFact(
-        contact_id=contact_id,
+    _put(
+        session,
+        ContactFact,
+        contact_id,
         case_id=case_id,
         municipality_code=code,
         received_at=at,
@@ -164,40 +158,28 @@ def _contact(
         found_by=found_by.value,
         opening=opening,
     )
-    _put(session, fact, contact_id)
 
 
 def _case(session: Session, case_id: str, code: str) -> CaseFact:
-    return _fact(session, CaseFact, case_id, lambda: CaseFact(case_id=case_id, municipality_code=code))
+    return _fact(session, CaseFact, case_id, municipality_code=code)
 
 
 def _referral(session: Session, referral_id: str, case_id: str, code: str) -> ReferralFact:
-    return _fact(
-        session,
-        ReferralFact,
-        referral_id,
-        lambda: ReferralFact(referral_id=referral_id, case_id=case_id, municipality_code=code),
-    )
+    return _fact(session, ReferralFact, referral_id, case_id=case_id, municipality_code=code)
 
 
 def _meeting(session: Session, meeting_id: str, code: str, kind: str, case_id: str | None) -> MeetingFact:
-    return _fact(
-        session,
-        MeetingFact,
-        meeting_id,
-        lambda: MeetingFact(meeting_id=meeting_id, municipality_code=code, kind=kind, case_id=case_id),
-    )
+    return _fact(session, MeetingFact, meeting_id, municipality_code=code, kind=kind, case_id=case_id)
 
 
 FactT = TypeVar("FactT", bound=SQLModel)
 
 
-def _put(session: Session, fact: SQLModel, key: str) -> None:
-    """Store `fact` under `key`, replacing the one this transaction or the database had."""
-    kept = _fact(session, type(fact), key, lambda: fact)
-    if kept is not fact:
-        for name in type(fact).model_fields:
-            setattr(kept, name, getattr(fact, name))
+def _put(session: Session, model: type[SQLModel], key: str, **values: Any) -> None:
+    """Store the fact with these values under `key`, replacing the one this transaction or the database had."""
+    kept = _fact(session, model, key, **values)
+    for name, value in values.items():
+        setattr(kept, name, value)
 
 
 _FactKey = tuple[type[SQLModel], str]
@@ -205,13 +187,16 @@ _MADE: TransactionState[dict[_FactKey, SQLModel]] = TransactionState("metrics_fa
 _ABSENT: TransactionState[set[_FactKey]] = TransactionState("metrics_facts_absent", set)
 
 
-def _fact(session: Session, model: type[FactT], key: str, new: Callable[[], FactT]) -> FactT:
-    """The fact with this key, whether made earlier in this transaction, stored, or new (then added).
+def _fact(session: Session, model: type[FactT], key: str, **new: Any) -> FactT:
+    """The fact with this key, whether made earlier in this transaction, stored, or new (made of `new`).
 
     A batch of events is applied in one transaction; looking a fact up must not flush the facts the
-    batch made before it (they are written together at the commit), and a fact made earlier in the
-    batch is not yet in the database, so the transaction keeps its own index of them. Facts that
-    `prefetch` read (or found missing) for the batch are not asked for again.
+    batch made before it, and a fact made earlier in the batch is not yet in the database, so the
+    transaction keeps its own index of them. Facts that `prefetch` read (or found missing) for the
+    batch are not asked for again. A stored fact is the ORM's object, and what is set on it is
+    written at the commit. A new fact is a `bulk.Draft` with the model's fields as attributes, inserted
+    with the batch's other new facts at the commit: thousands of them a batch, each as an ORM object
+    was most of what the service spent.
     """
     made = _MADE.get(session)
     found = made.get((model, key))
@@ -220,8 +205,9 @@ def _fact(session: Session, model: type[FactT], key: str, new: Callable[[], Fact
             with session.no_autoflush:
                 found = session.get(model, key)
         if found is None:
-            found = new()
-            session.add(found)
+            key_name = sa_inspect(model).primary_key[0].key
+            # A draft reads and sets the same fields as the model, so it stands in for one.
+            found = cast(SQLModel, bulk.add_draft(session, model, **{key_name: key}, **new))
         made[(model, key)] = found
     return found  # type: ignore[return-value]
 
@@ -264,10 +250,7 @@ def prefetch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
             unknown = sorted(k for k in keys if (model, k) not in made)
             for start in range(0, len(unknown), PREFETCH_CHUNK):
                 chunk = unknown[start : start + PREFETCH_CHUNK]
-                found = {
-                    getattr(row, key_column.key): row
-                    for row in session.exec(select(model).where(key_column.in_(chunk)))
-                }
+                found = {getattr(row, key_column.key): row for row in rows_with(session, model, key_column, chunk)}
                 made.update(((model, k), row) for k, row in found.items())
                 absent.update((model, k) for k in chunk if k not in found)
 

@@ -61,3 +61,30 @@ def test_rows_of_different_shapes_go_to_one_table(engine: Engine) -> None:
     with Session(engine) as session:
         assert session.exec(select(TestOutbox.event_id).order_by(col(TestOutbox.id))).all() == ["a", "b"]
         assert session.exec(select(Effect.event_id)).all() == ["orm"]
+
+
+def test_a_draft_is_inserted_at_commit_with_the_values_it_has_then(engine: Engine) -> None:
+    with db.transaction(engine) as session:
+        draft = bulk.add_draft(session, Effect, event_id="e1", case_id="first")
+        bulk.add_row(session, Effect, event_id="e2", case_id="row")
+        # A query on the same table inserts the plain rows first, but the draft stays open to change.
+        assert session.exec(select(Effect.event_id)).all() == ["e2"]
+        draft.case_id = "changed later"
+        assert draft.case_id == "changed later"
+        with pytest.raises(AttributeError):
+            draft.no_such_field = 1
+        with pytest.raises(AttributeError):
+            _ = draft.id  # the autoincrement id: the database numbers the row when it is inserted
+    with Session(engine) as session:
+        rows = session.exec(select(Effect.event_id, Effect.case_id).order_by(col(Effect.event_id))).all()
+    assert [tuple(r) for r in rows] == [("e1", "changed later"), ("e2", "row")]
+
+
+def test_a_draft_is_dropped_on_rollback(engine: Engine) -> None:
+    with pytest.raises(RuntimeError), db.transaction(engine) as session:
+        bulk.add_draft(session, Effect, event_id="lost", case_id="c")
+        raise RuntimeError("the transaction fails")
+    with db.transaction(engine) as session:
+        bulk.add_draft(session, Effect, event_id="kept", case_id="c")
+    with Session(engine) as session:
+        assert session.exec(select(Effect.event_id)).all() == ["kept"]

@@ -1,4 +1,4 @@
-"""`shared.db.present`: which of a batch's ids a table holds, probing the index without statistics."""
+"""`shared.db.present` and `rows_with`: a batch's ids looked up by index probes, without statistics."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, Engine, event, text
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from shared import db
 from shared.settings import Settings
@@ -28,7 +28,7 @@ def postgres(settings: Settings) -> Iterator[Engine]:
 
 
 def filled(settings: Settings) -> Iterator[Engine]:
-    """The test schema's `effect` table: ROWS rows of ROWS / 2 case ids, indexed on case_id."""
+    """The test schema's `effect` table: ROWS rows of ROWS / 2 case ids, indexed on case_id and event_id (unique)."""
     engine = db.make_engine(settings, SCHEMA)
     create_tables(engine)
     with engine.begin() as conn:
@@ -36,6 +36,7 @@ def filled(settings: Settings) -> Iterator[Engine]:
             # As with autovacuum off: the table is never analysed during the test.
             conn.execute(text(f'ALTER TABLE "{SCHEMA}".effect SET (autovacuum_enabled = false)'))
             conn.execute(text(f'CREATE INDEX ON "{SCHEMA}".effect (case_id)'))
+            conn.execute(text(f'CREATE UNIQUE INDEX ON "{SCHEMA}".effect (event_id)'))
             conn.execute(
                 text(
                     f'INSERT INTO "{SCHEMA}".effect (event_id, case_id) '
@@ -45,6 +46,7 @@ def filled(settings: Settings) -> Iterator[Engine]:
             )
         else:
             conn.execute(text("CREATE INDEX effect_case_id ON effect (case_id)"))
+            conn.execute(text("CREATE UNIQUE INDEX effect_event_id ON effect (event_id)"))
             rows = [{"event_id": f"e{i}", "case_id": f"case-{i % (ROWS // 2)}"} for i in range(ROWS)]
             conn.execute(Effect.__table__.insert(), rows)  # type: ignore[attr-defined]
     yield engine
@@ -60,6 +62,16 @@ def test_present_returns_the_values_the_table_holds(engine: Engine) -> None:
     assert found == {f"case-{i}" for i in range(0, 1000, 2)}
     assert narrowed == {"case-4"}
     assert nothing == set()
+
+
+def test_rows_with_returns_the_rows_of_the_values(engine: Engine) -> None:
+    wanted = [f"e{i}" for i in range(0, 1000, 10)] + ["missing"]
+    with Session(engine) as session:
+        rows = db.rows_with(session, Effect, col(Effect.event_id), wanted)
+        nothing = db.rows_with(session, Effect, col(Effect.event_id), [])
+    assert sorted(r.event_id for r in rows) == sorted(wanted[:-1])
+    assert {r.case_id for r in rows} == {f"case-{i}" for i in range(0, 1000, 10)}
+    assert all(isinstance(r, Effect) for r in rows) and nothing == []
 
 
 def plans(engine: Engine, run: Any) -> list[str]:
@@ -94,4 +106,13 @@ def test_present_probes_the_index_of_a_table_never_analysed(postgres: Engine) ->
     )
     assert "Seq Scan on effect" not in semi_join and "Index" in semi_join, semi_join
     # The plain IN list, planned from the default estimate, reads the whole table: what present avoids.
+    assert "Seq Scan on effect" in in_list, in_list
+
+
+def test_rows_with_probes_the_index_of_a_table_never_analysed(postgres: Engine) -> None:
+    wanted = [f"e{i}" for i in range(0, 5000, 10)]
+    (join,) = plans(postgres, lambda s: db.rows_with(s, Effect, col(Effect.event_id), wanted))
+    (in_list,) = plans(postgres, lambda s: s.exec(select(Effect).where(col(Effect.event_id).in_(wanted))).all())
+    assert "Seq Scan on effect" not in join and "Index" in join, join
+    # Even on a unique column the plain IN list of a batch's keys is planned as a read of the table.
     assert "Seq Scan on effect" in in_list, in_list
