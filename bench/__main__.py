@@ -19,6 +19,7 @@ from bench import web
 from bench.feed import produce_consultations
 from bench.infra import Infra, machine_facts
 from shared import topics
+from shared.runtime import tune_collector
 
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (1000, 4000)
@@ -273,6 +274,9 @@ async def run(args: argparse.Namespace, infra: Infra, results: dict[str, Any], m
     intake_s = args.intake_seconds or (8.0 if args.quick else 30.0)
     e2e_s = args.e2e_seconds or (8.0 if args.quick else 60.0)
     results["consumers"] = []
+    # The router and metrics apps run in this process and set its garbage collector as every service
+    # process does; the baselines beside them run under the same setting from the start.
+    tune_collector(infra.settings(""))
 
     async def step(name: str, coro: Any) -> Any:
         say(name)

@@ -15,6 +15,8 @@ from fastapi import FastAPI, status
 from sqlalchemy import create_engine, text
 
 from shared.ids import new_id
+from shared.runtime import tune_collector
+from shared.settings import Settings
 
 _url = os.environ.get("BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 engine = create_engine(
@@ -24,6 +26,7 @@ engine = create_engine(
 
 @contextlib.asynccontextmanager
 async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+    tune_collector(Settings())  # the garbage collector as in intake's process
     with engine.begin() as conn:
         conn.execute(text("CREATE SCHEMA IF NOT EXISTS bench_bare"))
         conn.execute(text("CREATE TABLE IF NOT EXISTS bench_bare.consultation (id uuid PRIMARY KEY, body jsonb)"))

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -101,6 +102,7 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        tune_collector(settings)
         runtime = _build_runtime(definition, settings, metrics)
         app.state.runtime = runtime
         await runtime.broker.start()
@@ -194,6 +196,13 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         return Response(spec.to_specification().to_json(), media_type="application/json")
 
     return app
+
+
+def tune_collector(settings: Settings) -> None:
+    """Collect the youngest generation less often (process-wide): see `Settings.gc_young_threshold`."""
+    if settings.gc_young_threshold:
+        _, middle, oldest = gc.get_threshold()
+        gc.set_threshold(settings.gc_young_threshold, middle, oldest)
 
 
 def load_verifier(settings: Settings) -> auth.TokenVerifier:
