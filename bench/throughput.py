@@ -22,6 +22,12 @@ from shared.settings import Settings
 
 POLL_FIRST_S = 0.02
 POLL_S = 0.1
+# `count(*)` reads the whole table: 56–79 ms for 1,000,000 rows on the 2-core machine of bench/README.md,
+# so a poll every POLL_S took 35–45% of a core from the service measured, and more the longer it ran.
+# Past COUNTED_PER_POLL_S rows the polls spread out, to at most POLL_MAX_S apart: about as many rows are
+# counted per second at any size, and the clock stops at most POLL_MAX_S late (0.1% of a 1,000,000-event run).
+COUNTED_PER_POLL_S = 500_000
+POLL_MAX_S = 2.0
 
 
 @dataclass
@@ -116,7 +122,8 @@ async def _polled_counts(
     database_url: str, table: str, *, stall_s: float, first_interval_s: float = POLL_S
 ) -> AsyncGenerator[tuple[int, float, bool]]:
     """`SELECT count(*) FROM table` once per poll: (count, when, stalled), stalled once the count has not
-    changed for `stall_s`. Polls every `first_interval_s` until the count is above 0, then every `POLL_S`."""
+    changed for `stall_s`. Polls every `first_interval_s` until the count is above 0, then every
+    `poll_interval(count)`."""
     query = f"SELECT count(*) FROM {table}"
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
         last, last_progress, seen = -1, time.perf_counter(), False
@@ -128,7 +135,12 @@ async def _polled_counts(
                 last, last_progress = count, now
             seen = seen or count > 0
             yield count, now, now - last_progress > stall_s
-            await asyncio.sleep(POLL_S if seen else first_interval_s)
+            await asyncio.sleep(poll_interval(count) if seen else first_interval_s)
+
+
+def poll_interval(rows: int) -> float:
+    """Seconds to the next `count(*)` of a table of `rows` rows (see COUNTED_PER_POLL_S)."""
+    return min(POLL_MAX_S, max(POLL_S, rows / COUNTED_PER_POLL_S))
 
 
 async def count_rows(database_url: str, table: str, n: int, *, stall_s: float, started: float | None = None) -> Run:
