@@ -26,4 +26,3 @@ def test_zero_keeps_what_python_has(settings: Settings) -> None:
     gc.set_threshold(700, 11, 12)
     tune_collector(settings.model_copy(update={"gc_young_threshold": 0}))
     assert gc.get_threshold() == (700, 11, 12)
-

@@ -9,8 +9,8 @@ from sqlalchemy import Connection, Engine, event, text
 from sqlmodel import Session, col, select
 
 from shared import db
-from shared.settings import Settings
 from shared.inbox import claimed
+from shared.settings import Settings
 from tests.shared.tables import SCHEMA, Effect, TestProcessedEvent, create_tables
 
 ROWS = 200_000  # on PostgreSQL enough that reading the table costs more than 500 index probes
