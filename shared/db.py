@@ -90,8 +90,7 @@ def present(session: Session, column: Any, values: Collection[str], *also: Colum
     if session.get_bind().dialect.name != "postgresql":
         return set(session.execute(select(column).where(column.in_(values), *also).distinct()).scalars())
     wanted = _values_table(values)
-    # A lateral subquery is run once per value, with the value as its parameter: PostgreSQL cannot turn it
-    # into a hash join over a scan of the table, which a plain semi-join still became under some estimates.
+    # Run once per value with the value as its parameter: never a hash over a scan of the table.
     probe = select(literal(1)).where(column == wanted.c.value, *also).limit(1).lateral("probe")
     query = select(wanted.c.value).select_from(wanted).join(probe, true())
     return set(session.execute(query).scalars())
