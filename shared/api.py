@@ -15,8 +15,8 @@ bearer_scheme = HTTPBearer(
 )
 
 
-def get_runtime(request: Request) -> Runtime:
-    """The running service's runtime."""
+async def get_runtime(request: Request) -> Runtime:
+    """The running service's runtime (a coroutine, so that FastAPI does not hand it to a worker thread)."""
     runtime: Runtime = request.app.state.runtime
     return runtime
 
