@@ -8,8 +8,10 @@ import base64
 import hashlib
 import hmac
 import secrets
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -30,6 +32,8 @@ DEFAULT_ISSUER = "marugoto"
 TOKEN_TYPE = "at+jwt"
 LEEWAY_S = 30
 REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "scope"]
+# Tokens a verifier remembers having verified (about 0.4 KB each); beyond it the oldest is forgotten.
+VERIFIED_TOKENS_KEPT = 4096
 
 # Secrets are 256 random bits, so scrypt guards against a leaked table, not weak passwords; these are
 # the RFC 7914 interactive parameters (16 MiB), cheap enough to run on every token request.
@@ -196,12 +200,18 @@ class TokenIssuer:
 class TokenVerifier:
     """Checks access tokens against the public keys it knows, by key id; needs no call to intake."""
 
-    def __init__(self, public_keys: Mapping[str, str], issuer: str = DEFAULT_ISSUER) -> None:
+    def __init__(
+        self, public_keys: Mapping[str, str], issuer: str = DEFAULT_ISSUER, *, clock: Callable[[], float] = time.time
+    ) -> None:
         if not public_keys:
             # A verifier without keys would reject every request; fail at start-up instead.
             raise AuthConfigError("no token verifying keys are configured")
         self._keys = {kid: _load_public_key(pem) for kid, pem in public_keys.items()}
         self.issuer = issuer
+        self._clock = clock
+        # token -> (its principal, the time after which it is expired even with the leeway)
+        self._verified: dict[str, tuple[Principal, float]] = {}
+        self._lock = threading.Lock()
 
     @property
     def key_ids(self) -> frozenset[str]:
@@ -209,7 +219,29 @@ class TokenVerifier:
         return frozenset(self._keys)
 
     def verify(self, token: str) -> Principal:
-        """The principal of a valid `token`; raises InvalidToken with a short reason otherwise."""
+        """The principal of a valid `token`; raises InvalidToken with a short reason otherwise.
+
+        A client sends the same token with every request for its lifetime, and checking its signature
+        was most of the cost of authenticating one; a token once verified is remembered, by its exact
+        text, until it expires. A refused token is checked afresh each time.
+        """
+        with self._lock:
+            held = self._verified.get(token)
+        if held is not None:
+            principal, expires_at = held
+            if self._clock() < expires_at:
+                return principal
+            with self._lock:
+                self._verified.pop(token, None)
+            raise InvalidToken("token expired")
+        principal, expires_at = self._verify(token)
+        with self._lock:
+            self._verified[token] = (principal, expires_at)
+            if len(self._verified) > VERIFIED_TOKENS_KEPT:
+                del self._verified[next(iter(self._verified))]
+        return principal
+
+    def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -229,7 +261,8 @@ class TokenVerifier:
         if unknown := [name for name in names if name not in {scope.value for scope in Scope}]:
             raise InvalidToken(f"unknown scope '{unknown[0]}'")
         scopes = frozenset(Scope(name) for name in names)
-        return Principal(agency_id=claims["sub"], scopes=scopes, token_id=claims["jti"])
+        principal = Principal(agency_id=claims["sub"], scopes=scopes, token_id=claims["jti"])
+        return principal, claims["exp"] + LEEWAY_S  # PyJWT refuses it from then on
 
     def _decode(self, token: str, key: Ed25519PublicKey) -> dict[str, Any]:
         try:

@@ -15,6 +15,8 @@ from fastapi import Depends, FastAPI, Request
 
 from shared import problems
 from shared.auth import (
+    LEEWAY_S,
+    VERIFIED_TOKENS_KEPT,
     AuthConfigError,
     InvalidToken,
     Principal,
@@ -147,6 +149,38 @@ def test_clock_skew_within_leeway_is_tolerated(issuer: TokenIssuer, verifier: To
     assert verifier.verify(just_expired).agency_id == AGENCY
     long_expired, _ = issuer.issue(AGENCY, [Scope.submit], now=datetime.now(UTC) - timedelta(seconds=900 + 60))
     assert reason(verifier, long_expired) == "token expired"
+
+
+def test_a_verified_token_is_remembered_and_refused_once_it_expires(
+    issuer: TokenIssuer, keys: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [datetime.now(UTC).timestamp()]
+    verifier = TokenVerifier({key_id(keys[1]): keys[1]}, clock=lambda: now[0])
+    checks: list[str] = []
+    real_decode = jwt.decode
+
+    def counting_decode(token: str, *args: Any, **kwargs: Any) -> Any:
+        checks.append(token)
+        return real_decode(token, *args, **kwargs)
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    token, ttl = issuer.issue(AGENCY, [Scope.submit])
+    first = verifier.verify(token)
+    assert verifier.verify(token) == first and len(checks) == 1  # the signature was checked once
+    now[0] += ttl + LEEWAY_S + 1
+    assert reason(verifier, token) == "token expired"
+    assert token not in verifier._verified and len(checks) == 1  # forgotten: the next use is checked afresh
+    refused = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+    assert reason(verifier, refused) == "bad signature"
+    assert reason(verifier, refused) == "bad signature" and len(checks) == 3  # a refusal is not remembered
+
+
+def test_the_remembered_tokens_are_bounded(issuer: TokenIssuer, keys: tuple[str, str]) -> None:
+    verifier = TokenVerifier({key_id(keys[1]): keys[1]})
+    tokens = [issuer.issue(f"agency-{i}", [Scope.submit])[0] for i in range(VERIFIED_TOKENS_KEPT + 10)]
+    assert {verifier.verify(t).agency_id for t in tokens} == {f"agency-{i}" for i in range(len(tokens))}
+    assert len(verifier._verified) == VERIFIED_TOKENS_KEPT
+    assert tokens[0] not in verifier._verified and tokens[-1] in verifier._verified
 
 
 def test_token_from_the_future_is_not_yet_valid(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
