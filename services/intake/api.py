@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Form, Header, Request, status
+from pydantic import BaseModel
 
 from services.intake import service
 from services.intake.models import (
@@ -45,11 +46,14 @@ async def _idempotent(
     request: Request,
     principal: Principal,
     key: str | None,
-    body: Any,
+    body: BaseModel,
     work: Any,
     status_code: int,
 ) -> dict[str, Any]:
-    fingerprint = idempotency.fingerprint(request.method, request.url.path, body)
+    # Only a request with a key is compared with an earlier one.
+    fingerprint = (
+        "" if key is None else idempotency.fingerprint(request.method, request.url.path, body.model_dump(mode="json"))
+    )
 
     def run() -> dict[str, Any]:
         response, _replayed = idempotency.run(
@@ -129,7 +133,7 @@ async def submit_consultation(
             ],
         ).model_dump(mode="json")
 
-    return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 202)
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 202)
 
 
 @router.post(
@@ -158,7 +162,7 @@ async def add_contact(
             mode="json"
         )
 
-    return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 202)
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 202)
 
 
 @router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403, 422))
@@ -227,7 +231,7 @@ async def record_consent(
         consent = service.record_consent(session, case=case, body=body, agency_id=principal.agency_id)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
-    return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 201)
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 201)
 
 
 @router.post(
@@ -258,7 +262,7 @@ async def revoke_consent(
         consent = service.revoke_consent(session, case=case, consent_id=consent_id, body=body)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
-    return await _idempotent(runtime, request, principal, idempotency_key, body.model_dump(mode="json"), work, 200)
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 200)
 
 
 @router.get(
