@@ -3,14 +3,17 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
 from shared import bulk, db
 from shared.settings import Settings
-from tests.shared.tables import SCHEMA, Effect, TestOutbox, create_tables
+from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent, create_tables
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -88,3 +91,66 @@ def test_a_draft_is_dropped_on_rollback(engine: Engine) -> None:
         bulk.add_draft(session, Effect, event_id="kept", case_id="c")
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["kept"]
+
+
+def test_a_broken_rule_among_the_rows_is_an_integrity_error_and_nothing_of_the_transaction_stays(
+    engine: Engine,
+) -> None:
+    with db.transaction(engine) as session:
+        bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="seen")
+    # On PostgreSQL the rows go out in one pipeline and the failure comes back at its end; the last
+    # row breaks the primary key, so nothing is raised before that end.
+    with pytest.raises(IntegrityError), db.transaction(engine) as session:
+        bulk.add_row(session, Effect, event_id="lost", case_id="c")
+        bulk.add_row(session, TestOutbox, event_id="lost", topic="t", key="k", payload="1")
+        bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="seen")
+    with db.transaction(engine) as session:  # the engine's connections are usable again
+        bulk.add_row(session, Effect, event_id="after", case_id="c")
+    with Session(engine) as session:
+        assert session.exec(select(Effect.event_id)).all() == ["after"]
+        assert session.exec(select(TestOutbox.event_id)).all() == []
+
+
+@pytest.fixture
+def postgres_engine(settings: Settings) -> Iterator[Engine]:
+    engine = db.make_engine(settings, SCHEMA)
+    create_tables(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_the_rows_of_all_tables_share_one_pipeline(postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    entered: list[object] = []
+    real_pipeline = psycopg.Connection.pipeline
+
+    def counting_pipeline(self: psycopg.Connection[Any]) -> Any:
+        entered.append(self)
+        return real_pipeline(self)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
+    with db.transaction(postgres_engine) as session:
+        bulk.add_row(session, Effect, event_id="e1", case_id="c")
+        bulk.add_row(session, Effect, event_id="e2", case_id="c")
+        bulk.add_row(session, TestOutbox, event_id="a", topic="t", key="k", payload="1")
+        bulk.add_row(session, TestOutbox, event_id="b", topic="t", key="k", payload="2")
+        bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="e1")
+    # Once for the three tables: each executemany of two rows joins it instead of opening its own.
+    assert len(entered) == 1
+    with Session(postgres_engine) as session:
+        assert len(session.exec(select(TestOutbox.event_id)).all()) == 2
+
+
+def test_a_connection_lost_under_the_pipeline_is_a_transient_error_and_the_pool_recovers(
+    postgres_engine: Engine,
+) -> None:
+    engine = postgres_engine
+    with pytest.raises(DBAPIError) as failed, db.transaction(engine) as session:
+        pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        with engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        bulk.add_row(session, Effect, event_id="lost", case_id="c")
+    assert db.is_transient(failed.value)
+    with db.transaction(engine) as session:
+        bulk.add_row(session, Effect, event_id="after", case_id="c")
+    with Session(engine) as session:
+        assert session.exec(select(Effect.event_id)).all() == ["after"]
