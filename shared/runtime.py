@@ -19,7 +19,7 @@ from sqlalchemy import Engine
 
 from shared import auth, db, problems
 from shared.consumer import DeadLetterCounter, Effect, Prepare, apply_batch, register_consumers
-from shared.events import Envelope, EventData
+from shared.events import Envelope, EventData, envelope_of
 from shared.inbox import ProcessedEventBase
 from shared.kafka import make_broker
 from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
@@ -225,7 +225,7 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
                 settings.kafka_topic_prefix + model.topic,
                 title=f"{settings.kafka_topic_prefix}{model.topic}:publish",
                 description=(model.__doc__ or "").strip(),
-                schema=Envelope[model],  # type: ignore[valid-type]
+                schema=envelope_of(model),
             )
             for model in definition.publishes
         }

@@ -1,7 +1,10 @@
 """The CloudEvents envelope: what goes on the wire and what is refused."""
 
 import json
+import subprocess
+import sys
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -15,6 +18,8 @@ from shared.events import (
     encode,
     new_event,
 )
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def received(case_id: str = "case-1") -> Envelope[ConsultationReceived]:
@@ -90,3 +95,33 @@ def test_unknown_issue_tag_is_refused() -> None:
     wire["data"]["consultation"]["household"][0]["issues"] = ["astrology"]
     with pytest.raises(InvalidEvent, match="issues"):
         decode(json.dumps(wire).encode(), ConsultationReceived)
+
+
+_REBUILDS = """
+import gc, json, sys
+from pydantic._internal._model_construction import ModelMetaclass
+from shared.events import ConsultationReceived, decode, encode, new_event
+
+made = []
+real_new = ModelMetaclass.__new__
+def counting_new(mcs, name, *args, **kwargs):
+    made.append(name)
+    return real_new(mcs, name, *args, **kwargs)
+ModelMetaclass.__new__ = counting_new
+data = ConsultationReceived.model_validate_json(sys.argv[1])
+for _ in range(5):
+    wire = encode(new_event(data, source="/test", subject=data.case_id, municipality_code="242080"))
+    decode(wire, ConsultationReceived)
+    gc.collect()
+print(json.dumps(made))
+"""
+
+
+def test_the_envelope_class_of_an_event_type_is_made_once_not_again_after_a_collection() -> None:
+    # In a fresh interpreter: here a test's annotation (`-> Envelope[ConsultationReceived]`) keeps the
+    # class alive, as nothing does in a service, where pydantic's weak cache let the collector take it.
+    data = received().data.model_dump_json()
+    done = subprocess.run(
+        [sys.executable, "-c", _REBUILDS, data], capture_output=True, text=True, check=True, cwd=ROOT, timeout=60
+    )
+    assert json.loads(done.stdout) == ["Envelope[ConsultationReceived]"]
