@@ -1,8 +1,12 @@
 """Tables of a throw-away service schema, for testing the shared outbox and inbox on PostgreSQL."""
 
-from sqlalchemy import Engine, text
-from sqlmodel import Field, SQLModel
+from datetime import datetime
+from typing import Any
 
+from sqlalchemy import Engine, text
+from sqlmodel import JSON, Field, SQLModel
+
+from shared.db import UTCDateTime
 from shared.inbox import ProcessedEventBase
 from shared.outbox import OutboxBase
 
@@ -18,6 +22,18 @@ class Effect(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     event_id: str = Field(max_length=64)
     case_id: str = Field(max_length=64)
+
+
+class Document(SQLModel, table=True):
+    """A row with the column types that need binding: JSON, an aware time, a nullable text."""
+
+    __tablename__ = "document"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    body: dict[str, Any] = Field(sa_type=JSON)
+    at: datetime = Field(sa_type=UTCDateTime)
+    note: str | None = Field(default=None, max_length=50)
 
 
 class TestOutbox(OutboxBase, table=True):

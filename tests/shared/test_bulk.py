@@ -13,7 +13,7 @@ from sqlmodel import Session, col, select
 
 from shared import bulk, db
 from shared.settings import Settings
-from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent, create_tables
+from tests.shared.tables import SCHEMA, Document, Effect, TestOutbox, TestProcessedEvent, create_tables
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -93,15 +93,17 @@ def test_a_draft_is_dropped_on_rollback(engine: Engine) -> None:
         assert session.exec(select(Effect.event_id)).all() == ["kept"]
 
 
+@pytest.mark.parametrize("more", [0, bulk.COPY_FROM_ROWS], ids=["insert", "copy"])
 def test_a_broken_rule_among_the_rows_is_an_integrity_error_and_nothing_of_the_transaction_stays(
-    engine: Engine,
+    engine: Engine, more: int
 ) -> None:
     with db.transaction(engine) as session:
         bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="seen")
-    # On PostgreSQL the rows go out in one pipeline and the failure comes back at its end; the last
-    # row breaks the primary key, so nothing is raised before that end.
+    # On PostgreSQL the rows go out in one pipeline, or by COPY, and the failure comes back at the
+    # end; the last row breaks the primary key, so nothing is raised before that end.
     with pytest.raises(IntegrityError), db.transaction(engine) as session:
-        bulk.add_row(session, Effect, event_id="lost", case_id="c")
+        for n in range(1 + more):
+            bulk.add_row(session, Effect, event_id=f"lost{n}", case_id="c")
         bulk.add_row(session, TestOutbox, event_id="lost", topic="t", key="k", payload="1")
         bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="seen")
     with db.transaction(engine) as session:  # the engine's connections are usable again
@@ -140,17 +142,59 @@ def test_the_rows_of_all_tables_share_one_pipeline(postgres_engine: Engine, monk
         assert len(session.exec(select(TestOutbox.event_id)).all()) == 2
 
 
-def test_a_connection_lost_under_the_pipeline_is_a_transient_error_and_the_pool_recovers(
-    postgres_engine: Engine,
+@pytest.mark.parametrize("rows", [1, bulk.COPY_FROM_ROWS], ids=["insert", "copy"])
+def test_a_connection_lost_under_the_rows_is_a_transient_error_and_the_pool_recovers(
+    postgres_engine: Engine, rows: int
 ) -> None:
     engine = postgres_engine
     with pytest.raises(DBAPIError) as failed, db.transaction(engine) as session:
         pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
         with engine.connect() as other:
             other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-        bulk.add_row(session, Effect, event_id="lost", case_id="c")
+        for n in range(rows):
+            bulk.add_row(session, Effect, event_id=f"lost{n}", case_id="c")
     assert db.is_transient(failed.value)
     with db.transaction(engine) as session:
         bulk.add_row(session, Effect, event_id="after", case_id="c")
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["after"]
+
+
+def _documents(n: int) -> list[dict[str, Any]]:
+    at = datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
+    return [
+        {
+            "body": {"n": n, "名前": "相談", "items": [1, None]},
+            "at": at.replace(minute=n % 60),
+            "note": None if n % 3 else f"#{n}",
+        }
+        for n in range(n)
+    ]
+
+
+def test_many_rows_go_by_copy_and_read_back_as_rows_inserted_one_by_one(
+    postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    copies: list[str] = []
+    real_copy = psycopg.Cursor.copy
+
+    def counting_copy(self: psycopg.Cursor[Any], statement: Any, *args: Any, **kwargs: Any) -> Any:
+        copies.append(str(statement))
+        return real_copy(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(psycopg.Cursor, "copy", counting_copy)
+    documents = _documents(2 * bulk.COPY_FROM_ROWS)
+    with db.transaction(postgres_engine) as session:
+        for values in documents:
+            bulk.add_row(session, Document, **values)
+        bulk.add_row(session, TestOutbox, event_id="e", topic="t", key="k", payload="1")
+    # One COPY per table and shape: documents with and without a note are one shape (the key is given).
+    assert [statement.split(" (")[0] for statement in copies] == [f"COPY {SCHEMA}.document", f"COPY {SCHEMA}.outbox"]
+    for values in documents:  # the same rows again, a transaction each: INSERT statements
+        with db.transaction(postgres_engine) as session:
+            bulk.add_row(session, Document, **values)
+    assert len(copies) == 2
+    with Session(postgres_engine) as session:
+        rows = [(d.body, d.at, d.note) for d in session.exec(select(Document).order_by(col(Document.id)))]
+    by_copy, by_insert = rows[: len(documents)], rows[len(documents) :]
+    assert by_copy == by_insert == [(d["body"], d["at"], d["note"]) for d in documents]
