@@ -35,6 +35,7 @@ from shared.db import is_transient, transaction
 from shared.events import Envelope, EventData, decode
 from shared.inbox import ProcessedEventBase, claimed
 from shared.kafka import consumer_options
+from shared.outbox import OutboxGate
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
 
@@ -164,6 +165,7 @@ def register_consumers(
     observe: ObserveOutcome | None = None,
     on_applied: Callable[[], None] | None = None,
     prepare: Prepare | None = None,
+    gate: OutboxGate | None = None,
 ) -> None:
     """Subscribe `service`'s consumer group to the topics of `handlers`, applying their events in batches.
 
@@ -171,7 +173,8 @@ def register_consumers(
     consumer's partitions of every topic then move together when instances come and go. Records of one
     partition keep their order within a batch, so the events of a case are applied in order.
     `on_applied` is called after a transaction that applied at least one event (to wake the outbox relay);
-    `prepare`, if given, once per batch transaction before the effects (see `Prepare`).
+    `prepare`, if given, once per batch transaction before the effects (see `Prepare`). `gate`, if
+    given, holds each batch while the service's outbox is full.
     """
     consumer = f"marugoto-{service}"
     group_id = settings.kafka_topic_prefix + consumer
@@ -220,6 +223,8 @@ def register_consumers(
             records.append(record)
         if not items:
             return
+        if gate is not None:
+            await gate.wait_for_room()
         outcomes: Sequence[bool | None]
         try:
             outcomes = await _with_retries(

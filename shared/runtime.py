@@ -23,7 +23,7 @@ from shared.events import Envelope, EventData, envelope_of
 from shared.inbox import ProcessedEventBase
 from shared.kafka import make_broker
 from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
-from shared.outbox import OutboxBase, OutboxRelay, backlog
+from shared.outbox import OutboxBase, OutboxGate, OutboxRelay, backlog
 from shared.settings import Settings
 
 log = structlog.get_logger()
@@ -39,6 +39,7 @@ class Runtime:
     broker: KafkaBroker
     dead_letters: DeadLetterCounter
     relay: OutboxRelay | None = None
+    outbox_gate: OutboxGate | None = None
     state: dict[str, Any] = field(default_factory=dict)
     metrics: ServiceMetrics | None = None
 
@@ -54,8 +55,13 @@ class Runtime:
         *,
         description: str,
         prepare: Prepare | None = None,
+        stages_events: bool = True,
     ) -> None:
-        """Subscribe this service's consumer group: each event's effect is applied once, in batches."""
+        """Subscribe this service's consumer group: each event's effect is applied once, in batches.
+
+        If the effects stage events (`stages_events`), a batch waits while the outbox is full
+        (`Settings.outbox_backlog_limit`); consuming then only makes the outbox longer.
+        """
         register_consumers(
             self.broker,
             self.settings,
@@ -68,6 +74,7 @@ class Runtime:
             observe=self.metrics.event_consumed if self.metrics is not None else None,
             on_applied=self.notify_outbox,
             prepare=prepare,
+            gate=self.outbox_gate if stages_events else None,
         )
 
     def apply_once(self, inbox: type[ProcessedEventBase], envelope: Envelope[Any], effect: Effect) -> bool:
@@ -122,6 +129,8 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
             log.info("service_stopping", service=definition.name)
             # Stop taking work first: a batch in hand finishes and commits its offsets (within the
             # broker's graceful timeout), so the outbox drained below holds everything it caused.
+            if runtime.outbox_gate is not None:
+                runtime.outbox_gate.release()  # a batch held for room goes ahead now
             for subscriber in runtime.broker.subscribers:
                 with contextlib.suppress(Exception):
                     await subscriber.stop()
@@ -218,6 +227,8 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
     engine = db.make_engine(settings, definition.name)
     broker = make_broker(settings, client_id=f"marugoto-{definition.name}", description=definition.description)
     runtime = Runtime(definition.name, settings, engine, broker, DeadLetterCounter(), metrics=metrics)
+    if definition.outbox_model is not None and settings.outbox_backlog_limit:
+        runtime.outbox_gate = OutboxGate(engine, definition.outbox_model, settings.outbox_backlog_limit)
     definition.wire(runtime)
     if definition.outbox_model is not None:
         publishers = {

@@ -65,11 +65,14 @@ class Settings(BaseSettings):
     metrics_port: int = DEFAULT_PORTS["metrics"]
 
     outbox_poll_interval_s: float = 0.5
-    outbox_batch_size: int = 200
+    outbox_batch_size: int = Field(default=1000, ge=1)
     # The relay vacuums its outbox table (PostgreSQL) after this many published rows are deleted; 0: never,
     # leaving it to autovacuum (see shared/outbox.py for why a queue table needs it).
     outbox_vacuum_every: int = Field(default=10_000, ge=0)
     relay_enabled: bool = True
+    # A service's consumer waits while this many events wait in its outbox (0: never waits); see
+    # shared/outbox.py `OutboxGate`.
+    outbox_backlog_limit: int = Field(default=5_000, ge=0)
 
     # Directory files (agencies and areas per municipality) the router loads; empty → the demo one.
     directory_files: list[Path] = Field(default_factory=list)

@@ -16,4 +16,5 @@ def wire(runtime: Runtime) -> None:
             ReferralStatusChanged: lambda session, envelope: service.apply_referral_status(session, envelope.data),
         },
         description="Shows each routing decision on its case's timeline and lets referred agencies see the case.",
+        stages_events=False,  # intake's outbox fills from submissions, which a held consumer would not slow
     )
