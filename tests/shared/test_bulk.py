@@ -1,8 +1,6 @@
 """Insert-only rows written in bulk (`shared.bulk`): seen by the transaction's queries, gone with its rollback."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,18 +10,12 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session, col, select
 
 from shared import bulk, db
-from shared.settings import Settings
-from tests.shared.tables import SCHEMA, Document, Effect, TestOutbox, TestProcessedEvent, create_tables
+from tests.shared.tables import SCHEMA, Document, Effect, TestOutbox, TestProcessedEvent
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        settings = settings.model_copy(update={"database_url": None, "data_dir": tmp_path})
-    engine = db.make_engine(settings, SCHEMA)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture
+def engine(either_engine: Engine) -> Engine:
+    return either_engine
 
 
 def test_rows_are_seen_by_the_next_query_and_keep_their_order(engine: Engine) -> None:
@@ -111,14 +103,6 @@ def test_a_broken_rule_among_the_rows_is_an_integrity_error_and_nothing_of_the_t
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["after"]
         assert session.exec(select(TestOutbox.event_id)).all() == []
-
-
-@pytest.fixture
-def postgres_engine(settings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(settings, SCHEMA)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 def test_the_rows_of_all_tables_share_one_pipeline(postgres_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:

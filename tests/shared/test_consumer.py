@@ -1,33 +1,23 @@
 """Consumers on the real broker: poison messages are dead-lettered, transient failures are retried."""
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from shared import db
 from shared.consumer import DeadLetterCounter, PermanentEventError, register_consumers
 from shared.consumer import Effect as Effect_
 from shared.events import ConsultationReceived, Envelope, RoutingDecided, encode
 from shared.kafka import make_broker
+from shared.outbox import OutboxGate
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
 from tests.conftest import read_events, topic_of
-from tests.shared.tables import SCHEMA, Effect, TestProcessedEvent, create_tables
+from tests.shared.tables import SCHEMA, Effect, TestProcessedEvent
 from tests.shared.test_outbox_and_inbox import consultation_event, wait_until
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(settings, SCHEMA)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
 
 
 async def produce(settings: Settings, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -114,7 +104,12 @@ async def test_transient_failures_are_retried_not_dead_lettered(engine: Engine, 
 
 
 def subscribe(
-    broker: KafkaBroker, settings: Settings, engine: Engine, apply: Effect_, dead_letters: DeadLetterCounter
+    broker: KafkaBroker,
+    settings: Settings,
+    engine: Engine,
+    apply: Effect_,
+    dead_letters: DeadLetterCounter,
+    gate: OutboxGate | None = None,
 ) -> None:
     register_consumers(
         broker,
@@ -125,6 +120,7 @@ def subscribe(
         handlers={ConsultationReceived: apply},
         description="test",
         dead_letters=dead_letters,
+        gate=gate,
     )
 
 

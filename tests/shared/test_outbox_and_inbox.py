@@ -1,7 +1,7 @@
 """The transactional outbox and the idempotent consumer, on PostgreSQL and the real broker."""
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -19,15 +19,7 @@ from shared.kafka import make_broker
 from shared.outbox import OutboxRelay, backlog, pending_count, stage
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
-from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent, create_tables
-
-
-@pytest.fixture
-def engine(settings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(settings, SCHEMA)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
+from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent
 
 
 def consultation_event(case_id: str) -> Envelope[ConsultationReceived]:

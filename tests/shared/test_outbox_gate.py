@@ -1,41 +1,26 @@
 """A full outbox holds the service's consumer (`shared.outbox.OutboxGate`), so a flood waits in Kafka."""
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, col, select
 
 from shared import bulk, db
-from shared.consumer import DeadLetterCounter, register_consumers
+from shared.consumer import DeadLetterCounter
 from shared.events import ConsultationReceived, Envelope, encode
 from shared.kafka import make_broker
 from shared.outbox import OutboxGate, waiting_at_least
 from shared.settings import Settings
 from tests.conftest import topic_of
-from tests.shared.tables import SCHEMA, Effect, TestOutbox, TestProcessedEvent, create_tables
-from tests.shared.test_consumer import produce
+from tests.shared.tables import Effect, TestOutbox
+from tests.shared.test_consumer import produce, subscribe
 from tests.shared.test_outbox_and_inbox import consultation_event, wait_until
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def engine(request: pytest.FixtureRequest, settings: Settings, tmp_path: Path) -> Iterator[Engine]:
-    if request.param == "sqlite":
-        settings = settings.model_copy(update={"database_url": None, "data_dir": tmp_path})
-    engine = db.make_engine(settings, SCHEMA)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
-
-
 @pytest.fixture
-def postgres_engine(settings: Settings) -> Iterator[Engine]:
-    engine = db.make_engine(settings, SCHEMA)
-    create_tables(engine)
-    yield engine
-    engine.dispose()
+def engine(either_engine: Engine) -> Engine:
+    return either_engine
 
 
 def fill(engine: Engine, n: int) -> None:
@@ -99,17 +84,7 @@ async def test_a_consumer_applies_nothing_while_its_outbox_is_full(postgres_engi
     def apply(session: Session, envelope: Envelope[ConsultationReceived]) -> None:
         session.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
 
-    register_consumers(
-        broker,
-        settings,
-        service=SCHEMA,
-        engine=engine,
-        inbox=TestProcessedEvent,
-        handlers={ConsultationReceived: apply},
-        description="test",
-        dead_letters=DeadLetterCounter(),
-        gate=gate,
-    )
+    subscribe(broker, settings, engine, apply, DeadLetterCounter(), gate)
     await produce(settings, topic_of(settings, ConsultationReceived), [(b"held", encode(consultation_event("held")))])
     await broker.start()
     try:
