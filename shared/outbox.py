@@ -100,8 +100,8 @@ class OutboxGate:
     """Holds a consumer's next batch while the service's outbox is full; see the module's docstring.
 
     Any instance's relay may be the one that empties the outbox, so the gate reads the table. A hold
-    lasts at most `max_hold_s` (below the broker's poll interval limit, so the consumer keeps its
-    partitions); if the relay is stuck the batch then goes ahead, and the hold is logged.
+    lasts at most `max_hold_s` (well below aiokafka's `max_poll_interval_ms`, 300 s, so the consumer
+    keeps its partitions); if the relay is stuck the batch then goes ahead, and the hold is logged.
     """
 
     def __init__(
