@@ -8,15 +8,18 @@ and rewrites some other page of it. The random part keeps ids unguessable and un
 
 import os
 import time
-import uuid
 
-_VERSION_7 = 0x7 << 76
-_VARIANT_RFC = 0x2 << 62
-_CLEAR = ~(0xF << 76 | 0x3 << 62)
+# The variant's two bits (10) and two random bits make the first digit of the fourth group.
+_VARIANT_DIGIT = "89ab"
 
 
 def new_id() -> str:
-    """A new identifier: a version 7 UUID in its usual text form."""
-    milliseconds = time.time_ns() // 1_000_000
-    value = (milliseconds & 0xFFFF_FFFF_FFFF) << 80 | int.from_bytes(os.urandom(10), "big")
-    return str(uuid.UUID(int=value & _CLEAR | _VERSION_7 | _VARIANT_RFC))
+    """A new identifier: a version 7 UUID in its usual text form.
+
+    Written as text directly: through `uuid.UUID` an id took 2.6 µs, and the router makes about
+    twenty per decision.
+    """
+    stamp = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
+    random = os.urandom(10).hex()  # 80 bits; 74 are used: 12 after the version, 62 after the variant
+    variant = _VARIANT_DIGIT[int(random[3], 16) & 0x3]
+    return f"{stamp[:8]}-{stamp[8:]}-7{random[:3]}-{variant}{random[4:7]}-{random[7:19]}"
