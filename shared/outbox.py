@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 import anyio
+import sqlalchemy as sa
 import structlog
 from sqlalchemy import Connection, Engine, Text, delete, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
@@ -39,9 +40,10 @@ from shared.events import Envelope, encode
 
 log = structlog.get_logger()
 
-Publish = Callable[[str, bytes, bytes], Awaitable[Awaitable[object]]]
-"""Publish(topic, key, payload): hands the message to the producer and returns an awaitable of the
-broker's acknowledgement, so that a batch is sent without waiting for each message in turn."""
+Publish = Callable[[str, bytes, bytes, str], Awaitable[Awaitable[object]]]
+"""Publish(topic, key, payload, event_id): hands the message to the producer and returns an awaitable of
+the broker's acknowledgement, so that a batch is sent without waiting for each message in turn. The
+event id (the CloudEvents `id`) is the message's correlation id."""
 
 
 class OutboxBase(SQLModel):
@@ -148,6 +150,7 @@ class Pending(NamedTuple):
     """An outbox row still to publish, as the relay reads it."""
 
     id: int
+    event_id: str
     topic: str
     key: str
     payload: str
@@ -261,7 +264,7 @@ class OutboxRelay:
         failure: BaseException | None = None
         for row in rows:
             try:
-                acks.append(await self._publish(row.topic, row.key.encode(), row.payload.encode()))
+                acks.append(await self._publish(row.topic, row.key.encode(), row.payload.encode(), row.event_id))
             except Exception as exc:
                 failure = exc
                 break
@@ -289,9 +292,10 @@ class OutboxRelay:
     def _fetch_pending(self) -> list[Pending]:
         # Plain rows, not ORM objects: building a model instance per event took half of the fetch (py-spy).
         model = self._model
-        query = select(model.id, model.topic, model.key, model.payload).order_by(col(model.id)).limit(self._batch_size)
+        columns = (col(model.id), col(model.event_id), col(model.topic), col(model.key), col(model.payload))
+        query = sa.select(*columns).order_by(col(model.id)).limit(self._batch_size)  # sqlmodel's takes 4 at most
         with self._engine.connect() as connection:
-            return [Pending(*row) for row in connection.execute(query)]
+            return [Pending._make(row) for row in connection.execute(query)]
 
     def _delete_published(self, ids: list[int]) -> None:
         model = self._model

@@ -241,9 +241,15 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
             for model in definition.publishes
         }
 
-        async def publish(topic: str, key: bytes, payload: bytes) -> Awaitable[object]:
+        async def publish(topic: str, key: bytes, payload: bytes, event_id: str) -> Awaitable[object]:
+            # The event's own id as the correlation id: FastStream would make a uuid4 per message (3% of
+            # the router's samples), and a trace of the message then names the event.
             sent = await publishers[topic].publish(
-                payload, key=key, headers={"content-type": "application/cloudevents+json"}, no_confirm=True
+                payload,
+                key=key,
+                headers={"content-type": "application/cloudevents+json"},
+                correlation_id=event_id,
+                no_confirm=True,
             )
 
             def count(ack: "asyncio.Future[object]") -> None:

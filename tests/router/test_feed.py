@@ -225,6 +225,7 @@ async def test_the_kafka_feed_is_keyed_by_agency_id_and_numbered_like_the_http_f
     for record in records:
         entry = decode(record.value, AgencyFeedEntry)
         assert record.key == entry.data.agency_id.encode(), "keyed by the agency the entry is for"
+        assert dict(record.headers)["correlation_id"] == entry.id.encode(), "a trace names the event"
         assert entry.subject == entry.data.agency_id
         page = await router_app.get(f"/v1/feed/entries?agency_id={entry.data.agency_id}", headers=operator)
         [same] = [e for e in page.json()["entries"] if e["referral_id"] == entry.data.referral_id]

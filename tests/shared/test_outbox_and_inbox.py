@@ -51,7 +51,7 @@ class Producer:
         self.prefix = settings.kafka_topic_prefix
         self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
 
-    async def publish(self, topic: str, key: bytes, payload: bytes) -> Awaitable[object]:
+    async def publish(self, topic: str, key: bytes, payload: bytes, event_id: str) -> Awaitable[object]:
         return await self.producer.send(self.prefix + topic, payload, key=key)
 
 
@@ -112,7 +112,7 @@ class FlakyPublish:
         self.calls = 0
         self.published: list[tuple[str, str]] = []
 
-    async def __call__(self, topic: str, key: bytes, payload: bytes) -> Awaitable[object]:
+    async def __call__(self, topic: str, key: bytes, payload: bytes, event_id: str) -> Awaitable[object]:
         self.calls += 1
         if self.calls in self.failing_calls:
             raise ConnectionError("broker unavailable")
