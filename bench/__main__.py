@@ -16,7 +16,7 @@ from typing import Any
 
 from bench import throughput as tp
 from bench import web
-from bench.feed import produce_consultations
+from bench.feed import FanOut, decoded, produce_consultations
 from bench.infra import Infra, machine_facts
 from shared import topics
 from shared.runtime import tune_collector
@@ -63,6 +63,8 @@ async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
 
     bare_consume = await tp.bare_consume(infra.bootstrap, [source], n, stall_s=stall_s)
     say(f"  bare consume: {_rate(bare_consume.per_second)}")
+    decoding_consume = await tp.bare_consume(infra.bootstrap, [source], n, stall_s=stall_s, inspect=decoded)
+    say(f"  bare consume, each event decoded: {_rate(decoding_consume.per_second)}")
     # Metrics runs before the router, so the only events on its eight topics are these n.
     metrics, _ = await tp.run_service(
         metrics_app.create(settings), settings, "metrics.processed_event", n, stall_s=stall_s
@@ -78,13 +80,21 @@ async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
     say(f"  router consumer: {_rate(router.per_second)} {router.note}")
     if published is not None:
         say(f"  router, decided and every event published: {_rate(published.per_second)} {published.note}")
+    # The reference produces as many events per consultation as the router just did.
+    per_decision = (published.published_events or 0) / n if published is not None else 0.0
+    fan_out = FanOut(per_decision or 1.0)
+    fan_out_sink = await infra.create_topic(prefix + "bench.passthrough.fan_out")
+    reference = await tp.bare_passthrough(infra.bootstrap, source, fan_out_sink, n, stall_s=stall_s, transform=fan_out)
+    say(f"  bare consume→produce, decoded, {fan_out.per_record:.2f} events encoded each: {_rate(reference.per_second)}")
     return {
         "events": n,
         "router": router.to_json(),
         "router_published": None if published is None else published.to_json(),
         "router_baseline_passthrough": passthrough.to_json(),
+        "reference_decoding_passthrough": reference.to_json() | {"events_per_record": fan_out.per_record},
         "metrics": metrics.to_json(),
         "metrics_baseline_consume": bare_consume.to_json(),
+        "reference_decoding_consume": decoding_consume.to_json(),
     }
 
 
@@ -193,6 +203,27 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "≥ 0.7",
             lambda r: r >= 0.7,
             "baseline: aiokafka consume; " + first["metrics"]["note"],
+        )
+        # What the event contract alone costs: the least work of any consumer that reads the events.
+        reference = first["reference_decoding_passthrough"]
+        row(
+            f"1r reference: consume→produce, each decoded, {reference['events_per_record']:.1f} events encoded"
+            f" and produced ({n:,} events)",
+            "/s",
+            reference["per_second"],
+            first["router_baseline_passthrough"]["per_second"],
+            "(info)",
+            None,
+            "decides and stores nothing: what decoding and producing alone leave for a router that publishes as much",
+        )
+        row(
+            f"3r reference: consume, each event decoded ({n:,} events)",
+            "/s",
+            first["reference_decoding_consume"]["per_second"],
+            first["metrics_baseline_consume"]["per_second"],
+            "(info)",
+            None,
+            "applies and stores nothing: what validating the events alone leaves for any consumer of them",
         )
     if intake := results.get("intake"):
         row(

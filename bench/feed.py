@@ -9,7 +9,7 @@ from aiokafka import AIOKafkaProducer
 
 from shared.consultation import ConsultationSummary
 from shared.directory import demo_directory_path
-from shared.events import ConsultationReceived, encode, new_event
+from shared.events import ConsultationReceived, Envelope, decode, encode, new_event
 from shared.ids import new_id
 
 MUNICIPALITY = "242080"
@@ -55,6 +55,28 @@ class ConsultationFactory:
         raw = self.templates[i % len(self.templates)]
         raw = raw.replace(_CASE.encode(), case_id.encode()).replace(_ID.encode(), new_id().encode())
         return case_id.encode(), raw
+
+
+def decoded(raw: bytes) -> Envelope[ConsultationReceived]:
+    """A record as every consumer of the event contract reads it first: parsed and validated (`decode`)."""
+    return decode(raw, ConsultationReceived)
+
+
+class FanOut:
+    """A record decoded as every consumer does (`decoded`), then encoded `per_record` times on average, as
+    a producer encodes each event it sends: what a router must do at the least for each consultation
+    that causes `per_record` events, without deciding anything or storing anything."""
+
+    def __init__(self, per_record: float) -> None:
+        self.per_record = per_record
+        self.seen = 0
+
+    def __call__(self, raw: bytes) -> list[bytes]:
+        envelope = decoded(raw)
+        self.seen += 1
+        # Whole events only, as many in all as per_record × records: 5.6 per record is 6, 5, 6, 6, 5, …
+        count = round(self.seen * self.per_record) - round((self.seen - 1) * self.per_record)
+        return [encode(envelope) for _ in range(count)]
 
 
 async def produce_consultations(bootstrap: str, topic: str, n: int) -> float:

@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -39,6 +39,7 @@ class Run:
     seconds: float | None
     finished: bool
     note: str = ""
+    published_events: int | None = None  # a service with an outbox: the events its relay published
 
     @property
     def per_second(self) -> float | None:
@@ -62,8 +63,20 @@ def _consumer(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
     )
 
 
-async def bare_passthrough(bootstrap: str, source: str, sink: str, n: int, *, stall_s: float) -> Run:
-    """Baseline: consume `n` records of `source` and produce each to `sink` (acks=all), nothing else."""
+async def bare_passthrough(
+    bootstrap: str,
+    source: str,
+    sink: str,
+    n: int,
+    *,
+    stall_s: float,
+    transform: Callable[[bytes], list[bytes]] | None = None,
+) -> Run:
+    """Baseline: consume `n` records of `source` and produce each to `sink` (acks=all), nothing else.
+
+    With `transform`, the values it returns for a record are produced instead of the record (the
+    reference of what decoding a record and encoding the events it causes cost on top of moving them).
+    """
     consumer = _consumer(bootstrap, source)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=1)
     await consumer.start()
@@ -73,10 +86,14 @@ async def bare_passthrough(bootstrap: str, source: str, sink: str, n: int, *, st
     try:
         while done < n and time.perf_counter() - last_progress < stall_s:
             batches = await consumer.getmany(timeout_ms=200, max_records=2000)
-            futures = [await producer.send(sink, r.value, key=r.key) for rs in batches.values() for r in rs]
-            if futures:
+            records = [r for rs in batches.values() for r in rs]
+            if transform is None:
+                futures = [await producer.send(sink, r.value, key=r.key) for r in records]
+            else:
+                futures = [await producer.send(sink, v, key=r.key) for r in records for v in transform(r.value)]
+            if records:
                 await asyncio.gather(*futures)
-                done += len(futures)
+                done += len(records)
                 last_progress = time.perf_counter()
         end = time.perf_counter()
     finally:
@@ -85,8 +102,10 @@ async def bare_passthrough(bootstrap: str, source: str, sink: str, n: int, *, st
     return _run(done, n, first, end)
 
 
-async def bare_consume(bootstrap: str, topics: list[str], n: int, *, stall_s: float) -> Run:
-    """Baseline: consume `n` records of `topics` and decode nothing."""
+async def bare_consume(
+    bootstrap: str, topics: list[str], n: int, *, stall_s: float, inspect: Callable[[bytes], object] | None = None
+) -> Run:
+    """Baseline: consume `n` records of `topics` and decode nothing (with `inspect`: call it on each value)."""
     consumer = _consumer(bootstrap, *topics)
     await consumer.start()
     first = await _assigned(consumer)
@@ -94,6 +113,10 @@ async def bare_consume(bootstrap: str, topics: list[str], n: int, *, stall_s: fl
     try:
         while done < n and time.perf_counter() - last_progress < stall_s:
             batches = await consumer.getmany(timeout_ms=200, max_records=5000)
+            if inspect is not None:
+                for rs in batches.values():
+                    for r in rs:
+                        inspect(r.value)
             got = sum(len(rs) for rs in batches.values())
             if got:
                 done += got
@@ -203,6 +226,8 @@ async def run_service(
         if outbox is not None and run.finished and started is not None:
             published = await _until_empty(str(settings.database_url), outbox, run, started, stall_s=stall_s)
         dead = dict(app.state.runtime.dead_letters.by_topic)
+        if published is not None and app.state.runtime.relay is not None:
+            published.published_events = app.state.runtime.relay.published_total
     if dead:
         run.note = (run.note + f"; dead-lettered {dead}").lstrip("; ")
     return run, published
