@@ -20,6 +20,6 @@ def new_id() -> str:
     twenty per decision.
     """
     stamp = f"{time.time_ns() // 1_000_000 & 0xFFFF_FFFF_FFFF:012x}"
-    random = os.urandom(10).hex()  # 80 bits; 74 are used: 12 after the version, 62 after the variant
-    variant = _VARIANT_DIGIT[int(random[3], 16) & 0x3]
-    return f"{stamp[:8]}-{stamp[8:]}-7{random[:3]}-{variant}{random[4:7]}-{random[7:19]}"
+    bits = os.urandom(10).hex()  # 80 random bits; 74 are used: 12 after the version, 62 after the variant
+    variant = _VARIANT_DIGIT[int(bits[3], 16) & 0x3]
+    return f"{stamp[:8]}-{stamp[8:]}-7{bits[:3]}-{variant}{bits[4:7]}-{bits[7:19]}"
