@@ -91,10 +91,10 @@ async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
         "router": router.to_json(),
         "router_published": None if published is None else published.to_json(),
         "router_baseline_passthrough": passthrough.to_json(),
-        "reference_decoding_passthrough": reference.to_json() | {"events_per_record": fan_out.per_record},
+        "router_reference_fan_out": reference.to_json() | {"events_per_record": fan_out.per_record},
         "metrics": metrics.to_json(),
         "metrics_baseline_consume": bare_consume.to_json(),
-        "reference_decoding_consume": decoding_consume.to_json(),
+        "metrics_reference_decoding_consume": decoding_consume.to_json(),
     }
 
 
@@ -205,7 +205,7 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "baseline: aiokafka consume; " + first["metrics"]["note"],
         )
         # What the event contract alone costs: the least work of any consumer that reads the events.
-        reference = first["reference_decoding_passthrough"]
+        reference = first["router_reference_fan_out"]
         row(
             f"1r reference: consume→produce, each decoded, {reference['events_per_record']:.1f} events encoded"
             f" and produced ({n:,} events)",
@@ -219,7 +219,7 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
         row(
             f"3r reference: consume, each event decoded ({n:,} events)",
             "/s",
-            first["reference_decoding_consume"]["per_second"],
+            first["metrics_reference_decoding_consume"]["per_second"],
             first["metrics_baseline_consume"]["per_second"],
             "(info)",
             None,
