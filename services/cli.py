@@ -110,7 +110,13 @@ def cmd_agencies(args: argparse.Namespace) -> int:
         with db.transaction(engine) as session:
             if args.action == "add":
                 scopes = [Scope(s.strip()) for s in args.scopes.split(",") if s.strip()]
-                secret = intake.issue_credential(session, agency_id=args.id, name=args.name or args.id, scopes=scopes)
+                codes = [c.strip() for c in (args.municipalities or "").split(",") if c.strip()]
+                if not codes and Scope.platform not in scopes:
+                    print("agencies add needs --municipalities (or the platform scope)", file=sys.stderr)
+                    return 2
+                secret = intake.issue_credential(
+                    session, agency_id=args.id, name=args.name or args.id, scopes=scopes, municipalities=codes
+                )
                 print(f"client_id={args.id}")
                 print(f"client_secret={secret}")
                 print("The secret is shown once and stored only as a hash; exchange it at POST /v1/token.")
@@ -122,7 +128,10 @@ def cmd_agencies(args: argparse.Namespace) -> int:
             else:
                 for credential in intake.list_credentials(session):
                     state = f"revoked {credential.revoked_at:%Y-%m-%d}" if credential.revoked_at else "active"
-                    print(f"{credential.agency_id}\t{credential.name}\t{','.join(credential.scopes)}\t{state}")
+                    served = ",".join(credential.municipalities) or "-"
+                    print(
+                        f"{credential.agency_id}\t{credential.name}\t{','.join(credential.scopes)}\t{served}\t{state}"
+                    )
     finally:
         engine.dispose()
     return 0
@@ -194,21 +203,28 @@ DEMO_AGENCIES = {
     "nabari-shakyo": ("名張市社会福祉協議会", "submit,read_own"),
     "nabari-houkatsu": ("名張市地域包括支援センター (推進員)", "coordinator,read_own"),
     "operator": ("Marugoto operator", "operator,read_own,coordinator,admin"),
-    "svc-conference": ("conference service", "operator"),
+    # A component of the platform: it fetches every served municipality's indicators for its agendas.
+    "svc-conference": ("conference service", "operator,platform"),
 }
 
 
 def _demo_credentials(settings: Settings) -> dict[str, str]:
-    """Issue fresh credentials to the demo agencies; returns their secrets."""
+    """Issue fresh credentials to the demo agencies, serving the configured municipalities; returns their secrets."""
     from services.intake import service as intake
     from shared.auth import Scope
+    from shared.directory import read_directory_files
 
+    municipalities = sorted(read_directory_files(settings.directory_files))
     engine = db.make_engine(settings, "intake")
     try:
         with db.transaction(engine) as session:
             return {
                 agency_id: intake.issue_credential(
-                    session, agency_id=agency_id, name=name, scopes=[Scope(s) for s in scopes.split(",")]
+                    session,
+                    agency_id=agency_id,
+                    name=name,
+                    scopes=[Scope(s) for s in scopes.split(",")],
+                    municipalities=municipalities,
                 )
                 for agency_id, (name, scopes) in DEMO_AGENCIES.items()
             }
@@ -487,7 +503,14 @@ def build_parser() -> argparse.ArgumentParser:
     agencies.add_argument("--id", help="agency id (add, revoke)")
     agencies.add_argument("--name", default=None)
     agencies.add_argument(
-        "--scopes", default="submit,read_own", help="comma-separated: submit,read_own,coordinator,operator,admin"
+        "--scopes",
+        default="submit,read_own",
+        help="comma-separated: submit,read_own,coordinator,operator,admin,platform",
+    )
+    agencies.add_argument(
+        "--municipalities",
+        default=None,
+        help="comma-separated municipality codes the credential serves (add; not needed with the platform scope)",
     )
     agencies.set_defaults(func=cmd_agencies)
 

@@ -37,3 +37,9 @@ def require_any(principal: Principal, *scopes: Scope) -> None:
     if not any(principal.has(scope) for scope in scopes):
         names = " or ".join(f"'{scope.value}'" for scope in scopes)
         raise Problem(403, "forbidden", f"this credential lacks the {names} scope")
+
+
+def require_municipality(principal: Principal, municipality_code: str, *, what: str = "resource") -> None:
+    """A 404 problem unless the credential serves `municipality_code`: another tenant's data does not exist here."""
+    if not principal.serves(municipality_code):
+        raise Problem(404, f"{what}-not-found", f"no {what} here for municipality {municipality_code}")

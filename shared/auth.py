@@ -31,7 +31,9 @@ DEFAULT_ISSUER = "marugoto"
 # RFC 9068: a distinct type keeps any other JWT signed with the same key from passing as an access token.
 TOKEN_TYPE = "at+jwt"
 LEEWAY_S = 30
-REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "scope"]
+# The municipalities (tenants) a credential serves, as a list of 全国地方公共団体コード.
+MUNICIPALITIES_CLAIM = "municipalities"
+REQUIRED_CLAIMS = ["iss", "sub", "aud", "iat", "nbf", "exp", "jti", "scope", MUNICIPALITIES_CLAIM]
 # Tokens a verifier remembers having verified (about 0.4 KB each); beyond it the oldest is forgotten.
 VERIFIED_TOKENS_KEPT = 4096
 
@@ -52,6 +54,9 @@ class Scope(StrEnum):
     coordinator = "coordinator"  # read the coordinator feed
     operator = "operator"
     admin = "admin"
+    # Reaches every municipality of the deployment (a vendor's or prefecture's platform team); every
+    # other credential reaches only the municipalities it names.
+    platform = "platform"
 
 
 class AuthConfigError(Exception):
@@ -69,10 +74,15 @@ class Principal:
     agency_id: str
     scopes: frozenset[Scope]
     token_id: str
+    municipalities: frozenset[str] = frozenset()
 
     def has(self, scope: Scope) -> bool:
         """True when this credential carries `scope`."""
         return scope in self.scopes
+
+    def serves(self, municipality_code: str) -> bool:
+        """True when this credential may read or write anything of `municipality_code` (its tenant)."""
+        return Scope.platform in self.scopes or municipality_code in self.municipalities
 
 
 class AuthProblem(Problem):
@@ -177,8 +187,15 @@ class TokenIssuer:
         self.issuer = issuer
         self.ttl_s = ttl_s
 
-    def issue(self, agency_id: str, scopes: Iterable[Scope], now: datetime | None = None) -> tuple[str, int]:
-        """A signed access token for `agency_id` with `scopes`, and its lifetime in seconds."""
+    def issue(
+        self,
+        agency_id: str,
+        scopes: Iterable[Scope],
+        now: datetime | None = None,
+        *,
+        municipalities: Iterable[str] = (),
+    ) -> tuple[str, int]:
+        """A signed access token for `agency_id` with `scopes` in `municipalities`, and its lifetime in seconds."""
         issued_at = now if now is not None else datetime.now(UTC)
         if issued_at.tzinfo is None:
             raise ValueError("`now` must be timezone-aware")
@@ -188,6 +205,7 @@ class TokenIssuer:
             "sub": agency_id,
             "aud": AUDIENCE,
             "scope": " ".join(sorted({Scope(scope) for scope in scopes})),
+            MUNICIPALITIES_CLAIM: sorted(set(municipalities)),
             "iat": iat,
             "nbf": iat,
             "exp": iat + self.ttl_s,
@@ -261,7 +279,12 @@ class TokenVerifier:
         if unknown := [name for name in names if name not in {scope.value for scope in Scope}]:
             raise InvalidToken(f"unknown scope '{unknown[0]}'")
         scopes = frozenset(Scope(name) for name in names)
-        principal = Principal(agency_id=claims["sub"], scopes=scopes, token_id=claims["jti"])
+        codes = claims[MUNICIPALITIES_CLAIM]
+        if not isinstance(codes, list) or not all(isinstance(code, str) for code in codes):
+            raise InvalidToken("malformed municipalities claim")
+        principal = Principal(
+            agency_id=claims["sub"], scopes=scopes, token_id=claims["jti"], municipalities=frozenset(codes)
+        )
         return principal, claims["exp"] + LEEWAY_S  # PyJWT refuses it from then on
 
     def _decode(self, token: str, key: Ed25519PublicKey) -> dict[str, Any]:

@@ -109,6 +109,9 @@ class EngagedAgency(BaseModel):
     rule_id: str
     legal_basis: str
     reason: str = ""
+    # The issue tags this agency was engaged for (a partner's need-to-know); empty for the case's owner
+    # (lead, tier-1 place, general window), who holds the whole picture.
+    tags: list[str] = []
 
 
 class RoutingDecided(EventData):
@@ -148,6 +151,8 @@ class ReferralRequested(EventData):
     requested_at: datetime
     replaces_referral_id: str | None = None
     deadline: datetime | None = None
+    # The issue tags the agency is engaged for (see EngagedAgency.tags); empty for the case's owner.
+    tags: list[str] = []
 
 
 REFERRAL_STATUSES = (
@@ -180,6 +185,9 @@ class ReferralStatusChanged(EventData):
     reason_code: str | None
     changed_by: str
     changed_at: datetime
+    # The referral's version after this change (requested is 1, each change adds one): the outbox may
+    # publish a later change before an earlier one, and a consumer keeps the higher version.
+    version: int = Field(default=0, ge=0)
 
 
 class ReferralOverdue(EventData):
@@ -320,6 +328,48 @@ class MeetingInvitation(EventData):
     case_id: str | None
 
 
+DisclosureChannel = Literal[
+    "feed_entry", "decision_read", "case_read", "personal_details", "meeting_invitation", "meeting_record"
+]
+DisclosureBasis = Literal["consent", "engagement", "support_meeting", "emergency", "operator", "none"]
+
+
+class DisclosureRecorded(EventData):
+    """Case information was released to an agency, or a release was refused: one row of the ledger.
+
+    Names the fields released, never their values; intake keeps every household's ledger. A refusal
+    has basis `none`. The note an emergency release requires stays with the service that released.
+    """
+
+    event_type: ClassVar[str] = "jp.marugoto.disclosure.recorded"
+    topic: ClassVar[str] = topics.DISCLOSURE_RECORDED
+
+    disclosure_id: str
+    case_id: str
+    recipient: str  # the agency the information went (or would have gone) to
+    channel: DisclosureChannel
+    fields: list[str]
+    basis: DisclosureBasis
+    basis_ref: str | None = None  # the consent, referral, roster entry or meeting the basis rests on
+    outcome: Literal["released", "refused"]
+    released_by: str  # the service that released it (its CloudEvents source)
+    at: datetime
+
+
+class HouseholdLinked(EventData):
+    """The lead's coordinator linked two cases as one household (one 実件数), or undid the link."""
+
+    event_type: ClassVar[str] = "jp.marugoto.household.linked"
+    topic: ClassVar[str] = topics.HOUSEHOLD_LINKED
+
+    match_id: str
+    case_id: str  # the later case
+    linked_case_id: str  # the case it is the same household as
+    linked: bool  # False: an earlier link was undone
+    decided_by: str
+    decided_at: datetime
+
+
 EVENT_MODELS: dict[str, type[EventData]] = {
     m.event_type: m
     for m in (
@@ -338,6 +388,8 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         ConferenceHeld,
         ConferenceDecisionRecorded,
         MeetingInvitation,
+        DisclosureRecorded,
+        HouseholdLinked,
     )
 }
 

@@ -17,6 +17,9 @@ CONFERENCE_HELD = "marugoto.conference.held"
 CONFERENCE_DECISION_RECORDED = "marugoto.conference.decision_recorded"
 # Keyed by agency id: each invited agency follows its own invitations.
 CONFERENCE_INVITATION = "marugoto.conference.invitation"
+# Every release of case information to an agency (the disclosure ledger), keyed by case id.
+DISCLOSURE_RECORDED = "marugoto.disclosure.recorded"
+HOUSEHOLD_LINKED = "marugoto.household.linked"
 
 EVENT_TOPICS = (
     CONSULTATION_RECEIVED,
@@ -34,6 +37,8 @@ EVENT_TOPICS = (
     CONFERENCE_HELD,
     CONFERENCE_DECISION_RECORDED,
     CONFERENCE_INVITATION,
+    DISCLOSURE_RECORDED,
+    HOUSEHOLD_LINKED,
 )
 
 

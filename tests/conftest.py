@@ -31,6 +31,12 @@ from shared.settings import Settings
 
 POSTGRES_URL = os.environ.get("MARUGOTO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 PARTITIONS = 4
+# The municipalities the suite's tokens serve unless a test names others: every code its directories
+# and events use. Tests of tenancy pass `municipalities=` explicitly.
+TEST_MUNICIPALITIES = (
+    "011002", "012025", "032018", "131016", "131017", "162043", "162051", "232114",
+    "242080", "242081", "242098", "472018", "990001", "999001", "999002", "999999",
+)  # fmt: skip
 
 
 def docker_available() -> bool:
@@ -172,10 +178,12 @@ def issuer(secrets_env: dict[str, str]) -> TokenIssuer:
 
 @pytest.fixture(scope="session")
 def bearer(issuer: TokenIssuer) -> Callable[..., dict[str, str]]:
-    """`bearer(agency_id, *scopes)`: an Authorization header for that agency."""
+    """`bearer(agency_id, *scopes, municipalities=…)`: an Authorization header for that agency."""
 
-    def header(agency_id: str, *scopes: Scope) -> dict[str, str]:
-        token, _ = issuer.issue(agency_id, scopes or (Scope.submit, Scope.read_own))
+    def header(
+        agency_id: str, *scopes: Scope, municipalities: tuple[str, ...] = TEST_MUNICIPALITIES
+    ) -> dict[str, str]:
+        token, _ = issuer.issue(agency_id, scopes or (Scope.submit, Scope.read_own), municipalities=municipalities)
         return {"Authorization": f"Bearer {token}"}
 
     return header

@@ -95,7 +95,7 @@ async def token(
         raise AuthProblem("unknown client, wrong secret, or revoked credential", challenge="Basic")
     issuer: TokenIssuer = runtime.state["issuer"]
     scopes = [Scope(s) for s in credential.scopes]
-    access_token, expires_in = issuer.issue(credential.agency_id, scopes)
+    access_token, expires_in = issuer.issue(credential.agency_id, scopes, municipalities=credential.municipalities)
     return TokenResponse(access_token=access_token, expires_in=expires_in, scope=" ".join(credential.scopes))
 
 

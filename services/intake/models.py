@@ -37,6 +37,8 @@ class AgencyCredential(SQLModel, table=True):
     agency_id: str = Field(primary_key=True, max_length=100)
     name: str = Field(max_length=200)
     scopes: list[str] = Field(sa_type=JSON)
+    # The municipalities (tenants) it serves; the `platform` scope reaches them all.
+    municipalities: list[str] = Field(default_factory=list, sa_type=JSON)
     secret_hash: str = Field(max_length=300)
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

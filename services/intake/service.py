@@ -85,8 +85,10 @@ def _stage_for(session: Session, case_id: str, municipality_code: str, data: Eve
 # --- credentials ------------------------------------------------------------------------------
 
 
-def issue_credential(session: Session, *, agency_id: str, name: str, scopes: Iterable[Scope]) -> str:
-    """Create (or replace) an agency's credential; returns the client secret, which is never stored."""
+def issue_credential(
+    session: Session, *, agency_id: str, name: str, scopes: Iterable[Scope], municipalities: Iterable[str]
+) -> str:
+    """Create (or replace) an agency's credential for `municipalities`; returns the secret, which is never stored."""
     secret = new_client_secret()
     existing = session.get(AgencyCredential, agency_id)
     if existing is not None:
@@ -94,7 +96,11 @@ def issue_credential(session: Session, *, agency_id: str, name: str, scopes: Ite
         session.flush()
     session.add(
         AgencyCredential(
-            agency_id=agency_id, name=name, scopes=sorted(s.value for s in scopes), secret_hash=hash_secret(secret)
+            agency_id=agency_id,
+            name=name,
+            scopes=sorted(s.value for s in scopes),
+            municipalities=sorted(set(municipalities)),
+            secret_hash=hash_secret(secret),
         )
     )
     return secret

@@ -43,7 +43,7 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProce
     engine = db.make_engine(settings, "intake")
     with db.transaction(engine) as session:
         # The conference service's own credentials, to fetch the indicator snapshot from metrics.
-        secret = intake.issue_credential(session, agency_id="svc", name="conference", scopes=[Scope.operator])
+        secret = intake.issue_credential(session, agency_id="svc", name="conference", scopes=[Scope.operator, Scope.platform], municipalities=[])
     engine.dispose()
     env = service_env(settings, MARUGOTO_DIRECTORY_FILES=json.dumps([str(directory)]))
     services = {name: ServiceProcess(name, env, tmp_path) for name in ("intake", "router", "conference", "metrics")}

@@ -286,7 +286,7 @@ def stack(
 
 @pytest.fixture
 def operator(issuer: TokenIssuer) -> dict[str, str]:
-    token, _ = issuer.issue("operator", (Scope.operator,))
+    token, _ = issuer.issue("operator", (Scope.operator,), municipalities=[MUNICIPALITY])
     return {"Authorization": f"Bearer {token}"}
 
 

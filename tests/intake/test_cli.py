@@ -26,14 +26,28 @@ def marugoto(settings: Settings, *args: str, **env: str) -> subprocess.Completed
 
 
 async def test_issued_secret_gets_a_token_until_revoked(intake: httpx.AsyncClient, intake_settings: Settings) -> None:
-    added = marugoto(intake_settings, "agencies", "add", "--id", "nabari-npo", "--name", "NPO", "--scopes", "submit")
+    unbound = marugoto(intake_settings, "agencies", "add", "--id", "nabari-npo", "--scopes", "submit")
+    assert unbound.returncode == 2 and "--municipalities" in unbound.stderr
+    added = marugoto(
+        intake_settings,
+        "agencies",
+        "add",
+        "--id",
+        "nabari-npo",
+        "--name",
+        "NPO",
+        "--scopes",
+        "submit",
+        "--municipalities",
+        "242080",
+    )
     assert added.returncode == 0, added.stderr
     lines = dict(line.split("=", 1) for line in added.stdout.splitlines() if "=" in line)
     assert lines["client_id"] == "nabari-npo"
     secret = lines["client_secret"]
 
     listed = marugoto(intake_settings, "agencies", "list")
-    assert "nabari-npo\tNPO\tsubmit\tactive" in listed.stdout
+    assert "nabari-npo\tNPO\tsubmit\t242080\tactive" in listed.stdout
     assert secret not in listed.stdout
 
     form = {"grant_type": "client_credentials", "client_id": "nabari-npo", "client_secret": secret}

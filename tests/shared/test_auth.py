@@ -79,6 +79,7 @@ def valid_claims(**overrides: Any) -> dict[str, Any]:
         "nbf": now,
         "exp": now + 900,
         "jti": "00000000-0000-4000-8000-000000000000",
+        "municipalities": ["242080"],
     }
     return claims | overrides
 
@@ -352,3 +353,22 @@ async def test_granted_scope_passes_require(client: httpx.AsyncClient, issuer: T
     response = await client.get("/feed", headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200
     assert response.json() == {"agency_id": AGENCY}
+
+
+def test_a_token_names_the_municipalities_it_serves(issuer: TokenIssuer, verifier: TokenVerifier) -> None:
+    token, _ = issuer.issue(AGENCY, [Scope.operator], municipalities=["242080", "131016"])
+    principal = verifier.verify(token)
+    assert principal.municipalities == {"242080", "131016"}
+    assert principal.serves("242080") and not principal.serves("011002")
+    platform, _ = issuer.issue("vendor", [Scope.operator, Scope.platform])
+    assert verifier.verify(platform).serves("011002")
+
+
+def test_a_token_without_or_with_a_malformed_municipalities_claim_is_refused(
+    keys: tuple[str, str], verifier: TokenVerifier
+) -> None:
+    kid = key_id(keys[1])
+    claims = valid_claims()
+    del claims["municipalities"]
+    assert reason(verifier, sign(keys[0], claims, kid)) == "missing claim 'municipalities'"
+    assert reason(verifier, sign(keys[0], valid_claims(municipalities="242080"), kid)) == "malformed municipalities claim"
