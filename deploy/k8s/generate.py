@@ -6,9 +6,11 @@
 - components/strimzi/topics.yaml: one Strimzi KafkaTopic per topic of shared/topics.py and per .dlq, with the
   partitions, replicas and topic configuration (`shared.kafka.topic_configs`) of `kafka create-topics`;
 - components/strimzi/users.yaml: one SCRAM-SHA-512 KafkaUser per service (Strimzi writes its password to the
-  Secret of the same name) with ACLs: read every Marugoto topic, write the topics the service publishes
-  (its ServiceDefinition) and the dead-letter topics, its own consumer group; plus `marugoto-operator`
-  for `marugoto dlq` and `marugoto metrics rebuild`;
+  Secret of the same name) with ACLs: read every Marugoto topic but the agencies' notifications, write the
+  topics the service publishes (its ServiceDefinition) and the dead-letter topics, its own consumer group;
+  `marugoto-operator` for `marugoto dlq` and `marugoto metrics rebuild`; and `marugoto-notifications`, the
+  platform's own relay, the only user that reads the agency feed and meeting invitations (docs/privacy.md:
+  agencies take their feed over HTTP, where each reads only its own entries, and get no Kafka user);
 - components/monitoring/prometheus-rule.yaml: deploy/prometheus-alerts.yml as a PrometheusRule.
 
 tests/deploy/test_manifests.py runs `--check`.
@@ -28,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from shared.kafka import topic_configs  # noqa: E402
 from shared.settings import SERVICES  # noqa: E402
-from shared.topics import ALL_TOPICS, EVENT_TOPICS, dead_letter_topic  # noqa: E402
+from shared.topics import AGENCY_FEED, ALL_TOPICS, CONFERENCE_INVITATION, EVENT_TOPICS, dead_letter_topic  # noqa: E402
 
 CLUSTER = "marugoto"
 REPLICAS = 3
@@ -61,8 +63,22 @@ def kafka_topic(topic: str) -> dict[str, Any]:
     }
 
 
-def _acl(kind: str, name: str, pattern: str, *operations: str) -> dict[str, Any]:
-    return {"resource": {"type": kind, "name": name, "patternType": pattern}, "operations": list(operations)}
+# Entries for many agencies share these topics (keyed by agency id), and Kafka ACLs stop at the topic: a
+# reader of them reads every agency's referrals. Only the platform's notification relay may.
+NOTIFICATION_TOPICS = (AGENCY_FEED, CONFERENCE_INVITATION)
+NOTIFICATIONS_USER = "marugoto-notifications"
+
+
+def _acl(kind: str, name: str, pattern: str, *operations: str, deny: bool = False) -> dict[str, Any]:
+    acl: dict[str, Any] = {"resource": {"type": kind, "name": name, "patternType": pattern}}
+    if deny:
+        acl["type"] = "deny"  # Kafka evaluates deny before allow: the prefix grant cannot reach these topics
+    acl["operations"] = list(operations)
+    return acl
+
+
+def _no_notifications() -> list[dict[str, Any]]:
+    return [_acl("topic", t, "literal", "Read", deny=True) for t in NOTIFICATION_TOPICS]
 
 
 def _user(name: str, acls: list[dict[str, Any]]) -> dict[str, Any]:
@@ -75,23 +91,26 @@ def _user(name: str, acls: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def kafka_users() -> list[dict[str, Any]]:
-    """One user per service, and the operator's."""
+    """One user per service, the operator's and the notification relay's; none for an agency."""
     users = []
     dead_letters = [dead_letter_topic(t) for t in EVENT_TOPICS]
     for service in SERVICES:
         definition = importlib.import_module(f"services.{service}.app").DEFINITION
         published = [model.topic for model in definition.publishes]
-        acls = [_acl("topic", "marugoto.", "prefix", "Describe", "Read")]
+        acls = [_acl("topic", "marugoto.", "prefix", "Describe", "Read"), *_no_notifications()]
         acls += [_acl("topic", t, "literal", "Describe", "Write") for t in [*published, *dead_letters]]
         acls.append(_acl("group", f"marugoto-{service}", "literal", "Read"))
         users.append(_user(f"marugoto-{service}", acls))
-    operator = [_acl("topic", "marugoto.", "prefix", "Describe", "Read")]
+    operator = [_acl("topic", "marugoto.", "prefix", "Describe", "Read"), *_no_notifications()]
     operator += [_acl("topic", t, "literal", "Describe", "Write") for t in EVENT_TOPICS]  # dlq replay
     operator += [
         _acl("group", "marugoto-dlq-reader-", "prefix", "Read"),
         _acl("group", "marugoto-metrics-rebuild-", "prefix", "Read"),
     ]
     users.append(_user("marugoto-operator", operator))
+    notifier = [_acl("topic", t, "literal", "Describe", "Read") for t in NOTIFICATION_TOPICS]
+    notifier.append(_acl("group", NOTIFICATIONS_USER, "prefix", "Read"))
+    users.append(_user(NOTIFICATIONS_USER, notifier))
     return users
 
 

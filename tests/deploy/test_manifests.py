@@ -365,6 +365,40 @@ def test_kafka_credentials_come_from_each_services_kafka_user() -> None:
         )
 
 
+def _grants(acl: dict[str, Any], kind: str, name: str, operation: str) -> bool:
+    resource = acl["resource"]
+    if resource["type"] != kind or operation not in acl["operations"]:
+        return False
+    if resource["patternType"] == "prefix":
+        return name.startswith(resource["name"])
+    return bool(resource["name"] == name or resource["name"] == "*")
+
+
+def _may(user: dict[str, Any], kind: str, name: str, operation: str) -> bool:
+    """Kafka's rule: a matching deny wins over any matching allow."""
+    acls = user["spec"]["authorization"]["acls"]
+    matching = [acl for acl in acls if _grants(acl, kind, name, operation)]
+    return bool(matching) and not any(acl.get("type") == "deny" for acl in matching)
+
+
+def test_only_the_platforms_relay_reads_the_topics_that_carry_every_agencys_entries() -> None:
+    users = _of_kind(render("production"), "KafkaUser")
+    agencies = {
+        agency["id"]
+        for path in [ROOT / "shared" / "demo_directory.yaml", *(ROOT.parent / "shared" / "scenarios").glob("*.yaml")]
+        for agency in yaml.safe_load(path.read_text(encoding="utf-8")).get("agencies", [])
+    }
+    assert agencies, "the demo directory names agencies"
+    # No agency (nor anything named after one) has a Kafka user: agencies read their own feed over HTTP.
+    assert not {name.removeprefix("marugoto-") for name in users} & agencies
+    for topic in ("marugoto.agency.feed", "marugoto.conference.invitation"):
+        readers = {name for name, user in users.items() if _may(user, "topic", topic, "Read")}
+        assert readers == {"marugoto-notifications"}, topic
+    # Every service and the operator still read the event topics they need.
+    for name in ["marugoto-router", "marugoto-intake", "marugoto-conference", "marugoto-metrics", "marugoto-operator"]:
+        assert _may(users[name], "topic", "marugoto.routing.decided", "Read"), name
+
+
 def test_no_secret_value_is_inlined_in_the_manifests() -> None:
     documents = render("production")
     assert not _of_kind(documents, "Secret"), "Secrets are created outside the manifests (secret.example.yaml)"
