@@ -55,6 +55,7 @@ def _ctx(runtime: Runtime) -> service.Context:
 async def get_directory(municipality_code: str, runtime: RuntimeDep, principal: PrincipalDep) -> DirectoryPublic:
     """The directory (areas, agencies), rules and deadlines in force for a municipality."""
     require_any(principal, Scope.admin, Scope.operator, Scope.coordinator)
+    _require_tenant(principal, municipality_code)
 
     def work() -> DirectoryPublic | None:
         with db.transaction(runtime.engine) as session:
@@ -63,15 +64,25 @@ async def get_directory(municipality_code: str, runtime: RuntimeDep, principal: 
 
     found = await anyio.to_thread.run_sync(work)
     if found is None:
-        raise Problem(404, "directory-not-found", f"no directory for municipality {municipality_code}")
+        raise _no_directory(municipality_code)
     return found
+
+
+def _no_directory(municipality_code: str) -> Problem:
+    return Problem(404, "directory-not-found", f"no directory for municipality {municipality_code}")
+
+
+def _require_tenant(principal: Principal, municipality_code: str) -> None:
+    """Another tenant's directory answers exactly as one that does not exist."""
+    if not principal.serves(municipality_code):
+        raise _no_directory(municipality_code)
 
 
 @router.put(
     "/directories/{municipality_code}",
     tags=["directory"],
     response_model=DirectoryPublic,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def put_directory(
     municipality_code: str,
@@ -81,6 +92,7 @@ async def put_directory(
 ) -> DirectoryPublic:
     """Replace a municipality's directory (admins): a new version, in force from now; past decisions keep theirs."""
     require_any(principal, Scope.admin)
+    _require_tenant(principal, municipality_code)
 
     def work() -> DirectoryPublic:
         with db.transaction(runtime.engine) as session:
@@ -109,13 +121,14 @@ def _invalid_directory(error: DirectoryError) -> Problem:
     "/directories/{municipality_code}/versions",
     tags=["directory"],
     response_model=list[DirectoryPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_directory_versions(
     municipality_code: str, runtime: RuntimeDep, principal: PrincipalDep
 ) -> list[DirectoryPublic]:
     """Every version of a municipality's directory, the one in force first: a past decision names its own."""
     require_any(principal, Scope.admin, Scope.operator)
+    _require_tenant(principal, municipality_code)
 
     def work() -> list[DirectoryPublic]:
         from sqlmodel import col, select
@@ -134,10 +147,6 @@ async def list_directory_versions(
 # --- decisions and escalations --------------------------------------------------------------------
 
 
-def _decision_reader(principal: Principal) -> None:
-    require_any(principal, Scope.coordinator, Scope.operator)
-
-
 @router.get(
     "/cases/{case_id}/decision",
     tags=["routing"],
@@ -145,17 +154,12 @@ def _decision_reader(principal: Principal) -> None:
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> DecisionPublic:
-    """The decision in force for a case, with the rule and legal basis of each part."""
-    _decision_reader(principal)
+    """The decision in force for a case, with the rule and legal basis of each part.
 
-    def work() -> DecisionPublic | None:
-        with db.transaction(runtime.engine) as session:
-            row = service.latest_decision(session, case_id)
-            return None if row is None else DecisionPublic.model_validate(row.model_dump())
-
-    decision = await anyio.to_thread.run_sync(work)
-    if decision is None:
-        raise Problem(404, "decision-not-found", f"case {case_id} has no routing decision (yet)")
+    Operators of the case's municipality and the case's owner (the lead) read it whole; an agency
+    engaged on the case reads its own engagement (`view: partner`); to anyone else the case does not exist.
+    """
+    [decision] = await _read_decisions(runtime, principal, case_id, in_force_only=True)
     return decision
 
 
@@ -163,17 +167,28 @@ async def get_decision(case_id: str, runtime: RuntimeDep, principal: PrincipalDe
     "/cases/{case_id}/decisions",
     tags=["routing"],
     response_model=list[DecisionPublic],
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def list_decisions(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> list[DecisionPublic]:
-    """Every decision of a case, first first (escalations and returns add one each)."""
-    _decision_reader(principal)
+    """Every decision of a case, first first (escalations and returns add one each), read as the decision is."""
+    return await _read_decisions(runtime, principal, case_id, in_force_only=False)
 
-    def work() -> list[DecisionPublic]:
+
+async def _read_decisions(
+    runtime: Runtime, principal: Principal, case_id: str, *, in_force_only: bool
+) -> list[DecisionPublic]:
+    require_any(principal, Scope.coordinator, Scope.operator)
+
+    def work() -> list[DecisionPublic] | None:
+        # A read is a release: its ledger row is committed with it (a refusal too).
         with db.transaction(runtime.engine) as session:
-            return [DecisionPublic.model_validate(d.model_dump()) for d in service.decisions_of_case(session, case_id)]
+            return service.read_decisions(session, case_id=case_id, principal=principal, in_force_only=in_force_only)
 
-    return await anyio.to_thread.run_sync(work)
+    decisions = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    if decisions is None:
+        raise Problem(404, "decision-not-found", f"case {case_id} has no routing decision (yet)")
+    return decisions
 
 
 @router.post(
@@ -211,7 +226,7 @@ async def list_referrals(
     case_id: str | None = None,
     status: str | None = None,
 ) -> list[ReferralPublic]:
-    """Referrals in an agency's queue (your own, or any for operators), optionally of one case or status."""
+    """Referrals in an agency's queue (yours, or any for operators) where you serve, optionally of a case or status."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if not principal.has(Scope.operator):
         if agency_id not in (None, principal.agency_id):
@@ -220,7 +235,13 @@ async def list_referrals(
 
     def work() -> list[ReferralPublic]:
         with db.transaction(runtime.engine) as session:
-            rows = service.list_referrals(session, agency_id=agency_id, case_id=case_id, status=status)
+            rows = service.list_referrals(
+                session,
+                agency_id=agency_id,
+                case_id=case_id,
+                status=status,
+                municipalities=service.served_by(principal),
+            )
             return [ReferralPublic.model_validate(r.model_dump()) for r in rows]
 
     return await anyio.to_thread.run_sync(work)
@@ -274,12 +295,18 @@ async def feed_page(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     agency_id: str | None = None,
 ) -> FeedPage:
-    """Your agency's feed as pages: entries after the cursor `after`, oldest first."""
+    """Your agency's feed as pages: entries after the cursor `after`, oldest first.
+
+    An entry names only the issue tags your agency was engaged for (the case's owner: every tag), and
+    only entries of the municipalities your credential serves are shown.
+    """
     agency = _feed_agency(principal, agency_id)
 
     def work() -> FeedPage:
         with db.transaction(runtime.engine) as session:
-            entries = service.feed_entries(session, agency, after=after, limit=limit)
+            entries = service.feed_entries(
+                session, agency, after=after, limit=limit, municipalities=service.served_by(principal)
+            )
         public = [_public_entry(e) for e in entries]
         return FeedPage(entries=public, next_after=public[-1].id if public else after)
 
@@ -314,7 +341,9 @@ async def feed_stream(
 
             def batch(after: int = position) -> list[FeedEntryPublic]:
                 with db.transaction(runtime.engine) as session:
-                    rows = service.feed_entries(session, agency, after=after, limit=100)
+                    rows = service.feed_entries(
+                        session, agency, after=after, limit=100, municipalities=service.served_by(principal)
+                    )
                     return [_public_entry(e) for e in rows]
 
             entries = await anyio.to_thread.run_sync(batch)

@@ -14,7 +14,14 @@ from services.router.api import router
 from services.router.models import RouterOutbox, Timer
 from shared import db
 from shared.directory import read_directory_files
-from shared.events import AgencyFeedEntry, ReferralOverdue, ReferralRequested, ReferralStatusChanged, RoutingDecided
+from shared.events import (
+    AgencyFeedEntry,
+    DisclosureRecorded,
+    ReferralOverdue,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+)
 from shared.observability import ScrapeGauges
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
@@ -74,7 +81,14 @@ DEFINITION = ServiceDefinition(
     title="Marugoto router",
     description="Applies the Art. 106-3 tiers (社会福祉法106条の3) and follows every referral until someone owns it.",
     outbox_model=RouterOutbox,
-    publishes=(RoutingDecided, ReferralRequested, ReferralStatusChanged, ReferralOverdue, AgencyFeedEntry),
+    publishes=(
+        RoutingDecided,
+        ReferralRequested,
+        ReferralStatusChanged,
+        ReferralOverdue,
+        AgencyFeedEntry,
+        DisclosureRecorded,
+    ),
     wire=_wire,
     routers=(router,),
     background=(fire_timers,),

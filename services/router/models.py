@@ -93,6 +93,10 @@ class Referral(SQLModel, table=True):
     requested_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    # The issue tags the agency was engaged for; empty for the case's owner (rules.OWNER_RULES).
+    tags: list[str] = Field(default_factory=list, sa_type=JSON)
+    # 1 when requested, one more on each change of status (ReferralStatusChanged.version).
+    version: int = 1
 
 
 class ReferralTransition(SQLModel, table=True):
@@ -149,6 +153,8 @@ class FeedEntry(SQLModel, table=True):
     sequence: int = Field(primary_key=True)
     referral_id: str = Field(max_length=36)
     case_id: str = Field(max_length=36)
+    # The case's municipality: a reader sees only the entries of the municipalities its credential serves.
+    municipality_code: str = Field(max_length=6)
     kind: str = Field(max_length=30)
     body: dict[str, Any] = Field(sa_type=JSON)
     at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
@@ -172,7 +178,11 @@ class RouterProcessedEvent(ProcessedEventBase, table=True):
 
 
 class DecisionPublic(BaseModel):
-    """A decision with its reasons, as coordinators and auditors see it."""
+    """A decision with its reasons, as coordinators and auditors see it.
+
+    `view` is `full` for operators and the case's owner, `partner` for an agency engaged on the case:
+    then `engaged` holds its own engagement alone, and patterns, exclusions and gaps are left out.
+    """
 
     id: str
     case_id: str
@@ -188,6 +198,7 @@ class DecisionPublic(BaseModel):
     resource_gaps: list[dict[str, Any]]
     directory_version: str
     decided_at: datetime
+    view: Literal["full", "partner"] = "full"
 
 
 class ReferralPublic(BaseModel):
@@ -205,6 +216,8 @@ class ReferralPublic(BaseModel):
     replaces_referral_id: str | None
     requested_at: datetime
     deadline: datetime | None
+    tags: list[str] = DataField(description="issue tags the agency was engaged for; empty for the case's owner")
+    version: int = DataField(description="1 when requested, one more on each change of status")
 
 
 class TransitionCreate(BaseModel):

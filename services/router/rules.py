@@ -28,6 +28,7 @@ from shared.vocabulary import IssueTag, Pathway, Relation
 
 __all__ = [
     "DEFAULT_TAG_PARTNERS",
+    "OWNER_RULES",
     "PATTERNS",
     "TIER1_PLACE_ROLE",
     "Decision",
@@ -182,6 +183,9 @@ class Engagement(BaseModel):
     rule_id: str
     legal_basis: str
     reason: str
+    # The issue tags a partner was engaged for (its need-to-know); empty for the case's owner, who holds
+    # the whole picture.
+    tags: list[str] = Field(default_factory=list)
 
 
 class ResourceGap(BaseModel):
@@ -335,11 +339,16 @@ def tier_of(patterns: list[FiredPattern]) -> Literal[1, 2, 3]:
     return 2 if ids else 1
 
 
+# The rules that make an agency the case's owner in a first decision: it sees the whole household.
+_OWNING_RULES = frozenset({LEAD.id, TIER1_PLACE.id, GENERAL_WINDOW.id})
+
+
 @dataclass
 class _Engaging:
     agency: Agency
     rule: Rule
     reasons: list[str]
+    tags: list[str] = field(default_factory=list)
 
     def freeze(self) -> Engagement:
         return Engagement(
@@ -348,6 +357,7 @@ class _Engaging:
             rule_id=self.rule.id,
             legal_basis=self.rule.legal_basis,
             reason="; ".join(self.reasons),
+            tags=[] if self.rule.id in _OWNING_RULES else list(self.tags),
         )
 
 
@@ -360,12 +370,14 @@ class _Plan:
     gaps: dict[str, list[str]] = field(default_factory=dict)
     excluded: dict[str, Exclusion] = field(default_factory=dict)
 
-    def engage(self, agency: Agency, rule: Rule, reason: str) -> None:
+    def engage(self, agency: Agency, rule: Rule, reason: str, *, tag: str | None = None) -> None:
         current = self.engaged.get(agency.id)
         if current is None:
-            self.engaged[agency.id] = _Engaging(agency, rule, [reason])
+            current = self.engaged[agency.id] = _Engaging(agency, rule, [reason])
         elif reason not in current.reasons:
             current.reasons.append(reason)
+        if tag is not None and tag not in current.tags:
+            current.tags.append(tag)
 
     def allows(self, agency: Agency) -> bool:
         return not (self.confidential and TIER1_PLACE_ROLE in agency.roles)
@@ -425,7 +437,7 @@ def _engage_partners(
                     if tag.value not in tags:
                         tags.append(tag.value)
                 else:
-                    plan.engage(agency, PARTNER, f"tag {tag} → {partner_type}")
+                    plan.engage(agency, PARTNER, f"tag {tag} → {partner_type}", tag=tag.value)
 
 
 def _nearest(directory: Directory, agency_type: str, chain: list[str]) -> Iterator[Agency]:
@@ -469,6 +481,10 @@ RETURN_TO_COMMUNITY = Rule("return_to_community", "指針 第三 (住民・ボ�
 REROUTE = Rule("reroute", "社会福祉法106条の2 (支援関係機関の連携); 実施要領 3(2) 表")
 REROUTE_TO_LEAD = Rule("reroute_to_lead", "社会福祉法106条の3第1項第3号 (協働の中核); no other agency of the type")
 ESCALATION = Rule("escalation", "実施要領 3(4)ア (相談支援包括化推進員); referral not accepted in time")
+
+# Referrals under these rules make their agency the case's owner (the lead, or the tier-1 place or
+# general window at tier 1): engaged for no tag in particular, it sees every tag of the household.
+OWNER_RULES = frozenset({*_OWNING_RULES, RETURN_TO_COMMUNITY.id, REROUTE_TO_LEAD.id, ESCALATION.id})
 
 
 def is_confidential(consultation: ConsultationFacts, rules: RuleSet) -> bool:
@@ -514,7 +530,9 @@ def decide_prefecture_support(consultation: ConsultationFacts, directory: Direct
                     if tag.value not in tags:
                         tags.append(tag.value)
                 else:
-                    plan.engage(agency, PREFECTURE_SUPPORT, f"prefecture support: tag {tag} → {partner_type}")
+                    plan.engage(
+                        agency, PREFECTURE_SUPPORT, f"prefecture support: tag {tag} → {partner_type}", tag=tag.value
+                    )
     return Decision(
         tier=3,
         patterns=[*base.patterns, _fired(PREFECTURE_SUPPORT, "the lead asked for prefecture-level support")],

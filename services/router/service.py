@@ -39,6 +39,7 @@ from shared.consultation import ConsultationSummary
 from shared.consumer import PermanentEventError
 from shared.db import TransactionState
 from shared.directory import Agency, Directory, DirectoryError, UnknownArea, load_directory
+from shared.disclosure import stage_disclosure
 from shared.events import (
     AgencyFeedEntry,
     ConsultationReceived,
@@ -46,6 +47,7 @@ from shared.events import (
     EventData,
     ReferralOverdue,
     ReferralRequested,
+    ReferralStatus,
     ReferralStatusChanged,
     RoutingDecided,
     new_event,
@@ -76,6 +78,10 @@ CLOSE_REASONS = frozenset(
 LAST_RESORT_RULES = frozenset({routing.LEAD.id, routing.REROUTE_TO_LEAD.id, routing.ESCALATION.id})
 AWAITING = frozenset({"requested", "received"})
 LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
+# What a feed entry tells its agency, on HTTP and Kafka alike (names for the disclosure ledger).
+FEED_ENTRY_FIELDS = (
+    "referral_id", "case_id", "kind", "status", "tier", "agency_type", "rule_id", "issues", "area", "deadline", "at",
+)  # fmt: skip
 
 
 class UnknownMunicipality(PermanentEventError):
@@ -364,7 +370,17 @@ def _record_decision(
     for engagement in decision.engaged:
         if engagement.agency_id not in live:
             agency = config.directory.agency(engagement.agency_id)
-            _refer(session, ctx, config, facts, row, agency, rule=engagement.rule_id, basis=engagement.legal_basis)
+            _refer(
+                session,
+                ctx,
+                config,
+                facts,
+                row,
+                agency,
+                rule=engagement.rule_id,
+                basis=engagement.legal_basis,
+                tags=engagement.tags,
+            )
     return row
 
 
@@ -378,6 +394,7 @@ def _refer(
     *,
     rule: str,
     basis: str,
+    tags: Sequence[str],
     replaces: str | None = None,
 ) -> ReferralPublic:
     now = datetime.now(UTC)
@@ -399,6 +416,8 @@ def _refer(
         requested_at=now,
         deadline=deadline,
         updated_at=now,
+        tags=list(tags),
+        version=1,
     )
     referral = ReferralPublic.model_construct(**{name: values[name] for name in ReferralPublic.model_fields})
     reminder = ctx.clock.after(now, config.deadlines.reminder_after_business_hours, hours)
@@ -419,6 +438,7 @@ def _refer(
             requested_at=now,
             replaces_referral_id=replaces,
             deadline=deadline,
+            tags=list(tags),
         ),
     )
     _feed(session, config, facts, referral, "referral_requested")
@@ -443,7 +463,9 @@ def _feed(
     if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
         # The rules never engage such an agency; this keeps a confidential case off its feed regardless.
         return
-    issues = sorted({tag.value for member in consultation.household for tag in member.issues})
+    household = sorted({tag.value for member in consultation.household for tag in member.issues})
+    # Minimum necessary: a partner learns only the tags it was engaged for, the owner the whole household.
+    issues = household if is_owner(referral) else [tag for tag in household if tag in referral.tags]
     # What the entry says of the referral, on the HTTP feed and on Kafka alike.
     shown = {
         "status": referral.status,
@@ -459,6 +481,7 @@ def _feed(
         "agency_id": referral.agency_id,
         "referral_id": referral.id,
         "case_id": referral.case_id,
+        "municipality_code": facts.municipality_code,
         "kind": kind,
         "body": {**shown, "deadline": referral.deadline.isoformat() if referral.deadline else None},
         "at": at,
@@ -472,6 +495,25 @@ def _feed(
         "at": at,
     }
     _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
+    stage_disclosure(
+        session,
+        RouterOutbox,
+        source=SOURCE,
+        municipality_code=facts.municipality_code,
+        case_id=referral.case_id,
+        recipient=referral.agency_id,
+        channel="feed_entry",
+        fields=FEED_ENTRY_FIELDS,
+        basis="engagement",
+        basis_ref=referral.id,
+        at=at,
+    )
+
+
+def is_owner(referral: ReferralView) -> bool:
+    """True for a referral that makes its agency the case's owner, who sees the whole household."""
+    # Both must hold: a partner's referral with its tags lost sees no tag rather than every one.
+    return not referral.tags and referral.rule_id in routing.OWNER_RULES
 
 
 @dataclass(frozen=True)
@@ -541,6 +583,11 @@ def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:
 # --- reading ----------------------------------------------------------------------------------
 
 
+def served_by(principal: Principal) -> frozenset[str] | None:
+    """The municipalities a credential reaches, or None when it reaches every one (the platform scope)."""
+    return None if principal.has(Scope.platform) else principal.municipalities
+
+
 def latest_decision(session: Session, case_id: str) -> RoutingDecision | None:
     """The decision in force for a case (the last one)."""
     query = (
@@ -562,9 +609,14 @@ def referrals_of_case(session: Session, case_id: str) -> list[Referral]:
 
 
 def list_referrals(
-    session: Session, *, agency_id: str | None = None, case_id: str | None = None, status: str | None = None
+    session: Session,
+    *,
+    agency_id: str | None = None,
+    case_id: str | None = None,
+    status: str | None = None,
+    municipalities: frozenset[str] | None = None,
 ) -> list[Referral]:
-    """Referrals of an agency's queue or of a case, oldest first."""
+    """Referrals of an agency's queue or of a case, oldest first; only of `municipalities` when given."""
     query = select(Referral).order_by(col(Referral.requested_at), col(Referral.id))
     if agency_id is not None:
         query = query.where(Referral.agency_id == agency_id)
@@ -572,36 +624,166 @@ def list_referrals(
         query = query.where(Referral.case_id == case_id)
     if status is not None:
         query = query.where(Referral.status == status)
+    if municipalities is not None:
+        query = query.where(col(Referral.municipality_code).in_(municipalities))
     return list(session.exec(query).all())
 
 
-def get_referral(session: Session, referral_id: str) -> Referral:
-    """A referral, or a 404 problem."""
-    referral = session.get(Referral, referral_id)
-    if referral is None:
-        raise Problem(404, "referral-not-found", f"no referral {referral_id}")
-    return referral
-
-
-def feed_entries(session: Session, agency_id: str, *, after: int, limit: int) -> list[FeedEntry]:
-    """An agency's feed entries after a cursor (a sequence number), in order."""
+def feed_entries(
+    session: Session, agency_id: str, *, after: int, limit: int, municipalities: frozenset[str] | None = None
+) -> list[FeedEntry]:
+    """An agency's feed entries after a cursor (a sequence number), in order; only of `municipalities` when given."""
     query = (
         select(FeedEntry)
         .where(FeedEntry.agency_id == agency_id, col(FeedEntry.sequence) > after)
         .order_by(col(FeedEntry.sequence))
         .limit(limit)
     )
+    if municipalities is not None:
+        query = query.where(col(FeedEntry.municipality_code).in_(municipalities))
     return list(session.exec(query).all())
 
 
+# --- who reads a decision, and what ---------------------------------------------------------------
+
+# An agency whose referral is live or was completed takes part in the case; a rejected, failed or
+# cancelled (e.g. superseded) one no longer does.
+TAKES_PART = LIVE | {"completed"}
+DECISION_FIELDS = tuple(DecisionPublic.model_fields)
+# What a partner does not learn: why the case is what it is, who else was left out or is missing.
+PARTNER_WITHHELD = frozenset({"patterns", "excluded", "resource_gaps"})
+
+
+@dataclass(frozen=True)
+class DecisionAccess:
+    """What a reader may see of a case's decisions, and the legal basis of the release (開示の根拠)."""
+
+    view: Literal["full", "partner"]
+    basis: Literal["operator", "engagement"]
+    basis_ref: str | None
+    referrals: tuple[Referral, ...]  # the reader's own referrals on the case, live ones first
+
+
+def decision_access(
+    session: Session, principal: Principal, in_force: RoutingDecision | DecisionPublic
+) -> DecisionAccess | None:
+    """How `principal` may read a case's decisions, or None when the case is none of its business."""
+    if not principal.serves(in_force.municipality_code):
+        return None
+    if principal.has(Scope.operator):
+        return DecisionAccess(view="full", basis="operator", basis_ref=None, referrals=())
+    mine = sorted(
+        (
+            r
+            for r in referrals_of_case(session, in_force.case_id)
+            if r.agency_id == principal.agency_id and r.status in TAKES_PART
+        ),
+        key=lambda r: r.status not in LIVE,
+    )
+    if not mine:
+        return None
+    owning = [r for r in mine if is_owner(r)]
+    if owning or in_force.lead == principal.agency_id:
+        return DecisionAccess(view="full", basis="engagement", basis_ref=(owning or mine)[0].id, referrals=tuple(mine))
+    return DecisionAccess(view="partner", basis="engagement", basis_ref=mine[0].id, referrals=tuple(mine))
+
+
+def read_decisions(
+    session: Session, *, case_id: str, principal: Principal, in_force_only: bool
+) -> list[DecisionPublic] | None:
+    """A case's decisions (or the one in force) as `principal` may see them, each read in the disclosure
+    ledger; None when the answer is 404, as for a case that does not exist."""
+    decisions = decisions_of_case(session, case_id)
+    if not decisions:
+        return None  # nothing to record: without a case there is no municipality to keep the row under
+    in_force = decisions[-1]
+    access = decision_access(session, principal, in_force)
+    _record_decision_read(session, in_force, principal.agency_id, access)
+    if access is None:
+        return None
+    shown = [in_force] if in_force_only else decisions
+    return [_view(session, d, access, principal.agency_id, in_force=d is in_force) for d in shown]
+
+
+def _view(
+    session: Session,
+    decision: RoutingDecision | DecisionPublic,
+    access: DecisionAccess,
+    agency_id: str,
+    *,
+    in_force: bool,
+) -> DecisionPublic:
+    full = DecisionPublic.model_validate({**decision.model_dump(), "view": "full"})
+    if access.view == "full":
+        return full
+    own = [e for e in full.engaged if e.get("agency_id") == agency_id]
+    if not own:
+        # A re-routed or escalated referral stems from a decision that names another agency, and a later
+        # decision may not name the partner at all: the decision in force still shows why it is there.
+        origin = [r for r in access.referrals if in_force or r.decision_id == decision.id]
+        own = [_engagement_of(session, origin[0])] if origin else []
+    hidden: dict[str, Any] = {name: [] for name in PARTNER_WITHHELD}
+    return full.model_copy(update={**hidden, "engaged": own, "view": "partner"})
+
+
+def _engagement_of(session: Session, referral: Referral) -> dict[str, Any]:
+    """The engagement a referral carries out: as its decision recorded it, or as the referral says."""
+    origin = session.get(RoutingDecision, referral.decision_id)
+    for entry in origin.engaged if origin else []:
+        if entry.get("agency_id") == referral.agency_id and entry.get("rule_id") == referral.rule_id:
+            return entry
+    return {
+        "agency_id": referral.agency_id,
+        "agency_type": referral.agency_type,
+        "rule_id": referral.rule_id,
+        "legal_basis": referral.legal_basis,
+        "reason": "; ".join(f"tag {tag} → {referral.agency_type}" for tag in referral.tags),
+        "tags": list(referral.tags),
+    }
+
+
+def _record_decision_read(
+    session: Session, decision: RoutingDecision | DecisionPublic, reader: str, access: DecisionAccess | None
+) -> None:
+    if access is None:
+        fields: Sequence[str] = DECISION_FIELDS
+    elif access.view == "partner":
+        fields = [name for name in DECISION_FIELDS if name not in PARTNER_WITHHELD]
+    else:
+        fields = DECISION_FIELDS
+    stage_disclosure(
+        session,
+        RouterOutbox,
+        source=SOURCE,
+        municipality_code=decision.municipality_code,
+        case_id=decision.case_id,
+        recipient=reader,
+        channel="decision_read",
+        fields=fields,
+        basis=access.basis if access else "none",
+        basis_ref=access.basis_ref if access else None,
+        released=access is not None,
+    )
+
+
 # --- the referral lifecycle -------------------------------------------------------------------
+
+# Moves that end a referral without handing it on (a rejection re-routes it, so the case keeps an owner).
+CLOSING = frozenset({"cancelled", "completed", "failed"})
+# Who closes a referral the escalation timer superseded (ReferralTransition.changed_by).
+TIMER_ACTOR = "router:escalation"
 
 
 def transition(
     session: Session, *, referral_id: str, body: TransitionCreate, principal: Principal, ctx: Context
 ) -> Referral:
     """Move a referral to its next state; a rejection re-routes it so the case keeps an owner."""
-    referral = get_referral(session, referral_id)
+    # The row lock orders this move against the escalation timer firing on the same referral: whichever
+    # comes second sees the status the first one left.
+    referral = _locked_referral(session, referral_id)
+    if referral is None or not _knows_of_case(session, principal, referral):
+        # To a stranger the referral (and so its case) does not exist.
+        raise Problem(404, "referral-not-found", f"no referral {referral_id}")
     facts = session.get(CaseFacts, referral.case_id)
     assert facts is not None, "a referral always belongs to a routed case"
     decision = latest_decision(session, referral.case_id)
@@ -626,20 +808,71 @@ def transition(
         )
     _check_reason(body)
     config = ctx.configs.active(session, referral.municipality_code)
+    leads = {config.directory.municipality.lead, decision.lead if decision else None}
+    if body.to in CLOSING and referral.agency_id in leads and not _others_live(session, referral):
+        raise Problem(
+            409,
+            "last-open-referral",
+            "this is the lead's (協働の中核) referral and the case's last open one: closing it would leave the "
+            "case without an owner; return it to the community or hand it over by a new decision first",
+        )
+    _change_status(
+        session, config, facts, referral, to=body.to, reason=body.reason_code, note=body.note, by=principal.agency_id
+    )
+    if body.to == "rejected":
+        _reroute(session, ctx, config, facts, referral)
+    return referral
+
+
+def _locked_referral(session: Session, referral_id: str) -> Referral | None:
+    """The referral as last committed, its row locked until the transaction ends (PostgreSQL)."""
+    query = (
+        select(Referral).where(Referral.id == referral_id).with_for_update().execution_options(populate_existing=True)
+    )
+    return session.exec(query).first()
+
+
+def _knows_of_case(session: Session, principal: Principal, referral: Referral) -> bool:
+    """True for an operator of the case's municipality, or an agency with any referral on the case."""
+    if not principal.serves(referral.municipality_code):
+        return False
+    if principal.has(Scope.operator) or principal.agency_id == referral.agency_id:
+        return True
+    query = select(Referral.id).where(Referral.case_id == referral.case_id, Referral.agency_id == principal.agency_id)
+    return session.exec(query.limit(1)).first() is not None
+
+
+def _others_live(session: Session, referral: Referral) -> bool:
+    return any(r.id != referral.id and r.status in LIVE for r in referrals_of_case(session, referral.case_id))
+
+
+def _change_status(
+    session: Session,
+    config: MunicipalityConfig,
+    facts: CaseFacts,
+    referral: Referral,
+    *,
+    to: ReferralStatus,
+    reason: str | None,
+    note: str | None,
+    by: str,
+) -> None:
+    """Record one move of a referral: its row and version, the transition, the event and the feed entry."""
     previous = referral.status
     now = datetime.now(UTC)
-    referral.status = body.to
-    referral.status_reason = body.reason_code
+    referral.status = to
+    referral.status_reason = reason
     referral.updated_at = now
+    referral.version += 1
     session.add(referral)
     session.add(
         ReferralTransition(
             referral_id=referral.id,
             from_status=previous,
-            to_status=body.to,
-            reason_code=body.reason_code,
-            note=body.note,
-            changed_by=principal.agency_id,
+            to_status=to,
+            reason_code=reason,
+            note=note,
+            changed_by=by,
             at=now,
         )
     )
@@ -651,16 +884,14 @@ def transition(
             case_id=referral.case_id,
             agency_id=referral.agency_id,
             from_status=previous,
-            to_status=body.to,
-            reason_code=body.reason_code,
-            changed_by=principal.agency_id,
+            to_status=to,
+            reason_code=reason,
+            changed_by=by,
             changed_at=now,
+            version=referral.version,
         ),
     )
     _feed(session, config, facts, referral, "status_changed")
-    if body.to == "rejected":
-        _reroute(session, ctx, config, facts, referral)
-    return referral
 
 
 def _check_reason(body: TransitionCreate) -> None:
@@ -693,13 +924,21 @@ def _reroute(
         consultation, config.directory, config.rules, rejected.agency_type, excluding=tried
     )
     if candidates:
-        rule = routing.REROUTE
-        agency = candidates[0]
+        # The next agency of the type does the same work, so it learns the same tags and no more.
+        rule, agency, tags = routing.REROUTE, candidates[0], list(rejected.tags)
     else:
-        rule = routing.REROUTE_TO_LEAD
-        agency = config.directory.agency(config.directory.municipality.lead)
+        rule, agency, tags = routing.REROUTE_TO_LEAD, config.directory.agency(config.directory.municipality.lead), []
     return _refer(
-        session, ctx, config, facts, decision, agency, rule=rule.id, basis=rule.legal_basis, replaces=rejected.id
+        session,
+        ctx,
+        config,
+        facts,
+        decision,
+        agency,
+        rule=rule.id,
+        basis=rule.legal_basis,
+        tags=tags,
+        replaces=rejected.id,
     )
 
 
@@ -717,7 +956,8 @@ def fire_due_timers(session: Session, ctx: Context, *, now: datetime | None = No
     for timer in timers:
         timer.fired_at = moment
         session.add(timer)
-        referral = session.get(Referral, timer.referral_id)
+        # Waits for an accept of the same referral in flight, then sees it accepted (see transition).
+        referral = _locked_referral(session, timer.referral_id)
         if referral is None or referral.status not in AWAITING:
             continue  # accepted, rejected or closed in time: nothing to chase
         facts = session.get(CaseFacts, referral.case_id)
@@ -739,8 +979,6 @@ def fire_due_timers(session: Session, ctx: Context, *, now: datetime | None = No
         )
         _feed(session, config, facts, referral, "reminder" if timer.kind == "reminder" else "escalated")
         if escalate:
-            referral.status_reason = "escalated"
-            session.add(referral)
             decision = session.get(RoutingDecision, referral.decision_id)
             assert decision is not None
             _refer(
@@ -752,7 +990,12 @@ def fire_due_timers(session: Session, ctx: Context, *, now: datetime | None = No
                 config.directory.agency(lead),
                 rule=routing.ESCALATION.id,
                 basis=routing.ESCALATION.legal_basis,
+                tags=[],
                 replaces=referral.id,
+            )
+            # The lead has taken the work over: the silent agency's referral ends, and its access with it.
+            _change_status(
+                session, config, facts, referral, to="cancelled", reason="superseded", note=None, by=TIMER_ACTOR
             )
     return len(timers)
 
@@ -763,11 +1006,15 @@ def fire_due_timers(session: Session, ctx: Context, *, now: datetime | None = No
 def escalate(
     session: Session, *, case_id: str, kind: DecisionKind, principal: Principal, ctx: Context
 ) -> DecisionPublic:
-    """Record a new decision on request: backup (→ tier 2), prefecture support (→ tier 3), or return (見守り)."""
+    """Record a new decision on request: backup (→ tier 2), prefecture support (→ tier 3), or return (見守り).
+
+    Returns the new decision as the asker may read it (recorded in the disclosure ledger).
+    """
     facts = session.get(CaseFacts, case_id)
     current = latest_decision(session, case_id)
-    if facts is None or current is None:
-        raise Problem(404, "case-not-routed", f"case {case_id} has no routing decision (yet)")
+    not_routed = Problem(404, "case-not-routed", f"case {case_id} has no routing decision (yet)")
+    if facts is None or current is None or decision_access(session, principal, current) is None:
+        raise not_routed  # also to an agency with no part in the case: it does not learn that it exists
     config = ctx.configs.active(session, facts.municipality_code)
     consultation = ConsultationSummary.model_validate(facts.consultation)
     lead = config.directory.municipality.lead
@@ -787,8 +1034,13 @@ def escalate(
         else:
             decision = routing.decide_return_to_community(consultation, config.directory, config.rules)
     try:
-        return _record_decision(
+        recorded = _record_decision(
             session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id, previous=current
         )
     except NoOwner as error:
         raise Problem(409, "no-owner", str(error)) from None
+    access = decision_access(session, principal, recorded)
+    _record_decision_read(session, recorded, principal.agency_id, access)
+    if access is None:
+        raise not_routed  # unreachable: new decisions only add agencies; rolls the decision back regardless
+    return _view(session, recorded, access, principal.agency_id, in_force=True)

@@ -181,6 +181,23 @@ async def test_router_end_to_end(
     assert [(r.agency_id, r.rule_id) for r in taken_over] == [("nabari-houkatsu", "escalation")]
     [to_lead] = [r for r in escalated if r["replaces_referral_id"] == by_agency["hellowork-nabari"]["id"]]
     assert to_lead["agency_id"] == "nabari-houkatsu" and to_lead["rule_id"] == "escalation"
+    # The lead took the work over: the silent office's referral is closed, and its access with it.
+    [superseded] = [r for r in escalated if r["id"] == unanswered]
+    assert (superseded["status"], superseded["status_reason"]) == ("cancelled", "superseded")
+    office = agency("hellowork-nabari")
+    assert (await office.client.get(f"/v1/cases/{case_id}/decision")).status_code == 404
+    office_feed = (await office.get("/v1/feed/entries"))["entries"]
+    assert [(e["kind"], e["body"]["status"]) for e in office_feed if e["referral_id"] == unanswered][-1] == (
+        "status_changed",
+        "cancelled",
+    )
+    # Each partner's feed names only the tags it was engaged for; the lead's the whole household.
+    issues = {
+        agency_id: {tuple(e["body"]["issues"]) for e in (await agency(agency_id).get("/v1/feed/entries"))["entries"]}
+        for agency_id in ("hoken-07", "nabari-houkatsu")
+    }
+    assert ("long_term_care",) in issues["hoken-07"] and len(issues["hoken-07"]) == 1
+    assert ("employment", "hikikomori", "long_term_care") in issues["nabari-houkatsu"]
     overdue = await read_events(
         str(settings.kafka_bootstrap_servers),
         topic_of(settings, ReferralOverdue),

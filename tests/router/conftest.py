@@ -65,6 +65,11 @@ def referrals_by_agency(engine: Engine, case_id: str) -> dict[str, Referral]:
         return {r.agency_id: r for r in service.referrals_of_case(session, case_id)}
 
 
-def as_agency(agency_id: str, *scopes: Scope) -> Principal:
-    """The credential of a coordinator of `agency_id` (plus any other scopes)."""
-    return Principal(agency_id=agency_id, scopes=frozenset({Scope.coordinator, *scopes}), token_id="test")
+def as_agency(agency_id: str, *scopes: Scope, municipalities: tuple[str, ...] = (MUNICIPALITY,)) -> Principal:
+    """The credential of a coordinator of `agency_id` (plus any other scopes), serving 名張市 unless told."""
+    return Principal(
+        agency_id=agency_id,
+        scopes=frozenset({Scope.coordinator, *scopes}),
+        token_id="test",
+        municipalities=frozenset(municipalities),
+    )

@@ -1,6 +1,8 @@
 """The coordinators' feed: numbered per agency in commit order, so a reader paging with a cursor never
-misses an entry written concurrently; and on Kafka, keyed by agency id."""
+misses an entry written concurrently; on Kafka, keyed by agency id; and on both, each agency learns only
+the issue tags it was engaged for."""
 
+import json
 import random
 import threading
 import time
@@ -11,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
@@ -21,7 +24,15 @@ from services.router.models import FeedEntry, TransitionCreate
 from shared import db
 from shared.auth import Scope
 from shared.consultation import ConsultationSummary
-from shared.events import AgencyFeedEntry, ConsultationReceived, Envelope, decode, new_event
+from shared.events import (
+    AgencyFeedEntry,
+    ConsultationReceived,
+    DisclosureRecorded,
+    Envelope,
+    decode,
+    encode,
+    new_event,
+)
 from shared.settings import Settings
 from tests.conftest import read_events, topic_of
 from tests.router.conftest import as_agency, referrals_by_agency, route
@@ -231,3 +242,101 @@ async def test_the_kafka_feed_is_keyed_by_agency_id_and_numbered_like_the_http_f
         [same] = [e for e in page.json()["entries"] if e["referral_id"] == entry.data.referral_id]
         assert same["id"] == entry.data.entry_id
     assert {r.key.decode() for r in records} == agencies
+
+
+async def publish_household(settings: Settings, case_id: str, area: str, household: list[dict[str, Any]]) -> None:
+    """Publish a consultation of this household to the real broker, as intake would."""
+    summary = ConsultationSummary.model_validate({"area": area, "pathway": "self", "household": household})
+    data = ConsultationReceived(
+        case_id=case_id, consultation_id=case_id, submitted_by="t", received_at=datetime.now(UTC), consultation=summary
+    )
+    event = new_event(data, source="/test", subject=case_id, municipality_code="242080")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic_of(settings, ConsultationReceived), encode(event), key=case_id.encode())
+    finally:
+        await producer.stop()
+
+
+async def test_a_dv_tag_reaches_only_the_lead_and_the_agencies_engaged_for_it_on_http_and_on_kafka(
+    router_app: httpx.AsyncClient, settings: Settings, bearer: Callable[..., dict[str, str]]
+) -> None:
+    """Done when 2: a household with spousal violence (指針 第四) and a child out of work, routed by the
+    router consuming from the real broker; each agency's feed read back over HTTP and from Kafka."""
+    operator = bearer("operator", Scope.operator, Scope.coordinator)
+    case_id = str(uuid.uuid4())
+    household = [
+        {"relation": "self", "issues": ["domestic_violence"]},
+        {"relation": "child", "issues": ["employment", "poverty"]},
+    ]
+    await publish_household(settings, case_id, "chiiki-03", household)
+    await poll_json_asgi(router_app, f"/v1/cases/{case_id}/decision", operator)
+    referrals = (await router_app.get(f"/v1/referrals?case_id={case_id}", headers=operator)).json()
+    engaged_for_dv = {"nabari-fukushi", "mie-dv"}
+    others = {"hellowork-nabari", "nabari-jiritsu"}
+    assert {r["agency_id"] for r in referrals} == {LEAD} | engaged_for_dv | others
+
+    def coordinator(agency_id: str) -> dict[str, str]:
+        return bearer(agency_id, Scope.coordinator)
+
+    http_issues: dict[str, set[str]] = {}
+    for agency_id in {LEAD} | engaged_for_dv | others:
+        page = (await router_app.get("/v1/feed/entries", headers=coordinator(agency_id))).json()
+        [entry] = [e for e in page["entries"] if e["case_id"] == case_id]
+        http_issues[agency_id] = set(entry["body"]["issues"])
+
+    def of_case(records: list[Any]) -> list[AgencyFeedEntry]:
+        entries = [decode(r.value, AgencyFeedEntry).data for r in records]
+        return [entry for entry in entries if entry.case_id == case_id]
+
+    records = await read_events(
+        str(settings.kafka_bootstrap_servers),
+        topic_of(settings, AgencyFeedEntry),
+        until=lambda rs: len(of_case(rs)) >= len(referrals),
+    )
+    kafka_issues = {entry.agency_id: set(entry.issues) for entry in of_case(records)}
+
+    for issues in (http_issues, kafka_issues):
+        assert {agency for agency, tags in issues.items() if "domestic_violence" in tags} == {LEAD} | engaged_for_dv
+        assert issues[LEAD] == {"domestic_violence", "employment", "poverty"}, "the lead sees the whole household"
+        assert issues["hellowork-nabari"] == {"employment"}
+        assert issues["nabari-jiritsu"] == {"poverty"}
+        assert issues["mie-dv"] == issues["nabari-fukushi"] == {"domestic_violence"}
+
+    # The decision: an agency with no part gets the answer of a case that does not exist.
+    stranger = await router_app.get(f"/v1/cases/{case_id}/decision", headers=coordinator("nabari-kyoiku"))
+    unknown_id = str(uuid.uuid4())
+    unknown = await router_app.get(f"/v1/cases/{unknown_id}/decision", headers=coordinator("nabari-kyoiku"))
+    assert stranger.status_code == unknown.status_code == 404
+    assert stranger.json() == json.loads(unknown.text.replace(unknown_id, case_id))
+    listed = await router_app.get(f"/v1/cases/{case_id}/decisions", headers=coordinator("nabari-kyoiku"))
+    assert listed.status_code == 404 and listed.json()["type"] == stranger.json()["type"]
+    # An engaged partner: its own engagement, its own tag and reason, nothing of the violence.
+    partner = await router_app.get(f"/v1/cases/{case_id}/decision", headers=coordinator("hellowork-nabari"))
+    assert partner.status_code == 200
+    view = partner.json()
+    assert view["view"] == "partner"
+    assert [(e["agency_id"], e["tags"], e["reason"]) for e in view["engaged"]] == [
+        ("hellowork-nabari", ["employment"], "tag employment → public_employment_office")
+    ]
+    assert view["patterns"] == view["excluded"] == view["resource_gaps"] == []
+    assert "domestic_violence" not in partner.text
+    lead = (await router_app.get(f"/v1/cases/{case_id}/decision", headers=coordinator(LEAD))).json()
+    assert lead["view"] == "full" and len(lead["engaged"]) == len(referrals)
+
+    # Each read is in the disclosure ledger (on Kafka, for intake to keep): the refusal too.
+    def reads(records: list[Any]) -> list[DisclosureRecorded]:
+        rows = [decode(r.value, DisclosureRecorded).data for r in records]
+        return [row for row in rows if row.case_id == case_id and row.channel == "decision_read"]
+
+    ledger = reads(
+        await read_events(
+            str(settings.kafka_bootstrap_servers),
+            topic_of(settings, DisclosureRecorded),
+            until=lambda rs: {r.recipient for r in reads(rs)} >= {"nabari-kyoiku", "hellowork-nabari", LEAD},
+        )
+    )
+    by_reader = {(row.recipient, row.outcome, row.basis) for row in ledger}
+    assert {("nabari-kyoiku", "refused", "none"), ("hellowork-nabari", "released", "engagement")} <= by_reader
+    assert (LEAD, "released", "engagement") in by_reader and ("operator", "released", "operator") in by_reader
