@@ -1,9 +1,10 @@
-"""Intake's HTTP API for partner agencies: consultations, contacts, consent and personal details."""
+"""Intake's HTTP API: consultations, contacts, consent, personal details, the disclosure ledger, possible
+same households and the 支援会議 roster."""
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Form, Header, Request, status
+from fastapi import APIRouter, Form, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel
 
 from services.intake import service
@@ -18,14 +19,21 @@ from services.intake.models import (
     ConsultationCreate,
     ContactAccepted,
     ContactCreate,
+    DisclosurePublic,
     DuplicateCandidate,
+    EmergencyRelease,
+    HouseholdMatchPublic,
     IntakeIdempotencyRecord,
     PersonalDetailsRelease,
+    RosterEntryPublic,
+    RosterEntryUpdate,
+    SupportMeetingMember,
     TokenResponse,
 )
 from shared import db, idempotency
-from shared.api import PrincipalDep, RuntimeDep, require_any
+from shared.api import PrincipalDep, RuntimeDep, require_any, require_municipality
 from shared.auth import AuthProblem, Principal, Scope, TokenIssuer, require
+from shared.directory import Directory
 from shared.problems import Problem, problem_responses
 from shared.runtime import Runtime
 
@@ -104,7 +112,7 @@ async def token(
     tags=["consultations"],
     status_code=status.HTTP_202_ACCEPTED,
     response_model=ConsultationAccepted,
-    responses=problem_responses(400, 401, 403, 409, 422),
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
 )
 async def submit_consultation(
     body: ConsultationCreate,
@@ -116,13 +124,16 @@ async def submit_consultation(
     """Submit a consultation about a household; it opens a case that is routed asynchronously.
 
     Personal details of members are optional, stored encrypted in intake only, and never published.
-    Cases that may be the same household are offered as links in `possible_duplicates`.
+    Cases your agency may already read that may be the same household are offered as links in
+    `possible_duplicates`; any match goes to the municipality's lead coordinators, and the response
+    is the same whether or not another agency knows the household.
     """
     require(principal, Scope.submit)
+    require_municipality(principal, body.municipality_code, what="municipality")
     service.validate_place(body, runtime.state["directories"], FIELD_LABELS)
 
     def work(session: Any) -> dict[str, Any]:
-        submitted = service.submit(session, body=body, agency_id=principal.agency_id, vault=runtime.state["vault"])
+        submitted = service.submit(session, body=body, principal=principal, vault=runtime.state["vault"])
         return ConsultationAccepted(
             case_id=submitted.case_id,
             consultation_id=submitted.consultation_id,
@@ -155,7 +166,7 @@ async def add_contact(
     require(principal, Scope.submit)
 
     def work(session: Any) -> dict[str, Any]:
-        case = service.get_case(session, case_id)
+        case = service.get_case(session, case_id, principal)
         service.require_access(session, case, principal, allowed=service.WORK_ACCESS)
         contact = service.add_contact(session, case=case, body=body, agency_id=principal.agency_id)
         return ContactAccepted(case_id=case.id, contact_id=contact.id, received_at=contact.received_at).model_dump(
@@ -167,17 +178,15 @@ async def add_contact(
 
 @router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403, 422))
 async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CasePublic]:
-    """Cases your agency submitted, is engaged on, or completed a referral of, newest first."""
+    """Cases your agency submitted, is engaged on, or completed a referral of, newest first.
+
+    Each case listed is a release of its timeline, written to the disclosure ledger.
+    """
     require(principal, Scope.read_own)
 
     def work() -> list[CasePublic]:
         with db.transaction(runtime.engine) as session:
-            return [
-                CasePublic.model_validate(
-                    service.timeline(session, c, access=service.require_access(session, c, principal))
-                )
-                for c in service.list_cases(session, principal)
-            ]
+            return [CasePublic.model_validate(view) for view in service.read_cases(session, principal)]
 
     return await anyio.to_thread.run_sync(work)
 
@@ -188,19 +197,22 @@ async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CaseP
 async def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> CasePublic:
     """A case's timeline: status, routing decision, contacts, referrals and consents (no personal details).
 
-    For its submitting agency, agencies with a live referral, operators, and agencies whose referral
-    was completed (the history they took part in); not for one whose referral was rejected, cancelled
-    or failed.
+    For its submitting agency, agencies with a live referral, operators of its municipality, and
+    agencies whose referral was completed (the history they took part in). Anyone else is answered
+    as if the case did not exist (404). Every read, and every refused one, is written to the
+    disclosure ledger.
     """
     require(principal, Scope.read_own)
 
-    def work() -> CasePublic:
+    def work() -> dict[str, Any] | None:
         with db.transaction(runtime.engine) as session:
-            case = service.get_case(session, case_id)
-            access = service.require_access(session, case, principal)
-            return CasePublic.model_validate(service.timeline(session, case, access=access))
+            return service.read_case(session, case_id, principal)
 
-    return await anyio.to_thread.run_sync(work)
+    view = await anyio.to_thread.run_sync(work)
+    if view is None:
+        # Raised only now: the ledger's row of the refusal has committed.
+        raise service.case_not_found(case_id)
+    return CasePublic.model_validate(view)
 
 
 @router.post(
@@ -225,7 +237,7 @@ async def record_consent(
     require(principal, Scope.submit)
 
     def work(session: Any) -> dict[str, Any]:
-        case = service.get_case(session, case_id)
+        case = service.get_case(session, case_id, principal)
         if service.require_access(session, case, principal) != "submitter":
             raise Problem(403, "not-the-submitter", "only the agency that submitted the case records its consent")
         consent = service.record_consent(session, case=case, body=body, agency_id=principal.agency_id)
@@ -256,7 +268,7 @@ async def revoke_consent(
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Any) -> dict[str, Any]:
-        case = service.get_case(session, case_id)
+        case = service.get_case(session, case_id, principal)
         if service.require_access(session, case, principal) not in {"submitter", "operator"}:
             raise Problem(403, "not-the-submitter", "only the submitting agency or an operator revokes consent")
         consent = service.revoke_consent(session, case=case, consent_id=consent_id, body=body)
@@ -271,27 +283,74 @@ async def revoke_consent(
     response_model=PersonalDetailsRelease,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def read_personal_details(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> PersonalDetailsRelease:
-    """Personal details of a case's members, for the submitting agency or an engaged agency with consent.
+async def read_personal_details(
+    case_id: str,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    basis: Annotated[
+        Literal["consent", "support_meeting"],
+        Query(
+            description="consent: under 本人同意 (the members it covers); support_meeting: as a current member "
+            "of the municipality's 支援会議 (社会福祉法 Art. 106-6), every member"
+        ),
+    ] = "consent",
+) -> PersonalDetailsRelease:
+    """Personal details of a case's members, for the submitting agency or an engaged agency with a legal basis.
 
     Engaged means a live referral (requested, received, accepted, in_progress, on_hold); an agency
-    whose referral was completed, rejected, cancelled or failed is refused.
+    whose referral was completed is refused (403), and one with no part in the case is answered as
+    if the case did not exist (404). A request with no basis is refused (403).
 
-    Every attempt, granted or refused, is written to the audit log.
+    Every attempt, granted or refused, is written to the audit log and the disclosure ledger.
     """
     require(principal, Scope.read_own)
+    return await _release_details(runtime, principal, case_id, basis=basis, emergency=None)
 
-    def work() -> tuple[PersonalDetailsRelease | None, str]:
+
+@router.post(
+    "/cases/{case_id}/personal-details/emergency-release",
+    tags=["consent"],
+    response_model=PersonalDetailsRelease,
+    responses=problem_responses(400, 401, 403, 404, 422),
+)
+async def emergency_release(
+    case_id: str, body: EmergencyRelease, runtime: RuntimeDep, principal: PrincipalDep
+) -> PersonalDetailsRelease:
+    """Personal details for an engaged agency without consent, to protect a person's life, body or property
+    when consent is hard to obtain (個人情報保護法 Art. 27(1)(ii), Art. 69).
+
+    The note saying why is required; it is kept in the disclosure ledger only and never published.
+    """
+    require(principal, Scope.read_own)
+    return await _release_details(runtime, principal, case_id, basis="consent", emergency=body)
+
+
+async def _release_details(
+    runtime: Runtime,
+    principal: Principal,
+    case_id: str,
+    *,
+    basis: service.PersonalDetailsBasis,
+    emergency: EmergencyRelease | None,
+) -> PersonalDetailsRelease:
+    def work() -> service.DetailsOutcome:
         with db.transaction(runtime.engine) as session:
-            case = service.get_case(session, case_id)
             return service.release_personal_details(
-                session, case=case, principal=principal, vault=runtime.state["vault"]
+                session,
+                case_id=case_id,
+                principal=principal,
+                vault=runtime.state["vault"],
+                basis=basis,
+                emergency=emergency,
             )
 
-    release, reason = await anyio.to_thread.run_sync(work)
-    if release is None:
-        raise Problem(403, "personal-details-refused", reason)
-    return release
+    outcome = await anyio.to_thread.run_sync(work)
+    # A refusal is raised only now, once its audit entry and ledger row have committed.
+    if outcome.status == 404:
+        raise service.case_not_found(case_id)
+    if outcome.release is None:
+        raise Problem(403, "personal-details-refused", outcome.reason)
+    return outcome.release
 
 
 @router.get(
@@ -300,13 +359,230 @@ async def read_personal_details(case_id: str, runtime: RuntimeDep, principal: Pr
 async def read_audit_log(
     runtime: RuntimeDep, principal: PrincipalDep, case_id: str | None = None
 ) -> list[AuditEntryPublic]:
-    """Reads of personal details, newest first (operators)."""
+    """Reads of personal details in the municipalities you serve, newest first (operators)."""
     require(principal, Scope.operator)
 
     def work() -> list[AuditEntryPublic]:
         with db.transaction(runtime.engine) as session:
             return [
-                AuditEntryPublic.model_validate(e.model_dump()) for e in service.audit_log(session, case_id=case_id)
+                AuditEntryPublic.model_validate(e.model_dump())
+                for e in service.audit_log(session, principal=principal, case_id=case_id)
             ]
+
+    return await anyio.to_thread.run_sync(work)
+
+
+# --- the disclosure ledger --------------------------------------------------------------------
+
+
+def _household_disclosures(runtime: Runtime, principal: Principal, case_id: str) -> list[DisclosurePublic]:
+    with db.transaction(runtime.engine) as session:
+        case = service.get_case(session, case_id, principal)
+        service.require_operator_of(principal, case)
+        return [DisclosurePublic.model_validate(d.model_dump()) for d in service.household_disclosures(session, case)]
+
+
+@router.get(
+    "/cases/{case_id}/disclosures",
+    tags=["disclosure ledger"],
+    response_model=list[DisclosurePublic],
+    responses=problem_responses(401, 404, 422),
+)
+async def read_disclosures(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> list[DisclosurePublic]:
+    """Every release of the household's information, and every refusal, oldest first, with its legal basis.
+
+    The household is the case with every case linked to it as the same household. For answering a
+    開示請求; operators of the case's municipality only (anyone else: 404).
+    """
+    return await anyio.to_thread.run_sync(_household_disclosures, runtime, principal, case_id)
+
+
+@router.get(
+    "/cases/{case_id}/disclosures.csv",
+    tags=["disclosure ledger"],
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The ledger as CSV (UTF-8 with BOM)",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 404, 422),
+    },
+)
+async def export_disclosures(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
+    """The household's disclosure ledger as CSV for a 開示請求 (headers in Japanese and English; operators)."""
+
+    def work() -> str:
+        with db.transaction(runtime.engine) as session:
+            case = service.get_case(session, case_id, principal)
+            service.require_operator_of(principal, case)
+            return service.disclosures_csv(service.household_disclosures(session, case))
+
+    text = await anyio.to_thread.run_sync(work)
+    return Response(
+        text.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="disclosures-{case_id}.csv"'},
+    )
+
+
+# --- possible same households -----------------------------------------------------------------
+
+
+@router.get(
+    "/household-matches",
+    tags=["household matches"],
+    response_model=list[HouseholdMatchPublic],
+    responses=problem_responses(401, 422),
+)
+async def list_household_matches(
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    match_status: Annotated[Literal["open", "linked", "dismissed"] | None, Query(alias="status")] = None,
+) -> list[HouseholdMatchPublic]:
+    """Possible same households (同一世帯の可能性) to link or dismiss, newest first.
+
+    For coordinators of the municipality's lead agency (協働の中核) and its operators; anyone else gets
+    an empty list. An item names two cases, never a person.
+    """
+    municipalities = service.deciding_municipalities(principal, runtime.state["directories"])
+
+    def work() -> list[HouseholdMatchPublic]:
+        with db.transaction(runtime.engine) as session:
+            return [
+                HouseholdMatchPublic.model_validate(m.model_dump())
+                for m in service.list_household_matches(session, municipalities=municipalities, status=match_status)
+            ]
+
+    return await anyio.to_thread.run_sync(work)
+
+
+async def _decide(runtime: Runtime, principal: Principal, match_id: str, *, link: bool) -> HouseholdMatchPublic:
+    municipalities = service.deciding_municipalities(principal, runtime.state["directories"])
+
+    def work() -> HouseholdMatchPublic:
+        with db.transaction(runtime.engine) as session:
+            match = service.decide_household_match(
+                session, match_id=match_id, municipalities=municipalities, link=link, decided_by=principal.agency_id
+            )
+            return HouseholdMatchPublic.model_validate(match.model_dump())
+
+    decided = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    return decided
+
+
+@router.post(
+    "/household-matches/{match_id}/link",
+    tags=["household matches"],
+    response_model=HouseholdMatchPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def link_household_match(match_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> HouseholdMatchPublic:
+    """Link the two cases as one household: shown on both timelines to whoever may read both, counted once in 実件数."""
+    return await _decide(runtime, principal, match_id, link=True)
+
+
+@router.post(
+    "/household-matches/{match_id}/dismiss",
+    tags=["household matches"],
+    response_model=HouseholdMatchPublic,
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def dismiss_household_match(match_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> HouseholdMatchPublic:
+    """Close the item: the two cases are different households."""
+    return await _decide(runtime, principal, match_id, link=False)
+
+
+# --- 支援会議 roster ---------------------------------------------------------------------------
+
+MunicipalityCode = Annotated[str, Path(pattern=r"^\d{6}$", description="全国地方公共団体コード (6 digits)")]
+
+
+def _administered(runtime: Runtime, principal: Principal, municipality_code: str) -> Directory:
+    """The municipality's directory if `principal` administers it; a 404 otherwise."""
+    directory: Directory | None = runtime.state["directories"].get(municipality_code)
+    if directory is None or not principal.has(Scope.admin) or not principal.serves(municipality_code):
+        raise Problem(404, "municipality-not-found", f"no municipality {municipality_code} here")
+    return directory
+
+
+def _roster_entry(entry: SupportMeetingMember) -> RosterEntryPublic:
+    return RosterEntryPublic(**entry.model_dump(), current=service.is_current(entry, service.local_today()))
+
+
+@router.get(
+    "/municipalities/{municipality_code}/support-meeting-roster",
+    tags=["support meeting"],
+    response_model=list[RosterEntryPublic],
+    responses=problem_responses(401, 404, 422),
+)
+async def read_roster(
+    municipality_code: MunicipalityCode, runtime: RuntimeDep, principal: PrincipalDep
+) -> list[RosterEntryPublic]:
+    """The municipality's 支援会議 roster (社会福祉法 Art. 106-6), past and current members (admins)."""
+    _administered(runtime, principal, municipality_code)
+
+    def work() -> list[RosterEntryPublic]:
+        with db.transaction(runtime.engine) as session:
+            return [_roster_entry(e) for e in service.roster(session, municipality_code)]
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.put(
+    "/municipalities/{municipality_code}/support-meeting-roster/{agency_id}",
+    tags=["support meeting"],
+    response_model=RosterEntryPublic,
+    responses=problem_responses(400, 401, 404, 422),
+)
+async def put_roster_entry(
+    municipality_code: MunicipalityCode,
+    agency_id: str,
+    body: RosterEntryUpdate,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+) -> RosterEntryPublic:
+    """Make an agency of the directory a member of the 支援会議 from `member_from` (until `member_until`).
+
+    The agency must have acknowledged the confidentiality duty (守秘義務); only then may case information
+    be shared with it on this basis, and only while it is a member.
+    """
+    directory = _administered(runtime, principal, municipality_code)
+    if directory.find_agency(agency_id) is None:
+        raise Problem(404, "agency-not-found", f"no agency {agency_id} in the directory of {municipality_code}")
+
+    def work() -> RosterEntryPublic:
+        with db.transaction(runtime.engine) as session:
+            entry = service.put_roster_entry(
+                session,
+                municipality_code=municipality_code,
+                agency_id=agency_id,
+                body=body,
+                added_by=principal.agency_id,
+            )
+            return _roster_entry(entry)
+
+    return await anyio.to_thread.run_sync(work)
+
+
+@router.delete(
+    "/municipalities/{municipality_code}/support-meeting-roster/{agency_id}",
+    tags=["support meeting"],
+    response_model=RosterEntryPublic,
+    responses=problem_responses(401, 404, 422),
+)
+async def end_roster_entry(
+    municipality_code: MunicipalityCode, agency_id: str, runtime: RuntimeDep, principal: PrincipalDep
+) -> RosterEntryPublic:
+    """End an agency's membership now (its last day was yesterday); its entry is kept, with its dates."""
+    _administered(runtime, principal, municipality_code)
+
+    def work() -> RosterEntryPublic:
+        with db.transaction(runtime.engine) as session:
+            entry = service.end_roster_entry(
+                session, municipality_code=municipality_code, agency_id=agency_id, today=service.local_today()
+            )
+            return _roster_entry(entry)
 
     return await anyio.to_thread.run_sync(work)

@@ -9,7 +9,7 @@ from services.intake.privacy import BlindIndex, FieldCipher
 from services.intake.service import Vault
 from shared.auth import AuthConfigError, load_issuer
 from shared.directory import read_directory_files
-from shared.events import ConsentGiven, ConsentRevoked, ConsultationReceived, ContactRecorded
+from shared.events import ConsentGiven, ConsentRevoked, ConsultationReceived, ContactRecorded, HouseholdLinked
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
@@ -48,7 +48,7 @@ DEFINITION = ServiceDefinition(
     title="Marugoto intake",
     description="Partner agencies submit consultations (相談) about a whole household (世帯丸ごと).",
     outbox_model=IntakeOutbox,
-    publishes=(ConsultationReceived, ContactRecorded, ConsentGiven, ConsentRevoked),
+    publishes=(ConsultationReceived, ContactRecorded, ConsentGiven, ConsentRevoked, HouseholdLinked),
     wire=_wire,
     routers=(router,),
     field_labels=FIELD_LABELS,

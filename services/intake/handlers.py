@@ -1,20 +1,25 @@
-"""Intake's subscribers: the router's decisions and referrals, for the case timeline and access."""
+"""Intake's subscribers: the router's decisions and referrals, for the case timeline and access; and every
+other service's releases of case information, for the disclosure ledger."""
 
 from services.intake import service
 from services.intake.models import IntakeProcessedEvent
-from shared.events import ReferralRequested, ReferralStatusChanged, RoutingDecided
+from shared.events import DisclosureRecorded, ReferralRequested, ReferralStatusChanged, RoutingDecided
 from shared.runtime import Runtime
 
 
 def wire(runtime: Runtime) -> None:
-    """Follow each case's routing decision and the agencies its referrals engage."""
+    """Follow each case's routing decision and the agencies its referrals engage; keep the ledger."""
     runtime.consume(
         IntakeProcessedEvent,
         {
             RoutingDecided: lambda session, envelope: service.apply_routing_decided(session, envelope.data),
             ReferralRequested: lambda session, envelope: service.apply_referral_requested(session, envelope.data),
             ReferralStatusChanged: lambda session, envelope: service.apply_referral_status(session, envelope.data),
+            DisclosureRecorded: lambda session, envelope: service.apply_disclosure_recorded(
+                session, envelope.data, municipality_code=envelope.municipalitycode
+            ),
         },
-        description="Shows each routing decision on its case's timeline and lets referred agencies see the case.",
+        description="Shows each routing decision on its case's timeline, lets referred agencies see the case, "
+        "and writes every release of case information by another service to the disclosure ledger.",
         stages_events=False,  # intake's outbox fills from submissions, which a held consumer would not slow
     )

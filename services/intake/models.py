@@ -4,7 +4,7 @@ Personal details live only here, each field encrypted (`personal` holds cipherte
 into an event. Events carry the case id, tags, age bands, area, route and flags.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
@@ -14,7 +14,7 @@ from sqlmodel import JSON, Field, SQLModel, Text
 from services.intake.privacy import PersonalDetails
 from shared.consultation import ConsultationFacts, HouseholdMember
 from shared.db import UTCDateTime
-from shared.events import ConsentGiver, ConsentRevocationReason
+from shared.events import ConsentGiver, ConsentRevocationReason, DisclosureBasis, DisclosureChannel
 from shared.idempotency import IdempotencyRecordBase
 from shared.inbox import ProcessedEventBase
 from shared.municipality import is_valid_code
@@ -117,6 +117,8 @@ class Engagement(SQLModel, table=True):
     agency_type: str = Field(max_length=100)
     status: str = Field(default="requested", max_length=20)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    # The referral's version its status was read from (ReferralStatusChanged.version); 0 = unknown.
+    version: int = 0
 
 
 class Consent(SQLModel, table=True):
@@ -155,6 +157,64 @@ class AuditEntry(SQLModel, table=True):
     action: str = Field(max_length=60)
     outcome: str = Field(max_length=20)
     detail: str = Field(default="", sa_type=Text)
+
+
+class HouseholdMatch(SQLModel, table=True):
+    """A possible same household (同一世帯の可能性): a new case whose members share match keys with an older case.
+
+    Raised to the municipality's lead coordinators, who link or dismiss it; it names cases, never people.
+    """
+
+    __tablename__ = "household_match"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True, max_length=36)
+    municipality_code: str = Field(max_length=6, index=True)
+    case_id: str = Field(max_length=36, index=True)  # the new case
+    matched_case_id: str = Field(max_length=36, index=True)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    status: str = Field(default="open", max_length=20)  # open, linked or dismissed
+    decided_by: str | None = Field(default=None, max_length=100)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Disclosure(SQLModel, table=True):
+    """The disclosure ledger (開示記録): one release of case information to an agency, or its refusal.
+
+    Append-only like the audit log: on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0004).
+    Names the fields, never their values.
+    """
+
+    __tablename__ = "disclosure"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(max_length=36, index=True)
+    municipality_code: str = Field(max_length=6)
+    recipient: str = Field(max_length=100)
+    channel: str = Field(max_length=30)
+    fields: list[str] = Field(sa_type=JSON)
+    basis: str = Field(max_length=20)
+    basis_ref: str | None = Field(default=None, sa_type=Text)
+    outcome: str = Field(max_length=20)
+    released_by: str = Field(max_length=100)
+    # An emergency release's reason, which may name people: kept here only, never put in an event.
+    note: str | None = Field(default=None, sa_type=Text)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+
+
+class SupportMeetingMember(SQLModel, table=True):
+    """An agency's membership of a municipality's 支援会議 (社会福祉法 Art. 106-6), from `member_from`."""
+
+    __tablename__ = "support_meeting_member"
+    __table_args__ = {"schema": SCHEMA}
+
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    agency_id: str = Field(primary_key=True, max_length=100)
+    member_from: date
+    member_until: date | None = None
+    confidentiality_acknowledged_at: datetime = Field(sa_type=UTCDateTime)
+    added_by: str = Field(max_length=100)
 
 
 class IntakeIdempotencyRecord(IdempotencyRecordBase, table=True):
@@ -220,7 +280,11 @@ class ConsultationAccepted(BaseModel):
     case_id: str
     consultation_id: str
     received_at: datetime
-    possible_duplicates: list[DuplicateCandidate] = []
+    possible_duplicates: list[DuplicateCandidate] = DataField(
+        default=[],
+        description="Cases your agency may already read that may be the same household; other matches go to "
+        "the municipality's lead coordinators and are never named here",
+    )
 
 
 class ContactCreate(BaseModel):
@@ -325,6 +389,9 @@ class CasePublic(BaseModel):
     contacts: list[ContactSummary]
     referrals: list[ReferralSummary]
     consents: list[ConsentPublic]
+    linked_cases: list[str] = DataField(
+        default=[], description="Cases linked to this one as the same household, among those you may read too"
+    )
 
 
 class MemberDetails(BaseModel):
@@ -341,11 +408,84 @@ class MemberDetails(BaseModel):
 
 
 class PersonalDetailsRelease(BaseModel):
-    """The personal details an agency may see of a case, and under which consents."""
+    """The personal details an agency may see of a case, on which legal basis and under which consents."""
 
     case_id: str
     members: list[MemberDetails]
     consents: list[str]
+    basis: DisclosureBasis = DataField(
+        description="consent (本人同意), engagement (the submitting agency's own collection), support_meeting "
+        "(支援会議, 社会福祉法 Art. 106-6) or emergency (個人情報保護法 Art. 27(1)(ii))"
+    )
+
+
+class EmergencyRelease(BaseModel):
+    """Body of an emergency release of personal details (個人情報保護法 Art. 27(1)(ii), Art. 69)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str = DataField(
+        min_length=10,
+        max_length=2000,
+        description="Why life, body or property is at risk and consent is hard to obtain; kept in the "
+        "disclosure ledger only, never published",
+    )
+    members: list[int] | None = DataField(
+        default=None, min_length=1, description="Positions of the members needed (default: every member)"
+    )
+
+
+class HouseholdMatchPublic(BaseModel):
+    """A possible same household, as the municipality's lead coordinators and operators see it."""
+
+    id: str
+    municipality_code: str
+    case_id: str
+    matched_case_id: str
+    created_at: datetime
+    status: Literal["open", "linked", "dismissed"]
+    decided_by: str | None
+    decided_at: datetime | None
+
+
+class DisclosurePublic(BaseModel):
+    """One row of the disclosure ledger, as an operator exports it for a 開示請求."""
+
+    id: str
+    at: datetime
+    case_id: str
+    recipient: str
+    channel: DisclosureChannel
+    fields: list[str]
+    basis: DisclosureBasis
+    basis_ref: str | None
+    outcome: Literal["released", "refused"]
+    released_by: str
+    note: str | None
+
+
+class RosterEntryUpdate(BaseModel):
+    """Body of PUT …/support-meeting-roster/{agency_id}: an agency's membership of the 支援会議."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    member_from: date = DataField(description="構成員となった日")
+    member_until: date | None = DataField(default=None, description="構成員でなくなる日 (none: open-ended)")
+    confidentiality_acknowledged: bool = DataField(
+        description="守秘義務 (Art. 106-6(6)) acknowledged by the agency; must be true"
+    )
+
+
+class RosterEntryPublic(BaseModel):
+    """An agency's membership of a municipality's 支援会議, and whether it is current today."""
+
+    municipality_code: str
+    agency_id: str
+    member_from: date
+    member_until: date | None
+    confidentiality_acknowledged_at: datetime
+    added_by: str
+    current: bool
 
 
 class AuditEntryPublic(BaseModel):
@@ -392,7 +532,10 @@ FIELD_LABELS = {
     "purpose": "利用目的",
     "given_at": "同意日時",
     "reason": "撤回理由",
-    "note": "撤回の経緯",
+    "note": "経緯・理由",
+    "member_from": "構成員となった日",
+    "member_until": "構成員でなくなる日",
+    "confidentiality_acknowledged": "守秘義務の確認",
     "client_id": "クライアントID",
     "client_secret": "クライアントシークレット",
     "grant_type": "グラント種別",

@@ -1,33 +1,44 @@
-"""Intake's logic: cases and contacts, personal details kept encrypted, consent, and audited release.
+"""Intake's logic: cases and contacts, personal details kept encrypted, consent, audited release, the disclosure
+ledger, possible same households and the 支援会議 roster.
 
 Functions take an open session and run inside the caller's transaction; events are staged in the
 outbox of that same transaction.
 """
 
-from collections.abc import Iterable, Mapping
+import csv
+import io
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, Literal
 
+from sqlalchemy import true
 from sqlmodel import Session, col, or_, select
 
 from services.intake.models import (
+    FIELD_LABELS,
     PERSONAL_FIELDS,
     AgencyCredential,
     AuditEntry,
     Case,
+    CasePublic,
     Consent,
     ConsentCreate,
     ConsentRevoke,
     ConsultationCreate,
     Contact,
     ContactCreate,
+    Disclosure,
+    EmergencyRelease,
     Engagement,
+    HouseholdMatch,
     IntakeOutbox,
     MatchKey,
     Member,
     MemberDetails,
     PersonalDetailsRelease,
+    RosterEntryUpdate,
+    SupportMeetingMember,
 )
 from services.intake.privacy import BlindIndex, FieldCipher, age_band, decrypt_details, encrypt_details
 from shared import bulk, outbox
@@ -39,7 +50,11 @@ from shared.events import (
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
+    DisclosureBasis,
+    DisclosureChannel,
+    DisclosureRecorded,
     EventData,
+    HouseholdLinked,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
@@ -50,6 +65,13 @@ from shared.problems import Problem, invalid_fields
 
 SOURCE = "/marugoto/intake"
 ENGAGED = "engaged"
+# The basis reference of the submitting agency's own reads: it collected the information itself.
+SUBMITTED = "submitted"
+CASE_READ_FIELDS = sorted(CasePublic.model_fields)
+# What an emergency release rests on: protecting life, body or property when consent is hard to obtain.
+EMERGENCY_BASIS = "個人情報保護法 Art. 27(1)(ii) / Art. 69"
+# Japan has no daylight saving time: a fixed offset gives the local date of a roster's from/until.
+JAPAN = timezone(timedelta(hours=9), "JST")
 
 Access = Literal["submitter", "engaged", "operator", "completed"]
 READ_ACCESS: frozenset[Access] = frozenset({"submitter", "engaged", "operator", "completed"})
@@ -59,6 +81,8 @@ WORK_ACCESS: frozenset[Access] = frozenset({"submitter", "engaged", "operator"})
 # FHIR Task states in which a referral still engages its agency on the case.
 LIVE_REFERRAL_STATUSES = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 COMPLETED = "completed"
+# ReferralStatusChanged.version counts from the request: requested is 1, each change adds one.
+REQUESTED_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -150,7 +174,7 @@ def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory
 
 @dataclass(frozen=True)
 class Submitted:
-    """What a submission opened: the case, its opening contact, and cases that may be the same household."""
+    """What a submission opened: the case, its opening contact, and the matched cases the submitter may read."""
 
     case_id: str
     consultation_id: str
@@ -158,12 +182,17 @@ class Submitted:
     possible_duplicates: list[str]
 
 
-def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault: Vault) -> Submitted:
+def submit(session: Session, *, body: ConsultationCreate, principal: Principal, vault: Vault) -> Submitted:
     """Open a case for a consultation, with its opening contact, members and their match keys.
+
+    Every case whose match keys meet the new case's becomes a possible-same-household item for the
+    municipality's lead coordinators; the submitter is told only of those it may already read, so a
+    submission cannot ask whether another agency knows the household (a DV victim's, say).
 
     Nothing in the transaction updates these new rows, so they are written as bulk rows (one INSERT per
     table, in the order added, so that each row's parent is written before it) when it commits.
     """
+    agency_id = principal.agency_id
     now = _now()
     case_id = new_id()
     members = [(new_id(), member_in, member_in.personal_details()) for member_in in body.household]
@@ -171,6 +200,8 @@ def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault:
     duplicates = _cases_matching(
         session, set().union(*match_keys.values()), municipality_code=body.municipality_code, exclude=case_id
     )
+    # Asked whether or not anything matched, so that the answer's time says as little as its body.
+    readable = _readable_among(session, principal, duplicates)
     summary = ConsultationSummary(
         area=body.area,
         pathway=body.pathway,
@@ -225,6 +256,16 @@ def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault:
                 case_id=case_id,
                 municipality_code=body.municipality_code,
             )
+    for matched_case_id in duplicates:
+        bulk.add_row(
+            session,
+            HouseholdMatch,
+            id=new_id(),
+            municipality_code=body.municipality_code,
+            case_id=case_id,
+            matched_case_id=matched_case_id,
+            created_at=now,
+        )
     _stage_for(
         session,
         case_id,
@@ -237,7 +278,25 @@ def submit(session: Session, *, body: ConsultationCreate, agency_id: str, vault:
             consultation=summary,
         ),
     )
-    return Submitted(case_id, contact_id, now, duplicates)
+    return Submitted(case_id, contact_id, now, readable)
+
+
+def _readable_among(session: Session, principal: Principal, case_ids: list[str]) -> list[str]:
+    """Those of `case_ids` (all of one municipality the principal serves) that `access_of` lets it read."""
+    if principal.has(Scope.operator):
+        return case_ids
+    query = select(Case.id).where(
+        col(Case.id).in_(case_ids),
+        or_(col(Case.submitted_by) == principal.agency_id, col(Case.id).in_(_referred_to(principal.agency_id))),
+    )
+    return sorted(session.exec(query).all())
+
+
+def _referred_to(agency_id: str) -> Any:
+    """The ids of cases on which the agency has, or completed, a referral (a subquery)."""
+    return select(Engagement.case_id).where(
+        Engagement.agency_id == agency_id, col(Engagement.status).in_(LIVE_REFERRAL_STATUSES | {COMPLETED})
+    )
 
 
 def _cases_matching(session: Session, digests: set[str], *, municipality_code: str, exclude: str) -> list[str]:
@@ -284,11 +343,16 @@ def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id:
 # --- access -----------------------------------------------------------------------------------
 
 
-def get_case(session: Session, case_id: str) -> Case:
-    """The case, or a 404 problem."""
+def case_not_found(case_id: str) -> Problem:
+    """The 404 of a case that does not exist, also given for one the caller has no part in."""
+    return Problem(404, "case-not-found", f"no case {case_id}")
+
+
+def get_case(session: Session, case_id: str, principal: Principal) -> Case:
+    """The case, or a 404 problem: also when it is of a municipality the credential does not serve."""
     case = session.get(Case, case_id)
-    if case is None:
-        raise Problem(404, "case-not-found", f"no case {case_id}")
+    if case is None or not principal.serves(case.municipality_code):
+        raise case_not_found(case_id)
     return case
 
 
@@ -305,11 +369,11 @@ def engaged_agencies(session: Session, case_id: str) -> set[str]:
     return set(session.exec(query).all())
 
 
-def _completed_referral(session: Session, case_id: str, agency_id: str) -> bool:
+def _referrals_of(session: Session, case_id: str, agency_id: str, statuses: Iterable[str]) -> list[str]:
     query = select(Engagement.referral_id).where(
-        Engagement.case_id == case_id, Engagement.agency_id == agency_id, Engagement.status == COMPLETED
+        Engagement.case_id == case_id, Engagement.agency_id == agency_id, col(Engagement.status).in_(statuses)
     )
-    return session.exec(query).first() is not None
+    return sorted(session.exec(query).all())
 
 
 def access_of(session: Session, case: Case, principal: Principal) -> Access | None:
@@ -319,15 +383,18 @@ def access_of(session: Session, case: Case, principal: Principal) -> Access | No
     with a live referral. "operator": an operator's token. "completed": an agency whose referral
     on the case was completed (and none is live); it may still read the case's history, which it
     took part in, but not personal details, since its support has ended. An agency whose referrals
-    were all rejected, cancelled or failed has no access at all.
+    were all rejected, cancelled or failed has no access at all, and nobody reaches a case of a
+    municipality its credential does not serve.
     """
+    if not principal.serves(case.municipality_code):
+        return None
     if principal.agency_id == case.submitted_by:
         return "submitter"
     if principal.agency_id in engaged_agencies(session, case.id):
         return "engaged"
     if principal.has(Scope.operator):
         return "operator"
-    if _completed_referral(session, case.id, principal.agency_id):
+    if _referrals_of(session, case.id, principal.agency_id, {COMPLETED}):
         return "completed"
     return None
 
@@ -335,10 +402,15 @@ def access_of(session: Session, case: Case, principal: Principal) -> Access | No
 def require_access(
     session: Session, case: Case, principal: Principal, *, allowed: frozenset[Access] = READ_ACCESS
 ) -> Access:
-    """The principal's access to the case if it is one of `allowed`, or a 403 problem (existence is not hidden)."""
+    """The principal's access to the case if it is one of `allowed`.
+
+    With no part in the case the answer is the 404 of a case that does not exist, so that nobody
+    learns a household is known to the network; an agency whose referral completed knows the case
+    and is told why it may only read it (403).
+    """
     access = access_of(session, case, principal)
     if access is None:
-        raise Problem(403, "not-your-case", "this case was neither submitted by nor referred to your agency")
+        raise case_not_found(case.id)
     if access not in allowed:
         raise Problem(
             403, "referral-completed", "your agency's referral on this case is completed: you may read its history only"
@@ -346,24 +418,29 @@ def require_access(
     return access
 
 
+def _served(column: Any, principal: Principal) -> Any:
+    """A filter on a municipality-code column: the municipalities the credential serves."""
+    return true() if principal.has(Scope.platform) else col(column).in_(sorted(principal.municipalities))
+
+
 def list_cases(session: Session, principal: Principal) -> list[Case]:
     """Cases the agency submitted, is engaged on or completed a referral of, newest first."""
-    referred = select(Engagement.case_id).where(
-        Engagement.agency_id == principal.agency_id,
-        col(Engagement.status).in_(LIVE_REFERRAL_STATUSES | {COMPLETED}),
-    )
     query = (
         select(Case)
-        .where(or_(col(Case.submitted_by) == principal.agency_id, col(Case.id).in_(referred)))
+        .where(
+            or_(col(Case.submitted_by) == principal.agency_id, col(Case.id).in_(_referred_to(principal.agency_id))),
+            _served(Case.municipality_code, principal),
+        )
         .order_by(col(Case.opened_at).desc())
     )
     return list(session.exec(query).all())
 
 
-def timeline(session: Session, case: Case, *, access: Access) -> dict[str, Any]:
+def timeline(session: Session, case: Case, *, access: Access, principal: Principal) -> dict[str, Any]:
     """The case with its contacts, referrals and consents, oldest first, as `access` may see it.
 
-    A revocation's free-text note may name people, so only the submitter and operators see it.
+    A revocation's free-text note may name people, so only the submitter and operators see it. A
+    case linked as the same household is named only to a reader who may read it too.
     """
     contacts = session.exec(
         select(Contact).where(Contact.case_id == case.id).order_by(col(Contact.received_at), col(Contact.id))
@@ -382,7 +459,64 @@ def timeline(session: Session, case: Case, *, access: Access) -> dict[str, Any]:
         "consents": [
             c.model_dump(exclude=None if access in {"submitter", "operator"} else {"revocation_note"}) for c in consents
         ],
+        "linked_cases": linked_cases(session, case, principal),
     }
+
+
+def read_case(session: Session, case_id: str, principal: Principal) -> dict[str, Any] | None:
+    """The case's timeline for `principal`, its release written to the ledger.
+
+    None when the principal has no part in the case: the refusal is written to the ledger too, and
+    the caller answers as if the case did not exist.
+    """
+    case = session.get(Case, case_id)
+    if case is None:
+        raise case_not_found(case_id)
+    access = access_of(session, case, principal)
+    if access is None:
+        record_disclosure(
+            session, case, recipient=principal.agency_id, channel="case_read", fields=CASE_READ_FIELDS, released=False
+        )
+        return None
+    return _released_timeline(session, case, principal, access)
+
+
+def read_cases(session: Session, principal: Principal) -> list[dict[str, Any]]:
+    """The timelines of `list_cases`, each release written to the ledger."""
+    views = []
+    for case in list_cases(session, principal):
+        access = access_of(session, case, principal)
+        if access is not None:
+            views.append(_released_timeline(session, case, principal, access))
+    return views
+
+
+def _released_timeline(session: Session, case: Case, principal: Principal, access: Access) -> dict[str, Any]:
+    view = timeline(session, case, access=access, principal=principal)
+    basis, basis_ref = _read_basis(session, case, principal, access)
+    record_disclosure(
+        session,
+        case,
+        recipient=principal.agency_id,
+        channel="case_read",
+        fields=list(view),
+        basis=basis,
+        basis_ref=basis_ref,
+    )
+    return view
+
+
+def _read_basis(
+    session: Session, case: Case, principal: Principal, access: Access
+) -> tuple[DisclosureBasis, str | None]:
+    """Why `principal` may read the case: its own collection, its referral (live or completed), or operation."""
+    if access == "submitter":
+        # The agency collected the information itself when the household came to it.
+        return "engagement", SUBMITTED
+    if access == "operator":
+        return "operator", None
+    statuses = LIVE_REFERRAL_STATUSES if access == "engaged" else {COMPLETED}
+    return "engagement", ",".join(_referrals_of(session, case.id, principal.agency_id, statuses))
 
 
 # --- consent and personal details -------------------------------------------------------------
@@ -439,55 +573,142 @@ def revoke_consent(session: Session, *, case: Case, consent_id: str, body: Conse
     return consent
 
 
+@dataclass(frozen=True)
+class _Grant:
+    """A release the principal has a basis for: which members, on which basis."""
+
+    positions: set[int] | None  # None: every member
+    basis: DisclosureBasis
+    basis_ref: str | None
+    consents: list[str]
+    reason: str
+    note: str | None = None  # an emergency's reason, for the ledger row only
+
+
+@dataclass(frozen=True)
+class DetailsOutcome:
+    """What a request for personal details came to: the release, or the refusal's status and reason."""
+
+    release: PersonalDetailsRelease | None
+    status: int  # 200, or 403 (no basis), or 404 (no part in the case)
+    reason: str
+
+
+PersonalDetailsBasis = Literal["consent", "support_meeting"]
+
+
 def release_personal_details(
-    session: Session, *, case: Case, principal: Principal, vault: Vault
-) -> tuple[PersonalDetailsRelease | None, str]:
-    """Decide whether `principal` may read the case's personal details, and audit the attempt.
+    session: Session,
+    *,
+    case_id: str,
+    principal: Principal,
+    vault: Vault,
+    basis: PersonalDetailsBasis = "consent",
+    emergency: EmergencyRelease | None = None,
+    today: date | None = None,
+) -> DetailsOutcome:
+    """Decide whether `principal` may read the case's personal details, and record the attempt.
 
     The submitting agency collected them and may read them. Any other agency needs a live referral on
-    the case (`engaged_agencies`) and an unrevoked consent covering it, and sees only the members that
-    consent covers. An agency whose referral was completed, rejected, cancelled or failed is refused,
-    even under a consent to share with "every engaged agency": its support has ended.
-    Returns (release, "") or (None, reason); the audit entry is written either way.
+    the case (`engaged_agencies`) and a legal basis: an unrevoked consent covering it (only the members
+    that consent covers), current membership of the municipality's 支援会議 (`basis="support_meeting"`,
+    every member), or an emergency (`emergency`, with its note). An agency whose referral was completed,
+    rejected, cancelled or failed is refused, even under a consent to share with "every engaged agency":
+    its support has ended. Granted or refused, the attempt goes to the audit log and the disclosure
+    ledger; the caller raises a refusal only after this transaction has committed them.
     """
+    case = session.get(Case, case_id)
+    if case is None:
+        raise case_not_found(case_id)
     access = access_of(session, case, principal)
-    consents = session.exec(select(Consent).where(Consent.case_id == case.id, col(Consent.revoked_at).is_(None))).all()
-    covering = [c for c in consents if principal.agency_id in c.share_with or ENGAGED in c.share_with]
-    release: PersonalDetailsRelease | None = None
-    if access == "submitter":
-        release = _release(session, case, vault, positions=None, consents=[c.id for c in consents])
-        reason = "submitting agency"
-    elif access == "completed":
-        reason = "your agency's referral on this case is completed; personal details go only to engaged agencies"
-    elif access != "engaged":
-        reason = "your agency is not engaged on this case"
-    elif not covering:
-        revoked = session.exec(
-            select(Consent).where(Consent.case_id == case.id, col(Consent.revoked_at).is_not(None))
+    decision: _Grant | tuple[int, str]
+    if access is None:
+        decision = 404, "your agency has no part in this case"
+    elif access == "submitter":
+        consents = session.exec(
+            select(Consent.id).where(Consent.case_id == case.id, col(Consent.revoked_at).is_(None))
         ).all()
-        reason = (
-            "consent to share with your agency was revoked"
-            if any(principal.agency_id in c.share_with or ENGAGED in c.share_with for c in revoked)
-            else "no consent (本人同意) covers sharing with your agency"
-        )
+        decision = _Grant(None, "engagement", SUBMITTED, sorted(consents), "submitting agency")
+    elif access == "completed":
+        decision = 403, "your agency's referral on this case is completed; personal details go only to engaged agencies"
+    elif access != "engaged":
+        decision = 403, "your agency is not engaged on this case"
+    elif emergency is not None:
+        decision = _emergency_grant(session, case, emergency)
+    elif basis == "support_meeting":
+        decision = _support_meeting_grant(session, case, principal.agency_id, today or local_today())
     else:
-        positions = {p for c in covering for p in c.members}
-        release = _release(session, case, vault, positions=positions, consents=[c.id for c in covering])
-        reason = "consent " + ", ".join(c.id for c in covering)
+        decision = _consent_grant(session, case, principal.agency_id)
+    if isinstance(decision, _Grant):
+        release = _release(
+            session, case, vault, positions=decision.positions, consents=decision.consents, basis=decision.basis
+        )
+        outcome = DetailsOutcome(release, 200, decision.reason)
+        fields = [f"members.{m.position}.{f}" for m in release.members for f in PERSONAL_FIELDS if getattr(m, f)]
+    else:
+        outcome = DetailsOutcome(None, *decision)
+        fields = sorted(PERSONAL_FIELDS)
     session.add(
         AuditEntry(
             agency_id=principal.agency_id,
             case_id=case.id,
             action="personal_details.read",
-            outcome="granted" if release is not None else "refused",
-            detail=reason,
+            outcome="granted" if outcome.release is not None else "refused",
+            detail=outcome.reason,
         )
     )
-    return release, reason
+    granted = decision if isinstance(decision, _Grant) else None
+    record_disclosure(
+        session,
+        case,
+        recipient=principal.agency_id,
+        channel="personal_details",
+        fields=fields,
+        basis=granted.basis if granted else "none",
+        basis_ref=granted.basis_ref if granted else None,
+        released=granted is not None,
+        note=granted.note if granted else None,
+    )
+    return outcome
+
+
+def _consent_grant(session: Session, case: Case, agency_id: str) -> _Grant | tuple[int, str]:
+    consents = session.exec(select(Consent).where(Consent.case_id == case.id)).all()
+    covering = [c for c in consents if agency_id in c.share_with or ENGAGED in c.share_with]
+    live = [c for c in covering if c.revoked_at is None]
+    if live:
+        ids = [c.id for c in live]
+        return _Grant({p for c in live for p in c.members}, "consent", ",".join(ids), ids, "consent " + ", ".join(ids))
+    if covering:
+        return 403, "consent to share with your agency was revoked"
+    return 403, "no consent (本人同意) covers sharing with your agency, and no other basis was given"
+
+
+def _support_meeting_grant(session: Session, case: Case, agency_id: str, today: date) -> _Grant | tuple[int, str]:
+    entry = session.get(SupportMeetingMember, (case.municipality_code, agency_id))
+    if entry is None or not is_current(entry, today):
+        return 403, f"your agency is not a current member of the 支援会議 of municipality {case.municipality_code}"
+    return _Grant(None, "support_meeting", roster_key(entry), [], "支援会議 member (社会福祉法 Art. 106-6)")
+
+
+def _emergency_grant(session: Session, case: Case, emergency: EmergencyRelease) -> _Grant:
+    positions = None
+    if emergency.members is not None:
+        known = set(session.exec(select(Member.position).where(Member.case_id == case.id)).all())
+        if unknown := sorted(set(emergency.members) - known):
+            raise invalid_fields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
+        positions = set(emergency.members)
+    return _Grant(positions, "emergency", EMERGENCY_BASIS, [], f"emergency release ({EMERGENCY_BASIS})", emergency.note)
 
 
 def _release(
-    session: Session, case: Case, vault: Vault, *, positions: set[int] | None, consents: list[str]
+    session: Session,
+    case: Case,
+    vault: Vault,
+    *,
+    positions: set[int] | None,
+    consents: list[str],
+    basis: DisclosureBasis,
 ) -> PersonalDetailsRelease:
     members = session.exec(select(Member).where(Member.case_id == case.id).order_by(col(Member.position))).all()
     released = []
@@ -503,15 +724,277 @@ def _release(
                 **{field: details.get(field) for field in PERSONAL_FIELDS},
             )
         )
-    return PersonalDetailsRelease(case_id=case.id, members=released, consents=consents)
+    return PersonalDetailsRelease(case_id=case.id, members=released, consents=consents, basis=basis)
 
 
-def audit_log(session: Session, *, case_id: str | None = None, limit: int = 500) -> list[AuditEntry]:
-    """Audit entries, newest first."""
-    query = select(AuditEntry).order_by(col(AuditEntry.id).desc()).limit(limit)
+def audit_log(
+    session: Session, *, principal: Principal, case_id: str | None = None, limit: int = 500
+) -> list[AuditEntry]:
+    """Audit entries of the cases of the municipalities the credential serves, newest first."""
+    query = (
+        select(AuditEntry)
+        .join(Case, col(Case.id) == col(AuditEntry.case_id))
+        .where(_served(Case.municipality_code, principal))
+        .order_by(col(AuditEntry.id).desc())
+        .limit(limit)
+    )
     if case_id is not None:
         query = query.where(AuditEntry.case_id == case_id)
     return list(session.exec(query).all())
+
+
+# --- the disclosure ledger --------------------------------------------------------------------
+
+
+def record_disclosure(
+    session: Session,
+    case: Case,
+    *,
+    recipient: str,
+    channel: DisclosureChannel,
+    fields: Iterable[str],
+    basis: DisclosureBasis = "none",
+    basis_ref: str | None = None,
+    released: bool = True,
+    note: str | None = None,
+) -> Disclosure:
+    """Write one release of intake's own (or its refusal, basis `none`) to the ledger, in the caller's transaction."""
+    row = Disclosure(
+        id=new_id(),
+        case_id=case.id,
+        municipality_code=case.municipality_code,
+        recipient=recipient,
+        channel=channel,
+        fields=sorted(set(fields)),
+        basis=basis if released else "none",
+        basis_ref=basis_ref if released else None,
+        outcome="released" if released else "refused",
+        released_by=SOURCE,
+        note=note,
+        at=_now(),
+    )
+    session.add(row)
+    return row
+
+
+def apply_disclosure_recorded(session: Session, data: DisclosureRecorded, *, municipality_code: str) -> None:
+    """Write another service's release to the ledger (once: the disclosure id is the row's key)."""
+    if session.get(Disclosure, data.disclosure_id) is not None:
+        return
+    session.add(
+        Disclosure(
+            id=data.disclosure_id,
+            case_id=data.case_id,
+            municipality_code=municipality_code,
+            recipient=data.recipient,
+            channel=data.channel,
+            fields=list(data.fields),
+            basis=data.basis,
+            basis_ref=data.basis_ref,
+            outcome=data.outcome,
+            released_by=data.released_by,
+            at=data.at,
+        )
+    )
+
+
+def require_operator_of(principal: Principal, case: Case) -> None:
+    """A 404 unless an operator of the case's municipality asks (the ledger is theirs to export)."""
+    if not principal.has(Scope.operator) or not principal.serves(case.municipality_code):
+        raise case_not_found(case.id)
+
+
+def household_disclosures(session: Session, case: Case) -> list[Disclosure]:
+    """The ledger of the household: the case and every case linked to it as the same household, oldest first."""
+    cases = household_of(session, case.id)
+    query = select(Disclosure).where(col(Disclosure.case_id).in_(sorted(cases)))
+    return list(session.exec(query.order_by(col(Disclosure.at), col(Disclosure.id))).all())
+
+
+DISCLOSURE_CSV_COLUMNS = (
+    ("at", "日時"),
+    ("case_id", "ケースID"),
+    ("recipient", "提供先"),
+    ("channel", "提供の経路"),
+    ("fields", "提供した項目"),
+    ("basis", "根拠"),
+    ("basis_ref", "根拠の参照"),
+    ("outcome", "結果"),
+    ("released_by", "提供元"),
+    ("note", "緊急提供の理由"),
+    ("id", "記録ID"),
+)
+# A cell a spreadsheet would read as a formula (CSV injection); the note is free text.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def disclosures_csv(rows: Sequence[Disclosure]) -> str:
+    """The ledger rows as CSV for a 開示請求: UTF-8 with a BOM (Excel), headers in Japanese and English."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow([f"{ja} ({en})" for en, ja in DISCLOSURE_CSV_COLUMNS])
+    for row in rows:
+        values = row.model_dump()
+        cells = []
+        for name, _ in DISCLOSURE_CSV_COLUMNS:
+            value = values[name]
+            cell = value.isoformat() if isinstance(value, datetime) else " ".join(value) if name == "fields" else value
+            text = "" if cell is None else str(cell)
+            cells.append("'" + text if text.startswith(_FORMULA_START) else text)
+        writer.writerow(cells)
+    return "\ufeff" + out.getvalue()
+
+
+# --- possible same households -----------------------------------------------------------------
+
+
+def deciding_municipalities(principal: Principal, directories: Mapping[str, Directory]) -> set[str]:
+    """The municipalities whose possible-same-household items `principal` decides: as a coordinator of the
+    municipality's lead agency (協働の中核), or as one of its operators."""
+    return {
+        code
+        for code, directory in directories.items()
+        if principal.serves(code)
+        and (
+            principal.has(Scope.operator)
+            or (principal.has(Scope.coordinator) and principal.agency_id == directory.municipality.lead)
+        )
+    }
+
+
+def list_household_matches(
+    session: Session, *, municipalities: Iterable[str], status: str | None = None
+) -> list[HouseholdMatch]:
+    """The possible-same-household items of `municipalities`, newest first."""
+    query = select(HouseholdMatch).where(col(HouseholdMatch.municipality_code).in_(sorted(municipalities)))
+    if status is not None:
+        query = query.where(HouseholdMatch.status == status)
+    return list(session.exec(query.order_by(col(HouseholdMatch.created_at).desc(), col(HouseholdMatch.id))).all())
+
+
+def decide_household_match(
+    session: Session, *, match_id: str, municipalities: Iterable[str], link: bool, decided_by: str
+) -> HouseholdMatch:
+    """Link the item's two cases as one household (published, counted once in 実件数) or dismiss it."""
+    match = session.exec(select(HouseholdMatch).where(HouseholdMatch.id == match_id).with_for_update()).first()
+    if match is None or match.municipality_code not in set(municipalities):
+        raise Problem(404, "household-match-not-found", f"no household match {match_id}")
+    if match.status != "open":
+        raise Problem(409, "household-match-decided", f"household match {match_id} is already {match.status}")
+    match.status = "linked" if link else "dismissed"
+    match.decided_by = decided_by
+    match.decided_at = _now()
+    session.add(match)
+    if link:
+        _stage_for(
+            session,
+            match.case_id,
+            match.municipality_code,
+            HouseholdLinked(
+                match_id=match.id,
+                case_id=match.case_id,
+                linked_case_id=match.matched_case_id,
+                linked=True,
+                decided_by=decided_by,
+                decided_at=match.decided_at,
+            ),
+        )
+    return match
+
+
+def _linked_to(session: Session, case_ids: set[str]) -> set[str]:
+    query = select(HouseholdMatch.case_id, HouseholdMatch.matched_case_id).where(
+        HouseholdMatch.status == "linked",
+        or_(
+            col(HouseholdMatch.case_id).in_(sorted(case_ids)), col(HouseholdMatch.matched_case_id).in_(sorted(case_ids))
+        ),
+    )
+    return {case_id for pair in session.exec(query).all() for case_id in pair}
+
+
+def linked_cases(session: Session, case: Case, principal: Principal) -> list[str]:
+    """The cases linked to `case` as the same household that `principal` may read too."""
+    readable = []
+    for other_id in sorted(_linked_to(session, {case.id}) - {case.id}):
+        other = session.get(Case, other_id)
+        if other is not None and access_of(session, other, principal) is not None:
+            readable.append(other_id)
+    return readable
+
+
+def household_of(session: Session, case_id: str) -> set[str]:
+    """The case and every case linked to it, directly or through others, as the same household."""
+    household = {case_id}
+    while (found := _linked_to(session, household) | household) != household:
+        household = found
+    return household
+
+
+# --- 支援会議 roster ---------------------------------------------------------------------------
+
+
+def local_today() -> date:
+    """Today's date in Japan, by which roster memberships begin and end."""
+    return datetime.now(JAPAN).date()
+
+
+def is_current(entry: SupportMeetingMember, today: date) -> bool:
+    """A member today: within its dates (an entry exists only once confidentiality was acknowledged)."""
+    return entry.member_from <= today and (entry.member_until is None or today <= entry.member_until)
+
+
+def roster_key(entry: SupportMeetingMember) -> str:
+    """The roster entry a support-meeting release rests on (municipality, agency, since)."""
+    return f"support_meeting:{entry.municipality_code}:{entry.agency_id}:{entry.member_from.isoformat()}"
+
+
+def roster(session: Session, municipality_code: str) -> list[SupportMeetingMember]:
+    """Every membership of the municipality's 支援会議, past and current, by agency."""
+    query = select(SupportMeetingMember).where(SupportMeetingMember.municipality_code == municipality_code)
+    return list(session.exec(query.order_by(col(SupportMeetingMember.agency_id))).all())
+
+
+def put_roster_entry(
+    session: Session, *, municipality_code: str, agency_id: str, body: RosterEntryUpdate, added_by: str
+) -> SupportMeetingMember:
+    """Make `agency_id` a member of the municipality's 支援会議 for the body's dates (replacing its entry)."""
+    errors = []
+    if not body.confidentiality_acknowledged:
+        errors.append(("confidentiality_acknowledged", "a member must acknowledge the confidentiality duty (守秘義務)"))
+    if body.member_until is not None and body.member_until < body.member_from:
+        errors.append(("member_until", "must not be before member_from"))
+    if errors:
+        raise invalid_fields(errors, FIELD_LABELS)
+    entry = session.get(SupportMeetingMember, (municipality_code, agency_id)) or SupportMeetingMember(
+        municipality_code=municipality_code,
+        agency_id=agency_id,
+        member_from=body.member_from,
+        confidentiality_acknowledged_at=_now(),
+        added_by=added_by,
+    )
+    entry.member_from = body.member_from
+    entry.member_until = body.member_until
+    entry.confidentiality_acknowledged_at = _now()
+    entry.added_by = added_by
+    session.add(entry)
+    return entry
+
+
+def end_roster_entry(session: Session, *, municipality_code: str, agency_id: str, today: date) -> SupportMeetingMember:
+    """End an agency's membership now: its last day was yesterday, so nothing more is shared with it today.
+
+    The entry stays, with its dates, for the ledger rows that rest on it.
+    """
+    entry = session.get(SupportMeetingMember, (municipality_code, agency_id))
+    if entry is None:
+        raise Problem(
+            404, "roster-entry-not-found", f"{agency_id} is not on the 支援会議 roster of {municipality_code}"
+        )
+    last_day = today - timedelta(days=1)
+    if entry.member_until is None or entry.member_until > last_day:
+        entry.member_until = last_day
+        session.add(entry)
+    return entry
 
 
 # --- events from the router -------------------------------------------------------------------
@@ -543,11 +1026,12 @@ def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
                 agency_id=data.agency_id,
                 agency_type=data.agency_type,
                 status="requested",
+                version=REQUESTED_VERSION,
             )
         )
     elif not engagement.agency_type:
-        # Its status arrived first (another topic, no order between them): keep that status, or a
-        # rejected agency would be engaged again.
+        # Its status arrived first (another topic, no order between them): keep that status and its
+        # version, or a rejected agency would be engaged again.
         engagement.agency_type = data.agency_type
         session.add(engagement)
 
@@ -572,13 +1056,20 @@ def rotate_personal_data(session: Session, cipher: FieldCipher, *, batch: int = 
 
 
 def apply_referral_status(session: Session, data: ReferralStatusChanged) -> None:
-    """Show a referral's new state on the case's timeline; it decides whether its agency is still engaged."""
+    """Show a referral's new state on the case's timeline; it decides whether its agency is still engaged.
+
+    The outbox may publish a change after a later one; a change older than the one applied (a lower
+    version) is ignored. A change without a version (0, from before versions) is applied as it comes.
+    """
     engagement = session.get(Engagement, data.referral_id)
     if engagement is None:
         # The request is on another topic and may come later; its type is filled in then.
         engagement = Engagement(
             referral_id=data.referral_id, case_id=data.case_id, agency_id=data.agency_id, agency_type=""
         )
+    elif data.version and data.version <= engagement.version:
+        return
     engagement.status = data.to_status
     engagement.updated_at = data.changed_at
+    engagement.version = max(engagement.version, data.version)
     session.add(engagement)

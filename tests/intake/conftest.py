@@ -109,8 +109,9 @@ async def publish_status(
     agency_id: str,
     to_status: ReferralStatus,
     from_status: ReferralStatus = "requested",
+    version: int = 0,
 ) -> None:
-    """Publish the router's news that a referral moved to `to_status`."""
+    """Publish the router's news that a referral moved to `to_status` (its `version` 0: unversioned)."""
     change = ReferralStatusChanged(
         referral_id=referral_id,
         case_id=case_id,
@@ -120,6 +121,7 @@ async def publish_status(
         reason_code="capacity" if to_status == "rejected" else None,
         changed_by=agency_id,
         changed_at=datetime.now(UTC),
+        version=version,
     )
     await publish_as_router(settings, case_id, change)
 

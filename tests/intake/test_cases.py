@@ -95,9 +95,12 @@ async def test_agencies_see_only_their_own_cases(
     bearer: Callable[..., dict[str, str]],
 ) -> None:
     case_id = await submit(intake, as_partner)
-    forbidden = await intake.get(f"/v1/cases/{case_id}", headers=as_other)
-    assert forbidden.status_code == 403
-    assert forbidden.headers["content-type"] == "application/problem+json"
+    hidden = await intake.get(f"/v1/cases/{case_id}", headers=as_other)
+    missing = await intake.get("/v1/cases/no-such-case", headers=as_other)
+    assert hidden.status_code == missing.status_code == 404, "no part in it: as if the case did not exist"
+    assert hidden.headers["content-type"] == "application/problem+json"
+    assert hidden.json()["type"] == missing.json()["type"]
+    assert hidden.json()["detail"] == f"no case {case_id}"
     assert case_id not in {c["id"] for c in (await intake.get("/v1/cases", headers=as_other)).json()}
 
     anonymous = await intake.get(f"/v1/cases/{case_id}")
@@ -171,7 +174,7 @@ async def test_personal_details_need_engagement_and_consent_and_every_read_is_au
         (1, "名張 一郎", "0595-00-0000")
     ], "only the member the consent covers"
 
-    assert (await intake.get(details_url, headers=as_other)).status_code == 403
+    assert (await intake.get(details_url, headers=as_other)).status_code == 404, "no part in the case"
 
     note = "名張 一郎さんの長女（名張 桜）から電話で撤回の申し出"
     revoked = await intake.post(
@@ -248,7 +251,7 @@ async def test_audit_log_is_append_only_and_details_are_encrypted_at_rest(
     body = with_person(CONSULTATION_8050, 0, name="伊賀 文子", birth_date="1939-11-23", phone="0595-11-2233")
     case_id = await submit(intake, as_partner, body)
     assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_partner)).status_code == 200
-    assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_other)).status_code == 403
+    assert (await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_other)).status_code == 404
     engine = db.make_engine(intake_settings, "intake")
     count = text("SELECT count(*) FROM intake.audit_log WHERE case_id = :case_id").bindparams(case_id=case_id)
     try:

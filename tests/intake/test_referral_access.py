@@ -64,14 +64,14 @@ async def test_an_agency_whose_referral_ended_reads_neither_the_case_nor_persona
     await until_referral_status(intake, case_id, as_partner, ended)
 
     details = await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_engaged)
-    assert details.status_code == 403, "a consent for every engaged agency no longer covers it"
-    assert "not engaged" in details.json()["detail"]
+    assert details.status_code == 404, "a consent for every engaged agency no longer covers it; its part ended"
+    assert details.json()["type"].endswith("/case-not-found")
     case = await intake.get(f"/v1/cases/{case_id}", headers=as_engaged)
-    assert case.status_code == 403
-    assert case.json()["type"].endswith("/not-your-case")
+    assert case.status_code == 404
+    assert case.json()["type"].endswith("/case-not-found")
     assert case_id not in {c["id"] for c in (await intake.get("/v1/cases", headers=as_engaged)).json()}
     contact = await intake.post(f"/v1/cases/{case_id}/contacts", json={"pathway": "self"}, headers=as_engaged)
-    assert contact.status_code == 403
+    assert contact.status_code == 404
 
     own = await intake.get(f"/v1/cases/{case_id}/personal-details", headers=as_partner)
     assert own.status_code == 200, "the submitting agency keeps reading its own case"
@@ -100,7 +100,7 @@ async def test_a_new_live_referral_engages_the_agency_again(
 ) -> None:
     case_id, referral_id = await engaged_case_with_consent(intake, intake_settings, as_partner, as_engaged)
     await publish_status(intake_settings, case_id, referral_id, ENGAGED, "rejected")
-    await until_status(intake, f"/v1/cases/{case_id}", as_engaged, 403)
+    await until_status(intake, f"/v1/cases/{case_id}", as_engaged, 404)
 
     await publish_referral(intake_settings, case_id, ENGAGED)
     await until_status(intake, f"/v1/cases/{case_id}/personal-details", as_engaged, 200)
@@ -125,4 +125,4 @@ async def test_a_rejection_that_arrives_before_its_request_still_ends_the_engage
         lambda body: any(r["agency_type"] for r in body["referrals"]),
     )
     assert [(r["referral_id"], r["status"]) for r in case["referrals"]] == [(referral_id, "rejected")]
-    assert (await intake.get(f"/v1/cases/{case_id}", headers=as_engaged)).status_code == 403
+    assert (await intake.get(f"/v1/cases/{case_id}", headers=as_engaged)).status_code == 404
