@@ -8,6 +8,7 @@ import anyio
 import httpx
 from fastapi import APIRouter, Response
 from icalendar import Calendar, Event, vCalAddress
+from sqlmodel import Session
 
 from services.conference import service
 from services.conference.models import (
@@ -20,8 +21,9 @@ from services.conference.models import (
     RescheduleRequest,
 )
 from shared import db
-from shared.api import PrincipalDep, RuntimeDep, require_any
+from shared.api import PrincipalDep, RuntimeDep, require_any, require_municipality
 from shared.auth import Principal, Scope
+from shared.events import DisclosureBasis
 from shared.problems import Problem, problem_responses
 from shared.runtime import Runtime
 
@@ -39,9 +41,17 @@ def _public(session: Any, meeting: Meeting) -> MeetingPublic:
     )
 
 
-def _may_see(principal: Principal, meeting: Meeting) -> None:
-    if not (principal.has(Scope.operator) or principal.agency_id in meeting.participants):
-        raise Problem(403, "not-invited", "your agency is not invited to this meeting")
+def _basis(session: Session, principal: Principal, meeting: Meeting) -> tuple[DisclosureBasis, str | None] | None:
+    """On what basis the credential reads the meeting; None: outside its municipalities, or no part in it."""
+    if not principal.serves(meeting.municipality_code):
+        return None
+    return service.release_basis(session, meeting, principal.agency_id, operator=principal.has(Scope.operator))
+
+
+def _may_see(session: Session, principal: Principal, meeting: Meeting) -> None:
+    # A 403 would tell an agency with no part in the case that the case has a meeting.
+    if _basis(session, principal, meeting) is None:
+        raise service.meeting_not_found(meeting.id)
 
 
 def _organiser(principal: Principal, meeting: Meeting, config: service.MunicipalityConference) -> None:
@@ -57,16 +67,27 @@ def _organiser(principal: Principal, meeting: Meeting, config: service.Municipal
 async def list_meetings(
     runtime: RuntimeDep, principal: PrincipalDep, case_id: str | None = None, kind: str | None = None
 ) -> list[MeetingPublic]:
-    """Meetings your agency takes part in (all of them for operators), optionally of one case or kind."""
+    """Meetings your agency takes part in (all of their municipalities' for operators), optionally of one case
+    or kind."""
     require_any(principal, Scope.coordinator, Scope.operator)
     agency = None if principal.has(Scope.operator) else principal.agency_id
 
     def work() -> list[MeetingPublic]:
         with db.transaction(runtime.engine) as session:
-            meetings = service.list_meetings(session, case_id=case_id, kind=kind, agency_id=agency)
-            return [_public(session, m) for m in meetings]
+            listed = []
+            for meeting in service.list_meetings(session, case_id=case_id, kind=kind, agency_id=agency):
+                basis = _basis(session, principal, meeting)
+                if basis is None:
+                    continue
+                public = _public(session, meeting)
+                # A listed case meeting is a read of its record like GET /v1/meetings/{id}: on the ledger.
+                service.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
+                listed.append(public)
+            return listed
 
-    return await anyio.to_thread.run_sync(work)
+    listed = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    return listed
 
 
 @router.get(
@@ -76,22 +97,38 @@ async def list_meetings(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def get_meeting(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
-    """A meeting: when, who, why it needs attention (and who blocks it), and what it may show of the case."""
+    """A meeting: when, who, why it needs attention (and who blocks it), and what it may show of the case.
+
+    Reading a case meeting's record is a release of the case: the disclosure ledger records it, with
+    its basis, and records a refused read too.
+    """
     require_any(principal, Scope.coordinator, Scope.operator)
 
-    def work() -> MeetingPublic:
+    def work() -> MeetingPublic | None:
         with db.transaction(runtime.engine) as session:
             meeting = service.get_meeting(session, meeting_id)
-            _may_see(principal, meeting)
-            return _public(session, meeting)
+            basis = _basis(session, principal, meeting)
+            public = _public(session, meeting)
+            service.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
+            return public if basis is not None else None
 
-    return await anyio.to_thread.run_sync(work)
+    public = await anyio.to_thread.run_sync(work)
+    runtime.notify_outbox()
+    if public is None:
+        # Raised once the refusal is committed to the ledger, and alike to a meeting that does not exist.
+        raise service.meeting_not_found(meeting_id)
+    return public
+
+
+def _released_fields(public: MeetingPublic) -> list[str]:
+    return sorted(public.model_dump(exclude_none=True))
 
 
 async def _change(runtime: Runtime, meeting_id: str, principal: Principal, change: Any) -> MeetingPublic:
     def work() -> MeetingPublic:
         with db.transaction(runtime.engine) as session:
             meeting = service.get_meeting(session, meeting_id)
+            _may_see(session, principal, meeting)
             config = service.config_of(_configs(runtime), meeting.municipality_code)
             _organiser(principal, meeting, config)
             change(session, meeting, config)
@@ -166,11 +203,12 @@ async def record_decision(
     tags=["promotion meeting"],
     status_code=201,
     response_model=MeetingPublic,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def convene(body: PromotionMeetingCreate, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
     """Convene a 相談支援包括化推進会議 of the municipality's network (on demand, or ahead of the series)."""
     require_any(principal, Scope.operator, Scope.coordinator)
+    require_municipality(principal, body.municipality_code, what="municipality")
 
     def work() -> MeetingPublic:
         with db.transaction(runtime.engine) as session:
@@ -197,7 +235,7 @@ async def agenda(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) 
     def load() -> Meeting:
         with db.transaction(runtime.engine) as session:
             meeting = service.get_meeting(session, meeting_id)
-            _may_see(principal, meeting)
+            _may_see(session, principal, meeting)
             if meeting.kind != "promotion_meeting":
                 raise Problem(404, "not-a-promotion-meeting", "agendas belong to 推進会議")
             return meeting
@@ -253,14 +291,15 @@ async def fetch_snapshot(
 )
 async def calendar(agency_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """Your agency's meetings as an iCalendar feed (cancelled ones, and those you were withdrawn from, as
-    STATUS:CANCELLED)."""
+    STATUS:CANCELLED), of the municipalities your credential serves."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if agency_id != principal.agency_id and not principal.has(Scope.operator):
         raise Problem(403, "not-your-calendar", "an agency reads only its own calendar")
 
     def work() -> bytes:
         with db.transaction(runtime.engine) as session:
-            return to_ical(agency_id, service.calendar_meetings(session, agency_id))
+            meetings = service.calendar_meetings(session, agency_id)
+            return to_ical(agency_id, [m for m in meetings if principal.serves(m.municipality_code)])
 
     body = await anyio.to_thread.run_sync(work)
     return Response(body, media_type="text/calendar; charset=utf-8")
@@ -287,10 +326,17 @@ def to_ical(agency_id: str, meetings: list[Meeting]) -> bytes:
         event.add("dtstamp", meeting.updated_at or datetime.now(UTC))
         event.add("dtstart", meeting.starts_at)
         event.add("dtend", meeting.ends_at)
-        event.add("summary", meeting.title + (f" / case {meeting.case_id}" if meeting.case_id else ""))
+        event.add("summary", meeting.title)
         event.add("sequence", meeting.sequence)
         cancelled = meeting.status == "cancelled" or agency_id in meeting.withdrawn
         event.add("status", "CANCELLED" if cancelled else "CONFIRMED")
+        if meeting.case_id is not None:
+            # A subscribed calendar is copied to phones and calendar services outside the network: it
+            # carries only what the invitation (on the ledger) said — that the agency meets, and when.
+            # The case and the other participants are in the meeting record, read through the API.
+            event.add("description", f"会議記録: /v1/meetings/{meeting.id}")
+            cal.add_component(event)
+            continue
         for participant in meeting.participants:
             attendee = vCalAddress(f"urn:x-marugoto:agency:{participant}")
             attendee.params["cn"] = participant

@@ -19,6 +19,7 @@ from shared.events import (
     ConferenceHeld,
     ConferenceRescheduled,
     ConferenceScheduled,
+    DisclosureRecorded,
     MeetingInvitation,
 )
 from shared.runtime import Runtime, ServiceDefinition, create_app
@@ -83,6 +84,7 @@ DEFINITION = ServiceDefinition(
         ConferenceHeld,
         ConferenceDecisionRecorded,
         MeetingInvitation,
+        DisclosureRecorded,
     ),
     wire=_wire,
     routers=(router,),

@@ -92,11 +92,27 @@ class CaseState(SQLModel, table=True):
     urgency: str = Field(default="routine", max_length=20)
     engaged: list[str] = Field(default_factory=list, sa_type=JSON)
     decision_sequence: int = 0
+    # The patterns of the decision in force: the 推進会議 agenda counts new difficult cases by pattern.
+    patterns: list[str] = Field(default_factory=list, sa_type=JSON)
     routed_at: datetime = Field(sa_type=UTCDateTime)
     # When it first became tier 2/3 (an escalated tier-1 case is new to the 推進会議 from then on).
     difficult_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consents: list[str] = Field(default_factory=list, sa_type=JSON)  # live consent ids
     source_events: list[str] = Field(default_factory=list, sa_type=JSON)
+
+
+class CaseReferral(SQLModel, table=True):
+    """A referral of a followed case as its latest status change left it (the ledger names it as a basis)."""
+
+    __tablename__ = "referral"
+    __table_args__ = {"schema": SCHEMA}
+
+    referral_id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(index=True, max_length=36)
+    agency_id: str = Field(max_length=100)
+    status: str = Field(default="requested", max_length=20)
+    # The referral's version after the change held (requested is 1; 0: only events of before versions).
+    version: int = 0
 
 
 class ResourceGapReport(SQLModel, table=True):

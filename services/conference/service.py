@@ -1,6 +1,7 @@
 """Conference's logic: case meetings for tier-2/3 cases, the 相談支援包括化推進会議 and its agenda,
 attendance and decisions. Functions run inside the caller's transaction and stage their events."""
 
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -16,6 +17,7 @@ from services.conference.models import (
     AttendanceCreate,
     BookingLock,
     CaseDecision,
+    CaseReferral,
     CaseState,
     ConferenceOutbox,
     DecisionCreate,
@@ -26,6 +28,7 @@ from services.conference.models import (
 from shared import outbox
 from shared.calendar import JST, is_closed_day
 from shared.directory import Directory, read_directory_files
+from shared.disclosure import stage_disclosure
 from shared.events import (
     ConferenceCancelled,
     ConferenceDecisionRecorded,
@@ -34,6 +37,7 @@ from shared.events import (
     ConferenceScheduled,
     ConsentGiven,
     ConsentRevoked,
+    DisclosureBasis,
     Envelope,
     EventData,
     MeetingInvitation,
@@ -47,6 +51,10 @@ from shared.problems import Problem
 
 SOURCE = "/marugoto/conference"
 ACTIVE = ("scheduled",)
+LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
+# A referral in one of these ended the agency's part in the case: it leaves the case meeting.
+CLOSED = frozenset({"rejected", "cancelled", "failed"})
+INVITATION_FIELDS = tuple(MeetingInvitation.model_fields)
 
 
 # --- configuration [LOCAL] ------------------------------------------------------------------------
@@ -122,7 +130,21 @@ def _stage(session: Session, municipality_code: str, subject: str, data: EventDa
 
 
 def _invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: str) -> None:
+    """Send each agency its invitation (or its update); one for a case meeting is a release of the case."""
     for agency_id in agencies:
+        if meeting.case_id is not None:
+            stage_disclosure(
+                session,
+                ConferenceOutbox,
+                source=SOURCE,
+                municipality_code=meeting.municipality_code,
+                case_id=meeting.case_id,
+                recipient=agency_id,
+                channel="meeting_invitation",
+                fields=INVITATION_FIELDS,
+                basis="engagement",
+                basis_ref=referral_of(session, meeting.case_id, agency_id) or meeting.id,
+            )
         _stage(
             session,
             meeting.municipality_code,
@@ -223,6 +245,7 @@ def apply_routing_decided(
     state.lead = decided.lead or state.lead
     state.urgency = decided.urgency
     state.decision_sequence = decided.sequence
+    state.patterns = list(decided.patterns)
     state.engaged = sorted(set(state.engaged) | {e.agency_id for e in decided.engaged})
     state.source_events = [*state.source_events, envelope.id]
     session.add(state)
@@ -270,26 +293,53 @@ def _invitees(state: CaseState) -> list[str]:
 
 def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
     """A re-routed or escalated referral adds an agency to the case and to its upcoming meeting."""
-    state = session.get(CaseState, data.case_id)
-    if state is None or data.agency_id in state.engaged:
-        return
-    state.engaged = sorted({*state.engaged, data.agency_id})
-    session.add(state)
-    meeting = _case_meeting(session, data.case_id)
-    if meeting is not None:
-        _update_invitees(session, meeting, state)
+    referral = session.get(CaseReferral, data.referral_id)
+    if referral is None:
+        referral = CaseReferral(
+            referral_id=data.referral_id, case_id=data.case_id, agency_id=data.agency_id, status="requested", version=1
+        )
+        session.add(referral)
+    # A later change delivered first (a rejection, say) holds: the request does not undo it.
+    _engage(session, data.case_id, data.agency_id, engaged=referral.status not in CLOSED)
 
 
 def apply_referral_status(session: Session, data: ReferralStatusChanged) -> None:
-    """An agency that rejected or was cancelled off the case leaves its upcoming meeting."""
-    state = session.get(CaseState, data.case_id)
-    if state is None or data.to_status not in {"rejected", "cancelled"} or data.agency_id not in state.engaged:
+    """Keep the referral's latest status; an agency that rejected or was taken off the case leaves its meeting.
+
+    The outbox may publish a change committed late after a later one, so a change older than the one
+    held (a lower `version`) is ignored. A change of before versions (`version` 0) is applied as it
+    comes and only ever takes an agency off, since its place in the order is unknown.
+    """
+    referral = session.get(CaseReferral, data.referral_id)
+    if referral is None:
+        referral = CaseReferral(referral_id=data.referral_id, case_id=data.case_id, agency_id=data.agency_id)
+    elif data.version and data.version <= referral.version:
         return
-    state.engaged = [a for a in state.engaged if a != data.agency_id]
+    referral.status, referral.version = data.to_status, max(referral.version, data.version)
+    session.add(referral)
+    if data.to_status in CLOSED:
+        _engage(session, data.case_id, data.agency_id, engaged=False)
+    elif data.to_status in LIVE and data.version:
+        _engage(session, data.case_id, data.agency_id, engaged=True)
+
+
+def _engage(session: Session, case_id: str, agency_id: str, *, engaged: bool) -> None:
+    """Put the agency on the case (and its upcoming meeting's invitation list), or take it off."""
+    state = session.get(CaseState, case_id)
+    if state is None or (agency_id in state.engaged) == engaged:
+        return
+    state.engaged = sorted({*state.engaged, agency_id}) if engaged else [a for a in state.engaged if a != agency_id]
     session.add(state)
-    meeting = _case_meeting(session, data.case_id)
+    meeting = _case_meeting(session, case_id)
     if meeting is not None:
         _update_invitees(session, meeting, state)
+
+
+def referral_of(session: Session, case_id: str, agency_id: str) -> str | None:
+    """The agency's referral on the case, a live one first: what its part in the case rests on."""
+    query = select(CaseReferral).where(CaseReferral.case_id == case_id, CaseReferral.agency_id == agency_id)
+    referrals = sorted(session.exec(query).all(), key=lambda r: (r.status in LIVE, r.version), reverse=True)
+    return referrals[0].referral_id if referrals else None
 
 
 def apply_consent(session: Session, data: ConsentGiven | ConsentRevoked) -> None:
@@ -427,18 +477,72 @@ def _open_meeting(
     return meeting
 
 
+def meeting_not_found(meeting_id: str) -> Problem:
+    """The 404 of a meeting that does not exist, and of one the reader has no part in: the two look alike."""
+    return Problem(404, "meeting-not-found", f"no meeting {meeting_id}")
+
+
 def get_meeting(session: Session, meeting_id: str) -> Meeting:
     """A meeting, or a 404 problem."""
     meeting = session.get(Meeting, meeting_id)
     if meeting is None:
-        raise Problem(404, "meeting-not-found", f"no meeting {meeting_id}")
+        raise meeting_not_found(meeting_id)
     return meeting
+
+
+def takes_part(session: Session, meeting: Meeting, agency_id: str) -> bool:
+    """True for an agency invited to the meeting (and not withdrawn), and for the lead of its case."""
+    if agency_id in meeting.participants:
+        return True
+    state = session.get(CaseState, meeting.case_id) if meeting.case_id is not None else None
+    return state is not None and state.lead == agency_id
+
+
+def release_basis(
+    session: Session, meeting: Meeting, agency_id: str, *, operator: bool
+) -> tuple[DisclosureBasis, str | None] | None:
+    """The legal basis on which the agency reads the meeting, with what it rests on; None: it has no part in it.
+
+    An agency's part is its engagement on the case (its referral, or the meeting for the lead, who
+    may hold none); an operator reads as the operator of its municipalities.
+    """
+    if takes_part(session, meeting, agency_id):
+        referral = referral_of(session, meeting.case_id, agency_id) if meeting.case_id is not None else None
+        return "engagement", referral or meeting.id
+    if operator:
+        return "operator", None
+    return None
+
+
+def record_read(
+    session: Session,
+    meeting: Meeting,
+    recipient: str,
+    fields: Iterable[str],
+    basis: tuple[DisclosureBasis, str | None] | None,
+) -> None:
+    """Stage the ledger row of a case meeting's record read (or refused: `basis` None); a 推進会議 has no case."""
+    if meeting.case_id is None:
+        return
+    stage_disclosure(
+        session,
+        ConferenceOutbox,
+        source=SOURCE,
+        municipality_code=meeting.municipality_code,
+        case_id=meeting.case_id,
+        recipient=recipient,
+        channel="meeting_record",
+        fields=fields,
+        basis=basis[0] if basis is not None else "none",
+        basis_ref=basis[1] if basis is not None else None,
+        released=basis is not None,
+    )
 
 
 def list_meetings(
     session: Session, *, case_id: str | None = None, kind: str | None = None, agency_id: str | None = None
 ) -> list[Meeting]:
-    """Meetings, earliest first; optionally of one case, of one kind, or with one participant."""
+    """Meetings, earliest first; optionally of one case, of one kind, or that one agency takes part in."""
     query = select(Meeting).order_by(col(Meeting.starts_at), col(Meeting.id))
     if case_id is not None:
         query = query.where(Meeting.case_id == case_id)
@@ -446,7 +550,7 @@ def list_meetings(
         query = query.where(Meeting.kind == kind)
     meetings = list(session.exec(query).all())
     if agency_id is not None:
-        meetings = [m for m in meetings if agency_id in m.participants]
+        meetings = [m for m in meetings if takes_part(session, m, agency_id)]
     return meetings
 
 
@@ -560,6 +664,10 @@ def record_decision(
     case_id = meeting.case_id or body.case_id
     if case_id is None:
         raise Problem(422, "case-required", "a 推進会議 decision names its case_id")
+    state = session.get(CaseState, case_id)
+    if state is not None and state.municipality_code != meeting.municipality_code:
+        # Another municipality's case does not exist for this one's meetings.
+        raise Problem(404, "case-not-found", f"no case {case_id} in municipality {meeting.municipality_code}")
     if meeting.case_id is not None and body.case_id not in (None, meeting.case_id):
         raise Problem(422, "wrong-case", f"this case meeting is about case {meeting.case_id}")
     approves_here = meeting.kind == "promotion_meeting" or not config.settings.promotion_meeting.approves_plans
@@ -681,7 +789,12 @@ def build_agenda(
     snapshot_error: str | None,
     now: datetime | None = None,
 ) -> dict[str, Any]:
-    """The agenda by item of 実施要領 3(4)ウ, each line traceable to the events (or the snapshot) it came from."""
+    """The agenda by item of 実施要領 3(4)ウ: agencies new to the network, then counts, then the indicators.
+
+    The 推進会議 is the whole network, so (ウ) and (エ) speak in counts and name no case, nor any event
+    that would name one (a routing decision is keyed by its case): case-level items belong to each
+    case's own meeting, among the agencies engaged on it.
+    """
     moment = now or datetime.now(UTC)
     code = meeting.municipality_code
     previous = last_held_promotion_meeting(session, code)
@@ -690,6 +803,13 @@ def build_agenda(
         if previous is not None and previous.starts_at is not None
         else datetime(2000, 1, 1, tzinfo=UTC)
     )
+    # Where the counts come from, in place of event ids: this service's records of the municipality.
+    counted = {
+        "kind": "conference_records",
+        "municipality_code": code,
+        "since": since.isoformat(),
+        "as_of": moment.isoformat(),
+    }
     directory = config.directory
     newcomers = session.exec(
         select(NetworkMember)
@@ -697,16 +817,15 @@ def build_agenda(
         .order_by(col(NetworkMember.first_seen_at), col(NetworkMember.agency_id))
     ).all()
     network = [
-        {
-            "text": f"{_name(directory, m.agency_id)}（{m.agency_type}）が連携に参加: 役割の共有",
-            "source_events": [m.event_id],
-            "detail": {"agency_id": m.agency_id, "agency_type": m.agency_type},
-        }
+        _line(
+            f"{_name(directory, m.agency_id)}（{m.agency_type}）が連携に参加: 役割の共有",
+            {"agency_id": m.agency_id, "agency_type": m.agency_type},
+            {**counted, "kind": "network_members"},
+        )
         for m in newcomers
     ]
-    cases = session.exec(
-        select(CaseState).where(CaseState.municipality_code == code).order_by(col(CaseState.routed_at))
-    ).all()
+    cases = session.exec(select(CaseState).where(CaseState.municipality_code == code)).all()
+    case_ids = {c.case_id for c in cases}
     latest = _latest_decisions(session)
     review_after = timedelta(days=config.settings.promotion_meeting.review_after_days)
 
@@ -717,55 +836,52 @@ def build_agenda(
         decision = latest.get(case.case_id)
         return max(decision.recorded_at, difficult_since(case)) if decision else difficult_since(case)
 
-    def review_events(case: CaseState) -> list[str]:
-        decision = latest.get(case.case_id)
-        return [*case.source_events, *([decision.event_id] if decision and decision.event_id else [])]
-
-    new_cases = [c for c in cases if c.tier >= 2 and difficult_since(c) > since]
-    overdue = [c for c in cases if c.tier >= 2 and last_looked_at(c) < moment - review_after]
-    awaiting = [d for d in latest.values() if d.plan_status == "drafted"]
+    difficult = [c for c in cases if c.tier >= 2]
+    new_cases = [c for c in difficult if difficult_since(c) > since]
+    overdue = [c for c in difficult if last_looked_at(c) < moment - review_after]
+    awaiting = [d for d in latest.values() if d.plan_status == "drafted" and d.case_id in case_ids]
     needs = [
-        *(
+        _line(
+            f"新たに tier 2/3 となったケース: {len(new_cases)}件{_tier_text(new_cases)}",
             {
-                "text": f"新規 tier-{c.tier} ケース {c.case_id}",
-                "source_events": c.source_events,
-                "detail": {"case_id": c.case_id, "tier": c.tier},
-            }
-            for c in new_cases
+                "item": "new_difficult_cases",
+                "cases": len(new_cases),
+                "by_tier": _by_tier(new_cases),
+                "by_pattern": dict(sorted(Counter(p for c in new_cases for p in c.patterns).items())),
+            },
+            counted,
         ),
-        *(
+        _line(
+            f"{review_after.days}日を超えて見直されていないケース: {len(overdue)}件{_tier_text(overdue)}",
             {
-                "text": f"未見直しケース {c.case_id}（{review_after.days}日超）",
-                "source_events": review_events(c),
-                "detail": {"case_id": c.case_id, "overdue_review": True},
-            }
-            for c in overdue
+                "item": "overdue_reviews",
+                "cases": len(overdue),
+                "by_tier": _by_tier(overdue),
+                "review_after_days": review_after.days,
+            },
+            counted,
         ),
-        *(
-            {
-                "text": f"承認待ちの支援プラン: ケース {d.case_id}",
-                "source_events": [d.event_id] if d.event_id else [],
-                "detail": {"case_id": d.case_id, "plan": "drafted"},
-            }
-            for d in awaiting
-            if _case_in(cases, d.case_id)
+        _line(
+            f"承認待ちの支援プラン: {len(awaiting)}件",
+            {"item": "plans_awaiting_approval", "plans": len(awaiting)},
+            counted,
         ),
     ]
     gaps = session.exec(
-        select(ResourceGapReport)
-        .where(ResourceGapReport.municipality_code == code, col(ResourceGapReport.reported_at) > since)
-        .order_by(col(ResourceGapReport.partner_type), col(ResourceGapReport.id))
+        select(ResourceGapReport).where(
+            ResourceGapReport.municipality_code == code, col(ResourceGapReport.reported_at) > since
+        )
     ).all()
-    by_type: dict[str, list[ResourceGapReport]] = {}
+    gap_cases: dict[str, set[str]] = {}
     for gap in gaps:
-        by_type.setdefault(gap.partner_type, []).append(gap)
+        gap_cases.setdefault(gap.partner_type, set()).add(gap.case_id)
     resources = [
-        {
-            "text": f"社会資源の不足: {partner_type}（{len({g.case_id for g in reports})}件のケース）",
-            "source_events": sorted({g.event_id for g in reports}),
-            "detail": {"partner_type": partner_type, "cases": sorted({g.case_id for g in reports})},
-        }
-        for partner_type, reports in by_type.items()
+        _line(
+            f"社会資源の不足: {partner_type}（{len(reporting)}件のケース）",
+            {"partner_type": partner_type, "cases": len(reporting)},
+            counted,
+        )
+        for partner_type, reporting in sorted(gap_cases.items())
     ]
     results = (
         [_snapshot_line(snapshot)]
@@ -782,20 +898,33 @@ def build_agenda(
                 "title": "各相談支援機関の業務内容の理解・具体的な連携方法（新たな参加機関と役割）",
                 "lines": network,
             },
-            "ウ": {"title": "地域住民が抱える福祉ニーズの把握（新規・未見直しケース、承認待ちプラン）", "lines": needs},
-            "エ": {"title": "地域に不足する社会資源（ルーターが報告した不足）", "lines": resources},
+            "ウ": {
+                "title": "地域住民が抱える福祉ニーズの把握（新規・未見直しケース、承認待ちプランの件数）",
+                "lines": needs,
+            },
+            "エ": {"title": "地域に不足する社会資源（ルーターが報告した不足の件数）", "lines": resources},
             "オ": {"title": "本事業による支援実績の検証（成果指標）", "lines": results},
         },
     }
 
 
+def _line(text: str, detail: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:
+    # No event ids: those of these records are a case's routing decisions and meeting records.
+    return {"text": text, "source_events": [], "source": source, "detail": detail}
+
+
+def _by_tier(cases: Iterable[CaseState]) -> dict[str, int]:
+    return dict(sorted(Counter(f"tier{c.tier}" for c in cases).items()))
+
+
+def _tier_text(cases: list[CaseState]) -> str:
+    tiers = _by_tier(cases)
+    return "（" + "、".join(f"tier {k.removeprefix('tier')}: {n}件" for k, n in tiers.items()) + "）" if tiers else ""
+
+
 def _name(directory: Directory, agency_id: str) -> str:
     agency = directory.find_agency(agency_id)
     return agency.name if agency is not None else agency_id
-
-
-def _case_in(cases: Iterable[CaseState], case_id: str) -> bool:
-    return any(c.case_id == case_id for c in cases)
 
 
 def _latest_decisions(session: Session) -> dict[str, CaseDecision]:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 from services.metrics import exports, service
 from services.metrics.models import IndicatorReport, ManualValue, Target, ValueIn
 from shared import db
-from shared.api import PrincipalDep, RuntimeDep, require_any
+from shared.api import PrincipalDep, RuntimeDep, require_any, require_municipality
 from shared.auth import Principal, Scope
 from shared.problems import Problem, problem_responses
 from shared.runtime import Runtime
@@ -52,7 +52,7 @@ async def _report(
     return await anyio.to_thread.run_sync(work)
 
 
-@router.get("/indicators", response_model=IndicatorReport, responses=problem_responses(401, 403, 422))
+@router.get("/indicators", response_model=IndicatorReport, responses=problem_responses(401, 403, 404, 422))
 async def indicators(
     runtime: RuntimeDep,
     principal: PrincipalDep,
@@ -63,6 +63,7 @@ async def indicators(
 ) -> IndicatorReport:
     """The indicators of a municipality for a fiscal year (年度), optionally one month or tier (operators)."""
     require_any(principal, Scope.operator)
+    require_municipality(principal, municipality, what="municipality")
     return await _report(runtime, municipality, fiscal_year, month, tier)
 
 
@@ -70,7 +71,7 @@ async def indicators(
     "/indicators/export.{extension}",
     responses={
         200: {"content": {"text/csv": {}, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {}}},
-        **problem_responses(401, 403, 422),
+        **problem_responses(401, 403, 404, 422),
     },
     response_class=Response,
 )
@@ -86,6 +87,7 @@ async def export(
 ) -> Response:
     """The annual results report (成果報告) as CSV or Excel, with Japanese headers."""
     require_any(principal, Scope.operator)
+    require_municipality(principal, municipality, what="municipality")
     report = await _report(runtime, municipality, fiscal_year, month, tier)
     name = f"indicators-{municipality}-{report.fiscal_year}.{extension}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
@@ -98,6 +100,12 @@ async def export(
     )
 
 
+def _may_enter(principal: Principal, code: str) -> None:
+    """Operators and admins enter values, each only for the municipalities its credential serves."""
+    require_any(principal, Scope.operator, Scope.admin)
+    require_municipality(principal, code, what="municipality")
+
+
 async def _set(
     runtime: Runtime,
     principal: Principal,
@@ -107,8 +115,6 @@ async def _set(
     indicator: str,
     body: ValueIn,
 ) -> None:
-    require_any(principal, Scope.operator, Scope.admin)
-
     def work() -> None:
         with db.transaction(runtime.engine) as session:
             service.set_value(
@@ -132,12 +138,13 @@ Year = Annotated[int, Path(ge=2000, le=2100)]
 @router.put(
     "/municipalities/{code}/fiscal-years/{year}/manual/{indicator}",
     status_code=204,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def put_manual(
     code: Code, year: Year, indicator: str, body: ValueIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:
     """Enter a survey-based or master-data indicator (M3, M4, M6, M7, M9, M14, M15, R1–R9, R11–R14)."""
+    _may_enter(principal, code)
     if indicator not in service.MANUAL_IDS:
         raise Problem(
             422,
@@ -151,11 +158,12 @@ async def put_manual(
 @router.put(
     "/municipalities/{code}/fiscal-years/{year}/targets/{indicator}",
     status_code=204,
-    responses=problem_responses(401, 403, 422),
+    responses=problem_responses(401, 403, 404, 422),
 )
 async def put_target(
     code: Code, year: Year, indicator: str, body: ValueIn, runtime: RuntimeDep, principal: PrincipalDep
 ) -> Response:
     """Set a target for an indicator and fiscal year in advance (実施要領 3(6))."""
+    _may_enter(principal, code)
     await _set(runtime, principal, Target, code, year, indicator, body)
     return Response(status_code=204)

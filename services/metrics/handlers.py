@@ -10,6 +10,7 @@ from shared.events import (
     ConsultationReceived,
     ContactRecorded,
     EventData,
+    HouseholdLinked,
     ReferralOverdue,
     ReferralRequested,
     ReferralStatusChanged,
@@ -28,14 +29,18 @@ COUNTED: tuple[type[EventData], ...] = (
     ConferenceRescheduled,
     ConferenceCancelled,
     ConferenceHeld,
+    HouseholdLinked,
 )
 
 
 def wire(runtime: Runtime) -> None:
-    """Record consultations, contacts, decisions, referrals and meetings as facts, once each."""
+    """Record consultations, contacts, decisions, referrals, meetings and household links as facts, once each."""
     runtime.consume(
         MetricsProcessedEvent,
         dict.fromkeys(COUNTED, service.count),
         prepare=service.prefetch,
-        description="Records every consultation, contact, decision, referral and meeting for the indicators, once.",
+        description=(
+            "Records every consultation, contact, decision, referral, meeting and household link for the "
+            "indicators, once."
+        ),
     )

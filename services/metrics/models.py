@@ -83,6 +83,8 @@ class ReferralFact(SQLModel, table=True):
     requested_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     status: str = Field(default="requested", max_length=20)
     status_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The referral's version after the change held (0: a change of before versions, ordered by its time).
+    version: int = 0
     overdue_stages: list[str] = Field(default_factory=list, sa_type=JSON)
 
 
@@ -104,6 +106,20 @@ class MeetingFact(SQLModel, table=True):
     cancelled_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     held_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     attendance: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSON)
+
+
+class HouseholdLinkFact(SQLModel, table=True):
+    """A possible same household the lead decided on: a later case linked to an earlier one, or unlinked."""
+
+    __tablename__ = "household_link_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    match_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(max_length=64)
+    linked_case_id: str = Field(max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    linked: bool
+    decided_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ManualValue(SQLModel, table=True):
@@ -148,6 +164,7 @@ FACT_TABLES: tuple[type[SQLModel], ...] = (
     DecisionFact,
     ReferralFact,
     MeetingFact,
+    HouseholdLinkFact,
     MetricsProcessedEvent,
 )
 

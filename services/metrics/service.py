@@ -10,12 +10,13 @@ from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import inspect as sa_inspect
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
 from services.metrics.models import (
     CaseFact,
     ContactFact,
     DecisionFact,
+    HouseholdLinkFact,
     IndicatorReport,
     IndicatorValue,
     ManualValue,
@@ -34,6 +35,7 @@ from shared.events import (
     ContactRecorded,
     Envelope,
     EventData,
+    HouseholdLinked,
     ReferralOverdue,
     ReferralRequested,
     ReferralStatusChanged,
@@ -45,6 +47,7 @@ JST = ZoneInfo("Asia/Tokyo")
 REIWA_FIRST_YEAR = 2019
 PREFETCH_CHUNK = 1000  # keys per IN list (well under SQLite's and PostgreSQL's parameter limits)
 LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
+NEVER = datetime.max.replace(tzinfo=UTC)  # a case whose consultation has not arrived sorts last
 
 
 def fiscal_year(moment: datetime) -> int:
@@ -106,8 +109,9 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
             referral.requested_at = data.requested_at
         case ReferralStatusChanged():
             referral = _referral(session, data.referral_id, data.case_id, code)
-            if referral.status_at is None or data.changed_at >= referral.status_at:
+            if _later_change(referral, data):
                 referral.status, referral.status_at = data.to_status, data.changed_at
+                referral.version = max(referral.version, data.version)
             if data.to_status == "accepted":
                 case = _case(session, data.case_id, code)
                 if case.first_accepted_at is None or data.changed_at < case.first_accepted_at:
@@ -129,6 +133,30 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
             meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
             meeting.held_at = data.held_at
             meeting.attendance = [a.model_dump() for a in data.attendance]
+        case HouseholdLinked():
+            link = _fact(
+                session,
+                HouseholdLinkFact,
+                data.match_id,
+                case_id=data.case_id,
+                linked_case_id=data.linked_case_id,
+                municipality_code=code,
+                linked=data.linked,
+                decided_at=data.decided_at,
+            )
+            if data.decided_at >= link.decided_at:
+                link.linked, link.decided_at = data.linked, data.decided_at
+
+
+def _later_change(referral: ReferralFact, data: ReferralStatusChanged) -> bool:
+    """True when the change comes after the one the fact holds, so its status is the referral's now.
+
+    The outbox may publish a change committed late after a later one, and instances' clocks differ,
+    so versions order a referral's changes; changes of before versions (0) fall back to their times.
+    """
+    if data.version and referral.version:
+        return data.version > referral.version
+    return referral.status_at is None or data.changed_at >= referral.status_at
 
 
 def _set_start(meeting: MeetingFact, starts_at: datetime | None, as_of: datetime) -> None:
@@ -231,6 +259,8 @@ def _fact_keys(data: EventData) -> Iterator[tuple[type[SQLModel], str]]:
                 yield CaseFact, data.case_id
         case ConferenceScheduled() | ConferenceRescheduled() | ConferenceCancelled() | ConferenceHeld():
             yield MeetingFact, data.meeting_id
+        case HouseholdLinked():
+            yield HouseholdLinkFact, data.match_id
 
 
 def prefetch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
@@ -368,7 +398,8 @@ MANUAL_IDS = frozenset(i.id for i in MANUAL)
 class Facts:
     """The facts of one municipality for a report window."""
 
-    cases: list[CaseFact]
+    cases: list[CaseFact]  # one per household: a case linked to an earlier one is not a case of its own
+    household: dict[str, str]  # a linked case → the case its household was first received as
     contacts: list[ContactFact]
     decisions: list[DecisionFact]
     referrals: list[ReferralFact]
@@ -382,12 +413,21 @@ def _facts(session: Session, code: str, span: Window, tier: int | None, year_end
         rows: list[Any] = list(session.exec(select(model).where(model.municipality_code == code)).all())
         return [row for row in rows if moment(row) in span]
 
-    tiers = {c.case_id: c.tier for c in session.exec(select(CaseFact).where(CaseFact.municipality_code == code))}
+    every_case = list(session.exec(select(CaseFact).where(CaseFact.municipality_code == code)))
+    tiers = {c.case_id: c.tier for c in every_case}
+    links = session.exec(
+        select(HouseholdLinkFact).where(HouseholdLinkFact.municipality_code == code, col(HouseholdLinkFact.linked))
+    )
+    household = households(every_case, links)
 
     def in_tier(case_id: str | None, own: int | None = None) -> bool:
         return tier is None or (own if own is not None else tiers.get(case_id or "")) == tier
 
-    cases = [c for c in of(CaseFact, lambda r: r.received_at) if in_tier(c.case_id, c.tier)]
+    cases = [
+        c
+        for c in every_case
+        if c.received_at in span and in_tier(c.case_id, c.tier) and household.get(c.case_id, c.case_id) == c.case_id
+    ]
     contacts = [c for c in of(ContactFact, lambda r: r.received_at) if in_tier(c.case_id)]
     decisions = [d for d in of(DecisionFact, lambda r: r.decided_at) if in_tier(d.case_id, d.tier)]
     referrals = [r for r in of(ReferralFact, lambda r: r.requested_at) if in_tier(r.case_id, r.tier)]
@@ -405,7 +445,34 @@ def _facts(session: Session, code: str, span: Window, tier: int | None, year_end
         (m for m in meetings_all if m.kind == "promotion_meeting" and m.held_at is not None and m.held_at < year_end),
         key=lambda m: m.held_at or year_end,
     )
-    return Facts(cases, contacts, decisions, referrals, all_referrals, meetings, promotion_history)
+    return Facts(cases, household, contacts, decisions, referrals, all_referrals, meetings, promotion_history)
+
+
+def households(cases: Iterable[CaseFact], links: Iterable[HouseholdLinkFact]) -> dict[str, str]:
+    """Each linked case's household, as the case of it received first: that case alone counts in 実件数.
+
+    Links are taken as undirected, so cases linked in a chain (or both ways) make one household.
+    """
+    parent: dict[str, str] = {}
+
+    def root(case_id: str) -> str:
+        while parent.get(case_id, case_id) != case_id:
+            case_id = parent[case_id]
+        return case_id
+
+    for link in links:
+        a, b = root(link.case_id), root(link.linked_case_id)
+        if a != b:
+            parent[a] = b
+    received = {c.case_id: c.received_at for c in cases}
+    members: dict[str, list[str]] = {}
+    for case_id in parent.keys() | set(parent.values()):
+        members.setdefault(root(case_id), []).append(case_id)
+    household = {}
+    for group in members.values():
+        first = min(group, key=lambda c: (received.get(c) or NEVER, c))
+        household.update(dict.fromkeys(group, first))
+    return household
 
 
 def _percentile(values: list[float], share: float) -> float:
@@ -435,16 +502,20 @@ def compute(
         )
 
     sectors = rules.sectors or {}
+
+    def household(case_id: str) -> str:
+        return facts.household.get(case_id, case_id)
+
     by_route = Counter(c.pathway or "unknown" for c in facts.cases)
     total = sum(by_route.values())
     outreach_cases = {c.case_id for c in facts.cases if c.found_by == "outreach"} | {
-        c.case_id for c in facts.contacts if c.found_by == "outreach"
+        household(c.case_id) for c in facts.contacts if c.found_by == "outreach"
     }
-    difficult = {d.case_id for d in facts.decisions if d.tier >= 2}
+    difficult = {household(d.case_id) for d in facts.decisions if d.tier >= 2}
     held = [m for m in facts.meetings if m.held_at is not None]
     attended = [(m, a) for m in held for a in m.attendance if a.get("attended")]
     multi_agency = {
-        m.case_id
+        household(m.case_id)
         for m in held
         if m.kind == "case_meeting"
         and m.case_id

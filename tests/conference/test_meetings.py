@@ -2,6 +2,7 @@
 case, reschedule and cancel, plans approved where the municipality approves them, the 推進会議 series
 and its agenda."""
 
+import json
 import threading
 import uuid
 from collections import defaultdict
@@ -21,7 +22,7 @@ from sqlmodel import Session, select
 import services.conference.app  # noqa: F401 - registers the conference tables
 from services.conference import service
 from services.conference.api import to_ical
-from services.conference.models import AttendanceCreate, ConferenceOutbox, DecisionCreate, Meeting
+from services.conference.models import AttendanceCreate, CaseReferral, ConferenceOutbox, DecisionCreate, Meeting
 from shared import db
 from shared.directory import demo_directory_path
 from shared.events import (
@@ -34,6 +35,7 @@ from shared.events import (
     Envelope,
     MeetingInvitation,
     ReferralRequested,
+    ReferralStatus,
     ReferralStatusChanged,
     RoutingDecided,
     decode,
@@ -67,13 +69,14 @@ def decided(
     at: datetime | None = None,
     gaps: tuple[str, ...] = (),
     sequence: int = 1,
+    patterns: tuple[str, ...] = ("multiple_members",),
 ) -> RoutingDecided:
     return RoutingDecided(
         case_id=case_id,
         decision_id=str(uuid.uuid4()),
         sequence=sequence,
         tier=tier,  # type: ignore[arg-type]
-        patterns=["multiple_members"],
+        patterns=list(patterns),
         lead="nabari-houkatsu",
         engaged=[EngagedAgency(agency_id=a, agency_type="t", rule_id="partner", legal_basis="x") for a in agencies],
         resource_gaps=list(gaps),
@@ -83,9 +86,9 @@ def decided(
     )
 
 
-def referral(case_id: str, agency_id: str) -> ReferralRequested:
+def referral(case_id: str, agency_id: str, referral_id: str | None = None) -> ReferralRequested:
     return ReferralRequested(
-        referral_id=str(uuid.uuid4()),
+        referral_id=referral_id or str(uuid.uuid4()),
         case_id=case_id,
         decision_id="d",
         agency_id=agency_id,
@@ -179,6 +182,63 @@ def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: P
         (uid, "CONFIRMED", 2)
     }
     assert feeds["hoken-08"] == [], "never invited, never in the calendar"
+
+
+def status_changed(
+    referral_id: str, case_id: str, agency_id: str, to: ReferralStatus, version: int, *, at: datetime | None = None
+) -> ReferralStatusChanged:
+    return ReferralStatusChanged(
+        referral_id=referral_id,
+        case_id=case_id,
+        agency_id=agency_id,
+        from_status="requested",
+        to_status=to,
+        reason_code="no_capacity" if to == "rejected" else None,
+        changed_by=agency_id,
+        changed_at=at or datetime.now(UTC),
+        version=version,
+    )
+
+
+def test_a_referral_change_published_late_never_undoes_a_later_one(engine: Engine, tmp_path: Path) -> None:
+    """The outbox may publish an earlier change after a later one: the higher version holds."""
+    confs = configs(tmp_path)
+    accepted_case, rejected_case = str(uuid.uuid4()), str(uuid.uuid4())
+    referrals = {accepted_case: str(uuid.uuid4()), rejected_case: str(uuid.uuid4())}
+
+    def moved(case_id: str, to: ReferralStatus, version: int) -> None:
+        service.apply_referral_status(session, status_changed(referrals[case_id], case_id, "hoken-07", to, version))
+
+    with db.transaction(engine) as session:
+        for case_id, referral_id in referrals.items():
+            service.apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
+            service.apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
+
+        # requested (1) → received (2) → accepted (3), delivered as 3 then 2.
+        moved(accepted_case, "accepted", 3)
+        moved(accepted_case, "received", 2)
+        accepted = session.get(CaseReferral, referrals[accepted_case])
+        assert accepted is not None and (accepted.status, accepted.version) == ("accepted", 3)
+
+        # requested (1) → received (2) → rejected (3), delivered as 3, then 2, then the request again.
+        moved(rejected_case, "rejected", 3)
+        invitations_before = len(invitation_rows(session))
+        moved(rejected_case, "received", 2)
+        service.apply_referral_requested(
+            session, referral(rejected_case, "hoken-07", referral_id=referrals[rejected_case])
+        )
+        rejected = session.get(CaseReferral, referrals[rejected_case])
+        assert rejected is not None and (rejected.status, rejected.version) == ("rejected", 3)
+        [meeting] = service.list_meetings(session, case_id=rejected_case)
+        assert (meeting.participants, meeting.withdrawn) == (["nabari-houkatsu"], ["hoken-07"])
+        assert len(invitation_rows(session)) == invitations_before, "no invitation went out again"
+
+        # A later change does move the referral on.
+        moved(accepted_case, "in_progress", 4)
+        accepted = session.get(CaseReferral, referrals[accepted_case])
+        assert accepted is not None and (accepted.status, accepted.version) == ("in_progress", 4)
+        [kept] = service.list_meetings(session, case_id=accepted_case)
+        assert kept.participants == ["hoken-07", "nabari-houkatsu"]
 
 
 def test_meetings_decided_at_the_same_moment_never_double_book_anyone(engine: Engine, tmp_path: Path) -> None:
@@ -292,10 +352,11 @@ def test_series_cadence() -> None:
     assert service.next_series_date(service.PromotionMeetingConfig(), date(2026, 11, 27)) is None
 
 
-def test_promotion_meeting_agenda_after_a_stream_of_consultations_traces_every_line(
+def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_counts(
     engine: Engine, tmp_path: Path
 ) -> None:
-    """Sixteen routing decisions of fifteen cases, mixed tiers, before and after the last 推進会議 (呉市-like)."""
+    """Sixteen routing decisions of fifteen cases, mixed tiers, before and after the last 推進会議 (呉市-like):
+    the agenda counts them by tier and pattern and names none of them."""
     kure_like = configs(tmp_path, promotion_meeting={"approves_plans": True, "review_after_days": 60})
     config = kure_like["242080"]
     now = datetime.now(UTC)
@@ -350,9 +411,11 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_traces_every_l
             ["hoken-01"],
         ]
         gaps = {1: ("legal_support_center",), 5: ("legal_support_center", "shelter")}
+        patterns = {6: ("prefecture_category",)}
         for n, case_id in enumerate(recent):
-            route(session, case_id, tiers[n], 30 - 3 * n, partners[n], gaps=gaps.get(n, ()))
-        route(session, escalated, 2, 5, ["hoken-05", "nabari-soudan"], sequence=2)
+            more: dict[str, Any] = {"patterns": patterns[n]} if n in patterns else {}
+            route(session, case_id, tiers[n], 30 - 3 * n, partners[n], gaps=gaps.get(n, ()), **more)
+        route(session, escalated, 2, 5, ["hoken-05", "nabari-soudan"], sequence=2, patterns=("backup_requested",))
         decide(session, case_meeting(session, approved), approved, approved=True)  # only drafted here
         decide(session, previous, approved, approved=True)  # approved at the 推進会議
         decide(session, case_meeting(session, plan), plan, approved=True)
@@ -371,41 +434,38 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_traces_every_l
         snapshot = service.IndicatorSnapshot(report=report, url=url, fetched_at=now)
         agenda = service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=None, now=now)
         decisions = published(session, ConferenceDecisionRecorded)
-    decision_event = {d.data.case_id: d.id for d in decisions}  # each case's latest
     items = agenda["items"]
     assert agenda["since"] == previous.starts_at.isoformat()
 
-    # (ア)/(イ): agencies first engaged since the last meeting, each from the decision that engaged it.
-    newcomers = {agency: event_id for agency, event_id in first_engaged.items() if agency not in known_before}
+    # (ア)/(イ): agencies first engaged since the last meeting, named without the decision (of a case) that
+    # engaged them.
+    newcomers = {agency for agency in first_engaged if agency not in known_before}
     assert len(newcomers) == 12 and "mie-saposute" in newcomers and "hoken-01" not in newcomers
-    network = {line["detail"]["agency_id"]: line["source_events"] for line in items["ア_イ"]["lines"]}
-    assert network == {agency: [event_id] for agency, event_id in newcomers.items()}
+    assert {line["detail"]["agency_id"] for line in items["ア_イ"]["lines"]} == newcomers
 
-    # (ウ): new tier-2/3 cases (the escalated one from its escalation on), the overdue review, the plans.
-    needs = items["ウ"]["lines"]
-    new = [(line["detail"]["case_id"], line["source_events"]) for line in needs if "tier" in line["detail"]]
-    assert new == [
-        (case_id, routed[case_id])
-        for case_id in (escalated, recent[0], recent[1], recent[3], recent[5], recent[6], recent[8])
+    # (ウ): new tier-2/3 cases (the escalated one from its escalation on, by the patterns of its latest
+    # decision), the overdue review, the plans awaiting approval: counts, tier-1 cases left out.
+    new, overdue, awaiting = (line["detail"] for line in items["ウ"]["lines"])
+    assert new == {
+        "item": "new_difficult_cases",
+        "cases": 7,
+        "by_tier": {"tier2": 5, "tier3": 2},
+        "by_pattern": {"backup_requested": 1, "multiple_members": 5, "prefecture_category": 1},
+    }
+    assert overdue == {"item": "overdue_reviews", "cases": 1, "by_tier": {"tier3": 1}, "review_after_days": 60}, (
+        "reviewed cases and the recently escalated one are not overdue"
+    )
+    assert awaiting == {"item": "plans_awaiting_approval", "plans": 2}
+    assert [line["text"] for line in items["ウ"]["lines"]] == [
+        "新たに tier 2/3 となったケース: 7件（tier 2: 5件、tier 3: 2件）",
+        "60日を超えて見直されていないケース: 1件（tier 3: 1件）",
+        "承認待ちの支援プラン: 2件",
     ]
-    assert [line["detail"]["tier"] for line in needs if "tier" in line["detail"]] == [2, 2, 3, 2, 2, 3, 2]
-    overdue = [
-        (line["detail"]["case_id"], line["source_events"]) for line in needs if line["detail"].get("overdue_review")
-    ]
-    assert overdue == [(stale, routed[stale])], "reviewed cases and the recently escalated one are not overdue"
-    awaiting = [(line["detail"]["case_id"], line["source_events"]) for line in needs if line["detail"].get("plan")]
-    assert awaiting == [(plan, [decision_event[plan]]), (recent[0], [decision_event[recent[0]]])]
-    mentioned = {line["detail"]["case_id"] for line in needs}
-    assert not mentioned & {tier1, recent[2], recent[4], recent[7], recent[9]}, "tier-1 cases are not on the agenda"
 
-    # (エ): the router's resource gaps reported since the last meeting, by type, from those decisions.
-    resources = [(line["detail"], line["source_events"]) for line in items["エ"]["lines"]]
-    assert resources == [
-        (
-            {"partner_type": "legal_support_center", "cases": sorted([recent[1], recent[5]])},
-            sorted([routed[recent[1]][0], routed[recent[5]][0]]),
-        ),
-        ({"partner_type": "shelter", "cases": [recent[5]]}, routed[recent[5]]),
+    # (エ): the router's resource gaps reported since the last meeting, as cases by type.
+    assert [line["detail"] for line in items["エ"]["lines"]] == [
+        {"partner_type": "legal_support_center", "cases": 2},
+        {"partner_type": "shelter", "cases": 1},
     ]
 
     # (オ): the indicator snapshot is no event; its line names the report it is and when it was fetched.
@@ -419,7 +479,11 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_traces_every_l
     }
     assert results["detail"] == report and "令和8年度" in results["text"]
 
-    known = {event_id for ids in routed.values() for event_id in ids} | {d.id for d in decisions}
+    # No case id, nor any event id of a case (its routing decisions, its meetings' decisions), anywhere.
+    text = json.dumps(agenda, ensure_ascii=False)
+    case_ids = {plan, stale, approved, tier1, escalated, *recent}
+    event_ids = {event_id for ids in routed.values() for event_id in ids} | {d.id for d in decisions}
+    assert [name for name in case_ids | event_ids if name in text] == []
     for section in ("ア_イ", "ウ", "エ"):
         for line in items[section]["lines"]:
-            assert line["source_events"] and set(line["source_events"]) <= known, line
+            assert line["source_events"] == [] and line["source"]["kind"] in {"network_members", "conference_records"}

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from services.cli import upgrade_databases
 from services.metrics import service
 from services.metrics.app import create
-from services.metrics.models import IndicatorValue
+from services.metrics.models import IndicatorValue, ReferralFact
 from shared import db
 from shared.auth import Scope
 from shared.consultation import ConsultationSummary
@@ -24,8 +24,10 @@ from shared.events import (
     ConferenceRescheduled,
     ConferenceScheduled,
     ConsultationReceived,
+    ContactRecorded,
     Envelope,
     EventData,
+    HouseholdLinked,
     ReferralOverdue,
     ReferralRequested,
     ReferralStatusChanged,
@@ -121,7 +123,9 @@ def requested(
     )
 
 
-def moved(referral_id: str, case_id: str, agency_id: str, to: str, at: datetime) -> ReferralStatusChanged:
+def moved(
+    referral_id: str, case_id: str, agency_id: str, to: str, at: datetime, version: int = 0
+) -> ReferralStatusChanged:
     return ReferralStatusChanged(
         referral_id=referral_id,
         case_id=case_id,
@@ -131,6 +135,7 @@ def moved(referral_id: str, case_id: str, agency_id: str, to: str, at: datetime)
         reason_code=None,
         changed_by=agency_id,
         changed_at=at,
+        version=version,
     )
 
 
@@ -350,3 +355,123 @@ async def test_the_tier_filter_of_get_indicators(
     assert tier2["OPS-REFERRALS"]["by_dimension"] == {"tier2": 1}
     assert tier2["OPS-CASE-MEETINGS"]["by_dimension"] == {"tier2": 1}
     assert tier2["OPS-ESCALATIONS"]["by_dimension"] == {"backup": 1}
+
+
+def test_a_referral_change_published_late_never_undoes_a_later_one(engine: Engine) -> None:
+    """Versions order a referral's changes, whatever the clocks of the instances that made them said."""
+    count(
+        engine,
+        *(envelope(c, requested(r, c, "hoken-01", 2)) for r, c in (("r1", "c1"), ("r2", "c2"))),
+        # requested (1) → received (2) → rejected (3): the rejecting instance's clock was behind.
+        envelope("c1", moved("r1", "c1", "hoken-01", "rejected", MAY + timedelta(hours=1), version=3)),
+        envelope("c1", moved("r1", "c1", "hoken-01", "received", MAY + timedelta(hours=2), version=2)),
+        # requested (1) → received (2) → accepted (3), delivered as 3 then 2.
+        envelope("c2", moved("r2", "c2", "hoken-01", "accepted", MAY + timedelta(hours=3), version=3)),
+        envelope("c2", moved("r2", "c2", "hoken-01", "received", MAY + timedelta(hours=3), version=2)),
+    )
+    with db.snapshot(engine) as session:
+        held = {r: (f.status, f.version) for r in ("r1", "r2") if (f := session.get(ReferralFact, r)) is not None}
+    assert held == {"r1": ("rejected", 3), "r2": ("accepted", 3)}
+    caseload = report(engine)["OPS-OPEN-CASELOAD"]
+    assert caseload.by_dimension == {"tier2:hoken-01": 1}, "the rejected r1 stays closed"
+
+    # Changes of before versions (0) still follow their times.
+    count(
+        engine,
+        envelope("c2", moved("r2", "c2", "hoken-01", "completed", MAY + timedelta(hours=5))),
+        envelope("c2", moved("r2", "c2", "hoken-01", "in_progress", MAY + timedelta(hours=4))),
+    )
+    assert report(engine)["OPS-OPEN-CASELOAD"].by_dimension == {}
+
+
+def linked(match_id: str, case_id: str, earlier: str, is_linked: bool, at: datetime) -> HouseholdLinked:
+    return HouseholdLinked(
+        match_id=match_id,
+        case_id=case_id,
+        linked_case_id=earlier,
+        linked=is_linked,
+        decided_by="nabari-houkatsu",
+        decided_at=at,
+    )
+
+
+def test_a_linked_household_counts_once_in_distinct_cases_and_its_contacts_all_count(engine: Engine) -> None:
+    later_contact = ContactRecorded(
+        case_id="c2",
+        contact_id="c2-1",
+        submitted_by="nabari-shakyo",
+        received_at=JUNE + timedelta(days=1),
+        pathway=Pathway.self_,
+        found_by=FoundBy.window,
+    )
+    count(
+        engine,
+        envelope("c1", consultation("c1")),
+        envelope("c2", consultation("c2", at=JUNE, pathway=Pathway.government)),
+        envelope("c2", later_contact),
+        envelope("c3", consultation("c3", at=JUNE)),
+    )
+
+    def distinct_and_all() -> tuple[float | None, float | None, dict[str, float]]:
+        values = report(engine)
+        return values["M8"].value, values["M8-延べ"].value, values["R10"].by_dimension
+
+    assert distinct_and_all() == (3, 4, {"government": 1, "self": 2})
+    # The lead links c2 (the later case) to c1: one household, counted once, as it was first received.
+    count(engine, envelope("c2", linked("m1", "c2", "c1", True, JUNE + timedelta(days=2))))
+    assert distinct_and_all() == (2, 4, {"self": 2})
+    # The same pair linked the other way too (a second match) is still one household.
+    count(engine, envelope("c1", linked("m2", "c1", "c2", True, JUNE + timedelta(days=2))))
+    assert distinct_and_all() == (2, 4, {"self": 2})
+
+    # Undone: c2 is a case of its own again; the link's earlier decision delivered late does not redo it.
+    count(
+        engine,
+        envelope("c1", linked("m2", "c1", "c2", False, JUNE + timedelta(days=3))),
+        envelope("c2", linked("m1", "c2", "c1", False, JUNE + timedelta(days=3))),
+        envelope("c2", linked("m1", "c2", "c1", True, JUNE + timedelta(days=2))),
+    )
+    assert distinct_and_all() == (3, 4, {"government": 1, "self": 2})
+
+
+async def test_indicators_exports_and_entries_are_limited_to_the_municipalities_served(
+    engine: Engine, settings: Settings, bearer: Callable[..., dict[str, str]]
+) -> None:
+    """An operator and an admin of 名張市 find no other municipality here: 404, as for one that does not exist."""
+    other = "242081"
+    count(engine, envelope("c1", consultation("c1")), envelope("x1", consultation("x1"), code=other))
+    app = create(settings)
+    transport = httpx.ASGITransport(app=app)
+    operator = bearer("operator", Scope.operator, municipalities=(CODE,))
+    admin = bearer("admin", Scope.admin, municipalities=(CODE,))
+    platform = bearer("platform", Scope.operator, Scope.platform, municipalities=())
+    async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://m") as client:
+
+        async def indicators(code: str, headers: dict[str, str], path: str = "/v1/indicators") -> httpx.Response:
+            return await client.get(path, params={"municipality": code, "fiscal_year": YEAR}, headers=headers)
+
+        def entry(code: str, kind: str, indicator: str) -> str:
+            return f"/v1/municipalities/{code}/fiscal-years/{YEAR}/{kind}/{indicator}"
+
+        reads = ["/v1/indicators", "/v1/indicators/export.csv", "/v1/indicators/export.xlsx"]
+        for path in reads:
+            assert (await indicators(CODE, operator, path)).status_code == 200
+            refused = await indicators(other, operator, path)
+            assert refused.status_code == 404 and refused.headers["content-type"] == "application/problem+json"
+            assert refused.json()["type"].endswith("/municipality-not-found")
+            assert (await indicators(other, platform, path)).status_code == 200
+
+        for headers in (operator, admin):
+            assert (
+                await client.put(entry(CODE, "targets", "M8"), json={"value": 10}, headers=headers)
+            ).status_code == 204
+            for kind, indicator in (("targets", "M8"), ("manual", "M3")):
+                put = await client.put(entry(other, kind, indicator), json={"value": 99}, headers=headers)
+                assert put.status_code == 404, put.text
+        # Refused before anything is checked of the value: an unknown indicator elsewhere is a 404 too.
+        assert (await client.put(entry(other, "manual", "M8"), json={"value": 1}, headers=operator)).status_code == 404
+
+        theirs = {i["id"]: i for i in (await indicators(other, platform)).json()["indicators"]}
+        ours = {i["id"]: i for i in (await indicators(CODE, operator)).json()["indicators"]}
+    assert (theirs["M8"]["value"], theirs["M8"]["target"], theirs["M3"]["value"]) == (1, None, None)
+    assert (ours["M8"]["value"], ours["M8"]["target"]) == (1, 10)
