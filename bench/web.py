@@ -100,7 +100,9 @@ class Process:
 def partner_headers(private_key_file: str) -> dict[str, str]:
     """A bearer token of the demo partner agency, signed with this run's development key."""
     issuer = load_issuer(Path(private_key_file).read_text(), ttl_s=86_400)
-    token, _ = issuer.issue(PARTNER, (Scope.submit, Scope.read_own), municipalities=[CONSULTATION_8050["municipality_code"]])
+    token, _ = issuer.issue(
+        PARTNER, (Scope.submit, Scope.read_own), municipalities=[CONSULTATION_8050["municipality_code"]]
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -180,9 +180,7 @@ def issuer(secrets_env: dict[str, str]) -> TokenIssuer:
 def bearer(issuer: TokenIssuer) -> Callable[..., dict[str, str]]:
     """`bearer(agency_id, *scopes, municipalities=…)`: an Authorization header for that agency."""
 
-    def header(
-        agency_id: str, *scopes: Scope, municipalities: tuple[str, ...] = TEST_MUNICIPALITIES
-    ) -> dict[str, str]:
+    def header(agency_id: str, *scopes: Scope, municipalities: tuple[str, ...] = TEST_MUNICIPALITIES) -> dict[str, str]:
         token, _ = issuer.issue(agency_id, scopes or (Scope.submit, Scope.read_own), municipalities=municipalities)
         return {"Authorization": f"Bearer {token}"}
 

@@ -371,4 +371,6 @@ def test_a_token_without_or_with_a_malformed_municipalities_claim_is_refused(
     claims = valid_claims()
     del claims["municipalities"]
     assert reason(verifier, sign(keys[0], claims, kid)) == "missing claim 'municipalities'"
-    assert reason(verifier, sign(keys[0], valid_claims(municipalities="242080"), kid)) == "malformed municipalities claim"
+    assert (
+        reason(verifier, sign(keys[0], valid_claims(municipalities="242080"), kid)) == "malformed municipalities claim"
+    )
