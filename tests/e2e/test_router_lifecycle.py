@@ -160,6 +160,11 @@ async def test_router_end_to_end(
     assert (await agency("mie-hikikomori").move(rerouted["id"], "accepted")).status_code == 200
     assert (await agency("hoken-07").move(by_agency["hellowork-nabari"]["id"], "accepted")).status_code == 403
 
+    # The silent office is engaged: intake lets it read the case.
+    office_at_intake = bearer("hellowork-nabari", Scope.read_own)
+    async with httpx.AsyncClient(base_url=stack["intake"].url, headers=office_at_intake, timeout=10) as client:
+        assert (await client.get(f"/v1/cases/{case_id}")).status_code == 200
+
     # 3. Kill the router before the deadline passes; after the restart the persisted timers still fire.
     unanswered = by_agency["hellowork-nabari"]["id"]
     router.kill()
@@ -186,6 +191,13 @@ async def test_router_end_to_end(
     assert (superseded["status"], superseded["status_reason"]) == ("cancelled", "superseded")
     office = agency("hellowork-nabari")
     assert (await office.client.get(f"/v1/cases/{case_id}/decision")).status_code == 404
+    # Intake learns of the closed referral from its status change: the case is then as unknown to the office.
+    async with httpx.AsyncClient(base_url=stack["intake"].url, headers=office_at_intake, timeout=10) as client:
+        deadline = asyncio.get_running_loop().time() + 30
+        while (read := await client.get(f"/v1/cases/{case_id}")).status_code == 200:
+            assert asyncio.get_running_loop().time() < deadline, "the office still reads the case"
+            await asyncio.sleep(0.2)
+        assert read.status_code == 404 and read.json()["type"].endswith("/case-not-found")
     office_feed = (await office.get("/v1/feed/entries"))["entries"]
     assert [(e["kind"], e["body"]["status"]) for e in office_feed if e["referral_id"] == unanswered][-1] == (
         "status_changed",
