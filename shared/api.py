@@ -1,13 +1,21 @@
-"""FastAPI dependencies every service's HTTP API uses: the runtime and the authenticated agency."""
+"""The HTTP edge every service shares: the runtime, the service's typed context, the authenticated
+agency, and running a unit of work off the event loop."""
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
+import anyio
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session
 
-from shared.auth import Principal, Scope, authenticate
-from shared.problems import Problem
+from shared import db
+from shared.auth import Principal
+from shared.bearer import authenticate
 from shared.runtime import Runtime
+
+T = TypeVar("T")
+C = TypeVar("C")
 
 # Declared for OpenAPI (so clients and schemathesis know the scheme); verification is ours.
 bearer_scheme = HTTPBearer(
@@ -32,14 +40,38 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 PrincipalDep = Annotated[Principal, Depends(current_principal)]
 
 
-def require_any(principal: Principal, *scopes: Scope) -> None:
-    """A 403 problem unless the credential has at least one of `scopes`."""
-    if not any(principal.has(scope) for scope in scopes):
-        names = " or ".join(f"'{scope.value}'" for scope in scopes)
-        raise Problem(403, "forbidden", f"this credential lacks the {names} scope")
+def context_of(kind: type[C]) -> Callable[[Request], Any]:
+    """A dependency that gives the service's context (built once in its lifespan), typed as `kind`."""
+
+    async def dependency(request: Request) -> C:
+        runtime: Runtime = request.app.state.runtime
+        return runtime.context_as(kind)
+
+    return dependency
 
 
-def require_municipality(principal: Principal, municipality_code: str, *, what: str = "resource") -> None:
-    """A 404 problem unless the credential serves `municipality_code`: another tenant's data does not exist here."""
-    if not principal.serves(municipality_code):
-        raise Problem(404, f"{what}-not-found", f"no {what} here for municipality {municipality_code}")
+async def in_transaction(runtime: Runtime, work: Callable[[Session], T], *, stages_events: bool = False) -> T:
+    """Run `work` in one database transaction in a worker thread; wake the relay if it staged events."""
+
+    def run() -> T:
+        with db.transaction(runtime.engine) as session:
+            return work(session)
+
+    result = await anyio.to_thread.run_sync(run)
+    if stages_events:
+        runtime.notify_outbox()
+    return result
+
+
+async def in_snapshot(runtime: Runtime, work: Callable[[Session], T]) -> T:
+    """Run `work` in a worker thread over one consistent, read-only view of the database (`db.snapshot`).
+
+    For reports: read in several queries under READ COMMITTED, a report could count a case in one
+    table and miss it in another.
+    """
+
+    def run() -> T:
+        with db.snapshot(runtime.engine) as session:
+            return work(session)
+
+    return await anyio.to_thread.run_sync(run)

@@ -20,10 +20,8 @@ from typing import Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
 
-from shared.problems import Problem, problem_response
+from shared.errors import MissingScope, NotFound
 
 ALGORITHM = "EdDSA"
 AUDIENCE = "marugoto"
@@ -83,14 +81,6 @@ class Principal:
     def serves(self, municipality_code: str) -> bool:
         """True when this credential may read or write anything of `municipality_code` (its tenant)."""
         return Scope.platform in self.scopes or municipality_code in self.municipalities
-
-
-class AuthProblem(Problem):
-    """A 401 problem whose response also carries `WWW-Authenticate` (plain `Problem` has no headers)."""
-
-    def __init__(self, detail: str, *, challenge: str = "Bearer") -> None:
-        super().__init__(401, "unauthenticated", detail)
-        self.headers = {"WWW-Authenticate": challenge}
 
 
 def new_client_secret() -> str:
@@ -326,40 +316,26 @@ def load_verifier(public_keys_pem: Iterable[str], issuer: str = DEFAULT_ISSUER) 
     return TokenVerifier({key_id(pem): pem for pem in public_keys_pem}, issuer=issuer)
 
 
-def bearer_token(request: Request) -> str | None:
-    """The token of an `Authorization: Bearer` header, or None when there is none."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    # The auth scheme is case-insensitive (RFC 9110 §11.1).
-    if scheme.lower() != "bearer" or not token.strip():
-        return None
-    return token.strip()
-
-
-async def authenticate(request: Request, verifier: TokenVerifier) -> Principal:
-    """The principal of the request's bearer token; raises AuthProblem (401) when missing or invalid."""
-    token = bearer_token(request)
-    if token is None:
-        raise AuthProblem("a bearer token is required")
-    try:
-        return verifier.verify(token)
-    except InvalidToken as exc:
-        raise AuthProblem(str(exc), challenge='Bearer error="invalid_token"') from exc
+def require_any(principal: Principal, *scopes: Scope) -> None:
+    """Raise MissingScope unless the credential has at least one of `scopes`."""
+    if not any(principal.has(scope) for scope in scopes):
+        names = " or ".join(f"'{scope.value}'" for scope in scopes)
+        raise MissingScope(f"this credential lacks the {names} scope")
 
 
 def require(principal: Principal, scope: Scope) -> None:
-    """Raise a 403 problem unless `principal` carries `scope`."""
+    """Raise MissingScope unless `principal` carries `scope`."""
     if not principal.has(scope):
-        raise Problem(403, "forbidden", f"this credential lacks the '{scope}' scope")
+        raise MissingScope(f"this credential lacks the '{scope}' scope")
 
 
-def install(app: FastAPI) -> None:
-    """Send AuthProblem as problem+json with its `WWW-Authenticate` header (after `problems.install`)."""
+class MunicipalityNotServed(NotFound):
+    """A municipality the credential does not serve: another tenant's data does not exist for it."""
 
-    async def on_auth_problem(request: Request, exc: Exception) -> JSONResponse:
-        assert isinstance(exc, AuthProblem)
-        response = problem_response(request, status=exc.status, slug=exc.slug, detail=exc.detail, **exc.extra)
-        response.headers.update(exc.headers)
-        return response
+    code = "municipality-not-found"
 
-    # Starlette picks the handler of the most specific class, so this one wins over Problem's.
-    app.add_exception_handler(AuthProblem, on_auth_problem)
+
+def require_municipality(principal: Principal, municipality_code: str) -> None:
+    """Raise MunicipalityNotServed unless the credential serves `municipality_code`."""
+    if not principal.serves(municipality_code):
+        raise MunicipalityNotServed(f"municipality {municipality_code} is not served here")

@@ -32,6 +32,7 @@ from sqlmodel import Session
 
 from shared import bulk
 from shared.db import is_transient, transaction
+from shared.errors import DomainError
 from shared.events import Envelope, EventData, decode
 from shared.inbox import ProcessedEventBase, claimed
 from shared.kafka import consumer_options
@@ -59,8 +60,10 @@ before; reads in one query what the effects would otherwise read one event at a 
 T = TypeVar("T")
 
 
-class PermanentEventError(Exception):
+class PermanentEventError(DomainError):
     """An event that breaks a domain rule and can never be applied as it is (it is dead-lettered)."""
+
+    code = "unappliable-event"
 
 
 def is_retryable(exc: BaseException) -> bool:
@@ -124,6 +127,9 @@ async def _with_retries(work: Callable[[], T], *, consumer: str) -> T:
 
 
 def _reason(exc: BaseException) -> str:
+    """The dead letter's reason: a domain error by its code, anything else by its type."""
+    if isinstance(exc, DomainError):
+        return f"{exc.code}: {exc.detail}"[:2000]
     return f"{type(exc).__name__}: {exc}"[:2000]
 
 

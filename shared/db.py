@@ -78,9 +78,8 @@ def present(session: Session, column: Any, values: Collection[str], *also: Colum
 
     A batch asks this for its few hundred ids. On PostgreSQL `column IN (…)` is planned from the
     table's statistics, and a table never analysed (autovacuum off, or behind on a table that grows
-    fast) gets the planner's default of 0.5% of the rows per value: 500 values look like the whole
-    table, which is then read in full for every batch (the router's decisions at 1,000,000 events:
-    13,605 scans, 3.9 billion rows read). Each value is looked up by a lateral subquery instead, one
+    fast) gets the planner's default selectivity per value: a few hundred values look like the whole
+    table, which is then read in full for every batch. Each value is looked up by a lateral subquery instead, one
     index probe per value whatever the statistics say. (A plain semi-join was not enough: with the
     consumer as the extra condition, PostgreSQL read every row of that consumer through the first
     column of the inbox's key and hashed them, once per batch.) SQLite always probes the index.

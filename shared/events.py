@@ -169,6 +169,10 @@ REFERRAL_STATUSES = (
 ReferralStatus = Literal[
     "requested", "received", "accepted", "rejected", "in_progress", "on_hold", "completed", "failed", "cancelled"
 ]
+# The states in which a referral engages its agency on the case (it may read the case and take part).
+LIVE_REFERRAL_STATUSES: frozenset[ReferralStatus] = frozenset(
+    {"requested", "received", "accepted", "in_progress", "on_hold"}
+)
 
 
 class ReferralStatusChanged(EventData):
@@ -420,8 +424,8 @@ def envelope_of(model: type[DataT]) -> type[Envelope[DataT]]:
     """`Envelope[model]`, made once and kept for the life of the process.
 
     Pydantic keeps the classes it makes for `Envelope[X]` only weakly: once the collector took one,
-    the next `Envelope[X]` built it again (schema, validator and serializer; about 2 ms), which an
-    intake submission did every few transactions.
+    the next `Envelope[X]` built it again (schema, validator and serializer), which an intake
+    submission did every few transactions.
     """
     envelope = _ENVELOPES.get(model)
     if envelope is None:

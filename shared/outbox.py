@@ -8,17 +8,15 @@ exactly-once effect.
 
 The table is a queue: rows come and go all the time, and on PostgreSQL each deleted row stays behind
 as a dead row version until a VACUUM reclaims it. Until then every fetch of the oldest rows walks
-past all of them, so a fetch gets slower with every event ever published (measured with autovacuum
-off: 8 ms after 150,000 events, 205 ms after 900,000). Autovacuum usually keeps up, but it can be
-off, or slow to visit a busy table; so the relay vacuums its own table after every `vacuum_every`
-deleted rows, which kept the fetch between 1 and 2 ms over the same 900,000 events.
+past all of them, so a fetch gets slower with every event ever published. Autovacuum usually keeps
+up, but it can be off, or slow to visit a busy table; so the relay vacuums its own table after
+every `vacuum_every` deleted rows, which keeps the fetch's cost flat (bench/README.md).
 
 The outbox is also kept short under a flood: `OutboxGate` holds a service's consumer while
 `outbox_backlog_limit` events wait, so the backlog stays in Kafka (which keeps it for free) and not
-in the table. In one process the consumer's batches took the interpreter from the relay, which then
-published a fifth of what they staged (100,000 consultations: 1,250 decisions/s, 1,550 events/s
-published of the 7,000/s staged, 420,000 rows waiting at the end); every referral waited longer,
-and the growing table slowed each VACUUM and fetch.
+in the table. In one process the consumer's batches take the interpreter from the relay, which then
+falls further behind for as long as the flood lasts; every referral waits longer, and the growing
+table slows each VACUUM and fetch (docs/adr/0002-transactional-outbox-and-gate.md).
 """
 
 import asyncio

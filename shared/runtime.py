@@ -5,7 +5,7 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import structlog
@@ -18,6 +18,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 
 from shared import auth, db, problems
+from shared.bearer import install_auth
 from shared.consumer import DeadLetterCounter, Effect, Prepare, apply_batch, register_consumers
 from shared.events import Envelope, EventData, envelope_of
 from shared.inbox import ProcessedEventBase
@@ -27,6 +28,8 @@ from shared.outbox import OutboxBase, OutboxGate, OutboxRelay, backlog
 from shared.settings import Settings
 
 log = structlog.get_logger()
+
+C = TypeVar("C")
 
 
 @dataclass
@@ -40,8 +43,17 @@ class Runtime:
     dead_letters: DeadLetterCounter
     relay: OutboxRelay | None = None
     outbox_gate: OutboxGate | None = None
-    state: dict[str, Any] = field(default_factory=dict)
+    # The service's own context (directories, vault, issuer…), built once by its `wire` in the lifespan.
+    context: object = None
     metrics: ServiceMetrics | None = None
+
+    def context_as(self, kind: type[C]) -> C:
+        """The service's context, as the type its `wire` built."""
+        if not isinstance(self.context, kind):
+            raise TypeError(
+                f"the {self.service} service's context is {type(self.context).__name__}, not {kind.__name__}"
+            )
+        return self.context
 
     def notify_outbox(self) -> None:
         """Tell the relay that a transaction just staged events."""
@@ -94,8 +106,9 @@ class ServiceDefinition:
     description: str
     outbox_model: type[OutboxBase] | None
     publishes: tuple[type[EventData], ...]
-    # Registers the service's subscribers on the broker (called before the broker starts).
-    wire: Callable[[Runtime], None]
+    # Builds the service's context and registers its subscribers on the broker (before the broker
+    # starts); what it returns is `Runtime.context`.
+    wire: Callable[[Runtime], object]
     routers: tuple[Any, ...] = ()
     field_labels: dict[str, str] = field(default_factory=dict)
     # Long-running tasks of the service (e.g. the router's deadline timers), started with it.
@@ -158,7 +171,7 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
     problems.install_input_guard(app)
     # Added last, so it is the outermost middleware and times and counts every answer, refusals included.
     app.add_middleware(HttpMetricsMiddleware, metrics=metrics)
-    auth.install(app)
+    install_auth(app)
     for router in definition.routers:
         app.include_router(router)
 
@@ -229,7 +242,7 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
     runtime = Runtime(definition.name, settings, engine, broker, DeadLetterCounter(), metrics=metrics)
     if definition.outbox_model is not None and settings.outbox_backlog_limit:
         runtime.outbox_gate = OutboxGate(engine, definition.outbox_model, settings.outbox_backlog_limit)
-    definition.wire(runtime)
+    runtime.context = definition.wire(runtime)
     if definition.outbox_model is not None:
         publishers = {
             model.topic: broker.publisher(
@@ -242,8 +255,8 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
         }
 
         async def publish(topic: str, key: bytes, payload: bytes, event_id: str) -> Awaitable[object]:
-            # The event's own id as the correlation id: FastStream would make a uuid4 per message (3% of
-            # the router's samples), and a trace of the message then names the event.
+            # The event's own id as the correlation id: FastStream would make a uuid4 per message, and a
+            # trace of the message then names the event.
             sent = await publishers[topic].publish(
                 payload,
                 key=key,

@@ -1,4 +1,4 @@
-"""Client secrets, signed access tokens, key rotation and the 401/403 problems of shared.auth."""
+"""Client secrets, signed access tokens, key rotation, and the 401/403 problems of shared.auth and shared.bearer."""
 
 import base64
 import json
@@ -23,10 +23,8 @@ from shared.auth import (
     Scope,
     TokenIssuer,
     TokenVerifier,
-    authenticate,
     generate_signing_key,
     hash_secret,
-    install,
     key_id,
     load_issuer,
     load_verifier,
@@ -34,6 +32,7 @@ from shared.auth import (
     require,
     verify_secret,
 )
+from shared.bearer import authenticate, install_auth
 
 AGENCY = "agency-131016-0001"
 _URLSAFE = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -279,7 +278,7 @@ def make_app(verifier: TokenVerifier) -> FastAPI:
     """A tiny service that authenticates every request the way the real ones will."""
     app = FastAPI()
     problems.install(app)
-    install(app)
+    install_auth(app)
     app.state.token_verifier = verifier
 
     async def principal(request: Request) -> Principal:

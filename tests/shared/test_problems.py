@@ -6,6 +6,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from starlette.types import Message
 
 from shared import problems
 
@@ -92,17 +93,17 @@ async def test_nul_in_a_body_or_target_is_a_422_problem_and_clean_requests_pass_
 
 
 async def test_the_guard_hands_on_a_body_sent_in_chunks_whole() -> None:
-    sent: list[dict[str, Any]] = []
-    chunks = [
+    sent: list[Message] = []
+    chunks: list[Message] = [
         {"type": "http.request", "body": b'{"text": "first', "more_body": True},
         {"type": "http.request", "body": b' half, second"}', "more_body": False},
         {"type": "http.disconnect"},
     ]
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return chunks.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {
