@@ -1,13 +1,17 @@
 """Intake's HTTP API: consultations, contacts, consent, personal details, the disclosure ledger, possible
 same households and the 支援会議 roster."""
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import anyio
-from fastapi import APIRouter, Form, Header, Path, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Response, status
 from pydantic import BaseModel
+from sqlmodel import Session
 
 from services.intake import service
+from services.intake.context import IntakeContext
+from services.intake.errors import AgencyNotInDirectory, CaseNotFound, MunicipalityNotAdministered, NotTheSubmitter
 from services.intake.models import (
     FIELD_LABELS,
     AuditEntryPublic,
@@ -19,6 +23,7 @@ from services.intake.models import (
     ConsultationCreate,
     ContactAccepted,
     ContactCreate,
+    Disclosure,
     DisclosurePublic,
     DuplicateCandidate,
     EmergencyRelease,
@@ -30,14 +35,17 @@ from services.intake.models import (
     SupportMeetingMember,
     TokenResponse,
 )
-from shared import db, idempotency
-from shared.api import PrincipalDep, RuntimeDep, require_any, require_municipality
-from shared.auth import AuthProblem, Principal, Scope, TokenIssuer, require
+from shared import idempotency
+from shared.api import PrincipalDep, RuntimeDep, context_of, in_transaction
+from shared.auth import Principal, Scope, require, require_any, require_municipality
+from shared.bearer import AuthProblem
 from shared.directory import Directory
-from shared.problems import Problem, problem_responses
+from shared.problems import problem_responses
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
+
+IntakeContextDep = Annotated[IntakeContext, Depends(context_of(IntakeContext))]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -55,9 +63,14 @@ async def _idempotent(
     principal: Principal,
     key: str | None,
     body: BaseModel,
-    work: Any,
+    work: Callable[[Session], dict[str, Any]],
     status_code: int,
 ) -> dict[str, Any]:
+    """Run `work` once per Idempotency-Key, off the event loop, in the transaction that records the key.
+
+    `idempotency.run` opens its own transactions (a key raced by a concurrent request is retried), so
+    this is the one place besides `in_transaction` that leaves the event loop; every caller stages events.
+    """
     # Only a request with a key is compared with an earlier one.
     fingerprint = (
         "" if key is None else idempotency.fingerprint(request.method, request.url.path, body.model_dump(mode="json"))
@@ -88,22 +101,22 @@ async def _idempotent(
 )
 async def token(
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     grant_type: Annotated[str, Form(pattern="^client_credentials$")],
     client_id: Annotated[str, Form(min_length=1, max_length=100)],
     client_secret: Annotated[str, Form(min_length=1, max_length=200)],
 ) -> TokenResponse:
     """Exchange an agency's client credentials for a bearer token (OAuth 2.0 client credentials grant)."""
-
-    def work() -> Any:
-        with db.transaction(runtime.engine) as session:
-            return service.authenticate_client(session, client_id=client_id, client_secret=client_secret)
-
-    credential = await anyio.to_thread.run_sync(work)
+    credential = await in_transaction(
+        runtime,
+        lambda session: service.authenticate_client(session, client_id=client_id, client_secret=client_secret),
+    )
     if credential is None:
         raise AuthProblem("unknown client, wrong secret, or revoked credential", challenge="Basic")
-    issuer: TokenIssuer = runtime.state["issuer"]
     scopes = [Scope(s) for s in credential.scopes]
-    access_token, expires_in = issuer.issue(credential.agency_id, scopes, municipalities=credential.municipalities)
+    access_token, expires_in = context.issuer.issue(
+        credential.agency_id, scopes, municipalities=credential.municipalities
+    )
     return TokenResponse(access_token=access_token, expires_in=expires_in, scope=" ".join(credential.scopes))
 
 
@@ -118,6 +131,7 @@ async def submit_consultation(
     body: ConsultationCreate,
     request: Request,
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
@@ -129,11 +143,11 @@ async def submit_consultation(
     is the same whether or not another agency knows the household.
     """
     require(principal, Scope.submit)
-    require_municipality(principal, body.municipality_code, what="municipality")
-    service.validate_place(body, runtime.state["directories"], FIELD_LABELS)
+    require_municipality(principal, body.municipality_code)
+    service.validate_place(body, context.directories, FIELD_LABELS)
 
-    def work(session: Any) -> dict[str, Any]:
-        submitted = service.submit(session, body=body, principal=principal, vault=runtime.state["vault"])
+    def work(session: Session) -> dict[str, Any]:
+        submitted = service.submit(session, body=body, principal=principal, vault=context.vault)
         return ConsultationAccepted(
             case_id=submitted.case_id,
             consultation_id=submitted.consultation_id,
@@ -165,7 +179,7 @@ async def add_contact(
     """Add a later consultation about the same household to its case (counts in 延べ, not in 実件数)."""
     require(principal, Scope.submit)
 
-    def work(session: Any) -> dict[str, Any]:
+    def work(session: Session) -> dict[str, Any]:
         case = service.get_case(session, case_id, principal)
         service.require_access(session, case, principal, allowed=service.WORK_ACCESS)
         contact = service.add_contact(session, case=case, body=body, agency_id=principal.agency_id)
@@ -183,12 +197,9 @@ async def list_cases(runtime: RuntimeDep, principal: PrincipalDep) -> list[CaseP
     Each case listed is a release of its timeline, written to the disclosure ledger.
     """
     require(principal, Scope.read_own)
-
-    def work() -> list[CasePublic]:
-        with db.transaction(runtime.engine) as session:
-            return [CasePublic.model_validate(view) for view in service.read_cases(session, principal)]
-
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(
+        runtime, lambda session: [CasePublic.model_validate(view) for view in service.read_cases(session, principal)]
+    )
 
 
 @router.get(
@@ -203,15 +214,10 @@ async def get_case(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -
     disclosure ledger.
     """
     require(principal, Scope.read_own)
-
-    def work() -> dict[str, Any] | None:
-        with db.transaction(runtime.engine) as session:
-            return service.read_case(session, case_id, principal)
-
-    view = await anyio.to_thread.run_sync(work)
+    view = await in_transaction(runtime, lambda session: service.read_case(session, case_id, principal))
     if view is None:
         # Raised only now: the ledger's row of the refusal has committed.
-        raise service.case_not_found(case_id)
+        raise CaseNotFound(case_id)
     return CasePublic.model_validate(view)
 
 
@@ -236,10 +242,10 @@ async def record_consent(
     """
     require(principal, Scope.submit)
 
-    def work(session: Any) -> dict[str, Any]:
+    def work(session: Session) -> dict[str, Any]:
         case = service.get_case(session, case_id, principal)
         if service.require_access(session, case, principal) != "submitter":
-            raise Problem(403, "not-the-submitter", "only the agency that submitted the case records its consent")
+            raise NotTheSubmitter("only the agency that submitted the case records its consent")
         consent = service.record_consent(session, case=case, body=body, agency_id=principal.agency_id)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
@@ -267,10 +273,10 @@ async def revoke_consent(
     """
     require_any(principal, Scope.submit, Scope.operator)
 
-    def work(session: Any) -> dict[str, Any]:
+    def work(session: Session) -> dict[str, Any]:
         case = service.get_case(session, case_id, principal)
         if service.require_access(session, case, principal) not in {"submitter", "operator"}:
-            raise Problem(403, "not-the-submitter", "only the submitting agency or an operator revokes consent")
+            raise NotTheSubmitter("only the submitting agency or an operator revokes consent")
         consent = service.revoke_consent(session, case=case, consent_id=consent_id, body=body)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
@@ -286,6 +292,7 @@ async def revoke_consent(
 async def read_personal_details(
     case_id: str,
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     principal: PrincipalDep,
     basis: Annotated[
         Literal["consent", "support_meeting"],
@@ -304,7 +311,7 @@ async def read_personal_details(
     Every attempt, granted or refused, is written to the audit log and the disclosure ledger.
     """
     require(principal, Scope.read_own)
-    return await _release_details(runtime, principal, case_id, basis=basis, emergency=None)
+    return await _release_details(runtime, context, principal, case_id, basis=basis, emergency=None)
 
 
 @router.post(
@@ -314,7 +321,7 @@ async def read_personal_details(
     responses=problem_responses(400, 401, 403, 404, 422),
 )
 async def emergency_release(
-    case_id: str, body: EmergencyRelease, runtime: RuntimeDep, principal: PrincipalDep
+    case_id: str, body: EmergencyRelease, runtime: RuntimeDep, context: IntakeContextDep, principal: PrincipalDep
 ) -> PersonalDetailsRelease:
     """Personal details for an engaged agency without consent, to protect a person's life, body or property
     when consent is hard to obtain (個人情報保護法 Art. 27(1)(ii), Art. 69).
@@ -322,35 +329,26 @@ async def emergency_release(
     The note saying why is required; it is kept in the disclosure ledger only and never published.
     """
     require(principal, Scope.read_own)
-    return await _release_details(runtime, principal, case_id, basis="consent", emergency=body)
+    return await _release_details(runtime, context, principal, case_id, basis="consent", emergency=body)
 
 
 async def _release_details(
     runtime: Runtime,
+    context: IntakeContext,
     principal: Principal,
     case_id: str,
     *,
     basis: service.PersonalDetailsBasis,
     emergency: EmergencyRelease | None,
 ) -> PersonalDetailsRelease:
-    def work() -> service.DetailsOutcome:
-        with db.transaction(runtime.engine) as session:
-            return service.release_personal_details(
-                session,
-                case_id=case_id,
-                principal=principal,
-                vault=runtime.state["vault"],
-                basis=basis,
-                emergency=emergency,
-            )
-
-    outcome = await anyio.to_thread.run_sync(work)
+    outcome = await in_transaction(
+        runtime,
+        lambda session: service.release_personal_details(
+            session, case_id=case_id, principal=principal, vault=context.vault, basis=basis, emergency=emergency
+        ),
+    )
     # A refusal is raised only now, once its audit entry and ledger row have committed.
-    if outcome.status == 404:
-        raise service.case_not_found(case_id)
-    if outcome.release is None:
-        raise Problem(403, "personal-details-refused", outcome.reason)
-    return outcome.release
+    return outcome.released()
 
 
 @router.get(
@@ -362,24 +360,23 @@ async def read_audit_log(
     """Reads of personal details in the municipalities you serve, newest first (operators)."""
     require(principal, Scope.operator)
 
-    def work() -> list[AuditEntryPublic]:
-        with db.transaction(runtime.engine) as session:
-            return [
-                AuditEntryPublic.model_validate(e.model_dump())
-                for e in service.audit_log(session, principal=principal, case_id=case_id)
-            ]
+    def work(session: Session) -> list[AuditEntryPublic]:
+        return [
+            AuditEntryPublic.model_validate(e.model_dump())
+            for e in service.audit_log(session, principal=principal, case_id=case_id)
+        ]
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(runtime, work)
 
 
 # --- the disclosure ledger --------------------------------------------------------------------
 
 
-def _household_disclosures(runtime: Runtime, principal: Principal, case_id: str) -> list[DisclosurePublic]:
-    with db.transaction(runtime.engine) as session:
-        case = service.get_case(session, case_id, principal)
-        service.require_operator_of(principal, case)
-        return [DisclosurePublic.model_validate(d.model_dump()) for d in service.household_disclosures(session, case)]
+def _household_disclosures(session: Session, principal: Principal, case_id: str) -> list[Disclosure]:
+    """The household's ledger, for an operator of the case's municipality (anyone else: CaseNotFound)."""
+    case = service.get_case(session, case_id, principal)
+    service.require_operator_of(principal, case)
+    return service.household_disclosures(session, case)
 
 
 @router.get(
@@ -394,7 +391,13 @@ async def read_disclosures(case_id: str, runtime: RuntimeDep, principal: Princip
     The household is the case with every case linked to it as the same household. For answering a
     開示請求; operators of the case's municipality only (anyone else: 404).
     """
-    return await anyio.to_thread.run_sync(_household_disclosures, runtime, principal, case_id)
+
+    def work(session: Session) -> list[DisclosurePublic]:
+        return [
+            DisclosurePublic.model_validate(d.model_dump()) for d in _household_disclosures(session, principal, case_id)
+        ]
+
+    return await in_transaction(runtime, work)
 
 
 @router.get(
@@ -411,14 +414,9 @@ async def read_disclosures(case_id: str, runtime: RuntimeDep, principal: Princip
 )
 async def export_disclosures(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
     """The household's disclosure ledger as CSV for a 開示請求 (headers in Japanese and English; operators)."""
-
-    def work() -> str:
-        with db.transaction(runtime.engine) as session:
-            case = service.get_case(session, case_id, principal)
-            service.require_operator_of(principal, case)
-            return service.disclosures_csv(service.household_disclosures(session, case))
-
-    text = await anyio.to_thread.run_sync(work)
+    text = await in_transaction(
+        runtime, lambda session: service.disclosures_csv(_household_disclosures(session, principal, case_id))
+    )
     return Response(
         text.encode("utf-8"),
         media_type="text/csv; charset=utf-8",
@@ -437,6 +435,7 @@ async def export_disclosures(case_id: str, runtime: RuntimeDep, principal: Princ
 )
 async def list_household_matches(
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     principal: PrincipalDep,
     match_status: Annotated[Literal["open", "linked", "dismissed"] | None, Query(alias="status")] = None,
 ) -> list[HouseholdMatchPublic]:
@@ -445,31 +444,29 @@ async def list_household_matches(
     For coordinators of the municipality's lead agency (協働の中核) and its operators; anyone else gets
     an empty list. An item names two cases, never a person.
     """
-    municipalities = service.deciding_municipalities(principal, runtime.state["directories"])
+    municipalities = service.deciding_municipalities(principal, context.directories)
 
-    def work() -> list[HouseholdMatchPublic]:
-        with db.transaction(runtime.engine) as session:
-            return [
-                HouseholdMatchPublic.model_validate(m.model_dump())
-                for m in service.list_household_matches(session, municipalities=municipalities, status=match_status)
-            ]
+    def work(session: Session) -> list[HouseholdMatchPublic]:
+        return [
+            HouseholdMatchPublic.model_validate(m.model_dump())
+            for m in service.list_household_matches(session, municipalities=municipalities, status=match_status)
+        ]
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(runtime, work)
 
 
-async def _decide(runtime: Runtime, principal: Principal, match_id: str, *, link: bool) -> HouseholdMatchPublic:
-    municipalities = service.deciding_municipalities(principal, runtime.state["directories"])
+async def _decide(
+    runtime: Runtime, context: IntakeContext, principal: Principal, match_id: str, *, link: bool
+) -> HouseholdMatchPublic:
+    municipalities = service.deciding_municipalities(principal, context.directories)
 
-    def work() -> HouseholdMatchPublic:
-        with db.transaction(runtime.engine) as session:
-            match = service.decide_household_match(
-                session, match_id=match_id, municipalities=municipalities, link=link, decided_by=principal.agency_id
-            )
-            return HouseholdMatchPublic.model_validate(match.model_dump())
+    def work(session: Session) -> HouseholdMatchPublic:
+        match = service.decide_household_match(
+            session, match_id=match_id, municipalities=municipalities, link=link, decided_by=principal.agency_id
+        )
+        return HouseholdMatchPublic.model_validate(match.model_dump())
 
-    decided = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    return decided
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.post(
@@ -478,9 +475,11 @@ async def _decide(runtime: Runtime, principal: Principal, match_id: str, *, link
     response_model=HouseholdMatchPublic,
     responses=problem_responses(401, 404, 409, 422),
 )
-async def link_household_match(match_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> HouseholdMatchPublic:
+async def link_household_match(
+    match_id: str, runtime: RuntimeDep, context: IntakeContextDep, principal: PrincipalDep
+) -> HouseholdMatchPublic:
     """Link the two cases as one household: shown on both timelines to whoever may read both, counted once in 実件数."""
-    return await _decide(runtime, principal, match_id, link=True)
+    return await _decide(runtime, context, principal, match_id, link=True)
 
 
 @router.post(
@@ -489,9 +488,11 @@ async def link_household_match(match_id: str, runtime: RuntimeDep, principal: Pr
     response_model=HouseholdMatchPublic,
     responses=problem_responses(401, 404, 409, 422),
 )
-async def dismiss_household_match(match_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> HouseholdMatchPublic:
+async def dismiss_household_match(
+    match_id: str, runtime: RuntimeDep, context: IntakeContextDep, principal: PrincipalDep
+) -> HouseholdMatchPublic:
     """Close the item: the two cases are different households."""
-    return await _decide(runtime, principal, match_id, link=False)
+    return await _decide(runtime, context, principal, match_id, link=False)
 
 
 # --- 支援会議 roster ---------------------------------------------------------------------------
@@ -499,11 +500,11 @@ async def dismiss_household_match(match_id: str, runtime: RuntimeDep, principal:
 MunicipalityCode = Annotated[str, Path(pattern=r"^\d{6}$", description="全国地方公共団体コード (6 digits)")]
 
 
-def _administered(runtime: Runtime, principal: Principal, municipality_code: str) -> Directory:
-    """The municipality's directory if `principal` administers it; a 404 otherwise."""
-    directory: Directory | None = runtime.state["directories"].get(municipality_code)
+def _administered(context: IntakeContext, principal: Principal, municipality_code: str) -> Directory:
+    """The municipality's directory if `principal` administers it; MunicipalityNotAdministered otherwise."""
+    directory = context.directories.get(municipality_code)
     if directory is None or not principal.has(Scope.admin) or not principal.serves(municipality_code):
-        raise Problem(404, "municipality-not-found", f"no municipality {municipality_code} here")
+        raise MunicipalityNotAdministered(f"no municipality {municipality_code} here")
     return directory
 
 
@@ -518,16 +519,13 @@ def _roster_entry(entry: SupportMeetingMember) -> RosterEntryPublic:
     responses=problem_responses(401, 404, 422),
 )
 async def read_roster(
-    municipality_code: MunicipalityCode, runtime: RuntimeDep, principal: PrincipalDep
+    municipality_code: MunicipalityCode, runtime: RuntimeDep, context: IntakeContextDep, principal: PrincipalDep
 ) -> list[RosterEntryPublic]:
     """The municipality's 支援会議 roster (社会福祉法 Art. 106-6), past and current members (admins)."""
-    _administered(runtime, principal, municipality_code)
-
-    def work() -> list[RosterEntryPublic]:
-        with db.transaction(runtime.engine) as session:
-            return [_roster_entry(e) for e in service.roster(session, municipality_code)]
-
-    return await anyio.to_thread.run_sync(work)
+    _administered(context, principal, municipality_code)
+    return await in_transaction(
+        runtime, lambda session: [_roster_entry(e) for e in service.roster(session, municipality_code)]
+    )
 
 
 @router.put(
@@ -541,6 +539,7 @@ async def put_roster_entry(
     agency_id: str,
     body: RosterEntryUpdate,
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     principal: PrincipalDep,
 ) -> RosterEntryPublic:
     """Make an agency of the directory a member of the 支援会議 from `member_from` (until `member_until`).
@@ -548,22 +547,17 @@ async def put_roster_entry(
     The agency must have acknowledged the confidentiality duty (守秘義務); only then may case information
     be shared with it on this basis, and only while it is a member.
     """
-    directory = _administered(runtime, principal, municipality_code)
+    directory = _administered(context, principal, municipality_code)
     if directory.find_agency(agency_id) is None:
-        raise Problem(404, "agency-not-found", f"no agency {agency_id} in the directory of {municipality_code}")
+        raise AgencyNotInDirectory(f"no agency {agency_id} in the directory of {municipality_code}")
 
-    def work() -> RosterEntryPublic:
-        with db.transaction(runtime.engine) as session:
-            entry = service.put_roster_entry(
-                session,
-                municipality_code=municipality_code,
-                agency_id=agency_id,
-                body=body,
-                added_by=principal.agency_id,
-            )
-            return _roster_entry(entry)
+    def work(session: Session) -> RosterEntryPublic:
+        entry = service.put_roster_entry(
+            session, municipality_code=municipality_code, agency_id=agency_id, body=body, added_by=principal.agency_id
+        )
+        return _roster_entry(entry)
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(runtime, work)
 
 
 @router.delete(
@@ -573,16 +567,19 @@ async def put_roster_entry(
     responses=problem_responses(401, 404, 422),
 )
 async def end_roster_entry(
-    municipality_code: MunicipalityCode, agency_id: str, runtime: RuntimeDep, principal: PrincipalDep
+    municipality_code: MunicipalityCode,
+    agency_id: str,
+    runtime: RuntimeDep,
+    context: IntakeContextDep,
+    principal: PrincipalDep,
 ) -> RosterEntryPublic:
     """End an agency's membership now (its last day was yesterday); its entry is kept, with its dates."""
-    _administered(runtime, principal, municipality_code)
+    _administered(context, principal, municipality_code)
 
-    def work() -> RosterEntryPublic:
-        with db.transaction(runtime.engine) as session:
-            entry = service.end_roster_entry(
-                session, municipality_code=municipality_code, agency_id=agency_id, today=service.local_today()
-            )
-            return _roster_entry(entry)
+    def work(session: Session) -> RosterEntryPublic:
+        entry = service.end_roster_entry(
+            session, municipality_code=municipality_code, agency_id=agency_id, today=service.local_today()
+        )
+        return _roster_entry(entry)
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(runtime, work)

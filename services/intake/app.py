@@ -4,9 +4,9 @@ from fastapi import FastAPI
 
 from services.intake import handlers
 from services.intake.api import router
+from services.intake.context import IntakeContext
 from services.intake.models import FIELD_LABELS, IntakeOutbox
-from services.intake.privacy import BlindIndex, FieldCipher
-from services.intake.service import Vault
+from services.intake.privacy import BlindIndex, FieldCipher, Vault
 from shared.auth import AuthConfigError, load_issuer
 from shared.directory import read_directory_files
 from shared.events import ConsentGiven, ConsentRevoked, ConsultationReceived, ContactRecorded, HouseholdLinked
@@ -31,16 +31,19 @@ def vault_from(settings: Settings) -> Vault:
     )
 
 
-def _wire(runtime: Runtime) -> None:
+def _wire(runtime: Runtime) -> IntakeContext:
     settings = runtime.settings
     if settings.auth_private_key_file is None:
         raise AuthConfigError("intake issues tokens: set MARUGOTO_AUTH_PRIVATE_KEY_FILE")
-    runtime.state["issuer"] = load_issuer(settings.auth_private_key_file.read_text(), ttl_s=settings.auth_token_ttl_s)
-    runtime.state["vault"] = vault_from(settings)
-    runtime.state["directories"] = {
-        code: directory for code, (directory, _data) in read_directory_files(settings.directory_files).items()
-    }
+    context = IntakeContext(
+        issuer=load_issuer(settings.auth_private_key_file.read_text(), ttl_s=settings.auth_token_ttl_s),
+        vault=vault_from(settings),
+        directories={
+            code: directory for code, (directory, _data) in read_directory_files(settings.directory_files).items()
+        },
+    )
     handlers.wire(runtime)
+    return context
 
 
 DEFINITION = ServiceDefinition(

@@ -12,12 +12,10 @@ def wire(runtime: Runtime) -> None:
     runtime.consume(
         IntakeProcessedEvent,
         {
-            RoutingDecided: lambda session, envelope: service.apply_routing_decided(session, envelope.data),
-            ReferralRequested: lambda session, envelope: service.apply_referral_requested(session, envelope.data),
-            ReferralStatusChanged: lambda session, envelope: service.apply_referral_status(session, envelope.data),
-            DisclosureRecorded: lambda session, envelope: service.apply_disclosure_recorded(
-                session, envelope.data, municipality_code=envelope.municipalitycode
-            ),
+            RoutingDecided: service.apply_routing_decided,
+            ReferralRequested: service.apply_referral_requested,
+            ReferralStatusChanged: service.apply_referral_status,
+            DisclosureRecorded: service.apply_disclosure_recorded,
         },
         description="Shows each routing decision on its case's timeline, lets referred agencies see the case, "
         "and writes every release of case information by another service to the disclosure ledger.",

@@ -11,10 +11,13 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta, timezone
+from dataclasses import dataclass
+from datetime import date, datetime
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from shared.calendar import JST
 
 
 class PersonalDataError(Exception):
@@ -197,8 +200,6 @@ def normalize_birth_date(value: date) -> str:
     return date(value.year, value.month, value.day).isoformat()
 
 
-# Japan has no daylight saving time, so a fixed offset is exact and needs no tz database.
-_JAPAN = timezone(timedelta(hours=9), "JST")
 _EARLIEST_BIRTH_DATE = date(1900, 1, 1)
 _KANA_CHARACTERS = re.compile("[\u3041-\u3096\u309d\u309e\u30a1-\u30fa\u30fb\u30fc\u30fd\u30fe·\\s]+")
 _PHONE_CHARACTERS = re.compile("[0-9()\\-‐‑‒–—―−ー\\s]+")
@@ -236,7 +237,7 @@ class PersonalDetails(BaseModel):
     @field_validator("birth_date")
     @classmethod
     def _plausible_birth_date(cls, value: date | None) -> date | None:
-        if value is not None and value > datetime.now(_JAPAN).date():
+        if value is not None and value > datetime.now(JST).date():
             raise ValueError("birth date (生年月日) cannot be in the future")
         if value is not None and value < _EARLIEST_BIRTH_DATE:
             raise ValueError("birth date (生年月日) cannot be before 1900-01-01")
@@ -315,6 +316,14 @@ class BlindIndex:
             for where, place in whereabouts.items()
             if identity and place
         ]
+
+
+@dataclass(frozen=True)
+class Vault:
+    """What protects personal details: the field cipher and the blind index."""
+
+    cipher: FieldCipher
+    index: BlindIndex
 
 
 # Upper bound (inclusive) and label of each band; events carry these instead of exact ages.

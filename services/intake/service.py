@@ -9,12 +9,22 @@ import csv
 import io
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import true
 from sqlmodel import Session, col, or_, select
 
+from services.intake.errors import (
+    CaseNotFound,
+    ConsentAlreadyRevoked,
+    ConsentNotFound,
+    HouseholdMatchDecided,
+    HouseholdMatchNotFound,
+    PersonalDetailsRefused,
+    ReferralCompleted,
+    RosterEntryNotFound,
+)
 from services.intake.models import (
     FIELD_LABELS,
     PERSONAL_FIELDS,
@@ -40,12 +50,15 @@ from services.intake.models import (
     RosterEntryUpdate,
     SupportMeetingMember,
 )
-from services.intake.privacy import BlindIndex, FieldCipher, age_band, decrypt_details, encrypt_details
+from services.intake.privacy import FieldCipher, Vault, age_band, decrypt_details, encrypt_details
 from shared import bulk, outbox
 from shared.auth import Principal, Scope, hash_secret, new_client_secret, verify_secret
+from shared.calendar import JST
 from shared.consultation import ConsultationSummary, MemberSummary
 from shared.directory import Directory, UnknownArea
+from shared.errors import DomainError, InvalidFields
 from shared.events import (
+    LIVE_REFERRAL_STATUSES,
     ConsentGiven,
     ConsentRevoked,
     ConsultationReceived,
@@ -53,6 +66,7 @@ from shared.events import (
     DisclosureBasis,
     DisclosureChannel,
     DisclosureRecorded,
+    Envelope,
     EventData,
     HouseholdLinked,
     ReferralRequested,
@@ -61,7 +75,6 @@ from shared.events import (
     new_event,
 )
 from shared.ids import new_id
-from shared.problems import Problem, invalid_fields
 
 SOURCE = "/marugoto/intake"
 ENGAGED = "engaged"
@@ -70,27 +83,15 @@ SUBMITTED = "submitted"
 CASE_READ_FIELDS = sorted(CasePublic.model_fields)
 # What an emergency release rests on: protecting life, body or property when consent is hard to obtain.
 EMERGENCY_BASIS = "個人情報保護法 Art. 27(1)(ii) / Art. 69"
-# Japan has no daylight saving time: a fixed offset gives the local date of a roster's from/until.
-JAPAN = timezone(timedelta(hours=9), "JST")
 
 Access = Literal["submitter", "engaged", "operator", "completed"]
 READ_ACCESS: frozenset[Access] = frozenset({"submitter", "engaged", "operator", "completed"})
 # Adding to a case (a contact) is for those still working on it, not for an agency whose part ended.
 WORK_ACCESS: frozenset[Access] = frozenset({"submitter", "engaged", "operator"})
 
-# FHIR Task states in which a referral still engages its agency on the case.
-LIVE_REFERRAL_STATUSES = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 COMPLETED = "completed"
 # ReferralStatusChanged.version counts from the request: requested is 1, each change adds one.
 REQUESTED_VERSION = 1
-
-
-@dataclass(frozen=True)
-class Vault:
-    """What protects personal details: the field cipher and the blind index."""
-
-    cipher: FieldCipher
-    index: BlindIndex
 
 
 def _now() -> datetime:
@@ -160,14 +161,14 @@ def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory
     """The municipality must be one this deployment serves and the area one of its areas."""
     directory = directories.get(body.municipality_code)
     if directory is None:
-        raise invalid_fields(
+        raise InvalidFields(
             [("municipality_code", f"municipality {body.municipality_code} is not served here")], labels
         )
     try:
         directory.ancestors(body.area)
     except UnknownArea:
         known = ", ".join(sorted(a.id for a in directory.municipality.areas))
-        raise invalid_fields(
+        raise InvalidFields(
             [("area", f"unknown area {body.area!r}; areas of this municipality: {known}")], labels
         ) from None
 
@@ -343,16 +344,11 @@ def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id:
 # --- access -----------------------------------------------------------------------------------
 
 
-def case_not_found(case_id: str) -> Problem:
-    """The 404 of a case that does not exist, also given for one the caller has no part in."""
-    return Problem(404, "case-not-found", f"no case {case_id}")
-
-
 def get_case(session: Session, case_id: str, principal: Principal) -> Case:
-    """The case, or a 404 problem: also when it is of a municipality the credential does not serve."""
+    """The case, or CaseNotFound: also when it is of a municipality the credential does not serve."""
     case = session.get(Case, case_id)
     if case is None or not principal.serves(case.municipality_code):
-        raise case_not_found(case_id)
+        raise CaseNotFound(case_id)
     return case
 
 
@@ -404,17 +400,15 @@ def require_access(
 ) -> Access:
     """The principal's access to the case if it is one of `allowed`.
 
-    With no part in the case the answer is the 404 of a case that does not exist, so that nobody
-    learns a household is known to the network; an agency whose referral completed knows the case
-    and is told why it may only read it (403).
+    With no part in the case the answer is that of a case that does not exist (CaseNotFound), so
+    that nobody learns a household is known to the network; an agency whose referral completed knows
+    the case and is told why it may only read it (ReferralCompleted).
     """
     access = access_of(session, case, principal)
     if access is None:
-        raise case_not_found(case.id)
+        raise CaseNotFound(case.id)
     if access not in allowed:
-        raise Problem(
-            403, "referral-completed", "your agency's referral on this case is completed: you may read its history only"
-        )
+        raise ReferralCompleted("your agency's referral on this case is completed: you may read its history only")
     return access
 
 
@@ -471,7 +465,7 @@ def read_case(session: Session, case_id: str, principal: Principal) -> dict[str,
     """
     case = session.get(Case, case_id)
     if case is None:
-        raise case_not_found(case_id)
+        raise CaseNotFound(case_id)
     access = access_of(session, case, principal)
     if access is None:
         record_disclosure(
@@ -527,7 +521,7 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
     positions = set(session.exec(select(Member.position).where(Member.case_id == case.id)).all())
     unknown = sorted(set(body.members) - positions)
     if unknown:
-        raise invalid_fields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
+        raise InvalidFields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
     consent = Consent(
         id=new_id(),
         case_id=case.id,
@@ -558,9 +552,9 @@ def revoke_consent(session: Session, *, case: Case, consent_id: str, body: Conse
     """Revoke a consent (from now on) and publish the revocation; its free-text note stays here."""
     consent = session.get(Consent, consent_id)
     if consent is None or consent.case_id != case.id:
-        raise Problem(404, "consent-not-found", f"case {case.id} has no consent {consent_id}")
+        raise ConsentNotFound(f"case {case.id} has no consent {consent_id}")
     if consent.revoked_at is not None:
-        raise Problem(409, "consent-already-revoked", f"consent {consent_id} was revoked at {consent.revoked_at}")
+        raise ConsentAlreadyRevoked(f"consent {consent_id} was revoked at {consent.revoked_at}")
     consent.revoked_at = _now()
     consent.revocation_reason = body.reason.value
     consent.revocation_note = body.note
@@ -586,12 +580,32 @@ class _Grant:
 
 
 @dataclass(frozen=True)
+class _Refusal:
+    """A release the principal has no basis for: the reason audited, and the error its caller hears."""
+
+    reason: str
+    error: DomainError
+
+
+def _refused(reason: str) -> _Refusal:
+    """A refusal of an agency that knows the case: it is told why."""
+    return _Refusal(reason, PersonalDetailsRefused(reason))
+
+
+@dataclass(frozen=True)
 class DetailsOutcome:
-    """What a request for personal details came to: the release, or the refusal's status and reason."""
+    """What a request for personal details came to: the release, or the refusal to raise once recorded."""
 
     release: PersonalDetailsRelease | None
-    status: int  # 200, or 403 (no basis), or 404 (no part in the case)
     reason: str
+    refusal: DomainError | None = None
+
+    def released(self) -> PersonalDetailsRelease:
+        """The release; raises the refusal (call it after the attempt's records have committed)."""
+        if self.refusal is not None:
+            raise self.refusal
+        assert self.release is not None
+        return self.release
 
 
 PersonalDetailsBasis = Literal["consent", "support_meeting"]
@@ -615,24 +629,27 @@ def release_personal_details(
     every member), or an emergency (`emergency`, with its note). An agency whose referral was completed,
     rejected, cancelled or failed is refused, even under a consent to share with "every engaged agency":
     its support has ended. Granted or refused, the attempt goes to the audit log and the disclosure
-    ledger; the caller raises a refusal only after this transaction has committed them.
+    ledger; the caller raises a refusal (`DetailsOutcome.released`) only after this transaction has
+    committed them.
     """
     case = session.get(Case, case_id)
     if case is None:
-        raise case_not_found(case_id)
+        raise CaseNotFound(case_id)
     access = access_of(session, case, principal)
-    decision: _Grant | tuple[int, str]
+    decision: _Grant | _Refusal
     if access is None:
-        decision = 404, "your agency has no part in this case"
+        decision = _Refusal("your agency has no part in this case", CaseNotFound(case.id))
     elif access == "submitter":
         consents = session.exec(
             select(Consent.id).where(Consent.case_id == case.id, col(Consent.revoked_at).is_(None))
         ).all()
         decision = _Grant(None, "engagement", SUBMITTED, sorted(consents), "submitting agency")
     elif access == "completed":
-        decision = 403, "your agency's referral on this case is completed; personal details go only to engaged agencies"
+        decision = _refused(
+            "your agency's referral on this case is completed; personal details go only to engaged agencies"
+        )
     elif access != "engaged":
-        decision = 403, "your agency is not engaged on this case"
+        decision = _refused("your agency is not engaged on this case")
     elif emergency is not None:
         decision = _emergency_grant(session, case, emergency)
     elif basis == "support_meeting":
@@ -643,10 +660,10 @@ def release_personal_details(
         release = _release(
             session, case, vault, positions=decision.positions, consents=decision.consents, basis=decision.basis
         )
-        outcome = DetailsOutcome(release, 200, decision.reason)
+        outcome = DetailsOutcome(release, decision.reason)
         fields = [f"members.{m.position}.{f}" for m in release.members for f in PERSONAL_FIELDS if getattr(m, f)]
     else:
-        outcome = DetailsOutcome(None, *decision)
+        outcome = DetailsOutcome(None, decision.reason, decision.error)
         fields = sorted(PERSONAL_FIELDS)
     session.add(
         AuditEntry(
@@ -672,7 +689,7 @@ def release_personal_details(
     return outcome
 
 
-def _consent_grant(session: Session, case: Case, agency_id: str) -> _Grant | tuple[int, str]:
+def _consent_grant(session: Session, case: Case, agency_id: str) -> _Grant | _Refusal:
     consents = session.exec(select(Consent).where(Consent.case_id == case.id)).all()
     covering = [c for c in consents if agency_id in c.share_with or ENGAGED in c.share_with]
     live = [c for c in covering if c.revoked_at is None]
@@ -680,14 +697,14 @@ def _consent_grant(session: Session, case: Case, agency_id: str) -> _Grant | tup
         ids = [c.id for c in live]
         return _Grant({p for c in live for p in c.members}, "consent", ",".join(ids), ids, "consent " + ", ".join(ids))
     if covering:
-        return 403, "consent to share with your agency was revoked"
-    return 403, "no consent (本人同意) covers sharing with your agency, and no other basis was given"
+        return _refused("consent to share with your agency was revoked")
+    return _refused("no consent (本人同意) covers sharing with your agency, and no other basis was given")
 
 
-def _support_meeting_grant(session: Session, case: Case, agency_id: str, today: date) -> _Grant | tuple[int, str]:
+def _support_meeting_grant(session: Session, case: Case, agency_id: str, today: date) -> _Grant | _Refusal:
     entry = session.get(SupportMeetingMember, (case.municipality_code, agency_id))
     if entry is None or not is_current(entry, today):
-        return 403, f"your agency is not a current member of the 支援会議 of municipality {case.municipality_code}"
+        return _refused(f"your agency is not a current member of the 支援会議 of municipality {case.municipality_code}")
     return _Grant(None, "support_meeting", roster_key(entry), [], "支援会議 member (社会福祉法 Art. 106-6)")
 
 
@@ -696,7 +713,7 @@ def _emergency_grant(session: Session, case: Case, emergency: EmergencyRelease) 
     if emergency.members is not None:
         known = set(session.exec(select(Member.position).where(Member.case_id == case.id)).all())
         if unknown := sorted(set(emergency.members) - known):
-            raise invalid_fields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
+            raise InvalidFields([("members", f"no household member at position(s) {unknown}")], {"members": "対象者"})
         positions = set(emergency.members)
     return _Grant(positions, "emergency", EMERGENCY_BASIS, [], f"emergency release ({EMERGENCY_BASIS})", emergency.note)
 
@@ -777,15 +794,16 @@ def record_disclosure(
     return row
 
 
-def apply_disclosure_recorded(session: Session, data: DisclosureRecorded, *, municipality_code: str) -> None:
+def apply_disclosure_recorded(session: Session, envelope: Envelope[DisclosureRecorded]) -> None:
     """Write another service's release to the ledger (once: the disclosure id is the row's key)."""
+    data = envelope.data
     if session.get(Disclosure, data.disclosure_id) is not None:
         return
     session.add(
         Disclosure(
             id=data.disclosure_id,
             case_id=data.case_id,
-            municipality_code=municipality_code,
+            municipality_code=envelope.municipalitycode,
             recipient=data.recipient,
             channel=data.channel,
             fields=list(data.fields),
@@ -799,9 +817,9 @@ def apply_disclosure_recorded(session: Session, data: DisclosureRecorded, *, mun
 
 
 def require_operator_of(principal: Principal, case: Case) -> None:
-    """A 404 unless an operator of the case's municipality asks (the ledger is theirs to export)."""
+    """CaseNotFound unless an operator of the case's municipality asks (the ledger is theirs to export)."""
     if not principal.has(Scope.operator) or not principal.serves(case.municipality_code):
-        raise case_not_found(case.id)
+        raise CaseNotFound(case.id)
 
 
 def household_disclosures(session: Session, case: Case) -> list[Disclosure]:
@@ -878,9 +896,9 @@ def decide_household_match(
     """Link the item's two cases as one household (published, counted once in 実件数) or dismiss it."""
     match = session.exec(select(HouseholdMatch).where(HouseholdMatch.id == match_id).with_for_update()).first()
     if match is None or match.municipality_code not in set(municipalities):
-        raise Problem(404, "household-match-not-found", f"no household match {match_id}")
+        raise HouseholdMatchNotFound(f"no household match {match_id}")
     if match.status != "open":
-        raise Problem(409, "household-match-decided", f"household match {match_id} is already {match.status}")
+        raise HouseholdMatchDecided(f"household match {match_id} is already {match.status}")
     match.status = "linked" if link else "dismissed"
     match.decided_by = decided_by
     match.decided_at = _now()
@@ -935,7 +953,7 @@ def household_of(session: Session, case_id: str) -> set[str]:
 
 def local_today() -> date:
     """Today's date in Japan, by which roster memberships begin and end."""
-    return datetime.now(JAPAN).date()
+    return datetime.now(JST).date()
 
 
 def is_current(entry: SupportMeetingMember, today: date) -> bool:
@@ -964,7 +982,7 @@ def put_roster_entry(
     if body.member_until is not None and body.member_until < body.member_from:
         errors.append(("member_until", "must not be before member_from"))
     if errors:
-        raise invalid_fields(errors, FIELD_LABELS)
+        raise InvalidFields(errors, FIELD_LABELS)
     entry = session.get(SupportMeetingMember, (municipality_code, agency_id)) or SupportMeetingMember(
         municipality_code=municipality_code,
         agency_id=agency_id,
@@ -987,9 +1005,7 @@ def end_roster_entry(session: Session, *, municipality_code: str, agency_id: str
     """
     entry = session.get(SupportMeetingMember, (municipality_code, agency_id))
     if entry is None:
-        raise Problem(
-            404, "roster-entry-not-found", f"{agency_id} is not on the 支援会議 roster of {municipality_code}"
-        )
+        raise RosterEntryNotFound(f"{agency_id} is not on the 支援会議 roster of {municipality_code}")
     last_day = today - timedelta(days=1)
     if entry.member_until is None or entry.member_until > last_day:
         entry.member_until = last_day
@@ -1000,8 +1016,9 @@ def end_roster_entry(session: Session, *, municipality_code: str, agency_id: str
 # --- events from the router -------------------------------------------------------------------
 
 
-def apply_routing_decided(session: Session, data: RoutingDecided) -> None:
+def apply_routing_decided(session: Session, envelope: Envelope[RoutingDecided]) -> None:
     """Show the decision in force on the case's timeline."""
+    data = envelope.data
     case = session.get(Case, data.case_id)
     if case is None or (case.decision_sequence or 0) > data.sequence:
         return
@@ -1015,8 +1032,9 @@ def apply_routing_decided(session: Session, data: RoutingDecided) -> None:
     session.add(case)
 
 
-def apply_referral_requested(session: Session, data: ReferralRequested) -> None:
+def apply_referral_requested(session: Session, envelope: Envelope[ReferralRequested]) -> None:
     """Remember the engaged agency (it may then read the case, and its details with consent)."""
+    data = envelope.data
     engagement = session.get(Engagement, data.referral_id)
     if engagement is None:
         session.add(
@@ -1055,12 +1073,13 @@ def rotate_personal_data(session: Session, cipher: FieldCipher, *, batch: int = 
     return changed
 
 
-def apply_referral_status(session: Session, data: ReferralStatusChanged) -> None:
+def apply_referral_status(session: Session, envelope: Envelope[ReferralStatusChanged]) -> None:
     """Show a referral's new state on the case's timeline; it decides whether its agency is still engaged.
 
     The outbox may publish a change after a later one; a change older than the one applied (a lower
-    version) is ignored. A change without a version (0, from before versions) is applied as it comes.
+    version) is ignored. A change without a version (0) cannot be ordered, so it is applied as it comes.
     """
+    data = envelope.data
     engagement = session.get(Engagement, data.referral_id)
     if engagement is None:
         # The request is on another topic and may come later; its type is filled in then.

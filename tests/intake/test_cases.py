@@ -21,6 +21,7 @@ from shared.events import (
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
+    Envelope,
     decode,
 )
 from shared.settings import Settings
@@ -67,15 +68,15 @@ async def test_contact_adds_to_cumulative_count_but_not_to_distinct_cases(
     key = case_id.encode()
     opened = await read_events(bootstrap, topic_of(intake_settings, ConsultationReceived), until=_has_key(key))
     contacts = await read_events(bootstrap, topic_of(intake_settings, ContactRecorded), until=_has_key(key))
-    events = [decode(r.value, ConsultationReceived) for r in opened if r.key == key]
-    events += [decode(r.value, ContactRecorded) for r in contacts if r.key == key]  # type: ignore[misc]
+    events: list[Envelope[Any]] = [decode(r.value, ConsultationReceived) for r in opened if r.key == key]
+    events += [decode(r.value, ContactRecorded) for r in contacts if r.key == key]
     assert len(events) == 2
     engine = db.make_engine(intake_settings, "metrics")
     db.upgrade(engine, "metrics")
     with db.transaction(engine) as session:
         metrics.wipe(session, FACT_TABLES)
         for event in events:
-            metrics.count(session, event)  # type: ignore[arg-type]
+            metrics.count(session, event)
     with Session(engine) as session:
         report = metrics.report(session, municipality_code="242080", year=metrics.fiscal_year(datetime.now(UTC)))
     engine.dispose()

@@ -20,9 +20,9 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from services.intake import service
-from services.intake.service import JAPAN
 from shared import db
 from shared.auth import Scope
+from shared.calendar import JST
 from shared.directory import demo_directory_path
 from shared.events import DisclosureRecorded, HouseholdLinked, decode
 from shared.ids import new_id
@@ -319,7 +319,7 @@ async def test_every_release_is_in_the_ledger_with_its_basis_and_the_export_list
     assert not_a_member.status_code == 403
     assert "支援会議" in not_a_member.json()["detail"]
     expected.append((ENGAGED, "personal_details", "none", None, "refused"))
-    since = (datetime.now(JAPAN).date() - timedelta(days=30)).isoformat()
+    since = (datetime.now(JST).date() - timedelta(days=30)).isoformat()
     member = await intake.put(
         f"/v1/municipalities/{TOWN}/support-meeting-roster/{ENGAGED}",
         json={"member_from": since, "confidentiality_acknowledged": True},
@@ -403,7 +403,7 @@ async def test_the_support_meeting_roster_is_kept_by_the_municipality_s_admins(
     admin = bearer("nabari-admin", Scope.admin, municipalities=(TOWN,))
     roster = f"/v1/municipalities/{TOWN}/support-meeting-roster"
     entry_url = f"{roster}/{OTHER}"
-    today = datetime.now(JAPAN).date()
+    today = datetime.now(JST).date()
 
     unacknowledged = await intake.put(
         entry_url, json={"member_from": today.isoformat(), "confidentiality_acknowledged": False}, headers=admin

@@ -1,0 +1,74 @@
+"""What a request to intake did wrong, in the domain's words: each maps to one problem type by its `code`."""
+
+from shared.errors import Conflict, NotAllowed, NotFound
+
+
+class CaseNotFound(NotFound):
+    """A case that does not exist: also what an agency hears of a case it has no part in, so that nobody
+    learns a household is known to the network."""
+
+    code = "case-not-found"
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"no case {case_id}")
+        self.case_id = case_id
+
+
+class ReferralCompleted(NotAllowed):
+    """The agency's referral on the case is completed: it may read the history it took part in, nothing more."""
+
+    code = "referral-completed"
+
+
+class NotTheSubmitter(NotAllowed):
+    """Consent is recorded by the agency that submitted the case (and revoked by it or an operator)."""
+
+    code = "not-the-submitter"
+
+
+class PersonalDetailsRefused(NotAllowed):
+    """The agency has a part in the case but no legal basis to read its members' personal details."""
+
+    code = "personal-details-refused"
+
+
+class ConsentNotFound(NotFound):
+    """No consent of that id on the case."""
+
+    code = "consent-not-found"
+
+
+class ConsentAlreadyRevoked(Conflict):
+    """A consent is revoked once; its revocation is already published."""
+
+    code = "consent-already-revoked"
+
+
+class HouseholdMatchNotFound(NotFound):
+    """No possible-same-household item of that id that the caller decides."""
+
+    code = "household-match-not-found"
+
+
+class HouseholdMatchDecided(Conflict):
+    """The possible-same-household item was already linked or dismissed."""
+
+    code = "household-match-decided"
+
+
+class MunicipalityNotAdministered(NotFound):
+    """A municipality this deployment does not serve, or whose administration the credential lacks."""
+
+    code = "municipality-not-found"
+
+
+class AgencyNotInDirectory(NotFound):
+    """Only an agency of the municipality's directory can sit on its 支援会議."""
+
+    code = "agency-not-found"
+
+
+class RosterEntryNotFound(NotFound):
+    """The agency is not on the municipality's 支援会議 roster."""
+
+    code = "roster-entry-not-found"
