@@ -6,15 +6,16 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-import anyio
-from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from sqlmodel import Session
 
-from services.router import service
+from services.router import decisions, directories, feed, reads, referrals
+from services.router.context import RouterContext
+from services.router.errors import DecisionNotFound, DirectoryNotFound, NotYourFeed, NotYourQueue
 from services.router.models import (
     DecisionPublic,
     DirectoryPublic,
-    DirectoryVersion,
     EscalationCreate,
     FeedEntry,
     FeedEntryPublic,
@@ -22,28 +23,17 @@ from services.router.models import (
     ReferralPublic,
     TransitionCreate,
 )
-from shared import db
-from shared.api import PrincipalDep, RuntimeDep, require_any
-from shared.auth import Principal, Scope
-from shared.directory import DirectoryError
-from shared.problems import Problem, problem_responses
+from shared.api import PrincipalDep, RuntimeDep, context_of, in_transaction
+from shared.auth import Principal, Scope, require_any
+from shared.problems import problem_responses
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
 
-# Japanese labels of the directory fields a 422 problem can name (as intake labels its fields).
-DIRECTORY_LABELS = {"lead": "協働の中核", "general_window": "総合相談窓口", "business_hours": "開所時間"}
+RouterContextDep = Annotated[RouterContext, Depends(context_of(RouterContext))]
 
 KEEP_ALIVE_S = 15.0
 FEED_POLL_S = 0.5
-
-
-def _ctx(runtime: Runtime) -> service.Context:
-    ctx: service.Context = runtime.state["ctx"]
-    return ctx
-
-
-# --- directories --------------------------------------------------------------------------------
 
 
 @router.get(
@@ -57,25 +47,19 @@ async def get_directory(municipality_code: str, runtime: RuntimeDep, principal: 
     require_any(principal, Scope.admin, Scope.operator, Scope.coordinator)
     _require_tenant(principal, municipality_code)
 
-    def work() -> DirectoryPublic | None:
-        with db.transaction(runtime.engine) as session:
-            row = service.active_version(session, municipality_code)
-            return None if row is None else DirectoryPublic.model_validate(row.model_dump())
+    def work(session: Session) -> DirectoryPublic:
+        row = directories.active_version(session, municipality_code)
+        if row is None:
+            raise DirectoryNotFound(municipality_code)
+        return DirectoryPublic.model_validate(row.model_dump())
 
-    found = await anyio.to_thread.run_sync(work)
-    if found is None:
-        raise _no_directory(municipality_code)
-    return found
-
-
-def _no_directory(municipality_code: str) -> Problem:
-    return Problem(404, "directory-not-found", f"no directory for municipality {municipality_code}")
+    return await in_transaction(runtime, work)
 
 
 def _require_tenant(principal: Principal, municipality_code: str) -> None:
     """Another tenant's directory answers exactly as one that does not exist."""
     if not principal.serves(municipality_code):
-        raise _no_directory(municipality_code)
+        raise DirectoryNotFound(municipality_code)
 
 
 @router.put(
@@ -94,27 +78,12 @@ async def put_directory(
     require_any(principal, Scope.admin)
     _require_tenant(principal, municipality_code)
 
-    def work() -> DirectoryPublic:
-        with db.transaction(runtime.engine) as session:
-            try:
-                row = service.store_directory(session, body, source=f"admin:{principal.agency_id}", activate=True)
-            except DirectoryError as error:
-                raise _invalid_directory(error) from None
-            if row.municipality_code != municipality_code:
-                raise Problem(422, "invalid-directory", f"the body is the directory of {row.municipality_code}")
-            return DirectoryPublic.model_validate(row.model_dump())
+    def work(session: Session) -> DirectoryPublic:
+        source = f"admin:{principal.agency_id}"
+        row = directories.replace_directory(session, municipality_code, body, source=source)
+        return DirectoryPublic.model_validate(row.model_dump())
 
-    return await anyio.to_thread.run_sync(work)
-
-
-def _invalid_directory(error: DirectoryError) -> Problem:
-    if error.field is None:
-        return Problem(422, "invalid-directory", str(error))
-    leaf = error.field.rsplit(".", 1)[-1]
-    fields = [
-        {"field": error.field, "label": DIRECTORY_LABELS.get(leaf, leaf), "message": str(error), "type": "value_error"}
-    ]
-    return Problem(422, "invalid-directory", str(error), errors=fields)
+    return await in_transaction(runtime, work)
 
 
 @router.get(
@@ -130,21 +99,11 @@ async def list_directory_versions(
     require_any(principal, Scope.admin, Scope.operator)
     _require_tenant(principal, municipality_code)
 
-    def work() -> list[DirectoryPublic]:
-        from sqlmodel import col, select
+    def work(session: Session) -> list[DirectoryPublic]:
+        rows = directories.list_versions(session, municipality_code)
+        return [DirectoryPublic.model_validate(r.model_dump()) for r in rows]
 
-        with db.transaction(runtime.engine) as session:
-            rows = session.exec(
-                select(DirectoryVersion)
-                .where(DirectoryVersion.municipality_code == municipality_code)
-                .order_by(col(DirectoryVersion.activated_at).desc())
-            ).all()
-            return [DirectoryPublic.model_validate(r.model_dump()) for r in rows]
-
-    return await anyio.to_thread.run_sync(work)
-
-
-# --- decisions and escalations --------------------------------------------------------------------
+    return await in_transaction(runtime, work)
 
 
 @router.get(
@@ -179,16 +138,14 @@ async def _read_decisions(
 ) -> list[DecisionPublic]:
     require_any(principal, Scope.coordinator, Scope.operator)
 
-    def work() -> list[DecisionPublic] | None:
-        # A read is a release: its ledger row is committed with it (a refusal too).
-        with db.transaction(runtime.engine) as session:
-            return service.read_decisions(session, case_id=case_id, principal=principal, in_force_only=in_force_only)
+    def work(session: Session) -> list[DecisionPublic] | None:
+        return reads.read_decisions(session, case_id=case_id, principal=principal, in_force_only=in_force_only)
 
-    decisions = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    if decisions is None:
-        raise Problem(404, "decision-not-found", f"case {case_id} has no routing decision (yet)")
-    return decisions
+    # A read is a release: its ledger row is committed with it, a refusal too (so the 404 is raised after).
+    found = await in_transaction(runtime, work, stages_events=True)
+    if found is None:
+        raise DecisionNotFound(case_id)
+    return found
 
 
 @router.post(
@@ -199,21 +156,15 @@ async def _read_decisions(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def escalate(
-    case_id: str, body: EscalationCreate, runtime: RuntimeDep, principal: PrincipalDep
+    case_id: str, body: EscalationCreate, runtime: RuntimeDep, principal: PrincipalDep, ctx: RouterContextDep
 ) -> DecisionPublic:
     """Ask for backup (a tier-1 place → tier 2), prefecture support (the lead → tier 3), or return the case
     to the community (the lead → 見守り); each is recorded as a new decision."""
 
-    def work() -> DecisionPublic:
-        with db.transaction(runtime.engine) as session:
-            return service.escalate(session, case_id=case_id, kind=body.kind, principal=principal, ctx=_ctx(runtime))
+    def work(session: Session) -> DecisionPublic:
+        return decisions.escalate(session, case_id=case_id, kind=body.kind, principal=principal, ctx=ctx)
 
-    decision = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    return decision
-
-
-# --- referrals ------------------------------------------------------------------------------------
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.get(
@@ -230,21 +181,16 @@ async def list_referrals(
     require_any(principal, Scope.coordinator, Scope.operator)
     if not principal.has(Scope.operator):
         if agency_id not in (None, principal.agency_id):
-            raise Problem(403, "not-your-queue", "coordinators read their own agency's referrals")
+            raise NotYourQueue("coordinators read their own agency's referrals")
         agency_id = principal.agency_id
 
-    def work() -> list[ReferralPublic]:
-        with db.transaction(runtime.engine) as session:
-            rows = service.list_referrals(
-                session,
-                agency_id=agency_id,
-                case_id=case_id,
-                status=status,
-                municipalities=service.served_by(principal),
-            )
-            return [ReferralPublic.model_validate(r.model_dump()) for r in rows]
+    def work(session: Session) -> list[ReferralPublic]:
+        rows = referrals.list_referrals(
+            session, agency_id=agency_id, case_id=case_id, status=status, municipalities=reads.served_by(principal)
+        )
+        return [ReferralPublic.model_validate(r.model_dump()) for r in rows]
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(runtime, work)
 
 
 @router.post(
@@ -254,24 +200,16 @@ async def list_referrals(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def move_referral(
-    referral_id: str, body: TransitionCreate, runtime: RuntimeDep, principal: PrincipalDep
+    referral_id: str, body: TransitionCreate, runtime: RuntimeDep, principal: PrincipalDep, ctx: RouterContextDep
 ) -> ReferralPublic:
     """Accept, reject (with a coded reason: it is re-routed), start, hold (見守り), complete, fail or cancel."""
     require_any(principal, Scope.coordinator, Scope.operator)
 
-    def work() -> ReferralPublic:
-        with db.transaction(runtime.engine) as session:
-            referral = service.transition(
-                session, referral_id=referral_id, body=body, principal=principal, ctx=_ctx(runtime)
-            )
-            return ReferralPublic.model_validate(referral.model_dump())
+    def work(session: Session) -> ReferralPublic:
+        referral = referrals.transition(session, referral_id=referral_id, body=body, principal=principal, ctx=ctx)
+        return ReferralPublic.model_validate(referral.model_dump())
 
-    moved = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    return moved
-
-
-# --- the coordinators' feed -----------------------------------------------------------------------
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 def _feed_agency(principal: Principal, agency_id: str | None) -> str:
@@ -279,7 +217,7 @@ def _feed_agency(principal: Principal, agency_id: str | None) -> str:
     if agency_id is None or agency_id == principal.agency_id:
         return principal.agency_id
     if not principal.has(Scope.operator):
-        raise Problem(403, "not-your-feed", "an agency reads only its own feed")
+        raise NotYourFeed("an agency reads only its own feed")
     return agency_id
 
 
@@ -302,15 +240,14 @@ async def feed_page(
     """
     agency = _feed_agency(principal, agency_id)
 
-    def work() -> FeedPage:
-        with db.transaction(runtime.engine) as session:
-            entries = service.feed_entries(
-                session, agency, after=after, limit=limit, municipalities=service.served_by(principal)
-            )
+    def work(session: Session) -> FeedPage:
+        entries = feed.feed_entries(
+            session, agency, after=after, limit=limit, municipalities=reads.served_by(principal)
+        )
         public = [_public_entry(e) for e in entries]
         return FeedPage(entries=public, next_after=public[-1].id if public else after)
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_transaction(runtime, work)
 
 
 @router.get(
@@ -332,6 +269,7 @@ async def feed_stream(
     """Your agency's routed referrals as they happen; reconnect with Last-Event-ID to resume without gaps."""
     agency = _feed_agency(principal, agency_id)
     cursor = int(last_event_id) if last_event_id else 0
+    municipalities = reads.served_by(principal)
 
     async def events() -> AsyncIterator[str]:
         position = cursor
@@ -339,14 +277,11 @@ async def feed_stream(
         yield "retry: 2000\n\n"
         while not await request.is_disconnected():
 
-            def batch(after: int = position) -> list[FeedEntryPublic]:
-                with db.transaction(runtime.engine) as session:
-                    rows = service.feed_entries(
-                        session, agency, after=after, limit=100, municipalities=service.served_by(principal)
-                    )
-                    return [_public_entry(e) for e in rows]
+            def batch(session: Session, after: int = position) -> list[FeedEntryPublic]:
+                rows = feed.feed_entries(session, agency, after=after, limit=100, municipalities=municipalities)
+                return [_public_entry(e) for e in rows]
 
-            entries = await anyio.to_thread.run_sync(batch)
+            entries = await in_transaction(runtime, batch)
             for entry in entries:
                 data = json.dumps(entry.model_dump(mode="json"), ensure_ascii=False)
                 yield f"id: {entry.id}\nevent: {entry.kind}\ndata: {data}\n\n"

@@ -2,17 +2,19 @@
 
 import asyncio
 
-import anyio
 import structlog
 from fastapi import FastAPI
-from sqlalchemy import func
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
-from services.router import handlers, service
+from services.router import handlers, timers
 from services.router.api import router
-from services.router.models import RouterOutbox, Timer
+from services.router.context import RouterContext
+from services.router.deadlines import Clock
+from services.router.directories import ConfigCache, seed_directories
+from services.router.models import RouterOutbox
 from shared import db
+from shared.api import in_transaction
 from shared.directory import read_directory_files
 from shared.events import (
     AgencyFeedEntry,
@@ -29,35 +31,31 @@ from shared.settings import Settings
 log = structlog.get_logger()
 
 
-def _wire(runtime: Runtime) -> None:
+def _wire(runtime: Runtime) -> RouterContext:
+    """Build the router's context, store the configured directories and subscribe the consumer."""
     settings = runtime.settings
-    ctx = service.Context(
-        configs=service.ConfigCache(),
-        clock=service.Clock(business_hour_s=settings.router_business_hour_s, wall=settings.router_wall_clock),
+    ctx = RouterContext(
+        configs=ConfigCache(),
+        clock=Clock(business_hour_s=settings.router_business_hour_s, wall=settings.router_wall_clock),
     )
-    runtime.state["ctx"] = ctx
     bodies = {code: data for code, (_directory, data) in read_directory_files(settings.directory_files).items()}
     try:
         with db.transaction(runtime.engine) as session:
-            service.seed_directories(session, bodies)
+            seed_directories(session, bodies)
     except IntegrityError:
         # Instances starting together race to store the same new version; the loser finds it stored.
         with db.transaction(runtime.engine) as session:
-            service.seed_directories(session, bodies)
+            seed_directories(session, bodies)
     handlers.wire(runtime, ctx)
+    return ctx
 
 
 async def fire_timers(runtime: Runtime) -> None:
     """Send due reminders and escalations, for as long as the service runs (timers are in the database)."""
-    ctx: service.Context = runtime.state["ctx"]
-
-    def once() -> int:
-        with db.transaction(runtime.engine) as session:
-            return service.fire_due_timers(session, ctx)
-
+    ctx = runtime.context_as(RouterContext)
     while True:
         try:
-            if await anyio.to_thread.run_sync(once):
+            if await in_transaction(runtime, lambda session: timers.fire_due_timers(session, ctx)):
                 runtime.notify_outbox()
                 continue
         except Exception as exc:
@@ -70,8 +68,7 @@ def open_timers(runtime: Runtime) -> ScrapeGauges:
 
     def read() -> dict[str, float]:
         with Session(runtime.engine) as session:
-            query = select(func.count()).select_from(Timer).where(col(Timer.fired_at).is_(None))
-            return {"marugoto_open_timers": session.exec(query).one()}
+            return {"marugoto_open_timers": timers.open_timers(session)}
 
     return ScrapeGauges(runtime.service, {"marugoto_open_timers": "Referral deadline timers not yet fired"}, read)
 

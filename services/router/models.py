@@ -174,7 +174,7 @@ class RouterProcessedEvent(ProcessedEventBase, table=True):
     __table_args__ = {"schema": SCHEMA}
 
 
-# --- API shapes -------------------------------------------------------------------------------
+# API shapes: what crosses the HTTP edge (a table model never does).
 
 
 class DecisionPublic(BaseModel):

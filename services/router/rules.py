@@ -474,8 +474,7 @@ def _join(items: list[str] | list[IssueTag]) -> str:
     return ", ".join(str(item) for item in items)
 
 
-# --- decisions after the first one ------------------------------------------------------------
-
+# The rules of the decisions after the first one (escalations, returns, re-routing).
 PREFECTURE_SUPPORT = Rule("prefecture_support_requested", "社会福祉法106条の3第1項; 指針 第四 (都道府県との連携)")
 RETURN_TO_COMMUNITY = Rule("return_to_community", "指針 第三 (住民・ボランティアとの協働); 指針 第二 (見守り)")
 REROUTE = Rule("reroute", "社会福祉法106条の2 (支援関係機関の連携); 実施要領 3(2) 表")

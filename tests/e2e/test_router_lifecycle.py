@@ -24,10 +24,10 @@ from shared.settings import Settings
 from tests.conftest import read_events, service_env, topic_of
 from tests.e2e.processes import ServiceProcess, running
 from tests.e2e.test_spine import CONSULTATION_8050, assert_no_personal_data_on_any_topic, poll_json
+from tests.router.scenario_files import NABARI
 
 pytestmark = pytest.mark.e2e
 
-NABARI = Path(__file__).parents[2].parent / "shared/scenarios/routing-nabari.yaml"
 # Deadlines in business hours; one business hour lasts one second of wall clock in this test.
 REMINDER_AFTER, ESCALATE_AFTER = 6, 12
 # The escalation must still be seconds away when the router is killed (its referral is about 1 s old then).
@@ -116,28 +116,27 @@ async def test_router_end_to_end(
         return Actor(router.url, bearer(agency_id, Scope.coordinator, Scope.read_own))
 
     # 1. Two households of the shared scenarios, through intake: the published decisions match.
-    if NABARI.exists():
-        scenarios = {s.id: s for s in load_scenario_file(NABARI).scenarios}
-        for scenario_id in ("nabari-02-8050", "nabari-08-dv-confidential"):
-            scenario = scenarios[scenario_id]
-            body = {"municipality_code": "242080", **scenario.consultation.model_dump(mode="json")}
-            case_id = await submit(stack["intake"].url, partner, body)
-            records = await read_events(
-                str(settings.kafka_bootstrap_servers),
-                topic_of(settings, RoutingDecided),
-                until=has_key(case_id.encode()),
-            )
-            [decided] = [decode(r.value, RoutingDecided).data for r in records if r.key == case_id.encode()]
-            expect = scenario.expect
-            assert decided.tier == expect.tier and set(decided.patterns) == set(expect.patterns or [])
-            assert decided.lead == expect.lead
-            engaged = {e.agency_id for e in decided.engaged}
-            assert set(expect.engaged_include or []) - {"mie-hikikomori"} <= engaged
-            assert not set(expect.engaged_exclude or []) & engaged
-            if scenario_id == "nabari-08-dv-confidential":
-                for place in ("hoken-01", "hoken-02", "hoken-03"):
-                    page = await agency(place).get("/v1/feed/entries")
-                    assert case_id not in {e["case_id"] for e in page["entries"]}, "confidential: not on a tier-1 feed"
+    scenarios = {s.id: s for s in load_scenario_file(NABARI).scenarios}
+    for scenario_id in ("nabari-02-8050", "nabari-08-dv-confidential"):
+        scenario = scenarios[scenario_id]
+        body = {"municipality_code": "242080", **scenario.consultation.model_dump(mode="json")}
+        case_id = await submit(stack["intake"].url, partner, body)
+        records = await read_events(
+            str(settings.kafka_bootstrap_servers),
+            topic_of(settings, RoutingDecided),
+            until=has_key(case_id.encode()),
+        )
+        [decided] = [decode(r.value, RoutingDecided).data for r in records if r.key == case_id.encode()]
+        expect = scenario.expect
+        assert decided.tier == expect.tier and set(decided.patterns) == set(expect.patterns or [])
+        assert decided.lead == expect.lead
+        engaged = {e.agency_id for e in decided.engaged}
+        assert set(expect.engaged_include or []) - {"mie-hikikomori"} <= engaged
+        assert not set(expect.engaged_exclude or []) & engaged
+        if scenario_id == "nabari-08-dv-confidential":
+            for place in ("hoken-01", "hoken-02", "hoken-03"):
+                page = await agency(place).get("/v1/feed/entries")
+                assert case_id not in {e["case_id"] for e in page["entries"]}, "confidential: not on a tier-1 feed"
 
     # 2. A rejection re-routes to the next agency of the same type, within the run.
     case_id = await submit(stack["intake"].url, partner, CONSULTATION_8050)

@@ -11,7 +11,10 @@ import yaml
 from sqlalchemy import Engine
 
 from services.cli import upgrade_databases
-from services.router import service
+from services.router import cases, decisions
+from services.router.context import RouterContext
+from services.router.deadlines import Clock
+from services.router.directories import ConfigCache, store_directory
 from services.router.models import Referral
 from shared import db
 from shared.auth import Principal, Scope
@@ -32,18 +35,18 @@ def router_engine(database_url: str, secrets_env: dict[str, str], tmp_path: Path
     engine = db.make_engine(settings, "router")
     body = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
     with db.transaction(engine) as session:
-        service.store_directory(session, body, source="test", activate=True)
+        store_directory(session, body, source="test", activate=True)
     yield engine
     engine.dispose()
 
 
 @pytest.fixture
-def ctx() -> service.Context:
+def ctx() -> RouterContext:
     """The real calendar: deadlines lie business days ahead, so no timer fires unless a test says so."""
-    return service.Context(configs=service.ConfigCache(), clock=service.Clock())
+    return RouterContext(configs=ConfigCache(), clock=Clock())
 
 
-def route(engine: Engine, ctx: service.Context, area: str, *members: list[str]) -> str:
+def route(engine: Engine, ctx: RouterContext, area: str, *members: list[str]) -> str:
     """Route a consultation of a household with these members' issue tags; returns the case id."""
     case_id = str(uuid.uuid4())
     household: list[dict[str, Any]] = [
@@ -55,14 +58,14 @@ def route(engine: Engine, ctx: service.Context, area: str, *members: list[str]) 
     )
     envelope = new_event(data, source="/test", subject=case_id, municipality_code=MUNICIPALITY)
     with db.transaction(engine) as session:
-        service.route(session, envelope, ctx)
+        decisions.route(session, envelope, ctx=ctx)
     return case_id
 
 
 def referrals_by_agency(engine: Engine, case_id: str) -> dict[str, Referral]:
     """The case's referrals by agency (the latest one of each agency)."""
     with db.transaction(engine) as session:
-        return {r.agency_id: r for r in service.referrals_of_case(session, case_id)}
+        return {r.agency_id: r for r in cases.referrals_of_case(session, case_id)}
 
 
 def as_agency(agency_id: str, *scopes: Scope, municipalities: tuple[str, ...] = (MUNICIPALITY,)) -> Principal:

@@ -163,7 +163,7 @@ async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_let
             tier=2, patterns=[], lead=None, engaged=[], resource_gaps=[], directory_version=directory.version
         )
 
-    # The consumer runs in this process, and service.route looks decide up on the module when it runs.
+    # The consumer runs in this process, and decisions.route looks decide up on the module when it runs.
     monkeypatch.setattr(rules_module, "decide", engage_no_one)
     admin = bearer("operator", Scope.admin, Scope.operator, Scope.coordinator)
     case_id = str(uuid.uuid4())
@@ -175,6 +175,6 @@ async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_let
             break
         await asyncio.sleep(0.5)
     [letter] = letters
-    assert f"NoOwner: no agency may take case {case_id}" in letter.headers["x-dlq-reason"]
+    assert f"no-owner: no agency may take case {case_id}" in letter.headers["x-dlq-reason"]
     assert (await router.get(f"/v1/cases/{case_id}/decision", headers=admin)).status_code == 404
     assert (await router.get(f"/v1/referrals?case_id={case_id}", headers=admin)).json() == []

@@ -18,8 +18,9 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from services.cli import upgrade_databases
-from services.router import service
+from services.router import cases, decisions, feed, referrals
 from services.router.app import create
+from services.router.context import RouterContext
 from services.router.models import FeedEntry, TransitionCreate
 from shared import db
 from shared.auth import Scope
@@ -50,7 +51,7 @@ def all_entries(engine: Engine, agency_id: str) -> list[FeedEntry]:
 
 
 def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_once_in_order(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     """Writers (a consumer routing cases, API threads moving referrals) feed the lead at once, while a
     coordinator pages with `after`. Each writer dawdles inside its transaction after writing its entries,
@@ -65,7 +66,7 @@ def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_on
         try:
             for _ in range(CASES_PER_WRITER):
                 with db.transaction(router_engine) as session:
-                    service.route(session, consultation_envelope(), ctx)
+                    decisions.route(session, consultation_envelope(), ctx=ctx)
                     time.sleep(dawdle.uniform(0, 0.02))
         except BaseException as error:  # reported by the main thread
             failures.append(error)
@@ -77,11 +78,11 @@ def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_on
         try:
             while writing.is_set() or len(accepted) < expected_cases():
                 with db.transaction(router_engine) as session:
-                    waiting = service.list_referrals(session, agency_id=LEAD, status="requested")
+                    waiting = referrals.list_referrals(session, agency_id=LEAD, status="requested")
                 for referral in waiting:
                     with db.transaction(router_engine) as session:
                         body = TransitionCreate(to="accepted")
-                        service.transition(
+                        referrals.transition(
                             session, referral_id=referral.id, body=body, principal=as_agency(LEAD), ctx=ctx
                         )
                         time.sleep(dawdle.uniform(0, 0.02))
@@ -98,7 +99,7 @@ def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_on
 
     def read_page(after: int) -> list[FeedEntry]:
         with db.transaction(router_engine) as session:
-            return service.feed_entries(session, LEAD, after=after, limit=PAGE)
+            return feed.feed_entries(session, LEAD, after=after, limit=PAGE)
 
     routers = [threading.Thread(target=routing_writer, args=(i,)) for i in range(WRITERS)]
     accepter = threading.Thread(target=accepting_writer, args=(99,))
@@ -139,55 +140,53 @@ def consultation_envelope() -> Envelope[ConsultationReceived]:
     return new_event(data, source="/test", subject=case_id, municipality_code="242080")
 
 
-def test_each_agency_has_its_own_sequence_from_one(router_engine: Engine, ctx: service.Context) -> None:
+def test_each_agency_has_its_own_sequence_from_one(router_engine: Engine, ctx: RouterContext) -> None:
     first = route(router_engine, ctx, "chiiki-07", ["poverty"], ["employment"])
     second = route(router_engine, ctx, "chiiki-07", ["poverty", "housing"])
-    for agency_id, cases in {
+    for agency_id, case_ids in {
         LEAD: [first, second],
         "nabari-jiritsu": [first, second],
         "hellowork-nabari": [first],
     }.items():
         entries = all_entries(router_engine, agency_id)
-        assert [(e.sequence, e.case_id) for e in entries] == list(enumerate(cases, start=1)), agency_id
+        assert [(e.sequence, e.case_id) for e in entries] == list(enumerate(case_ids, start=1)), agency_id
 
 
-def test_the_entries_of_a_rolled_back_transaction_are_never_numbered(
-    router_engine: Engine, ctx: service.Context
-) -> None:
+def test_the_entries_of_a_rolled_back_transaction_are_never_numbered(router_engine: Engine, ctx: RouterContext) -> None:
     """One session, two transactions: the first one's entries die with it, the second's start at 1."""
     with Session(router_engine, expire_on_commit=False) as session:
         abandoned = session.begin()
-        service.route(session, consultation_envelope(), ctx)
+        decisions.route(session, consultation_envelope(), ctx=ctx)
         abandoned.rollback()
         with session.begin():
-            kept = service.route(session, consultation_envelope(), ctx)
+            kept = decisions.route(session, consultation_envelope(), ctx=ctx)
     entries = all_entries(router_engine, LEAD)
     assert [(e.sequence, e.case_id) for e in entries] == [(1, kept.case_id)]
 
 
 def test_a_consultation_of_a_rolled_back_transaction_is_decided_again(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     """The same consultation in the next transaction of the same session: its decision, referrals and
     entries died with the first one, so it is decided (and fed) again rather than found decided."""
     envelope = consultation_envelope()
     with Session(router_engine, expire_on_commit=False) as session:
         abandoned = session.begin()
-        service.route(session, envelope, ctx)
+        decisions.route(session, envelope, ctx=ctx)
         abandoned.rollback()
         with session.begin():
-            service.route(session, envelope, ctx)
+            decisions.route(session, envelope, ctx=ctx)
     with db.transaction(router_engine) as session:
-        assert len(service.decisions_of_case(session, envelope.data.case_id)) == 1
-        assert len(service.referrals_of_case(session, envelope.data.case_id)) == 3
+        assert len(cases.decisions_of_case(session, envelope.data.case_id)) == 1
+        assert len(cases.referrals_of_case(session, envelope.data.case_id)) == 3
     assert [e.case_id for e in all_entries(router_engine, LEAD)] == [envelope.data.case_id]
 
 
-def test_a_moved_referral_is_fed_after_its_request(router_engine: Engine, ctx: service.Context) -> None:
+def test_a_moved_referral_is_fed_after_its_request(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", ["poverty"], ["employment"])
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     with db.transaction(router_engine) as session:
-        service.transition(
+        referrals.transition(
             session,
             referral_id=referral.id,
             body=TransitionCreate(to="accepted"),

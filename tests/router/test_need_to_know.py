@@ -9,14 +9,17 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from services.router import rules, service
+from services.router import cases, decisions, feed, reads, referrals, rules
+from services.router.context import RouterContext
+from services.router.directories import store_directory
 from services.router.models import FeedEntry, RouterOutbox, TransitionCreate
 from shared import db
 from shared.auth import Principal, Scope
 from shared.consultation import Consultation
 from shared.directory import demo_directory_path, load_directory
+from shared.errors import DomainError
 from shared.events import DisclosureRecorded, EventData, ReferralRequested, RoutingDecided, decode
-from shared.problems import Problem
+from shared.problems import status_of
 from tests.router.conftest import MUNICIPALITY, as_agency, referrals_by_agency, route
 
 LEAD = "nabari-houkatsu"
@@ -43,13 +46,13 @@ def ledger(engine: Engine, case_id: str) -> list[DisclosureRecorded]:
 
 def feed_of(engine: Engine, agency_id: str, case_id: str) -> list[FeedEntry]:
     with db.transaction(engine) as session:
-        entries = service.feed_entries(session, agency_id, after=0, limit=500)
+        entries = feed.feed_entries(session, agency_id, after=0, limit=500)
     return [entry for entry in entries if entry.case_id == case_id]
 
 
 def read(engine: Engine, case_id: str, reader: Principal, *, in_force_only: bool = True) -> Sequence[Any] | None:
     with db.transaction(engine) as session:
-        return service.read_decisions(session, case_id=case_id, principal=reader, in_force_only=in_force_only)
+        return reads.read_decisions(session, case_id=case_id, principal=reader, in_force_only=in_force_only)
 
 
 def test_a_partner_is_engaged_for_its_tags_and_the_owner_for_the_whole_picture() -> None:
@@ -71,7 +74,7 @@ def test_a_partner_is_engaged_for_its_tags_and_the_owner_for_the_whole_picture()
     assert (place.agency_id, place.tags) == ("hoken-07", []), "at tier 1 the tier-1 place owns the case"
 
 
-def test_tags_go_onto_the_decision_the_referrals_and_their_events(router_engine: Engine, ctx: service.Context) -> None:
+def test_tags_go_onto_the_decision_the_referrals_and_their_events(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     referrals = referrals_by_agency(router_engine, case_id)
     assert {agency: r.tags for agency, r in referrals.items()} == {
@@ -89,7 +92,7 @@ def test_tags_go_onto_the_decision_the_referrals_and_their_events(router_engine:
 
 
 def test_a_dv_tag_reaches_the_feeds_of_the_lead_and_of_the_agencies_engaged_for_it_only(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     issues = {agency: feed_of(router_engine, agency, case_id)[0].body["issues"] for agency in {LEAD} | FOR_DV}
@@ -104,7 +107,7 @@ def test_a_dv_tag_reaches_the_feeds_of_the_lead_and_of_the_agencies_engaged_for_
 
 
 def test_a_rerouted_referral_keeps_the_rejected_ones_tags_and_the_lead_takes_over_with_all(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     """With a municipal ひきこもり NPO added: its rejection goes to the prefecture centre (same tags), whose
     rejection goes to the lead (the owner again, every tag)."""
@@ -114,14 +117,14 @@ def test_a_rerouted_referral_keeps_the_rejected_ones_tags_and_the_lead_takes_ove
         | {"sector": "welfare"}
     )
     with db.transaction(router_engine) as session:
-        service.store_directory(session, body, source="test", activate=True)
+        store_directory(session, body, source="test", activate=True)
     case_id = route(router_engine, ctx, "chiiki-07", ["hikikomori"], ["employment"])
 
     def reject(agency_id: str) -> None:
         referral = referrals_by_agency(router_engine, case_id)[agency_id]
         with db.transaction(router_engine) as session:
             body = TransitionCreate(to="rejected", reason_code="no_capacity")
-            service.transition(session, referral_id=referral.id, body=body, principal=as_agency(agency_id), ctx=ctx)
+            referrals.transition(session, referral_id=referral.id, body=body, principal=as_agency(agency_id), ctx=ctx)
 
     reject("npo-hikikomori")
     prefecture = referrals_by_agency(router_engine, case_id)["mie-hikikomori"]
@@ -129,16 +132,14 @@ def test_a_rerouted_referral_keeps_the_rejected_ones_tags_and_the_lead_takes_ove
     assert feed_of(router_engine, "mie-hikikomori", case_id)[0].body["issues"] == ["hikikomori"]
     reject("mie-hikikomori")
     with db.transaction(router_engine) as session:
-        [taken_over] = [
-            r for r in service.referrals_of_case(session, case_id) if r.replaces_referral_id == prefecture.id
-        ]
+        [taken_over] = [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == prefecture.id]
     assert (taken_over.agency_id, taken_over.rule_id, taken_over.tags) == (LEAD, "reroute_to_lead", [])
     [requested] = [r for r in staged(router_engine, ReferralRequested) if r.referral_id == taken_over.id]
     assert requested.tags == []
 
 
 def test_the_decision_is_read_whole_by_operators_and_the_lead_and_in_part_by_a_partner(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     for reader in (as_agency("operator", Scope.operator), as_agency(LEAD)):
@@ -159,7 +160,7 @@ def test_the_decision_is_read_whole_by_operators_and_the_lead_and_in_part_by_a_p
 
 
 def test_an_agency_with_no_part_reads_no_decision_and_its_refusal_is_recorded(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     # The board of education has no part; the area's tier-1 place was kept off the case (指針 第四).
@@ -182,7 +183,7 @@ def test_an_agency_with_no_part_reads_no_decision_and_its_refusal_is_recorded(
 
 
 def test_every_feed_entry_and_decision_read_is_a_ledger_row_with_its_basis(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     referrals = referrals_by_agency(router_engine, case_id)
@@ -209,20 +210,20 @@ def test_every_feed_entry_and_decision_read_is_a_ledger_row_with_its_basis(
 
 
 def test_an_agency_with_no_part_in_the_case_cannot_tell_it_exists_by_moving_or_escalating(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     stranger = as_agency("nabari-kyoiku")
-    with pytest.raises(Problem) as moved, db.transaction(router_engine) as session:
+    with pytest.raises(DomainError) as moved, db.transaction(router_engine) as session:
         body = TransitionCreate(to="accepted")
-        service.transition(session, referral_id=referral.id, body=body, principal=stranger, ctx=ctx)
-    assert (moved.value.status, moved.value.slug) == (404, "referral-not-found")
-    with pytest.raises(Problem) as escalated, db.transaction(router_engine) as session:
-        service.escalate(session, case_id=case_id, kind="prefecture_support", principal=stranger, ctx=ctx)
-    assert (escalated.value.status, escalated.value.slug) == (404, "case-not-routed")
-    with pytest.raises(Problem) as partner, db.transaction(router_engine) as session:
-        service.escalate(
+        referrals.transition(session, referral_id=referral.id, body=body, principal=stranger, ctx=ctx)
+    assert (status_of(moved.value), moved.value.code) == (404, "referral-not-found")
+    with pytest.raises(DomainError) as escalated, db.transaction(router_engine) as session:
+        decisions.escalate(session, case_id=case_id, kind="prefecture_support", principal=stranger, ctx=ctx)
+    assert (status_of(escalated.value), escalated.value.code) == (404, "case-not-routed")
+    with pytest.raises(DomainError) as partner, db.transaction(router_engine) as session:
+        decisions.escalate(
             session, case_id=case_id, kind="prefecture_support", principal=as_agency("hellowork-nabari"), ctx=ctx
         )
-    assert (partner.value.status, partner.value.slug) == (403, "not-the-lead"), "a partner knows the case"
+    assert (status_of(partner.value), partner.value.code) == (403, "not-the-lead"), "a partner knows the case"

@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from services.router.directories import parse_config
 from services.router.rules import Decision, RuleSet, decide
-from services.router.service import parse_config
 from shared.consultation import Consultation, HouseholdMember
 from shared.directory import Agency, Directory, DirectoryError, load_directory
 from shared.vocabulary import IssueTag, Pathway, Relation
@@ -124,8 +124,8 @@ def directory_data(draw: st.DrawFn, *, crowded: bool = False, tier1_lead: bool =
     lead, window = (agency_ids[i % size] for i in draw(LEAD_AND_WINDOW))
     for agency in agencies:
         if agency["id"] == lead:
-            roles = [role for role in agency.get("roles", []) if role != TIER1_PLACE]
-            agency["roles"] = [*roles, TIER1_PLACE] if tier1_lead else roles
+            kept = [role for role in agency.get("roles", []) if role != TIER1_PLACE]
+            agency["roles"] = [*kept, TIER1_PLACE] if tier1_lead else kept
     return {
         "municipality": {
             "code": "999999",

@@ -12,12 +12,14 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session, col, select
 
-from services.router import service
+from services.router import cases, referrals, timers
+from services.router.context import RouterContext
 from services.router.models import Referral, ReferralTransition, TransitionCreate
 from shared import db
 from shared.auth import Principal, Scope
+from shared.errors import DomainError
 from shared.events import ReferralStatusChanged
-from shared.problems import Problem
+from shared.problems import status_of
 from tests.router.conftest import as_agency, referrals_by_agency, route
 from tests.router.test_need_to_know import feed_of, read, staged
 
@@ -28,22 +30,24 @@ POVERTY, EMPLOYMENT = ["poverty"], ["employment"]
 
 
 def move(
-    engine: Engine, ctx: service.Context, referral_id: str, to: str, reason: str | None = None, *, by: Principal
+    engine: Engine, ctx: RouterContext, referral_id: str, to: str, reason: str | None = None, *, by: Principal
 ) -> Referral:
     with db.transaction(engine) as session:
         body = TransitionCreate.model_validate({"to": to, "reason_code": reason})
-        return service.transition(session, referral_id=referral_id, body=body, principal=by, ctx=ctx)
+        return referrals.transition(session, referral_id=referral_id, body=body, principal=by, ctx=ctx)
 
 
-def refused(engine: Engine, ctx: service.Context, referral_id: str, to: str, reason: str, *, by: Principal) -> Problem:
-    with pytest.raises(Problem) as caught:
+def refused(
+    engine: Engine, ctx: RouterContext, referral_id: str, to: str, reason: str, *, by: Principal
+) -> DomainError:
+    with pytest.raises(DomainError) as caught:
         move(engine, ctx, referral_id, to, reason, by=by)
     return caught.value
 
 
 def replacing(engine: Engine, case_id: str, referral_id: str) -> list[Referral]:
     with db.transaction(engine) as session:
-        return [r for r in service.referrals_of_case(session, case_id) if r.replaces_referral_id == referral_id]
+        return [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == referral_id]
 
 
 def changes_of(engine: Engine, referral_id: str) -> list[tuple[str, str, str | None, int]]:
@@ -55,7 +59,7 @@ def changes_of(engine: Engine, referral_id: str) -> list[tuple[str, str, str | N
 
 
 def test_escalation_closes_the_silent_agencys_referral_and_its_access(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referrals = referrals_by_agency(router_engine, case_id)
@@ -65,7 +69,7 @@ def test_escalation_closes_the_silent_agencys_referral_and_its_access(
     assert office.deadline is not None
 
     with db.transaction(router_engine) as session:
-        service.fire_due_timers(session, ctx, now=office.deadline)
+        timers.fire_due_timers(session, ctx, now=office.deadline)
 
     closed = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert (closed.status, closed.status_reason, closed.version) == ("cancelled", "superseded", 2)
@@ -77,7 +81,7 @@ def test_escalation_closes_the_silent_agencys_referral_and_its_access(
         "requested",
         "cancelled",
         "superseded",
-        service.TIMER_ACTOR,
+        timers.TIMER_ACTOR,
     )
     assert changes_of(router_engine, office.id) == [("requested", "cancelled", "superseded", 2)], "so intake ends it"
     assert [(e.kind, e.body["status"]) for e in feed_of(router_engine, OFFICE, case_id)][-1] == (
@@ -86,11 +90,11 @@ def test_escalation_closes_the_silent_agencys_referral_and_its_access(
     )
     assert read(router_engine, case_id, as_agency(OFFICE)) is None, "its decision read is now a 404"
     with db.transaction(router_engine) as session:
-        service.fire_due_timers(session, ctx, now=office.deadline + timedelta(days=30))
+        timers.fire_due_timers(session, ctx, now=office.deadline + timedelta(days=30))
     assert len(replacing(router_engine, case_id, office.id)) == 1, "a closed referral is never escalated again"
 
 
-def test_each_change_of_a_referral_carries_its_next_version(router_engine: Engine, ctx: service.Context) -> None:
+def test_each_change_of_a_referral_carries_its_next_version(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     office = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert office.version == 1
@@ -100,7 +104,7 @@ def test_each_change_of_a_referral_carries_its_next_version(router_engine: Engin
     assert referrals_by_agency(router_engine, case_id)[OFFICE].version == 4
 
 
-def test_the_leads_last_open_referral_cannot_be_closed_by_anyone(router_engine: Engine, ctx: service.Context) -> None:
+def test_the_leads_last_open_referral_cannot_be_closed_by_anyone(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referrals = referrals_by_agency(router_engine, case_id)
     lead, operator = as_agency(LEAD), as_agency("operator", Scope.operator)
@@ -110,16 +114,16 @@ def test_the_leads_last_open_referral_cannot_be_closed_by_anyone(router_engine: 
 
     for by in (lead, operator):
         problem = refused(router_engine, ctx, referrals[LEAD].id, "cancelled", "duplicate", by=by)
-        assert (problem.status, problem.slug) == (409, "last-open-referral")
+        assert (status_of(problem), problem.code) == (409, "last-open-referral")
     problem = refused(router_engine, ctx, referrals[LEAD].id, "completed", "goals_met", by=lead)
-    assert (problem.status, problem.slug) == (409, "last-open-referral")
+    assert (status_of(problem), problem.code) == (409, "last-open-referral")
     move(router_engine, ctx, referrals[LEAD].id, "in_progress", by=lead)
     problem = refused(router_engine, ctx, referrals[LEAD].id, "failed", "no_contact", by=lead)
-    assert (problem.status, problem.slug) == (409, "last-open-referral")
+    assert (status_of(problem), problem.code) == (409, "last-open-referral")
     assert referrals_by_agency(router_engine, case_id)[LEAD].status == "in_progress", "nothing changed"
 
 
-def test_the_lead_may_close_its_referral_while_another_stays_open(router_engine: Engine, ctx: service.Context) -> None:
+def test_the_lead_may_close_its_referral_while_another_stays_open(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referrals = referrals_by_agency(router_engine, case_id)
     move(router_engine, ctx, referrals[OFFICE].id, "cancelled", "duplicate", by=as_agency(LEAD))
@@ -127,7 +131,7 @@ def test_the_lead_may_close_its_referral_while_another_stays_open(router_engine:
     assert cancelled.status == "cancelled", "nabari-jiritsu's referral is still open"
 
 
-# --- the timer and the accept at the same moment --------------------------------------------------
+# The timer and the accept at the same moment.
 
 
 def waiting_for_a_lock(engine: Engine) -> bool:
@@ -163,20 +167,20 @@ def in_thread(work: Callable[[], Any]) -> tuple[threading.Thread, dict[str, Any]
 
 
 def test_an_accept_in_flight_makes_the_timer_wait_then_find_it_accepted(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     office = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert office.deadline is not None
     accepting = Session(router_engine, expire_on_commit=False)
     first = accepting.begin()
-    service.transition(
+    referrals.transition(
         accepting, referral_id=office.id, body=TransitionCreate(to="accepted"), principal=as_agency(OFFICE), ctx=ctx
     )
 
     def fire() -> int:
         with db.transaction(router_engine) as session:
-            return service.fire_due_timers(session, ctx, now=office.deadline)
+            return timers.fire_due_timers(session, ctx, now=office.deadline)
 
     timer, outcome = in_thread(fire)
     try:
@@ -195,14 +199,14 @@ def test_an_accept_in_flight_makes_the_timer_wait_then_find_it_accepted(
 
 
 def test_a_firing_timer_makes_the_accept_wait_then_refuse_it_as_superseded(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     office = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert office.deadline is not None
     firing = Session(router_engine, expire_on_commit=False)
     first = firing.begin()
-    service.fire_due_timers(firing, ctx, now=office.deadline)
+    timers.fire_due_timers(firing, ctx, now=office.deadline)
 
     accepter, outcome = in_thread(
         lambda: move(router_engine, ctx, office.id, "accepted", by=as_agency(OFFICE)),
@@ -215,8 +219,8 @@ def test_a_firing_timer_makes_the_accept_wait_then_refuse_it_as_superseded(
         firing.close()
         accepter.join(timeout=30)
     error = outcome.get("error")
-    assert isinstance(error, Problem), outcome
-    assert (error.status, error.slug) == (409, "illegal-transition")
+    assert isinstance(error, DomainError), outcome
+    assert (status_of(error), error.code) == (409, "illegal-transition")
     final = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert (final.status, final.status_reason) == ("cancelled", "superseded")
     assert [r.agency_id for r in replacing(router_engine, case_id, office.id)] == [LEAD]

@@ -10,13 +10,16 @@ import yaml
 from sqlalchemy import Engine
 from sqlmodel import col, select
 
-from services.router import service
+from services.router import cases, feed, referrals, timers
+from services.router.context import RouterContext
+from services.router.directories import store_directory
 from services.router.models import Referral, ReferralTransition, RouterOutbox, TransitionCreate
 from shared import db
 from shared.auth import Principal, Scope
 from shared.directory import demo_directory_path
+from shared.errors import DomainError
 from shared.events import ReferralStatusChanged, decode
-from shared.problems import Problem
+from shared.problems import status_of
 from tests.router.conftest import as_agency, referrals_by_agency, route
 
 LEAD = "nabari-houkatsu"
@@ -27,7 +30,7 @@ POVERTY, EMPLOYMENT = ["poverty"], ["employment"]
 
 def move(
     engine: Engine,
-    ctx: service.Context,
+    ctx: RouterContext,
     referral_id: str,
     to: str,
     reason: str | None = None,
@@ -36,13 +39,13 @@ def move(
 ) -> Referral:
     with db.transaction(engine) as session:
         body = TransitionCreate.model_validate({"to": to, "reason_code": reason})
-        return service.transition(session, referral_id=referral_id, body=body, principal=by, ctx=ctx)
+        return referrals.transition(session, referral_id=referral_id, body=body, principal=by, ctx=ctx)
 
 
 def refused(
-    engine: Engine, ctx: service.Context, referral_id: str, to: str, reason: str | None = None, **kw: Any
-) -> Problem:
-    with pytest.raises(Problem) as caught:
+    engine: Engine, ctx: RouterContext, referral_id: str, to: str, reason: str | None = None, **kw: Any
+) -> DomainError:
+    with pytest.raises(DomainError) as caught:
         move(engine, ctx, referral_id, to, reason, **kw)
     return caught.value
 
@@ -68,12 +71,12 @@ def published_status_changes(engine: Engine, referral_id: str) -> list[tuple[str
 
 def feed_statuses(engine: Engine, agency_id: str, referral_id: str) -> list[tuple[str, str]]:
     with db.transaction(engine) as session:
-        entries = service.feed_entries(session, agency_id, after=0, limit=500)
+        entries = feed.feed_entries(session, agency_id, after=0, limit=500)
     return [(e.kind, e.body["status"]) for e in entries if e.referral_id == referral_id]
 
 
 def test_a_referral_goes_through_work_and_watching_over_to_a_coded_close(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
@@ -93,10 +96,10 @@ def test_a_referral_goes_through_work_and_watching_over_to_a_coded_close(
         *(("status_changed", to) for to in path[1:]),
     ]
     problem = refused(router_engine, ctx, referral.id, "in_progress", by=office)
-    assert (problem.status, problem.slug) == (409, "illegal-transition"), "completed is final"
+    assert (status_of(problem), problem.code) == (409, "illegal-transition"), "completed is final"
 
 
-def test_a_referral_in_progress_can_fail_with_a_coded_reason(router_engine: Engine, ctx: service.Context) -> None:
+def test_a_referral_in_progress_can_fail_with_a_coded_reason(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     office = as_agency("hellowork-nabari")
@@ -104,15 +107,15 @@ def test_a_referral_in_progress_can_fail_with_a_coded_reason(router_engine: Engi
     move(router_engine, ctx, referral.id, "in_progress", by=office)
     failed = move(router_engine, ctx, referral.id, "failed", "no_contact", by=office)
     assert (failed.status, failed.status_reason) == ("failed", "no_contact")
-    assert refused(router_engine, ctx, referral.id, "in_progress", by=office).status == 409
+    assert status_of(refused(router_engine, ctx, referral.id, "in_progress", by=office)) == 409
 
 
-def test_the_lead_cancels_a_partners_referral_and_no_one_else_may(router_engine: Engine, ctx: service.Context) -> None:
+def test_the_lead_cancels_a_partners_referral_and_no_one_else_may(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     for outsider in (as_agency("hellowork-nabari"), as_agency("nabari-jiritsu")):
         problem = refused(router_engine, ctx, referral.id, "cancelled", "duplicate", by=outsider)
-        assert (problem.status, problem.slug) == (403, "not-the-lead")
+        assert (status_of(problem), problem.code) == (403, "not-the-lead")
     cancelled = move(router_engine, ctx, referral.id, "cancelled", "duplicate", by=as_agency(LEAD))
     assert (cancelled.status, cancelled.status_reason) == ("cancelled", "duplicate")
     assert history(router_engine, referral.id) == [("requested", "cancelled", "duplicate", LEAD)]
@@ -131,7 +134,7 @@ def test_the_lead_cancels_a_partners_referral_and_no_one_else_may(router_engine:
     ],
 )
 def test_an_illegal_move_is_a_409_and_changes_nothing(
-    router_engine: Engine, ctx: service.Context, walk: list[str], illegal: str
+    router_engine: Engine, ctx: RouterContext, walk: list[str], illegal: str
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
@@ -140,7 +143,7 @@ def test_an_illegal_move_is_a_409_and_changes_nothing(
         move(router_engine, ctx, referral.id, to, by=office)
     reason = "no_capacity" if illegal == "rejected" else "goals_met" if illegal == "completed" else None
     problem = refused(router_engine, ctx, referral.id, illegal, reason, by=office)
-    assert (problem.status, problem.slug) == (409, "illegal-transition")
+    assert (status_of(problem), problem.code) == (409, "illegal-transition")
     assert illegal not in problem.extra["allowed"]
     assert referrals_by_agency(router_engine, case_id)["hellowork-nabari"].status == (walk or ["requested"])[-1]
     assert len(history(router_engine, referral.id)) == len(walk)
@@ -148,7 +151,7 @@ def test_an_illegal_move_is_a_409_and_changes_nothing(
 
 @pytest.mark.parametrize(("to", "reason"), [("completed", None), ("completed", "finished"), ("failed", None)])
 def test_a_close_without_a_coded_reason_is_a_422(
-    router_engine: Engine, ctx: service.Context, to: str, reason: str | None
+    router_engine: Engine, ctx: RouterContext, to: str, reason: str | None
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
@@ -156,21 +159,21 @@ def test_a_close_without_a_coded_reason_is_a_422(
     move(router_engine, ctx, referral.id, "accepted", by=office)
     move(router_engine, ctx, referral.id, "in_progress", by=office)
     problem = refused(router_engine, ctx, referral.id, to, reason, by=office)
-    assert (problem.status, problem.slug) == (422, "reason-required")
+    assert (status_of(problem), problem.code) == (422, "reason-required")
     [error] = problem.extra["errors"]
     assert error["field"] == "reason_code" and "goals_met" in error["message"]
     assert referrals_by_agency(router_engine, case_id)["hellowork-nabari"].status == "in_progress"
 
 
-def test_a_cancel_without_a_coded_reason_is_a_422(router_engine: Engine, ctx: service.Context) -> None:
+def test_a_cancel_without_a_coded_reason_is_a_422(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     problem = refused(router_engine, ctx, referral.id, "cancelled", by=as_agency(LEAD))
-    assert (problem.status, problem.slug) == (422, "reason-required")
+    assert (status_of(problem), problem.code) == (422, "reason-required")
 
 
 def test_a_rejection_with_no_other_agency_of_the_type_goes_to_the_lead(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     """名張市 has one independence_support_agency: when it declines, the lead (協働の中核) takes the referral."""
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
@@ -178,7 +181,7 @@ def test_a_rejection_with_no_other_agency_of_the_type_goes_to_the_lead(
     move(router_engine, ctx, jiritsu.id, "rejected", "no_capacity", by=as_agency("nabari-jiritsu"))
 
     with db.transaction(router_engine) as session:
-        referrals = service.referrals_of_case(session, case_id)
+        referrals = cases.referrals_of_case(session, case_id)
     [taken_over] = [r for r in referrals if r.replaces_referral_id == jiritsu.id]
     assert (taken_over.agency_id, taken_over.rule_id, taken_over.status) == (LEAD, "reroute_to_lead", "requested")
     assert taken_over.legal_basis.startswith("社会福祉法106条の3第1項第3号")
@@ -187,11 +190,11 @@ def test_a_rejection_with_no_other_agency_of_the_type_goes_to_the_lead(
     assert ("referral_requested", "requested") in feed_statuses(router_engine, LEAD, taken_over.id)
     # The lead cannot pass it on by rejecting it in turn: the case would have no owner.
     problem = refused(router_engine, ctx, taken_over.id, "rejected", "no_capacity", by=as_agency(LEAD))
-    assert problem.status == 409
+    assert status_of(problem) == 409
 
 
 def test_rejections_go_to_the_next_agency_of_the_type_and_then_to_the_lead(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     """With a municipal ひきこもり NPO added, it is asked first, then the prefecture centre, then the lead."""
     body = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
@@ -205,14 +208,14 @@ def test_rejections_go_to_the_next_agency_of_the_type_and_then_to_the_lead(
         }
     )
     with db.transaction(router_engine) as session:
-        service.store_directory(session, body, source="test", activate=True)
+        store_directory(session, body, source="test", activate=True)
     case_id = route(router_engine, ctx, "chiiki-07", ["hikikomori"], EMPLOYMENT)
     chain = [referrals_by_agency(router_engine, case_id)["npo-hikikomori"]]
     for reason in ("no_capacity", "not_in_service_area"):
         move(router_engine, ctx, chain[-1].id, "rejected", reason, by=as_agency(chain[-1].agency_id))
         with db.transaction(router_engine) as session:
             [following] = [
-                r for r in service.referrals_of_case(session, case_id) if r.replaces_referral_id == chain[-1].id
+                r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == chain[-1].id
             ]
         chain.append(following)
     assert [(r.agency_id, r.rule_id) for r in chain] == [
@@ -222,16 +225,16 @@ def test_rejections_go_to_the_next_agency_of_the_type_and_then_to_the_lead(
     ]
 
 
-def test_only_the_addressed_agency_moves_a_referral(router_engine: Engine, ctx: service.Context) -> None:
+def test_only_the_addressed_agency_moves_a_referral(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     for other in (as_agency(LEAD), as_agency("operator", Scope.operator)):
         problem = refused(router_engine, ctx, referral.id, "accepted", by=other)
-        assert (problem.status, problem.slug) == (403, "not-your-referral")
+        assert (status_of(problem), problem.code) == (403, "not-your-referral")
 
 
 def test_an_unanswered_referral_is_escalated_to_the_lead_which_cannot_reject_it(
-    router_engine: Engine, ctx: service.Context
+    router_engine: Engine, ctx: RouterContext
 ) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     office = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
@@ -244,12 +247,12 @@ def test_an_unanswered_referral_is_escalated_to_the_lead_which_cannot_reject_it(
     )
     assert office.deadline is not None
     with db.transaction(router_engine) as session:
-        assert service.fire_due_timers(session, ctx, now=office.deadline - timedelta(seconds=1)) > 0  # reminders
+        assert timers.fire_due_timers(session, ctx, now=office.deadline - timedelta(seconds=1)) > 0  # reminders
     with db.transaction(router_engine) as session:
-        assert [r.rule_id for r in service.referrals_of_case(session, case_id) if r.replaces_referral_id] == []
-        service.fire_due_timers(session, ctx, now=office.deadline)
+        assert [r.rule_id for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id] == []
+        timers.fire_due_timers(session, ctx, now=office.deadline)
     with db.transaction(router_engine) as session:
-        [escalated] = [r for r in service.referrals_of_case(session, case_id) if r.replaces_referral_id == office.id]
+        [escalated] = [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == office.id]
     assert (escalated.agency_id, escalated.rule_id) == (LEAD, "escalation"), "only the unanswered partner is chased"
     problem = refused(router_engine, ctx, escalated.id, "rejected", "no_capacity", by=as_agency(LEAD))
-    assert (problem.status, problem.slug) == (409, "lead-cannot-reject")
+    assert (status_of(problem), problem.code) == (409, "lead-cannot-reject")

@@ -14,10 +14,7 @@ from services.router.scenarios import (
     route_check,
     run_scenarios,
 )
-
-NABARI = Path(__file__).parents[2].parent / "shared/scenarios/routing-nabari.yaml"
-
-needs_nabari = pytest.mark.skipif(not NABARI.exists(), reason=f"shared scenario file {NABARI} is absent")
+from tests.router.scenario_files import NABARI, NABARI_CONTRACT
 
 # A second, fictional town shaped differently from 名張市: three area levels, a resident-run
 # tier-1 place, a 地域包括 branch as the district's tier-1 place, no tier-1 place at all in the west,
@@ -207,7 +204,6 @@ def _rewrite(source: Path, target: Path, change: Any) -> Path:
     return target
 
 
-@needs_nabari
 def test_every_nabari_scenario_passes() -> None:
     status, lines = _check(NABARI)
     assert status == 0, "\n".join(lines)
@@ -238,7 +234,6 @@ def test_confidential_exclusion_is_recorded(midori: Path) -> None:
     assert [(e.agency_id, e.rule_id) for e in decision.excluded] == [("place-east", "confidential_exclusion")]
 
 
-@needs_nabari
 def test_a_wrong_expectation_fails_one_nabari_scenario(tmp_path: Path) -> None:
     def wrong(data: dict[str, Any]) -> None:
         data["scenarios"][0]["expect"]["tier"] = 2
@@ -349,10 +344,18 @@ def test_route_check_command_line_passes_the_shared_scenarios() -> None:
     import subprocess
     import sys
 
-    if not NABARI.exists():
-        pytest.skip(f"shared scenarios not present at {NABARI}")
     result = subprocess.run(
         [sys.executable, "-m", "services.cli", "route-check", str(NABARI)], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == "15 passed, 0 failed"
+
+
+def test_the_vendored_scenarios_are_the_shared_contract() -> None:
+    """The copy in this repository is a scenario file and, when the shared folder is beside the
+    repository, the contract itself byte for byte (re-copy it when the contract changes)."""
+    vendored = load_scenario_file(NABARI)
+    assert vendored.directory.municipality.code == "242080"
+    assert len(vendored.scenarios) == 15
+    if NABARI_CONTRACT.exists():
+        assert NABARI.read_bytes() == NABARI_CONTRACT.read_bytes(), f"{NABARI} is not a copy of {NABARI_CONTRACT}"

@@ -3,15 +3,14 @@
 import copy
 import random
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from pydantic import ValidationError
 
+from services.router.directories import parse_config
 from services.router.rules import DEFAULT_TAG_PARTNERS, RuleSet, UnknownArea, decide
-from services.router.service import parse_config
 from shared.consultation import Consultation
 from shared.directory import (
     DirectoryError,
@@ -21,10 +20,7 @@ from shared.directory import (
     load_directory_file,
 )
 from shared.vocabulary import IssueTag
-
-NABARI = Path(__file__).parents[2].parent / "shared/scenarios/routing-nabari.yaml"
-
-needs_nabari = pytest.mark.skipif(not NABARI.exists(), reason=f"shared scenario file {NABARI} is absent")
+from tests.router.scenario_files import NABARI
 
 
 def _agency(agency_id: str, agency_type: str, scope: str = "municipality", **extra: Any) -> dict[str, Any]:
@@ -152,7 +148,6 @@ def test_demo_directory_loads() -> None:
     assert directory.agency(directory.municipality.lead).id == "nabari-houkatsu"
 
 
-@needs_nabari
 def test_demo_directory_is_the_nabari_directory() -> None:
     demo = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
     nabari = yaml.safe_load(NABARI.read_text(encoding="utf-8"))
@@ -163,7 +158,6 @@ def test_demo_directory_is_the_nabari_directory() -> None:
 # Rules
 
 
-@needs_nabari
 def test_default_rules_are_the_scenario_files_rules() -> None:
     nabari = yaml.safe_load(NABARI.read_text(encoding="utf-8"))
     assert nabari["tag_partners"] == {tag: list(types) for tag, types in DEFAULT_TAG_PARTNERS.items()}
@@ -322,11 +316,11 @@ def test_business_hours_the_slot_finder_reads_are_accepted() -> None:
 
 
 def test_the_shared_directories_still_load() -> None:
-    """The shipped demo directory and every scenario file next to this checkout pass the stricter checks."""
+    """The shipped demo directory and every vendored scenario file pass the stricter checks."""
     files = [demo_directory_path(), *sorted(NABARI.parent.glob("*.yaml"))]
     for path in files:
         parse_config(yaml.safe_load(path.read_text(encoding="utf-8")))
-    assert len(files) >= 1 + int(NABARI.exists())
+    assert NABARI in files
 
 
 def test_the_same_input_gives_the_same_decision() -> None:

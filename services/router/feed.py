@@ -1,0 +1,165 @@
+"""Each agency's feed (the coordinators' view of what was routed to them): entries numbered 1, 2, 3…
+per agency in commit order, so a reader resumes from a cursor without gaps, and the same entry on Kafka.
+
+An entry tells its agency only what it needs (minimum necessary): a partner learns the issue tags it
+was engaged for, the case's owner the whole household.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import event, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from services.router import rules as routing
+from services.router.cases import SOURCE, CaseView, ReferralView, is_owner, stage
+from services.router.directories import MunicipalityConfig
+from services.router.models import FeedCounter, FeedEntry, RouterOutbox
+from shared import bulk
+from shared.consultation import ConsultationSummary
+from shared.db import TransactionState
+from shared.disclosure import stage_disclosure
+from shared.events import AgencyFeedEntry
+
+FeedEntryKind = Literal["referral_requested", "status_changed", "reminder", "escalated"]
+# What a feed entry tells its agency, on HTTP and Kafka alike (names for the disclosure ledger).
+FEED_ENTRY_FIELDS = (
+    "referral_id", "case_id", "kind", "status", "tier", "agency_type", "rule_id", "issues", "area", "deadline", "at",
+)  # fmt: skip
+
+
+def add_entry(
+    session: Session, config: MunicipalityConfig, facts: CaseView, referral: ReferralView, kind: FeedEntryKind
+) -> None:
+    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit."""
+    consultation = ConsultationSummary.model_validate(facts.consultation)
+    agency = config.directory.agency(referral.agency_id)
+    if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
+        # The rules never engage such an agency; this keeps a confidential case off its feed regardless.
+        return
+    household = sorted({tag.value for member in consultation.household for tag in member.issues})
+    # Minimum necessary: a partner learns only the tags it was engaged for, the owner the whole household.
+    issues = household if is_owner(referral) else [tag for tag in household if tag in referral.tags]
+    # What the entry says of the referral, on the HTTP feed and on Kafka alike.
+    shown = {
+        "status": referral.status,
+        "tier": referral.tier,
+        "agency_type": referral.agency_type,
+        "rule_id": referral.rule_id,
+        "issues": issues,
+        "area": consultation.area,
+    }
+    at = datetime.now(UTC)
+    # The FeedEntry row, but for its sequence: numbered when the transaction commits (_number_feed_entries).
+    entry = {
+        "agency_id": referral.agency_id,
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "municipality_code": facts.municipality_code,
+        "kind": kind,
+        "body": {**shown, "deadline": referral.deadline.isoformat() if referral.deadline else None},
+        "at": at,
+    }
+    published = {
+        "agency_id": referral.agency_id,
+        "referral_id": referral.id,
+        "case_id": referral.case_id,
+        "kind": kind,
+        **shown,
+        "at": at,
+    }
+    _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
+    stage_disclosure(
+        session,
+        RouterOutbox,
+        source=SOURCE,
+        municipality_code=facts.municipality_code,
+        case_id=referral.case_id,
+        recipient=referral.agency_id,
+        channel="feed_entry",
+        fields=FEED_ENTRY_FIELDS,
+        basis="engagement",
+        basis_ref=referral.id,
+        at=at,
+    )
+
+
+def feed_entries(
+    session: Session, agency_id: str, *, after: int, limit: int, municipalities: frozenset[str] | None = None
+) -> list[FeedEntry]:
+    """An agency's feed entries after a cursor (a sequence number), in order; only of `municipalities` when given."""
+    query = (
+        select(FeedEntry)
+        .where(FeedEntry.agency_id == agency_id, col(FeedEntry.sequence) > after)
+        .order_by(col(FeedEntry.sequence))
+        .limit(limit)
+    )
+    if municipalities is not None:
+        query = query.where(col(FeedEntry.municipality_code).in_(municipalities))
+    return list(session.exec(query).all())
+
+
+@dataclass(frozen=True)
+class _PendingFeedEntry:
+    entry: dict[str, Any]
+    facts: CaseView
+    published: dict[str, Any]
+
+
+# Held per transaction, so that the entries of a rolled-back one never reach a later commit.
+_PENDING_FEED: TransactionState[list[_PendingFeedEntry]] = TransactionState("router_pending_feed", list)
+
+
+def _pending_feed(session: Session) -> list[_PendingFeedEntry]:
+    if not event.contains(session, "before_commit", _number_feed_entries):
+        event.listen(session, "before_commit", _number_feed_entries)
+    return _PENDING_FEED.get(session)
+
+
+def _number_feed_entries(session: Session) -> None:
+    """Give the transaction's feed entries their agencies' next sequence numbers, just before it commits.
+
+    The counter row of each agency stays locked until the commit, so the agency's entries become
+    visible in sequence order: a reader that has seen entry n has seen every entry below n (an
+    autoincrement id makes no such promise: a lower id could still be uncommitted). Locking at the
+    very end keeps the lock short, and locking agencies in id order means two transactions that
+    feed the same agencies never wait on each other in a cycle.
+    """
+    waiting = _PENDING_FEED.peek(session)
+    if not waiting:
+        return
+    pending = list(waiting)
+    waiting.clear()
+    session.flush()  # every other row lock of the transaction is taken before the first counter lock
+    bulk.flush_rows(session)
+    for agency_id in sorted({item.entry["agency_id"] for item in pending}):
+        mine = [item for item in pending if item.entry["agency_id"] == agency_id]
+        last = _reserve_sequences(session, agency_id, len(mine))
+        for sequence, item in enumerate(mine, start=last - len(mine) + 1):
+            bulk.add_row(session, FeedEntry, sequence=sequence, **item.entry)
+            stage(session, item.facts, AgencyFeedEntry(entry_id=sequence, **item.published), subject=agency_id)
+    session.flush()
+    bulk.flush_rows(session)  # the commit has begun: rows added now would wait for the next statement
+
+
+def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:
+    """Add `count` to the agency's counter (locking its row until commit); returns the new last sequence."""
+    increment = (
+        update(FeedCounter)
+        .where(col(FeedCounter.agency_id) == agency_id)
+        .values(last_sequence=col(FeedCounter.last_sequence) + count)
+        .returning(col(FeedCounter.last_sequence))
+        # No FeedCounter object is loaded in these transactions: the session's thousands of others
+        # need not be searched for one to update.
+        .execution_options(synchronize_session=False)
+    )
+    last = session.exec(increment).scalar_one_or_none()
+    if last is None:
+        # The agency's first entry: create its counter; a concurrent first writer's row wins harmlessly.
+        dialect = session.get_bind().dialect.name
+        insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        session.exec(insert(FeedCounter).values(agency_id=agency_id, last_sequence=0).on_conflict_do_nothing())
+        last = session.exec(increment).scalar_one()
+    return int(last)
