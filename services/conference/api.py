@@ -1,16 +1,26 @@
 """Conference's HTTP API: meetings, attendance and decisions, the 推進会議 and its agenda, and each
 agency's iCalendar feed."""
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-import anyio
 import httpx
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Depends, Response
 from icalendar import Calendar, Event, vCalAddress
 from sqlmodel import Session
 
-from services.conference import service
+from services.conference import meetings, releases
+from services.conference.agenda import IndicatorSnapshot, build_agenda
+from services.conference.config import MunicipalityConference, config_of
+from services.conference.context import ConferenceContext
+from services.conference.errors import (
+    MeetingNotFound,
+    NotAPromotionMeeting,
+    NotTheLead,
+    NotTheOrganiser,
+    NotYourCalendar,
+)
 from services.conference.models import (
     AttendanceCreate,
     CancelRequest,
@@ -20,24 +30,23 @@ from services.conference.models import (
     PromotionMeetingCreate,
     RescheduleRequest,
 )
-from shared import db
-from shared.api import PrincipalDep, RuntimeDep, require_any, require_municipality
-from shared.auth import Principal, Scope
+from services.conference.promotion_meetings import schedule_promotion_meeting
+from shared.api import PrincipalDep, RuntimeDep, context_of, in_transaction
+from shared.auth import Principal, Scope, require_any, require_municipality
 from shared.events import DisclosureBasis
-from shared.problems import Problem, problem_responses
+from shared.problems import problem_responses
 from shared.runtime import Runtime
 
 router = APIRouter(prefix="/v1")
 
+ConferenceContextDep = Annotated[ConferenceContext, Depends(context_of(ConferenceContext))]
+# A change to one meeting, given the transaction, the meeting and its municipality's configuration.
+Change = Callable[[Session, Meeting, MunicipalityConference], object]
 
-def _configs(runtime: Runtime) -> dict[str, service.MunicipalityConference]:
-    configs: dict[str, service.MunicipalityConference] = runtime.state["configs"]
-    return configs
 
-
-def _public(session: Any, meeting: Meeting) -> MeetingPublic:
+def _public(session: Session, meeting: Meeting) -> MeetingPublic:
     return MeetingPublic.model_validate(
-        {**meeting.model_dump(), "personal_details": service.privacy_note(session, meeting)}
+        {**meeting.model_dump(), "personal_details": releases.privacy_note(session, meeting)}
     )
 
 
@@ -45,20 +54,20 @@ def _basis(session: Session, principal: Principal, meeting: Meeting) -> tuple[Di
     """On what basis the credential reads the meeting; None: outside its municipalities, or no part in it."""
     if not principal.serves(meeting.municipality_code):
         return None
-    return service.release_basis(session, meeting, principal.agency_id, operator=principal.has(Scope.operator))
+    return releases.release_basis(session, meeting, principal.agency_id, operator=principal.has(Scope.operator))
 
 
 def _may_see(session: Session, principal: Principal, meeting: Meeting) -> None:
     # A 403 would tell an agency with no part in the case that the case has a meeting.
     if _basis(session, principal, meeting) is None:
-        raise service.meeting_not_found(meeting.id)
+        raise MeetingNotFound(meeting.id)
 
 
-def _organiser(principal: Principal, meeting: Meeting, config: service.MunicipalityConference) -> None:
+def _organiser(principal: Principal, meeting: Meeting, config: MunicipalityConference) -> None:
     """The lead (推進員) of the meeting's municipality, or an operator, runs it."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
-        raise Problem(403, "not-the-organiser", "the lead (推進員) or an operator runs the meeting")
+        raise NotTheOrganiser()
 
 
 @router.get(
@@ -72,22 +81,19 @@ async def list_meetings(
     require_any(principal, Scope.coordinator, Scope.operator)
     agency = None if principal.has(Scope.operator) else principal.agency_id
 
-    def work() -> list[MeetingPublic]:
-        with db.transaction(runtime.engine) as session:
-            listed = []
-            for meeting in service.list_meetings(session, case_id=case_id, kind=kind, agency_id=agency):
-                basis = _basis(session, principal, meeting)
-                if basis is None:
-                    continue
-                public = _public(session, meeting)
-                # A listed case meeting is a read of its record like GET /v1/meetings/{id}: on the ledger.
-                service.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
-                listed.append(public)
-            return listed
+    def work(session: Session) -> list[MeetingPublic]:
+        listed = []
+        for meeting in meetings.list_meetings(session, case_id=case_id, kind=kind, agency_id=agency):
+            basis = _basis(session, principal, meeting)
+            if basis is None:
+                continue
+            public = _public(session, meeting)
+            # A listed case meeting is a read of its record like GET /v1/meetings/{id}: on the ledger.
+            releases.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
+            listed.append(public)
+        return listed
 
-    listed = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    return listed
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.get(
@@ -104,19 +110,17 @@ async def get_meeting(meeting_id: str, runtime: RuntimeDep, principal: Principal
     """
     require_any(principal, Scope.coordinator, Scope.operator)
 
-    def work() -> MeetingPublic | None:
-        with db.transaction(runtime.engine) as session:
-            meeting = service.get_meeting(session, meeting_id)
-            basis = _basis(session, principal, meeting)
-            public = _public(session, meeting)
-            service.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
-            return public if basis is not None else None
+    def work(session: Session) -> MeetingPublic | None:
+        meeting = meetings.get_meeting(session, meeting_id)
+        basis = _basis(session, principal, meeting)
+        public = _public(session, meeting)
+        releases.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
+        return public if basis is not None else None
 
-    public = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
+    public = await in_transaction(runtime, work, stages_events=True)
     if public is None:
         # Raised once the refusal is committed to the ledger, and alike to a meeting that does not exist.
-        raise service.meeting_not_found(meeting_id)
+        raise MeetingNotFound(meeting_id)
     return public
 
 
@@ -124,19 +128,20 @@ def _released_fields(public: MeetingPublic) -> list[str]:
     return sorted(public.model_dump(exclude_none=True))
 
 
-async def _change(runtime: Runtime, meeting_id: str, principal: Principal, change: Any) -> MeetingPublic:
-    def work() -> MeetingPublic:
-        with db.transaction(runtime.engine) as session:
-            meeting = service.get_meeting(session, meeting_id)
-            _may_see(session, principal, meeting)
-            config = service.config_of(_configs(runtime), meeting.municipality_code)
-            _organiser(principal, meeting, config)
-            change(session, meeting, config)
-            return _public(session, meeting)
+async def _change(
+    runtime: Runtime, context: ConferenceContext, meeting_id: str, principal: Principal, change: Change
+) -> MeetingPublic:
+    """Apply `change` to a meeting the credential may see and runs, and answer with the meeting after it."""
 
-    public = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    return public
+    def work(session: Session) -> MeetingPublic:
+        meeting = meetings.get_meeting(session, meeting_id)
+        _may_see(session, principal, meeting)
+        config = config_of(context.configs, meeting.municipality_code)
+        _organiser(principal, meeting, config)
+        change(session, meeting, config)
+        return _public(session, meeting)
+
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.post(
@@ -146,14 +151,19 @@ async def _change(runtime: Runtime, meeting_id: str, principal: Principal, chang
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def reschedule(
-    meeting_id: str, body: RescheduleRequest, runtime: RuntimeDep, principal: PrincipalDep
+    meeting_id: str,
+    body: RescheduleRequest,
+    runtime: RuntimeDep,
+    context: ConferenceContextDep,
+    principal: PrincipalDep,
 ) -> MeetingPublic:
     """Move a meeting to the next slot every participant can make, with the reason."""
     return await _change(
         runtime,
+        context,
         meeting_id,
         principal,
-        lambda s, m, c: service.reschedule(s, m, c, reason=body.reason, not_before=body.not_before),
+        lambda s, m, c: meetings.reschedule(s, m, c, reason=body.reason, not_before=body.not_before),
     )
 
 
@@ -163,9 +173,13 @@ async def reschedule(
     response_model=MeetingPublic,
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def cancel(meeting_id: str, body: CancelRequest, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
+async def cancel(
+    meeting_id: str, body: CancelRequest, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
+) -> MeetingPublic:
     """Cancel a meeting, with the reason."""
-    return await _change(runtime, meeting_id, principal, lambda s, m, c: service.cancel(s, m, reason=body.reason))
+    return await _change(
+        runtime, context, meeting_id, principal, lambda s, m, c: meetings.cancel(s, m, reason=body.reason)
+    )
 
 
 @router.post(
@@ -175,12 +189,15 @@ async def cancel(meeting_id: str, body: CancelRequest, runtime: RuntimeDep, prin
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def record_attendance(
-    meeting_id: str, body: AttendanceCreate, runtime: RuntimeDep, principal: PrincipalDep
+    meeting_id: str,
+    body: AttendanceCreate,
+    runtime: RuntimeDep,
+    context: ConferenceContextDep,
+    principal: PrincipalDep,
 ) -> MeetingPublic:
     """The meeting was held: who attended (agency, sector, or a municipal division outside welfare)."""
-    agenda = None
     return await _change(
-        runtime, meeting_id, principal, lambda s, m, c: service.record_attendance(s, m, body, agenda=agenda)
+        runtime, context, meeting_id, principal, lambda s, m, c: meetings.record_attendance(s, m, body)
     )
 
 
@@ -192,10 +209,16 @@ async def record_attendance(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def record_decision(
-    meeting_id: str, body: DecisionCreate, runtime: RuntimeDep, principal: PrincipalDep
+    meeting_id: str,
+    body: DecisionCreate,
+    runtime: RuntimeDep,
+    context: ConferenceContextDep,
+    principal: PrincipalDep,
 ) -> MeetingPublic:
     """Record a decision: plan approved (or drafted for the 推進会議), lead agency, roles, next review date."""
-    return await _change(runtime, meeting_id, principal, lambda s, m, c: service.record_decision(s, m, body, c))
+    return await _change(
+        runtime, context, meeting_id, principal, lambda s, m, c: meetings.record_decision(s, m, body, c)
+    )
 
 
 @router.post(
@@ -205,22 +228,21 @@ async def record_decision(
     response_model=MeetingPublic,
     responses=problem_responses(401, 403, 404, 422),
 )
-async def convene(body: PromotionMeetingCreate, runtime: RuntimeDep, principal: PrincipalDep) -> MeetingPublic:
+async def convene(
+    body: PromotionMeetingCreate, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
+) -> MeetingPublic:
     """Convene a 相談支援包括化推進会議 of the municipality's network (on demand, or ahead of the series)."""
     require_any(principal, Scope.operator, Scope.coordinator)
-    require_municipality(principal, body.municipality_code, what="municipality")
+    require_municipality(principal, body.municipality_code)
 
-    def work() -> MeetingPublic:
-        with db.transaction(runtime.engine) as session:
-            config = service.config_of(_configs(runtime), body.municipality_code)
-            if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
-                raise Problem(403, "not-the-lead", "the lead (推進員) or an operator convenes the 推進会議")
-            meeting = service.schedule_promotion_meeting(session, config, not_before=body.not_before)
-            return _public(session, meeting)
+    def work(session: Session) -> MeetingPublic:
+        config = config_of(context.configs, body.municipality_code)
+        if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
+            raise NotTheLead()
+        meeting = schedule_promotion_meeting(session, config, not_before=body.not_before)
+        return _public(session, meeting)
 
-    public = await anyio.to_thread.run_sync(work)
-    runtime.notify_outbox()
-    return public
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.get(
@@ -228,34 +250,32 @@ async def convene(body: PromotionMeetingCreate, runtime: RuntimeDep, principal: 
     tags=["promotion meeting"],
     responses=problem_responses(401, 403, 404, 422),
 )
-async def agenda(meeting_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+async def agenda(
+    meeting_id: str, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
+) -> dict[str, Any]:
     """The agenda by item (ア)–(オ) of 実施要領 3(4)ウ, built from events, each line with its sources."""
     require_any(principal, Scope.coordinator, Scope.operator)
 
-    def load() -> Meeting:
-        with db.transaction(runtime.engine) as session:
-            meeting = service.get_meeting(session, meeting_id)
-            _may_see(session, principal, meeting)
-            if meeting.kind != "promotion_meeting":
-                raise Problem(404, "not-a-promotion-meeting", "agendas belong to 推進会議")
-            return meeting
+    def load(session: Session) -> Meeting:
+        meeting = meetings.get_meeting(session, meeting_id)
+        _may_see(session, principal, meeting)
+        if meeting.kind != "promotion_meeting":
+            raise NotAPromotionMeeting()
+        return meeting
 
-    meeting = await anyio.to_thread.run_sync(load)
+    meeting = await in_transaction(runtime, load)
     if meeting.agenda is not None:
         return meeting.agenda  # held: the agenda as it stood
     snapshot, error = await fetch_snapshot(runtime, meeting.municipality_code)
 
-    def build() -> dict[str, Any]:
-        with db.transaction(runtime.engine) as session:
-            config = service.config_of(_configs(runtime), meeting.municipality_code)
-            return service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=error)
+    def build(session: Session) -> dict[str, Any]:
+        config = config_of(context.configs, meeting.municipality_code)
+        return build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=error)
 
-    return await anyio.to_thread.run_sync(build)
+    return await in_transaction(runtime, build)
 
 
-async def fetch_snapshot(
-    runtime: Runtime, municipality_code: str
-) -> tuple[service.IndicatorSnapshot | None, str | None]:
+async def fetch_snapshot(runtime: Runtime, municipality_code: str) -> tuple[IndicatorSnapshot | None, str | None]:
     """The metrics service's indicators for the municipality, fetched with the service's own credentials."""
     settings = runtime.settings
     if not settings.service_client_id or settings.service_client_secret is None:
@@ -278,7 +298,7 @@ async def fetch_snapshot(
             )
             response.raise_for_status()
             report: dict[str, Any] = response.json()
-            return service.IndicatorSnapshot(report=report, url=str(response.url), fetched_at=datetime.now(UTC)), None
+            return IndicatorSnapshot(report=report, url=str(response.url), fetched_at=datetime.now(UTC)), None
     except httpx.HTTPError as error:
         return None, f"metrics unavailable: {error!r}"
 
@@ -294,18 +314,17 @@ async def calendar(agency_id: str, runtime: RuntimeDep, principal: PrincipalDep)
     STATUS:CANCELLED), of the municipalities your credential serves."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if agency_id != principal.agency_id and not principal.has(Scope.operator):
-        raise Problem(403, "not-your-calendar", "an agency reads only its own calendar")
+        raise NotYourCalendar()
 
-    def work() -> bytes:
-        with db.transaction(runtime.engine) as session:
-            meetings = service.calendar_meetings(session, agency_id)
-            return to_ical(agency_id, [m for m in meetings if principal.serves(m.municipality_code)])
+    def work(session: Session) -> bytes:
+        served = [m for m in meetings.calendar_meetings(session, agency_id) if principal.serves(m.municipality_code)]
+        return to_ical(agency_id, served)
 
-    body = await anyio.to_thread.run_sync(work)
+    body = await in_transaction(runtime, work)
     return Response(body, media_type="text/calendar; charset=utf-8")
 
 
-def to_ical(agency_id: str, meetings: list[Meeting]) -> bytes:
+def to_ical(agency_id: str, agency_meetings: list[Meeting]) -> bytes:
     """An RFC 5545 calendar of an agency's meetings (no personal details: the case id only).
 
     A feed is published (METHOD:PUBLISH, RFC 5546), so a meeting that no longer concerns the agency
@@ -318,7 +337,7 @@ def to_ical(agency_id: str, meetings: list[Meeting]) -> bytes:
     cal.add("version", "2.0")
     cal.add("method", "PUBLISH")
     cal.add("x-wr-calname", f"Marugoto: {agency_id}")
-    for meeting in meetings:
+    for meeting in agency_meetings:
         if meeting.starts_at is None or meeting.ends_at is None:
             continue
         event = Event()

@@ -1,18 +1,18 @@
 """Conference's composition root."""
 
 import asyncio
-from datetime import UTC, datetime
 
-import anyio
 import structlog
 from fastapi import FastAPI
-from sqlmodel import select
+from sqlmodel import Session
 
-from services.conference import handlers, service
+from services.conference import handlers
 from services.conference.api import router
-from services.conference.models import ConferenceOutbox, Meeting
-from shared import db
-from shared.calendar import JST
+from services.conference.config import load_configs
+from services.conference.context import ConferenceContext
+from services.conference.models import ConferenceOutbox
+from services.conference.promotion_meetings import keep_series_scheduled
+from shared.api import in_transaction
 from shared.events import (
     ConferenceCancelled,
     ConferenceDecisionRecorded,
@@ -29,43 +29,22 @@ log = structlog.get_logger()
 SERIES_CHECK_S = 60.0
 
 
-def _wire(runtime: Runtime) -> None:
-    configs = service.load_configs(runtime.settings.directory_files)
-    runtime.state["configs"] = configs
-    handlers.wire(runtime, configs)
+def _wire(runtime: Runtime) -> ConferenceContext:
+    context = ConferenceContext(configs=load_configs(runtime.settings.directory_files))
+    handlers.wire(runtime, context)
+    return context
 
 
 async def keep_series(runtime: Runtime) -> None:
     """Make sure each municipality with a 推進会議 cadence has its next meeting scheduled."""
-    configs: dict[str, service.MunicipalityConference] = runtime.state["configs"]
+    configs = runtime.context_as(ConferenceContext).configs
 
-    def once() -> int:
-        created = 0
-        with db.transaction(runtime.engine) as session:
-            for code, config in configs.items():
-                promotion = config.settings.promotion_meeting
-                upcoming = session.exec(
-                    select(Meeting).where(
-                        Meeting.municipality_code == code,
-                        Meeting.kind == "promotion_meeting",
-                        Meeting.status == "scheduled",
-                    )
-                ).first()
-                if upcoming is not None:
-                    continue
-                last = service.last_held_promotion_meeting(session, code)
-                after = (last.starts_at if last and last.starts_at else datetime.now(UTC)).date()
-                first_day = service.next_series_date(promotion, after)
-                if first_day is None:
-                    continue
-                start = datetime.combine(first_day, datetime.min.time(), tzinfo=JST)
-                service.schedule_promotion_meeting(session, config, not_before=start)
-                created += 1
-        return created
+    def work(session: Session) -> int:
+        return keep_series_scheduled(session, configs)
 
     while True:
         try:
-            if await anyio.to_thread.run_sync(once):
+            if await in_transaction(runtime, work):
                 runtime.notify_outbox()
         except Exception as exc:
             log.warning("promotion_series_failed", error=repr(exc))

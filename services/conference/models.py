@@ -166,7 +166,7 @@ class ConferenceProcessedEvent(ProcessedEventBase, table=True):
     __table_args__ = {"schema": SCHEMA}
 
 
-# --- API shapes -------------------------------------------------------------------------------
+# What crosses the HTTP edge: the table models above never do.
 
 
 class MeetingPublic(BaseModel):

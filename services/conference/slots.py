@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
-# The opening-hours parser moved to shared.calendar, so the router's directory check reads hours
-# exactly as this module does; the names stay importable from here.
+# Opening hours are read by shared.calendar, so the router's directory check reads them exactly as
+# the slot finder does; the names are re-exported for the finder's callers.
 from shared.calendar import DAY_NAMES as DAY_NAMES
 from shared.calendar import DEFAULT_HOURS as DEFAULT_HOURS
 from shared.calendar import JST, is_closed_day

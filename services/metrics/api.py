@@ -1,21 +1,26 @@
 """Metrics' HTTP API: indicators, manual values, targets and exports."""
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypeVar
 
-import anyio
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
+from sqlmodel import Session
 
 from services.metrics import exports, service
+from services.metrics.context import MetricsContext
+from services.metrics.errors import NotAManualIndicator
+from services.metrics.indicators import MANUAL_IDS
 from services.metrics.models import IndicatorReport, ManualValue, Target, ValueIn
-from shared import db
-from shared.api import PrincipalDep, RuntimeDep, require_any, require_municipality
-from shared.auth import Principal, Scope
-from shared.problems import Problem, problem_responses
+from shared.api import PrincipalDep, RuntimeDep, context_of, in_snapshot, in_transaction
+from shared.auth import Principal, Scope, require_any, require_municipality
+from shared.problems import problem_responses
 from shared.runtime import Runtime
+
+T = TypeVar("T")
 
 router = APIRouter(prefix="/v1", tags=["indicators"])
 
+MetricsContextDep = Annotated[MetricsContext, Depends(context_of(MetricsContext))]
 Municipality = Annotated[str, Query(pattern=r"^\d{6}$", description="全国地方公共団体コード")]
 FiscalYear = Annotated[int | None, Query(ge=2000, le=2100, description="年度 (April–March); default: current")]
 Month = Annotated[int | None, Query(ge=1, le=12)]
@@ -32,29 +37,34 @@ Suppress = Annotated[
 
 
 async def _report(
-    runtime: Runtime, municipality: str, fiscal_year: int | None, month: int | None, tier: int | None
+    runtime: Runtime,
+    context: MetricsContext,
+    municipality: str,
+    fiscal_year: int | None,
+    month: int | None,
+    tier: int | None,
 ) -> IndicatorReport:
     year = fiscal_year if fiscal_year is not None else service.fiscal_year(datetime.now(UTC))
-    rules, name = runtime.state["rules"].get(municipality, (service.Rules(), None))
+    rules, name = context.rules_of(municipality)
 
-    def work() -> IndicatorReport:
-        with db.snapshot(runtime.engine) as session:
-            return service.report(
-                session,
-                municipality_code=municipality,
-                year=year,
-                month=month,
-                tier=tier,
-                rules=rules,
-                municipality_name=name,
-            )
+    def work(session: Session) -> IndicatorReport:
+        return service.report(
+            session,
+            municipality_code=municipality,
+            year=year,
+            month=month,
+            tier=tier,
+            rules=rules,
+            municipality_name=name,
+        )
 
-    return await anyio.to_thread.run_sync(work)
+    return await in_snapshot(runtime, work)
 
 
 @router.get("/indicators", response_model=IndicatorReport, responses=problem_responses(401, 403, 404, 422))
 async def indicators(
     runtime: RuntimeDep,
+    context: MetricsContextDep,
     principal: PrincipalDep,
     municipality: Municipality,
     fiscal_year: FiscalYear = None,
@@ -63,8 +73,8 @@ async def indicators(
 ) -> IndicatorReport:
     """The indicators of a municipality for a fiscal year (年度), optionally one month or tier (operators)."""
     require_any(principal, Scope.operator)
-    require_municipality(principal, municipality, what="municipality")
-    return await _report(runtime, municipality, fiscal_year, month, tier)
+    require_municipality(principal, municipality)
+    return await _report(runtime, context, municipality, fiscal_year, month, tier)
 
 
 @router.get(
@@ -77,6 +87,7 @@ async def indicators(
 )
 async def export(
     runtime: RuntimeDep,
+    context: MetricsContextDep,
     principal: PrincipalDep,
     extension: Annotated[str, Path(pattern="^(csv|xlsx)$")],
     municipality: Municipality,
@@ -87,8 +98,8 @@ async def export(
 ) -> Response:
     """The annual results report (成果報告) as CSV or Excel, with Japanese headers."""
     require_any(principal, Scope.operator)
-    require_municipality(principal, municipality, what="municipality")
-    report = await _report(runtime, municipality, fiscal_year, month, tier)
+    require_municipality(principal, municipality)
+    report = await _report(runtime, context, municipality, fiscal_year, month, tier)
     name = f"indicators-{municipality}-{report.fiscal_year}.{extension}"
     headers = {"Content-Disposition": f'attachment; filename="{name}"'}
     if extension == "csv":
@@ -103,7 +114,7 @@ async def export(
 def _may_enter(principal: Principal, code: str) -> None:
     """Operators and admins enter values, each only for the municipalities its credential serves."""
     require_any(principal, Scope.operator, Scope.admin)
-    require_municipality(principal, code, what="municipality")
+    require_municipality(principal, code)
 
 
 async def _set(
@@ -115,20 +126,19 @@ async def _set(
     indicator: str,
     body: ValueIn,
 ) -> None:
-    def work() -> None:
-        with db.transaction(runtime.engine) as session:
-            service.set_value(
-                session,
-                model,
-                code=code,
-                year=year,
-                indicator=indicator,
-                value=body.value,
-                by=principal.agency_id,
-                note=body.note,
-            )
+    def work(session: Session) -> None:
+        service.set_value(
+            session,
+            model,
+            code=code,
+            year=year,
+            indicator=indicator,
+            value=body.value,
+            by=principal.agency_id,
+            note=body.note,
+        )
 
-    await anyio.to_thread.run_sync(work)
+    await in_transaction(runtime, work)
 
 
 Code = Annotated[str, Path(pattern=r"^\d{6}$")]
@@ -145,12 +155,8 @@ async def put_manual(
 ) -> Response:
     """Enter a survey-based or master-data indicator (M3, M4, M6, M7, M9, M14, M15, R1–R9, R11–R14)."""
     _may_enter(principal, code)
-    if indicator not in service.MANUAL_IDS:
-        raise Problem(
-            422,
-            "not-a-manual-indicator",
-            f"{indicator} is computed from events; enter one of {sorted(service.MANUAL_IDS)}",
-        )
+    if indicator not in MANUAL_IDS:
+        raise NotAManualIndicator(indicator, MANUAL_IDS)
     await _set(runtime, principal, ManualValue, code, year, indicator, body)
     return Response(status_code=204)
 

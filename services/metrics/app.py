@@ -2,30 +2,33 @@
 
 from fastapi import FastAPI
 
-from services.metrics import dashboard, handlers, service
+from services.metrics import dashboard, handlers
 from services.metrics.api import router
+from services.metrics.context import CountedMunicipality, MetricsContext
+from services.metrics.indicators import Rules
 from shared.directory import read_directory_files
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
 
-def rules_by_municipality(settings: Settings) -> dict[str, tuple[service.Rules, str]]:
+def counted_municipalities(settings: Settings) -> dict[str, CountedMunicipality]:
     """Each municipality's counting rules [LOCAL] (the `metrics:` section) and agencies' sectors."""
     found = {}
     for code, (directory, data) in read_directory_files(settings.directory_files).items():
         section = data.get("metrics") or {}
-        rules = service.Rules(
+        rules = Rules(
             networked_min_attended=int(section.get("networked_min_attended", 2)),
             networked_last_k=int(section.get("networked_last_k", 3)),
             sectors={agency.id: agency.sector for agency in directory.agencies},
         )
-        found[code] = (rules, directory.municipality.name)
+        found[code] = CountedMunicipality(name=directory.municipality.name, rules=rules)
     return found
 
 
-def _wire(runtime: Runtime) -> None:
-    runtime.state["rules"] = rules_by_municipality(runtime.settings)
+def _wire(runtime: Runtime) -> MetricsContext:
+    context = MetricsContext(municipalities=counted_municipalities(runtime.settings))
     handlers.wire(runtime)
+    return context
 
 
 DEFINITION = ServiceDefinition(

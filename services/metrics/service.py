@@ -1,17 +1,15 @@
-"""Metrics' logic: events become facts (idempotently, in any order), and the outcome indicators
-(成果把握項目, DOMAIN.md §6) are computed from the facts per municipality and fiscal year (年度)."""
+"""Metrics' logic: events become facts (idempotently, in any order), and a report gathers the facts of
+a municipality and fiscal year (年度) and computes the indicators over them (`indicators`)."""
 
-import math
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time
-from typing import Any, Literal, TypeVar, cast
-from zoneinfo import ZoneInfo
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, SQLModel, col, select
 
+from services.metrics.indicators import MANUAL, Facts, Rules, compute
 from services.metrics.models import (
     CaseFact,
     ContactFact,
@@ -25,6 +23,7 @@ from services.metrics.models import (
     Target,
 )
 from shared import bulk
+from shared.calendar import JST
 from shared.db import TransactionState, rows_with
 from shared.events import (
     ConferenceCancelled,
@@ -43,10 +42,8 @@ from shared.events import (
 )
 from shared.vocabulary import FoundBy, Pathway
 
-JST = ZoneInfo("Asia/Tokyo")
 REIWA_FIRST_YEAR = 2019
 PREFETCH_CHUNK = 1000  # keys per IN list (well under SQLite's and PostgreSQL's parameter limits)
-LIVE = frozenset({"requested", "received", "accepted", "in_progress", "on_hold"})
 NEVER = datetime.max.replace(tzinfo=UTC)  # a case whose consultation has not arrived sorts last
 
 
@@ -61,9 +58,6 @@ def fiscal_year_label(year: int) -> str:
     reiwa = year - REIWA_FIRST_YEAR + 1
     era = "令和元年度" if reiwa == 1 else f"令和{reiwa}年度"
     return f"{era} (FY{year})"
-
-
-# --- events → facts -------------------------------------------------------------------------------
 
 
 def count(session: Session, envelope: Envelope[EventData]) -> None:
@@ -223,8 +217,8 @@ def _fact(session: Session, model: type[FactT], key: str, **new: Any) -> FactT:
     transaction keeps its own index of them. Facts that `prefetch` read (or found missing) for the
     batch are not asked for again. A stored fact is the ORM's object, and what is set on it is
     written at the commit. A new fact is a `bulk.Draft` with the model's fields as attributes, inserted
-    with the batch's other new facts at the commit: thousands of them a batch, each as an ORM object
-    was most of what the service spent.
+    with the batch's other new facts at the commit: a batch makes thousands, and an ORM object for
+    each would cost more than the counting itself.
     """
     made = _MADE.get(session)
     found = made.get((model, key))
@@ -285,30 +279,6 @@ def prefetch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
                 absent.update((model, k) for k in chunk if k not in found)
 
 
-# --- the catalog -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Indicator:
-    """An indicator of the catalog (DOMAIN.md §6.2–6.3) or an operational measure."""
-
-    id: str
-    name_ja: str
-    name_en: str
-    definition: str
-    source: str = "events"
-    unit: Literal["count", "hours"] = "count"
-
-
-@dataclass(frozen=True)
-class Rules:
-    """A municipality's counting choices [LOCAL]: who counts as networked, and agencies' sectors."""
-
-    networked_min_attended: int = 2
-    networked_last_k: int = 3
-    sectors: Mapping[str, str] | None = None  # agency id → welfare | non_welfare
-
-
 @dataclass(frozen=True)
 class Window:
     """The period a report covers: a fiscal year, or one month of it, in Japan time."""
@@ -332,80 +302,6 @@ def window(year: int, month: int | None) -> Window:
         datetime.combine(datetime(start[0], start[1], 1), time(), tzinfo=JST).astimezone(UTC),
         datetime.combine(datetime(end[0], end[1], 1), time(), tzinfo=JST).astimezone(UTC),
     )
-
-
-MANUAL = (
-    Indicator(
-        "M3",
-        "関係機関の情報共有ルール・ツール等の整備件数",
-        "Information-sharing rules and tools",
-        "実績を入力",
-        "manual",
-    ),
-    Indicator(
-        "M4",
-        "関係機関における相互のネットワーク構築状況に関する認識",
-        "Agencies' perception of the network",
-        "アンケート結果",
-        "manual",
-    ),
-    Indicator(
-        "M6",
-        "庁内関係部門における多機関連携の取組に対する満足度",
-        "Internal divisions' satisfaction",
-        "庁内アンケート",
-        "manual",
-    ),
-    Indicator("M7", "総合相談窓口の設置数・カバー率", "General windows and area covered", "マスタ", "manual"),
-    Indicator("M9", "総合相談窓口に対する認知度", "Awareness of the general windows", "住民アンケート", "manual"),
-    Indicator(
-        "M14",
-        "多機関が連携した事例への対応に関する関係機関の満足度",
-        "Agencies' satisfaction with collaborative cases",
-        "アンケート",
-        "manual",
-    ),
-    Indicator(
-        "M15",
-        "多機関連携により新たに創出された資源・財源等の数",
-        "New resources and funding created",
-        "実績を入力",
-        "manual",
-    ),
-    *(
-        Indicator(f"R{n}", name, name_en, "入力値", "manual")
-        for n, name, name_en in (
-            (1, "参加意識の向上に向けた取組の実施回数", "Sessions to raise participation awareness"),
-            (2, "住民等における参加意識の向上", "Residents' participation awareness"),
-            (3, "担い手増加に向けた取組の実施回数・参加者数", "Events and trainings for supporters"),
-            (4, "地域福祉に取り組む担い手の増加数", "Increase in supporters"),
-            (5, "担い手の活動実績", "Supporters' activity record"),
-            (6, "活動拠点の数・カバー率", "Activity hubs and area covered"),
-            (7, "活動拠点の利用状況", "Hub usage"),
-            (8, "丸ごと受け止める場の数・カバー率", "Receive-whole places and area covered"),
-            (9, "場の運営に参画する住民ボランティア・団体数", "Volunteers running the places"),
-            (11, "地域生活課題に関する検討への参加者数", "Participants in issue discussions"),
-            (12, "新たに認識された課題の種類・数", "Newly recognised issues"),
-            (13, "課題解決に向けた取組の実施件数", "Issue-solving initiatives"),
-            (14, "新たに巻き込んだ主体の数", "Newly involved actors"),
-        )
-    ),
-)
-MANUAL_IDS = frozenset(i.id for i in MANUAL)
-
-
-@dataclass
-class Facts:
-    """The facts of one municipality for a report window."""
-
-    cases: list[CaseFact]  # one per household: a case linked to an earlier one is not a case of its own
-    household: dict[str, str]  # a linked case → the case its household was first received as
-    contacts: list[ContactFact]
-    decisions: list[DecisionFact]
-    referrals: list[ReferralFact]
-    all_referrals: list[ReferralFact]
-    meetings: list[MeetingFact]
-    promotion_history: list[MeetingFact]
 
 
 def _facts(session: Session, code: str, span: Window, tier: int | None, year_end: datetime) -> Facts:
@@ -473,251 +369,6 @@ def households(cases: Iterable[CaseFact], links: Iterable[HouseholdLinkFact]) ->
         first = min(group, key=lambda c: (received.get(c) or NEVER, c))
         household.update(dict.fromkeys(group, first))
     return household
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
-
-
-def compute(
-    facts: Facts, rules: Rules
-) -> list[tuple[Indicator, float | None, dict[str, float], dict[str, float] | None]]:
-    """Every event-based indicator: (indicator, value, breakdown, shares)."""
-    out: list[tuple[Indicator, float | None, dict[str, float], dict[str, float] | None]] = []
-
-    def add(
-        indicator: Indicator,
-        breakdown: Mapping[str, float],
-        value: float | Literal["sum"] | None = "sum",
-        shares: dict[str, float] | None = None,
-    ) -> None:
-        out.append(
-            (
-                indicator,
-                float(sum(breakdown.values())) if value == "sum" else value,
-                dict(sorted(breakdown.items())),
-                shares,
-            )
-        )
-
-    sectors = rules.sectors or {}
-
-    def household(case_id: str) -> str:
-        return facts.household.get(case_id, case_id)
-
-    by_route = Counter(c.pathway or "unknown" for c in facts.cases)
-    total = sum(by_route.values())
-    outreach_cases = {c.case_id for c in facts.cases if c.found_by == "outreach"} | {
-        household(c.case_id) for c in facts.contacts if c.found_by == "outreach"
-    }
-    difficult = {household(d.case_id) for d in facts.decisions if d.tier >= 2}
-    held = [m for m in facts.meetings if m.held_at is not None]
-    attended = [(m, a) for m in held for a in m.attendance if a.get("attended")]
-    multi_agency = {
-        household(m.case_id)
-        for m in held
-        if m.kind == "case_meeting"
-        and m.case_id
-        and len({a["participant"] for a in m.attendance if a.get("attended") and a.get("kind") == "agency"}) >= 2
-    }
-    networked = _networked(facts.promotion_history, rules)
-    waits = [
-        (c.first_accepted_at - c.received_at).total_seconds() / 3600
-        for c in facts.cases
-        if c.first_accepted_at is not None and c.received_at is not None
-    ]
-
-    add(
-        Indicator(
-            "M1",
-            "ネットワーク化された福祉分野における主体の数",
-            "Networked welfare actors",
-            f"直近{rules.networked_last_k}回の推進会議のうち{rules.networked_min_attended}回以上出席",
-        ),
-        {k: 1 for k, s in networked.items() if s == "welfare"},
-    )
-    add(
-        Indicator(
-            "M2",
-            "ネットワーク化された福祉分野以外の主体の数",
-            "Networked non-welfare actors",
-            f"直近{rules.networked_last_k}回の推進会議のうち{rules.networked_min_attended}回以上出席",
-        ),
-        {k: 1 for k, s in networked.items() if s != "welfare"},
-    )
-    add(
-        Indicator(
-            "M5",
-            "福祉分野以外の部門の相談支援包括化に係る会議等への出席回数",
-            "Attendances of municipal divisions outside welfare",
-            "開催された会議への福祉分野以外の庁内部門の出席",
-        ),
-        Counter(
-            m.kind for m, a in attended if a.get("kind") == "municipal_division" and a.get("sector") == "non_welfare"
-        ),
-    )
-    add(
-        Indicator(
-            "M8",
-            "総合相談窓口での相談受付数（実件数）",
-            "Consultations received: distinct cases",
-            "新規ケース（世帯）ごとに1件",
-        ),
-        by_route,
-    )
-    add(
-        Indicator(
-            "M8-延べ",
-            "総合相談窓口での相談受付数（延べ件数）",
-            "Consultations received: all contacts",
-            "初回と以後の相談をすべて数える（実件数と合算しない）",
-        ),
-        Counter(c.pathway for c in facts.contacts),
-    )
-    add(
-        Indicator(
-            "M10", "調査等の実施により把握した困難事例等の数", "Cases found by surveys", "把握の経緯が調査のケース"
-        ),
-        Counter(c.pathway or "unknown" for c in facts.cases if c.found_by == "survey"),
-    )
-    add(
-        Indicator(
-            "M11",
-            "アウトリーチによって把握・対応した困難事例等の数",
-            "Cases found or handled by outreach",
-            "受付または以後の相談がアウトリーチのケース",
-        ),
-        {"cases": len(outreach_cases)} if outreach_cases else {},
-    )
-    add(
-        Indicator(
-            "M12",
-            "福祉関係機関以外からの困難事例等の受付件数",
-            "Difficult cases from outside welfare agencies",
-            "tier 2/3 のケースで、提出機関が福祉分野以外",
-        ),
-        Counter(
-            c.pathway or "unknown"
-            for c in facts.cases
-            if c.case_id in difficult and sectors.get(c.submitted_by or "") == "non_welfare"
-        ),
-    )
-    add(
-        Indicator(
-            "M13",
-            "多機関が連携した対応を実施した事例等の数",
-            "Cases with a case meeting of ≥2 agencies",
-            "2機関以上が出席したケース会議が開かれたケース",
-        ),
-        {"cases": len(multi_agency)} if multi_agency else {},
-    )
-    shares = {route: round(100 * n / total, 1) for route, n in sorted(by_route.items())} if total else {}
-    add(
-        Indicator(
-            "R10",
-            "相談受付経路別の事例数・割合",
-            "Cases by intake route",
-            "新規ケースの受付経路（当事者・家族地域・専門機関・行政・知人）",
-        ),
-        by_route,
-        shares=shares,
-    )
-    add(
-        Indicator(
-            "OPS-DECISIONS", "振り分け決定件数（層別）", "Routing decisions by tier", "決定（エスカレーション含む）"
-        ),
-        Counter(f"tier{d.tier}" for d in facts.decisions),
-    )
-    add(
-        Indicator("OPS-PATTERNS", "該当した類型", "Patterns fired", "決定で該当した類型の延べ数"),
-        Counter(p for d in facts.decisions for p in d.patterns),
-        value=float(len(facts.decisions)),
-    )
-    add(
-        Indicator("OPS-REFERRALS", "つなぎ（紹介）依頼件数", "Referrals requested", "依頼されたつなぎ"),
-        Counter(f"tier{r.tier}" for r in facts.referrals),
-    )
-    add(
-        Indicator(
-            "OPS-TIME-TO-ACCEPT",
-            "初回受諾までの時間（時間）",
-            "Hours from consultation to first acceptance",
-            "p50 を値とする",
-            unit="hours",
-        ),
-        {"p50": round(_percentile(waits, 0.5), 2), "p90": round(_percentile(waits, 0.9), 2)} if waits else {},
-        value=round(_percentile(waits, 0.5), 2) if waits else None,
-    )
-    reroutes = [r for r in facts.referrals if r.rule_id in {"reroute", "reroute_to_lead"}]
-    add(
-        Indicator("OPS-REROUTES", "再振り分け件数", "Re-routes", "辞退後の再振り分け; per_case はケースあたり"),
-        {"reroutes": len(reroutes)},
-        shares={"per_case": round(len(reroutes) / len(facts.cases), 3)} if facts.cases else None,
-    )
-    add(
-        Indicator(
-            "OPS-ESCALATIONS",
-            "エスカレーション件数",
-            "Escalations",
-            "期限超過による推進員へのエスカレーションと、要請によるエスカレーション",
-        ),
-        Counter(
-            [
-                *("deadline" for r in facts.referrals if r.rule_id == "escalation"),
-                *(d.kind for d in facts.decisions if d.kind in {"backup", "prefecture_support"}),
-            ]
-        ),
-    )
-    add(
-        Indicator(
-            "OPS-DEADLINE-BREACHES",
-            "受諾期限の超過件数",
-            "Referrals not accepted in time",
-            "督促・エスカレーションの段階別",
-        ),
-        Counter(stage for r in facts.referrals for stage in r.overdue_stages),
-    )
-    add(
-        Indicator(
-            "OPS-OPEN-CASELOAD",
-            "対応中の依頼（層・機関別）",
-            "Open referrals by tier and agency (now)",
-            "現在進行中の依頼",
-        ),
-        Counter(f"tier{r.tier}:{r.agency_id}" for r in facts.all_referrals if r.status in LIVE and r.agency_id),
-    )
-    add(
-        Indicator("OPS-RESOURCE-GAPS", "社会資源の不足（種別）", "Resource gaps by type", "決定で報告された不足"),
-        Counter(g for d in facts.decisions for g in d.resource_gaps),
-    )
-    add(
-        Indicator(
-            "OPS-CASE-MEETINGS",
-            "ケース会議 設定件数",
-            "Case meetings scheduled",
-            "設定されたケース会議（開催日時の期間に計上、変更後の日時で1回、取消を除く）",
-        ),
-        Counter(f"tier{m.tier}" for m in facts.meetings if m.kind == "case_meeting" and m.scheduled_at is not None),
-    )
-    add(
-        Indicator("OPS-MEETINGS-HELD", "会議の開催回数", "Meetings held", "ケース会議・推進会議"),
-        Counter(m.kind for m in held),
-    )
-    return out
-
-
-def _networked(history: list[MeetingFact], rules: Rules) -> dict[str, str]:
-    """Participants who attended at least N of the last K 推進会議, with their sector."""
-    recent = history[-rules.networked_last_k :]
-    counts: Counter[str] = Counter()
-    sector: dict[str, str] = {}
-    for meeting in recent:
-        for attendance in meeting.attendance:
-            if attendance.get("attended"):
-                counts[attendance["participant"]] += 1
-                sector[attendance["participant"]] = attendance.get("sector", "welfare")
-    return {p: sector[p] for p, n in counts.items() if n >= rules.networked_min_attended}
 
 
 def report(

@@ -17,12 +17,24 @@ import pytest
 import yaml
 from icalendar import Calendar
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 import services.conference.app  # noqa: F401 - registers the conference tables
-from services.conference import service
+from services.conference.agenda import IndicatorSnapshot, build_agenda
 from services.conference.api import to_ical
+from services.conference.case_meetings import apply_referral_requested, apply_referral_status, apply_routing_decided
+from services.conference.config import MunicipalityConference, PromotionMeetingConfig, load_configs
+from services.conference.errors import MeetingNotScheduled
+from services.conference.meetings import (
+    calendar_meetings,
+    cancel,
+    list_meetings,
+    record_attendance,
+    record_decision,
+    reschedule,
+)
 from services.conference.models import AttendanceCreate, CaseReferral, ConferenceOutbox, DecisionCreate, Meeting
+from services.conference.promotion_meetings import next_series_date, schedule_promotion_meeting
 from shared import db
 from shared.directory import demo_directory_path
 from shared.events import (
@@ -52,12 +64,12 @@ def engine(settings: Settings) -> Iterator[Engine]:
     engine.dispose()
 
 
-def configs(tmp_path: Path, **conference: object) -> dict[str, service.MunicipalityConference]:
+def configs(tmp_path: Path, **conference: object) -> dict[str, MunicipalityConference]:
     data = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
     data["conference"] = conference
     path = tmp_path / "directory.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    return service.load_configs([path])
+    return load_configs([path])
 
 
 def decided(
@@ -75,7 +87,7 @@ def decided(
         case_id=case_id,
         decision_id=str(uuid.uuid4()),
         sequence=sequence,
-        tier=tier,  # type: ignore[arg-type]
+        tier=tier,
         patterns=list(patterns),
         lead="nabari-houkatsu",
         engaged=[EngagedAgency(agency_id=a, agency_type="t", rule_id="partner", legal_basis="x") for a in agencies],
@@ -86,17 +98,24 @@ def decided(
     )
 
 
-def referral(case_id: str, agency_id: str, referral_id: str | None = None) -> ReferralRequested:
-    return ReferralRequested(
-        referral_id=referral_id or str(uuid.uuid4()),
-        case_id=case_id,
-        decision_id="d",
-        agency_id=agency_id,
-        agency_type="t",
-        tier=2,
-        rule_id="reroute",
-        legal_basis="x",
-        requested_at=datetime.now(UTC),
+def as_event(data: DataT, case_id: str | None = None) -> Envelope[DataT]:
+    """An event as the consumer hands it to an effect, in the demo municipality."""
+    return new_event(data, source="/t", subject=case_id or "t", municipality_code="242080")
+
+
+def referral(case_id: str, agency_id: str, referral_id: str | None = None) -> Envelope[ReferralRequested]:
+    return as_event(
+        ReferralRequested(
+            referral_id=referral_id or str(uuid.uuid4()),
+            case_id=case_id,
+            decision_id="d",
+            agency_id=agency_id,
+            agency_type="t",
+            tier=2,
+            rule_id="reroute",
+            legal_basis="x",
+            requested_at=datetime.now(UTC),
+        )
     )
 
 
@@ -109,24 +128,24 @@ def decided_event(
 
 
 def staged(session: Session) -> list[str]:
-    return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(ConferenceOutbox.id)).all()]
+    return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(col(ConferenceOutbox.id))).all()]
 
 
 def invitation_rows(session: Session) -> list[ConferenceOutbox]:
     query = select(ConferenceOutbox).where(ConferenceOutbox.topic == MeetingInvitation.topic)
-    return list(session.exec(query.order_by(ConferenceOutbox.id)).all())
+    return list(session.exec(query.order_by(col(ConferenceOutbox.id))).all())
 
 
 def feed(session: Session, agency_id: str) -> list[Any]:
     """The VEVENTs of an agency's iCalendar feed, parsed back; the feed is a published one (METHOD:PUBLISH)."""
-    calendar = Calendar.from_ical(to_ical(agency_id, service.calendar_meetings(session, agency_id)))
+    calendar = Calendar.from_ical(to_ical(agency_id, calendar_meetings(session, agency_id)))
     assert str(calendar["METHOD"]) == "PUBLISH"
     return list(calendar.walk("VEVENT"))
 
 
 def published(session: Session, model: type[DataT]) -> list[Envelope[DataT]]:
     """The events of `model` conference staged for publication, in order."""
-    query = select(ConferenceOutbox).where(ConferenceOutbox.topic == model.topic).order_by(ConferenceOutbox.id)
+    query = select(ConferenceOutbox).where(ConferenceOutbox.topic == model.topic).order_by(col(ConferenceOutbox.id))
     return [decode(row.payload.encode(), model) for row in session.exec(query).all()]
 
 
@@ -137,24 +156,26 @@ def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: P
         decided(case_id, ["nabari-houkatsu", "hoken-07"]), source="/t", subject=case_id, municipality_code="242080"
     )
     with db.transaction(engine) as session:
-        service.apply_routing_decided(session, event, confs)
-        [meeting] = service.list_meetings(session, case_id=case_id)
+        apply_routing_decided(session, event, confs)
+        [meeting] = list_meetings(session, case_id=case_id)
         assert meeting.participants == ["hoken-07", "nabari-houkatsu"]
         assert meeting.starts_at is not None and meeting.deadline is not None
         assert meeting.starts_at <= meeting.deadline, "urgent: within two business days"
-        service.apply_referral_requested(session, referral(case_id, "mie-hikikomori"))
+        apply_referral_requested(session, referral(case_id, "mie-hikikomori"))
         assert meeting.participants == ["hoken-07", "mie-hikikomori", "nabari-houkatsu"]
-        service.apply_referral_status(
+        apply_referral_status(
             session,
-            ReferralStatusChanged(
-                referral_id="r",
-                case_id=case_id,
-                agency_id="hoken-07",
-                from_status="requested",
-                to_status="rejected",
-                reason_code="no_capacity",
-                changed_by="hoken-07",
-                changed_at=datetime.now(UTC),
+            as_event(
+                ReferralStatusChanged(
+                    referral_id="r",
+                    case_id=case_id,
+                    agency_id="hoken-07",
+                    from_status="requested",
+                    to_status="rejected",
+                    reason_code="no_capacity",
+                    changed_by="hoken-07",
+                    changed_at=datetime.now(UTC),
+                )
             ),
         )
         assert meeting.participants == ["mie-hikikomori", "nabari-houkatsu"]
@@ -186,17 +207,19 @@ def test_invitations_follow_the_agencies_on_the_case(engine: Engine, tmp_path: P
 
 def status_changed(
     referral_id: str, case_id: str, agency_id: str, to: ReferralStatus, version: int, *, at: datetime | None = None
-) -> ReferralStatusChanged:
-    return ReferralStatusChanged(
-        referral_id=referral_id,
-        case_id=case_id,
-        agency_id=agency_id,
-        from_status="requested",
-        to_status=to,
-        reason_code="no_capacity" if to == "rejected" else None,
-        changed_by=agency_id,
-        changed_at=at or datetime.now(UTC),
-        version=version,
+) -> Envelope[ReferralStatusChanged]:
+    return as_event(
+        ReferralStatusChanged(
+            referral_id=referral_id,
+            case_id=case_id,
+            agency_id=agency_id,
+            from_status="requested",
+            to_status=to,
+            reason_code="no_capacity" if to == "rejected" else None,
+            changed_by=agency_id,
+            changed_at=at or datetime.now(UTC),
+            version=version,
+        )
     )
 
 
@@ -207,12 +230,12 @@ def test_a_referral_change_published_late_never_undoes_a_later_one(engine: Engin
     referrals = {accepted_case: str(uuid.uuid4()), rejected_case: str(uuid.uuid4())}
 
     def moved(case_id: str, to: ReferralStatus, version: int) -> None:
-        service.apply_referral_status(session, status_changed(referrals[case_id], case_id, "hoken-07", to, version))
+        apply_referral_status(session, status_changed(referrals[case_id], case_id, "hoken-07", to, version))
 
     with db.transaction(engine) as session:
         for case_id, referral_id in referrals.items():
-            service.apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
-            service.apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
+            apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
+            apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
 
         # requested (1) → received (2) → accepted (3), delivered as 3 then 2.
         moved(accepted_case, "accepted", 3)
@@ -224,12 +247,10 @@ def test_a_referral_change_published_late_never_undoes_a_later_one(engine: Engin
         moved(rejected_case, "rejected", 3)
         invitations_before = len(invitation_rows(session))
         moved(rejected_case, "received", 2)
-        service.apply_referral_requested(
-            session, referral(rejected_case, "hoken-07", referral_id=referrals[rejected_case])
-        )
+        apply_referral_requested(session, referral(rejected_case, "hoken-07", referral_id=referrals[rejected_case]))
         rejected = session.get(CaseReferral, referrals[rejected_case])
         assert rejected is not None and (rejected.status, rejected.version) == ("rejected", 3)
-        [meeting] = service.list_meetings(session, case_id=rejected_case)
+        [meeting] = list_meetings(session, case_id=rejected_case)
         assert (meeting.participants, meeting.withdrawn) == (["nabari-houkatsu"], ["hoken-07"])
         assert len(invitation_rows(session)) == invitations_before, "no invitation went out again"
 
@@ -237,7 +258,7 @@ def test_a_referral_change_published_late_never_undoes_a_later_one(engine: Engin
         moved(accepted_case, "in_progress", 4)
         accepted = session.get(CaseReferral, referrals[accepted_case])
         assert accepted is not None and (accepted.status, accepted.version) == ("in_progress", 4)
-        [kept] = service.list_meetings(session, case_id=accepted_case)
+        [kept] = list_meetings(session, case_id=accepted_case)
         assert kept.participants == ["hoken-07", "nabari-houkatsu"]
 
 
@@ -247,7 +268,7 @@ def test_meetings_decided_at_the_same_moment_never_double_book_anyone(engine: En
     partners = [f"hoken-{n:02d}" for n in range(1, 9)]
     with db.transaction(engine) as session:
         # The partners are in the network already, so the threads race on the booking and nothing else.
-        service.apply_routing_decided(session, decided_event(str(uuid.uuid4()), partners, tier=1), confs)
+        apply_routing_decided(session, decided_event(str(uuid.uuid4()), partners, tier=1), confs)
     threads, per_thread = 6, 5
     start = threading.Barrier(threads)
 
@@ -257,13 +278,13 @@ def test_meetings_decided_at_the_same_moment_never_double_book_anyone(engine: En
             case_id = str(uuid.uuid4())
             partner = partners[(n + k) % len(partners)]
             with db.transaction(engine) as session:
-                service.apply_routing_decided(session, decided_event(case_id, [partner], urgency="routine"), confs)
+                apply_routing_decided(session, decided_event(case_id, [partner], urgency="routine"), confs)
 
     with ThreadPoolExecutor(threads) as pool:
         list(pool.map(book, range(threads)))
 
     with db.transaction(engine) as session:
-        meetings = service.list_meetings(session, kind="case_meeting")
+        meetings = list_meetings(session, kind="case_meeting")
     assert len(meetings) == threads * per_thread
     by_participant: defaultdict[str, list[tuple[datetime, datetime]]] = defaultdict(list)
     for meeting in meetings:
@@ -281,30 +302,30 @@ def test_tier1_gets_no_meeting_and_reschedule_and_cancel_keep_their_reason(engin
     confs = configs(tmp_path)
     tier1 = str(uuid.uuid4())
     with db.transaction(engine) as session:
-        service.apply_routing_decided(session, decided_event(tier1, ["hoken-04"], tier=1), confs)
-        assert service.list_meetings(session, case_id=tier1) == []
+        apply_routing_decided(session, decided_event(tier1, ["hoken-04"], tier=1), confs)
+        assert list_meetings(session, case_id=tier1) == []
 
         case_id = str(uuid.uuid4())
-        service.apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
-        [meeting] = service.list_meetings(session, case_id=case_id)
+        apply_routing_decided(session, decided_event(case_id, ["hoken-07"]), confs)
+        [meeting] = list_meetings(session, case_id=case_id)
         first, first_end = meeting.starts_at, meeting.ends_at
         assert first is not None and first_end is not None
         # From the meeting's own start: the slot it leaves is the one that did not work, so it must move.
-        service.reschedule(session, meeting, confs["242080"], reason="lead unavailable", not_before=first)
+        reschedule(session, meeting, confs["242080"], reason="lead unavailable", not_before=first)
         moved = meeting.starts_at
         assert moved is not None and moved >= first_end, "moved to a later slot, clear of the one it left"
         assert meeting.status_reason == "lead unavailable" and meeting.sequence == 1
-        service.cancel(session, meeting, reason="household moved away")
+        cancel(session, meeting, reason="household moved away")
         assert meeting.status == "cancelled"
-        with pytest.raises(service.Problem):
-            service.cancel(session, meeting, reason="twice")
+        with pytest.raises(MeetingNotScheduled):
+            cancel(session, meeting, reason="twice")
 
         other = str(uuid.uuid4())
-        service.apply_routing_decided(session, decided_event(other, ["hoken-08"]), confs)
-        [held] = service.list_meetings(session, case_id=other)
+        apply_routing_decided(session, decided_event(other, ["hoken-08"]), confs)
+        [held] = list_meetings(session, case_id=other)
         roles, review = {"hoken-08": "見守り"}, date(2027, 1, 1)
         body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", roles=roles, next_review=review)
-        service.record_decision(session, held, body, confs["242080"])
+        record_decision(session, held, body, confs["242080"])
 
     with db.transaction(engine) as session:
         [rescheduled] = published(session, ConferenceRescheduled)
@@ -333,7 +354,7 @@ def test_where_the_promotion_meeting_approves_plans_a_case_meeting_only_drafts(e
         )
         session.add(meeting)
         body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", next_review=date(2027, 1, 1))
-        assert service.record_decision(session, meeting, body, kure_like).plan_status == "drafted"
+        assert record_decision(session, meeting, body, kure_like).plan_status == "drafted"
         promotion = Meeting(
             id=str(uuid.uuid4()), kind="promotion_meeting", municipality_code="242080", title="t", participants=[]
         )
@@ -341,15 +362,15 @@ def test_where_the_promotion_meeting_approves_plans_a_case_meeting_only_drafts(e
         approved = DecisionCreate(
             case_id=case_id, plan_approved=True, lead_agency="nabari-houkatsu", next_review=date(2027, 1, 1)
         )
-        assert service.record_decision(session, promotion, approved, kure_like).plan_status == "approved"
+        assert record_decision(session, promotion, approved, kure_like).plan_status == "approved"
 
 
 def test_series_cadence() -> None:
-    every_two = service.PromotionMeetingConfig(cadence="every_n_months", every_months=2)  # 盛岡市
-    assert service.next_series_date(every_two, date(2026, 11, 27)) == date(2027, 1, 1)
-    fixed = service.PromotionMeetingConfig(cadence="fixed_months", months=[5, 8, 11, 2])
-    assert service.next_series_date(fixed, date(2026, 11, 27)) == date(2027, 2, 1)
-    assert service.next_series_date(service.PromotionMeetingConfig(), date(2026, 11, 27)) is None
+    every_two = PromotionMeetingConfig(cadence="every_n_months", every_months=2)  # 盛岡市
+    assert next_series_date(every_two, date(2026, 11, 27)) == date(2027, 1, 1)
+    fixed = PromotionMeetingConfig(cadence="fixed_months", months=[5, 8, 11, 2])
+    assert next_series_date(fixed, date(2026, 11, 27)) == date(2027, 2, 1)
+    assert next_series_date(PromotionMeetingConfig(), date(2026, 11, 27)) is None
 
 
 def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_counts(
@@ -366,7 +387,7 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
     def route(session: Session, case_id: str, tier: int, days_ago: int, partners: list[str], **more: Any) -> None:
         at = now - timedelta(days=days_ago)
         event = decided_event(case_id, partners, tier, at=at, **more)
-        service.apply_routing_decided(session, event, kure_like)
+        apply_routing_decided(session, event, kure_like)
         routed[case_id].append(event.id)
         for agency in partners:
             first_engaged.setdefault(agency, event.id)
@@ -375,10 +396,10 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
         body = DecisionCreate(
             case_id=case_id, plan_approved=approved, lead_agency="nabari-houkatsu", next_review=date(2027, 3, 1)
         )
-        service.record_decision(session, meeting, body, config)
+        record_decision(session, meeting, body, config)
 
     def case_meeting(session: Session, case_id: str) -> Meeting:
-        [meeting] = service.list_meetings(session, case_id=case_id)
+        [meeting] = list_meetings(session, case_id=case_id)
         return meeting
 
     plan, stale, approved, tier1, escalated = (str(uuid.uuid4()) for _ in range(5))
@@ -390,11 +411,11 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
         route(session, tier1, 1, 112, ["hoken-04"])
         route(session, escalated, 1, 110, ["hoken-05"])
         known_before = set(first_engaged)
-        previous = service.schedule_promotion_meeting(session, config, not_before=None)
+        previous = schedule_promotion_meeting(session, config, not_before=None)
         # The service books only ahead of now; this 推進会議 was held 90 days ago.
         previous.starts_at, previous.ends_at = now - timedelta(days=90), now - timedelta(days=90, hours=-2)
         lead = AttendanceRecord(participant="nabari-houkatsu", kind="agency", sector="welfare", attended=True)
-        service.record_attendance(session, previous, AttendanceCreate(attendance=[lead]))
+        record_attendance(session, previous, AttendanceCreate(attendance=[lead]))
 
         # Since then: ten new cases (six of tier 2/3), one escalation, and case meetings that draft plans.
         tiers = [2, 3, 1, 2, 1, 2, 3, 1, 2, 1]
@@ -421,7 +442,7 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
         decide(session, case_meeting(session, plan), plan, approved=True)
         decide(session, case_meeting(session, recent[0]), recent[0], approved=False)
 
-        meeting = service.schedule_promotion_meeting(session, config, not_before=None)
+        meeting = schedule_promotion_meeting(session, config, not_before=None)
         report = {
             "municipality_code": "242080",
             "fiscal_year": 2026,
@@ -431,8 +452,8 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
             "indicators": [{"id": "M8", "value": 15.0}],
         }
         url = "http://metrics:8000/v1/indicators?municipality=242080"
-        snapshot = service.IndicatorSnapshot(report=report, url=url, fetched_at=now)
-        agenda = service.build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=None, now=now)
+        snapshot = IndicatorSnapshot(report=report, url=url, fetched_at=now)
+        agenda = build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=None, now=now)
         decisions = published(session, ConferenceDecisionRecorded)
     items = agenda["items"]
     assert agenda["since"] == previous.starts_at.isoformat()

@@ -16,8 +16,10 @@ import yaml
 from sqlalchemy import Engine
 
 from services.cli import upgrade_databases
-from services.conference import service
 from services.conference.app import create
+from services.conference.case_meetings import apply_referral_requested, apply_referral_status, apply_routing_decided
+from services.conference.config import MunicipalityConference, load_configs
+from services.conference.meetings import list_meetings, record_decision
 from services.conference.models import DecisionCreate
 from shared import db
 from shared.auth import Scope
@@ -37,11 +39,11 @@ class Conference:
 
     client: httpx.AsyncClient
     engine: Engine
-    configs: dict[str, service.MunicipalityConference]
+    configs: dict[str, MunicipalityConference]
 
     def route(self, event: Any) -> None:
         with db.transaction(self.engine) as session:
-            service.apply_routing_decided(session, event, self.configs)
+            apply_routing_decided(session, event, self.configs)
 
     def ledger(self) -> list[DisclosureRecorded]:
         with db.transaction(self.engine) as session:
@@ -75,7 +77,7 @@ async def conference(settings: Settings, engine: Engine, two_municipalities: lis
     app = create(own)
     transport = httpx.ASGITransport(app=app)
     async with app.router.lifespan_context(app), httpx.AsyncClient(transport=transport, base_url="http://c") as client:
-        yield Conference(client, engine, service.load_configs(two_municipalities))
+        yield Conference(client, engine, load_configs(two_municipalities))
 
 
 def routed(case_id: str, agencies: list[str], code: str = NABARI, **more: Any) -> Any:
@@ -115,9 +117,9 @@ async def test_the_agenda_of_a_municipality_with_a_confidential_tier3_case_names
     for event in events:
         conference.route(event)
     with db.transaction(conference.engine) as session:
-        [meeting] = service.list_meetings(session, case_id=other)
+        [meeting] = list_meetings(session, case_id=other)
         body = DecisionCreate(plan_approved=False, lead_agency=LEAD, next_review=date(2027, 3, 1))
-        drafted = service.record_decision(session, meeting, body, conference.configs[NABARI])
+        drafted = record_decision(session, meeting, body, conference.configs[NABARI])
 
     lead = bearer(LEAD, Scope.coordinator, municipalities=(NABARI,))
     convened = await conference.client.post("/v1/promotion-meetings", json={"municipality_code": NABARI}, headers=lead)
@@ -157,8 +159,8 @@ async def test_a_case_meeting_is_seen_only_by_its_agencies_within_their_municipa
     conference.route(routed(case_id, ["hoken-07"]))
     conference.route(routed(neighbours_case, ["hoken-07"], code=NEIGHBOUR))
     with db.transaction(conference.engine) as session:
-        [meeting] = service.list_meetings(session, case_id=case_id)
-        [elsewhere] = service.list_meetings(session, case_id=neighbours_case)
+        [meeting] = list_meetings(session, case_id=case_id)
+        [elsewhere] = list_meetings(session, case_id=neighbours_case)
     client = conference.client
     path = f"/v1/meetings/{meeting.id}"
 
@@ -201,8 +203,8 @@ async def test_a_case_meeting_is_seen_only_by_its_agencies_within_their_municipa
     # The partner rejects: off the invitation list, and the meeting no longer exists for it.
     referral_id = str(uuid.uuid4())
     with db.transaction(conference.engine) as session:
-        service.apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
-        service.apply_referral_status(session, status_changed(referral_id, case_id, "hoken-07", "rejected", 3))
+        apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
+        apply_referral_status(session, status_changed(referral_id, case_id, "hoken-07", "rejected", 3))
     assert not_found(await client.get(path, headers=partner), meeting.id)
     assert (await client.get(f"/v1/meetings?case_id={case_id}", headers=partner)).json() == []
 
@@ -213,10 +215,10 @@ async def test_each_invitation_and_record_read_of_a_case_meeting_is_on_the_ledge
     case_id, referral_id = str(uuid.uuid4()), str(uuid.uuid4())
     with db.transaction(conference.engine) as session:
         # The referral arrives before the decision (the two topics are read independently).
-        service.apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
+        apply_referral_requested(session, referral(case_id, "hoken-07", referral_id=referral_id))
     conference.route(routed(case_id, ["hoken-07"]))
     with db.transaction(conference.engine) as session:
-        [meeting] = service.list_meetings(session, case_id=case_id)
+        [meeting] = list_meetings(session, case_id=case_id)
         invitations = published(session, MeetingInvitation)
     invitation_fields = sorted(MeetingInvitation.model_fields)
 

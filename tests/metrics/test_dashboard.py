@@ -28,7 +28,7 @@ from shared.embedded_broker import free_port
 from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from selenium.webdriver.remote.webdriver import WebDriver
+    from selenium.webdriver.chrome.webdriver import WebDriver
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
@@ -131,7 +131,7 @@ def open_dashboard(driver: "WebDriver", url: str, *, timeout_s: float = 30) -> N
     )
     error = driver.execute_script("return document.body.dataset.error || null")
     if error:
-        pytest.fail(f"the dashboard reported an error: {error}\nconsole: {driver.get_log('browser')}")
+        pytest.fail(f"the dashboard reported an error: {error}\nconsole: {console_log(driver)}")
 
 
 def wait_for_error(driver: "WebDriver", url: str, *, timeout_s: float = 30) -> str:
@@ -181,9 +181,15 @@ def expected_values(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def console_log(driver: "WebDriver") -> list[dict[str, Any]]:
+    """The entries of the page's console (Selenium leaves `get_log` untyped)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return entries
+
+
 def assert_no_console_errors(driver: "WebDriver") -> None:
     """No script error, CSP violation or failed load in the page's console."""
-    severe = [entry for entry in driver.get_log("browser") if entry.get("level") == "SEVERE"]
+    severe = [entry for entry in console_log(driver) if entry.get("level") == "SEVERE"]
     assert not severe, severe
 
 
@@ -197,9 +203,9 @@ def assert_token_stays_out_of_urls(driver: "WebDriver", token: str) -> None:
 
 def screenshot(driver: "WebDriver", path: Path, copy_to: Path) -> None:
     """A screenshot of the whole page (not only the window), also copied where a person can look at it."""
-    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]  # type: ignore[attr-defined]
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}
-    shot = driver.execute_cdp_cmd(  # type: ignore[attr-defined]
+    shot = driver.execute_cdp_cmd(
         "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
     )
     path.write_bytes(base64.b64decode(shot["data"]))
@@ -239,7 +245,7 @@ def seed(settings: Settings, year: int) -> None:
             area="chiiki-01",
             pathway=pathway,
             found_by=FoundBy.window,
-            household=[{"relation": "self", "issues": ["poverty"]}],  # type: ignore[list-item]
+            household=[{"relation": "self", "issues": ["poverty"]}],
         )
         events.append(
             (
@@ -259,7 +265,7 @@ def seed(settings: Settings, year: int) -> None:
                 RoutingDecided(
                     case_id=case_id,
                     decision_id=f"{case_id}-d1",
-                    tier=tier,  # type: ignore[arg-type]
+                    tier=tier,
                     patterns=[],
                     lead=None,
                     engaged=[],

@@ -72,7 +72,7 @@ def consultation(case_id: str, pathway: str, found_by: str = "window") -> EventD
         area="chiiki-01",
         pathway=Pathway(pathway),
         found_by=FoundBy(found_by),
-        household=[{"relation": "self", "issues": ["poverty"]}],  # type: ignore[list-item]
+        household=[{"relation": "self", "issues": ["poverty"]}],
     )
     return ConsultationReceived(
         case_id=case_id,
@@ -463,6 +463,7 @@ def test_complementary_suppression_hides_enough_of_each_row() -> None:
 def test_networked_actors_follow_the_municipality_rule(metrics_settings: Settings) -> None:
     """M1/M2: actors that attended at least N of the last K 推進会議, split by sector."""
     from services.metrics import service
+    from services.metrics.indicators import Rules
     from shared import db
     from shared.events import AttendanceRecord, ConferenceHeld
 
@@ -487,7 +488,7 @@ def test_networked_actors_follow_the_municipality_rule(metrics_settings: Setting
                     AttendanceRecord(
                         participant=p,
                         kind="municipal_division" if p.endswith("division") else "agency",
-                        sector=sectors[p],  # type: ignore[arg-type]
+                        sector=sectors[p],
                         attended=True,
                     )
                     for p in present
@@ -495,9 +496,9 @@ def test_networked_actors_follow_the_municipality_rule(metrics_settings: Setting
             )
             service.count(session, new_event(held, source="/t", subject=held.meeting_id, municipality_code=code))
     with db.transaction(engine) as session:
-        rule = service.Rules(networked_min_attended=2, networked_last_k=3)
+        rule = Rules(networked_min_attended=2, networked_last_k=3)
         report = service.report(session, municipality_code=code, year=YEAR, rules=rule)
-        strict = service.report(session, municipality_code=code, year=YEAR, rules=service.Rules(3, 3))
+        strict = service.report(session, municipality_code=code, year=YEAR, rules=Rules(3, 3))
     engine.dispose()
     values = {i.id: i for i in report.indicators}
     # The last three meetings: shakyo 3, hospital 1, housing-division 1 → only shakyo is networked with 2 of 3.

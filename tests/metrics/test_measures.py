@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from services.cli import upgrade_databases
 from services.metrics import service
 from services.metrics.app import create
+from services.metrics.indicators import Rules
 from services.metrics.models import IndicatorValue, ReferralFact
 from shared import db
 from shared.auth import Scope
@@ -74,7 +75,7 @@ def consultation(
         area="chiiki-01",
         pathway=pathway,
         found_by=FoundBy.window,
-        household=[{"relation": "self", "issues": ["poverty"]}],  # type: ignore[list-item]
+        household=[{"relation": "self", "issues": ["poverty"]}],
     )
     return ConsultationReceived(
         case_id=case_id, consultation_id=f"{case_id}-0", submitted_by=by, received_at=at, consultation=summary
@@ -95,8 +96,8 @@ def decision(
         case_id=case_id,
         decision_id=f"{case_id}-d{n}",
         sequence=n,
-        kind=kind,  # type: ignore[arg-type]
-        tier=tier,  # type: ignore[arg-type]
+        kind=kind,
+        tier=tier,
         patterns=list(patterns),
         lead="nabari-houkatsu",
         engaged=[],
@@ -116,7 +117,7 @@ def requested(
         decision_id=f"{case_id}-d1",
         agency_id=agency_id,
         agency_type="t",
-        tier=tier,  # type: ignore[arg-type]
+        tier=tier,
         rule_id=rule_id,
         legal_basis="x",
         requested_at=at,
@@ -131,7 +132,7 @@ def moved(
         case_id=case_id,
         agency_id=agency_id,
         from_status="requested",
-        to_status=to,  # type: ignore[arg-type]
+        to_status=to,
         reason_code=None,
         changed_by=agency_id,
         changed_at=at,
@@ -144,7 +145,7 @@ def overdue(referral_id: str, case_id: str, stage: str) -> ReferralOverdue:
         referral_id=referral_id,
         case_id=case_id,
         agency_id="a",
-        stage=stage,  # type: ignore[arg-type]
+        stage=stage,
         due_at=MAY + timedelta(days=3),
     )
 
@@ -154,7 +155,7 @@ def scheduled(meeting_id: str, case_id: str, tier: int, at: datetime) -> Confere
         meeting_id=meeting_id,
         case_id=case_id,
         kind="case_meeting",
-        tier=tier,  # type: ignore[arg-type]
+        tier=tier,
         starts_at=at,
         ends_at=at + timedelta(hours=1),
         deadline=at + timedelta(days=2),
@@ -203,7 +204,7 @@ def test_m12_counts_difficult_cases_that_agencies_outside_welfare_brought(engine
     for case_id, by, pathway, tier in cases:
         count(engine, envelope(case_id, consultation(case_id, by=by, pathway=pathway)))
         count(engine, envelope(case_id, decision(case_id, tier)))
-    m12 = report(engine, rules=service.Rules(sectors=sectors))["M12"]
+    m12 = report(engine, rules=Rules(sectors=sectors))["M12"]
     assert (m12.value, m12.by_dimension) == (2, {"government": 1, "specialist_agency": 1})
 
 
@@ -230,17 +231,17 @@ def test_m2_counts_non_welfare_actors_networked_under_the_rule(engine: Engine) -
                 AttendanceRecord(
                     participant=p,
                     kind="municipal_division" if p.endswith("division") else "agency",
-                    sector=sectors[p],  # type: ignore[arg-type]
+                    sector=sectors[p],
                     attended=True,
                 )
                 for p in attendees
             ],
         )
         count(engine, envelope(held.meeting_id, held))
-    values = report(engine, rules=service.Rules(networked_min_attended=2, networked_last_k=3))
+    values = report(engine, rules=Rules(networked_min_attended=2, networked_last_k=3))
     assert (values["M2"].value, values["M2"].by_dimension) == (2, {"hellowork": 1, "housing-division": 1})
     assert values["M1"].by_dimension == {"shakyo": 1}
-    assert report(engine, rules=service.Rules(networked_min_attended=2, networked_last_k=4))["M2"].value == 3
+    assert report(engine, rules=Rules(networked_min_attended=2, networked_last_k=4))["M2"].value == 3
 
 
 def test_reroutes_per_case_escalations_and_deadline_breaches(engine: Engine) -> None:

@@ -1,0 +1,66 @@
+"""How each municipality runs its meetings [LOCAL]: the `conference:` section of its directory file,
+its agencies' hours and its rooms."""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.conference import slots
+from services.conference.errors import UnknownMunicipality
+from shared.directory import Directory, read_directory_files
+
+
+class PromotionMeetingConfig(BaseModel):
+    """How a municipality runs its 推進会議: cadence, the body it reuses, whether it approves plans."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cadence: Literal["every_n_months", "fixed_months", "on_demand"] = "on_demand"
+    every_months: int = Field(default=2, ge=1, le=12)  # 盛岡市: every two months
+    months: list[int] = Field(default_factory=list)  # 能美市-like fixed months
+    reuses: str | None = None  # e.g. 支援調整会議, 地域ケア会議
+    approves_plans: bool = False  # 呉市: the case meeting drafts, the 推進会議 approves
+    review_after_days: int = Field(default=90, ge=0)
+    duration_minutes: int = Field(default=120, ge=15)
+
+
+class ConferenceSettings(BaseModel):
+    """The `conference:` section of a directory file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    meeting_minutes: int = Field(default=60, ge=15, le=480)
+    deadline_business_days: dict[str, int] = Field(default_factory=lambda: {"urgent": 2, "soon": 5, "routine": 10})
+    rooms: list[dict[str, Any]] = Field(default_factory=list)
+    promotion_meeting: PromotionMeetingConfig = PromotionMeetingConfig()
+
+
+@dataclass(frozen=True)
+class MunicipalityConference:
+    """A municipality's agencies (with their hours), rooms and meeting rules."""
+
+    directory: Directory
+    settings: ConferenceSettings
+    hours: Mapping[str, slots.WeeklyHours]
+    rooms: tuple[slots.Room, ...]
+
+
+def load_configs(paths: Iterable[Any]) -> dict[str, MunicipalityConference]:
+    """Each configured municipality's conference configuration, from the directory files."""
+    configs = {}
+    for code, (directory, data) in read_directory_files(paths).items():
+        settings = ConferenceSettings.model_validate(data.get("conference") or {})
+        hours = {a.id: slots.parse_hours(a.business_hours, slots.DEFAULT_HOURS) for a in directory.agencies}
+        rooms = tuple(slots.Room(id=str(r["id"]), capacity=int(r["capacity"])) for r in settings.rooms)
+        configs[code] = MunicipalityConference(directory=directory, settings=settings, hours=hours, rooms=rooms)
+    return configs
+
+
+def config_of(configs: Mapping[str, MunicipalityConference], code: str) -> MunicipalityConference:
+    """The municipality's configuration; UnknownMunicipality when it has no directory here."""
+    config = configs.get(code)
+    if config is None:
+        raise UnknownMunicipality(code)
+    return config

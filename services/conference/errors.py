@@ -1,0 +1,90 @@
+"""What a request or an event asked of conference that its rules refuse, in the domain's words."""
+
+from shared.errors import Conflict, Invalid, NotAllowed, NotFound
+
+
+class MeetingNotFound(NotFound):
+    """No such meeting; also what an agency with no part in a case meeting hears, so the two look alike."""
+
+    code = "meeting-not-found"
+
+    def __init__(self, meeting_id: str) -> None:
+        super().__init__(f"no meeting {meeting_id}")
+
+
+class NotAPromotionMeeting(NotFound):
+    """An agenda asked of a case meeting: only a 推進会議 has one."""
+
+    code = "not-a-promotion-meeting"
+
+    def __init__(self) -> None:
+        super().__init__("agendas belong to 推進会議")
+
+
+class CaseNotFound(NotFound):
+    """A decision on a case of another municipality: it does not exist for this one's meetings."""
+
+    code = "case-not-found"
+
+    def __init__(self, case_id: str, municipality_code: str) -> None:
+        super().__init__(f"no case {case_id} in municipality {municipality_code}")
+
+
+class NotTheOrganiser(NotAllowed):
+    """Only the lead (推進員) of the meeting's municipality, or an operator, runs a meeting."""
+
+    code = "not-the-organiser"
+
+    def __init__(self) -> None:
+        super().__init__("the lead (推進員) or an operator runs the meeting")
+
+
+class NotTheLead(NotAllowed):
+    """Only the lead (推進員) of the municipality, or an operator, convenes its 推進会議."""
+
+    code = "not-the-lead"
+
+    def __init__(self) -> None:
+        super().__init__("the lead (推進員) or an operator convenes the 推進会議")
+
+
+class NotYourCalendar(NotAllowed):
+    """An agency reads only its own calendar feed (operators read any)."""
+
+    code = "not-your-calendar"
+
+    def __init__(self) -> None:
+        super().__init__("an agency reads only its own calendar")
+
+
+class MeetingNotScheduled(Conflict):
+    """A change to a meeting that is already held or cancelled."""
+
+    code = "meeting-not-scheduled"
+
+
+class UnknownMunicipality(Invalid):
+    """A municipality with no directory (and so no conference configuration) here."""
+
+    code = "unknown-municipality"
+
+    def __init__(self, municipality_code: str) -> None:
+        super().__init__(f"no directory for municipality {municipality_code}")
+
+
+class CaseRequired(Invalid):
+    """A 推進会議 decision that names no case."""
+
+    code = "case-required"
+
+    def __init__(self) -> None:
+        super().__init__("a 推進会議 decision names its case_id")
+
+
+class WrongCase(Invalid):
+    """A case meeting's decision about another case than the meeting's."""
+
+    code = "wrong-case"
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(f"this case meeting is about case {case_id}")

@@ -1,0 +1,199 @@
+"""Booking a meeting: the first slot every participant can make, the meeting opened there, and the
+invitations and announcements that follow it when it opens or changes."""
+
+from collections.abc import Iterable
+from datetime import UTC, datetime, time, timedelta
+from typing import Literal
+
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, select
+
+from services.conference import slots
+from services.conference.config import MunicipalityConference
+from services.conference.models import BookingLock, ConferenceOutbox, Meeting
+from services.conference.publishing import SOURCE, stage
+from services.conference.releases import referral_of
+from shared.calendar import JST, is_closed_day
+from shared.disclosure import stage_disclosure
+from shared.events import ConferenceRescheduled, ConferenceScheduled, MeetingInvitation
+
+# A meeting in one of these states holds its slot: its participants and room are booked.
+ACTIVE = ("scheduled",)
+INVITATION_FIELDS = tuple(MeetingInvitation.model_fields)
+
+
+def business_days_after(start: datetime, days: int) -> datetime:
+    """The end (18:00 JST) of the `days`-th open day after `start`."""
+    day = start.astimezone(JST).date()
+    while days > 0:
+        day += timedelta(days=1)
+        if not is_closed_day(day):
+            days -= 1
+    return datetime.combine(day, time(18, 0), tzinfo=JST)
+
+
+def find_slot(
+    session: Session,
+    config: MunicipalityConference,
+    *,
+    meeting_id: str,
+    participants: list[str],
+    minutes: int,
+    earliest: datetime,
+    deadline: datetime,
+) -> slots.SlotResult:
+    """The first slot from `earliest` that every participant (and a room, where the municipality has
+    rooms) can make, with the municipality's bookings held until the transaction ends."""
+    request = slots.SlotRequest(
+        meeting_id=meeting_id,
+        participants=participants,
+        duration=timedelta(minutes=minutes),
+        earliest=earliest,
+        deadline=deadline,
+        room_needed=bool(config.rooms),
+    )
+    _lock_bookings(session, config.directory.municipality.code)
+    bookings = _bookings(session, earliest, slots.search_end(deadline))
+    return slots.find_slot(request, config.hours, bookings, config.rooms)
+
+
+def _lock_bookings(session: Session, municipality_code: str) -> None:
+    """Hold the municipality's booking row until the transaction ends: its meetings are booked one at a time.
+
+    Reading the bookings and then inserting a meeting is not atomic: two meetings decided at the same
+    moment would both find the lead free at 10:00 and both take it. The upsert always writes the row,
+    so on PostgreSQL it takes the row lock (as SELECT ... FOR UPDATE would, and it creates the row the
+    first time without a unique-key race); on SQLite it takes the database's write lock before the
+    bookings are read, which pysqlite would otherwise read outside any transaction.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    now = datetime.now(UTC)
+    statement = insert(BookingLock).values(municipality_code=municipality_code, booked_at=now)
+    session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
+
+
+def _bookings(session: Session, start: datetime, end: datetime) -> list[slots.Booking]:
+    """The bookings that overlap [start, end): only those can stand in the way of a slot found there."""
+    meetings = session.exec(
+        select(Meeting).where(
+            col(Meeting.status).in_(ACTIVE),
+            col(Meeting.starts_at).is_not(None),
+            col(Meeting.starts_at) < end,
+            col(Meeting.ends_at) > start,
+        )
+    ).all()
+    booked: list[slots.Booking] = []
+    for meeting in meetings:
+        if meeting.starts_at is None or meeting.ends_at is None:
+            continue
+        for participant in meeting.participants:
+            booked.append(slots.Booking(participant=participant, start=meeting.starts_at, end=meeting.ends_at))
+        if meeting.room_id:
+            booked.append(
+                slots.Booking(participant=f"room:{meeting.room_id}", start=meeting.starts_at, end=meeting.ends_at)
+            )
+    return booked
+
+
+def open_meeting(
+    session: Session,
+    result: slots.SlotResult,
+    *,
+    meeting_id: str,
+    kind: Literal["case_meeting", "promotion_meeting"],
+    municipality_code: str,
+    title: str,
+    participants: list[str],
+    case_id: str | None = None,
+    tier: int | None = None,
+    deadline: datetime | None = None,
+) -> Meeting:
+    """Record a meeting at the slot found, publish it, and invite every participant."""
+    meeting = Meeting(
+        id=meeting_id,
+        kind=kind,
+        case_id=case_id,
+        municipality_code=municipality_code,
+        tier=tier,
+        title=title,
+        starts_at=result.start,
+        ends_at=result.end,
+        deadline=deadline,
+        participants=participants,
+        room_id=result.room_id,
+        needs_attention=result.needs_attention,
+        blockers=list(result.blockers),
+    )
+    session.add(meeting)
+    stage(
+        session,
+        municipality_code,
+        case_id or meeting_id,
+        ConferenceScheduled(
+            meeting_id=meeting_id,
+            case_id=case_id,
+            kind=kind,
+            tier=tier,
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            deadline=deadline,
+            participants=participants,
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
+    invite(session, meeting, participants, "invited")
+    return meeting
+
+
+def invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: str) -> None:
+    """Send each agency its invitation (or its update); one for a case meeting is a release of the case."""
+    for agency_id in agencies:
+        if meeting.case_id is not None:
+            stage_disclosure(
+                session,
+                ConferenceOutbox,
+                source=SOURCE,
+                municipality_code=meeting.municipality_code,
+                case_id=meeting.case_id,
+                recipient=agency_id,
+                channel="meeting_invitation",
+                fields=INVITATION_FIELDS,
+                basis="engagement",
+                basis_ref=referral_of(session, meeting.case_id, agency_id) or meeting.id,
+            )
+        stage(
+            session,
+            meeting.municipality_code,
+            agency_id,
+            MeetingInvitation(
+                meeting_id=meeting.id,
+                agency_id=agency_id,
+                kind=meeting.kind,
+                status=status,
+                starts_at=meeting.starts_at,
+                ends_at=meeting.ends_at,
+                case_id=meeting.case_id,
+            ),
+        )
+
+
+def announce_change(session: Session, meeting: Meeting, *, reason: str) -> None:
+    """Publish that a meeting moved or its invitation list changed."""
+    stage(
+        session,
+        meeting.municipality_code,
+        meeting.case_id or meeting.id,
+        ConferenceRescheduled(
+            meeting_id=meeting.id,
+            case_id=meeting.case_id,
+            kind=meeting.kind,
+            starts_at=meeting.starts_at,
+            ends_at=meeting.ends_at,
+            participants=meeting.participants,
+            reason=reason,
+            needs_attention=meeting.needs_attention,
+            blockers=meeting.blockers,
+        ),
+    )
