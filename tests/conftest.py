@@ -44,7 +44,7 @@ def docker_available() -> bool:
     if shutil.which("docker") is None:
         return False
     try:
-        import docker  # type: ignore[import-untyped]
+        import docker
 
         docker.from_env().ping()
     except Exception:

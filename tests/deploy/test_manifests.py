@@ -385,7 +385,7 @@ def test_only_the_platforms_relay_reads_the_topics_that_carry_every_agencys_entr
     users = _of_kind(render("production"), "KafkaUser")
     agencies = {
         agency["id"]
-        for path in [ROOT / "shared" / "demo_directory.yaml", *(ROOT.parent / "shared" / "scenarios").glob("*.yaml")]
+        for path in [ROOT / "shared" / "demo_directory.yaml", *(ROOT / "shared" / "scenarios").glob("*.yaml")]
         for agency in yaml.safe_load(path.read_text(encoding="utf-8")).get("agencies", [])
     }
     assert agencies, "the demo directory names agencies"
@@ -474,6 +474,18 @@ def test_dockerfile_is_multi_stage_non_root_without_build_tools() -> None:
     assert 'CMD ["serve", "intake"]' in final
 
 
+def test_the_image_installs_exactly_the_runtime_lock() -> None:
+    builder, final = _stages()[0], _stages()[-1]
+    wheels = [line for line in builder if "pip wheel" in line]
+    assert wheels[0].endswith("pip wheel --wheel-dir /wheels --require-hashes -r requirements.lock"), (
+        "the dependencies' wheels are the locked versions, checked against their hashes"
+    )
+    assert all("--no-deps" in line for line in wheels[1:]), "marugoto's own wheel brings no unlocked dependency"
+    assert builder.index("COPY requirements.lock ./") < builder.index(wheels[0])
+    [install] = [line for line in final if " install " in line]
+    assert "install --no-index --find-links=/wheels marugoto" in install, "nothing but the locked wheels"
+
+
 def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build() -> None:
     lines = [
         line.strip()
@@ -482,4 +494,4 @@ def test_dockerignore_keeps_secrets_and_local_state_out_of_the_build() -> None:
     ]
     assert lines[0] == "*", "an allow-list: nothing enters the context unless named"
     allowed = {line[1:].rstrip("/") for line in lines if line.startswith("!")}
-    assert allowed == {"pyproject.toml", "README.md", "shared", "services"}
+    assert allowed == {"pyproject.toml", "requirements.lock", "README.md", "shared", "services"}

@@ -5,6 +5,7 @@ themselves, and every consultation intake accepted (202) must be routed exactly 
 """
 
 import asyncio
+import functools
 import inspect
 import logging
 import os
@@ -235,7 +236,9 @@ async def test_broker_restart_during_a_stream_loses_nothing_and_needs_no_service
                     down_at, accepted_before = time.monotonic(), len(offered.accepted)
                     for service in services.values():
                         await eventually(
-                            lambda s=service: not_ready_for(s, "broker"), timeout_s=15, what=f"{service.name} not ready"
+                            functools.partial(not_ready_for, service, "broker"),
+                            timeout_s=15,
+                            what=f"{service.name} not ready",
                         )
                     await asyncio.sleep(max(0.0, BROKER_OUTAGE_S - (time.monotonic() - down_at)))
                     await asyncio.to_thread(broker.start)  # the same port, the same storage
@@ -351,7 +354,9 @@ async def test_postgres_outage_makes_services_not_ready_then_they_recover_losing
                 down_at = time.monotonic()
                 for service in services.values():
                     await eventually(
-                        lambda s=service: not_ready_for(s, "database"), timeout_s=10, what=f"{service.name} not ready"
+                        functools.partial(not_ready_for, service, "database"),
+                        timeout_s=10,
+                        what=f"{service.name} not ready",
                     )
                 refused_before = len(offered.refused)
                 await asyncio.sleep(max(0.0, DATABASE_OUTAGE_S - (time.monotonic() - down_at)))

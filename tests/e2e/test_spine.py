@@ -21,7 +21,7 @@ from tests.e2e.processes import ServiceProcess, running
 pytestmark = pytest.mark.e2e
 
 # 実施要領 table row 1 (8050): a parent needing care and a child in ひきこもり, in 名張市's 地域07.
-CONSULTATION_8050 = {
+CONSULTATION_8050: dict[str, Any] = {
     "municipality_code": "242080",
     "area": "chiiki-07",
     "pathway": "family_or_community",

@@ -132,7 +132,7 @@ def test_a_connection_lost_under_the_rows_is_a_transient_error_and_the_pool_reco
 ) -> None:
     engine = postgres_engine
     with pytest.raises(DBAPIError) as failed, db.transaction(engine) as session:
-        pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        pid = session.connection().exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
         with engine.connect() as other:
             other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
         for n in range(rows):

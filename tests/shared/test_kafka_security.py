@@ -4,9 +4,10 @@ No TLS broker is needed: the tests read the options the clients are built with.
 """
 
 import datetime
+import functools
 import ssl
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from cryptography import x509
@@ -37,7 +38,9 @@ def _security(options: dict[str, Any]) -> dict[str, Any]:
 def _broker_options(settings: Settings) -> tuple[dict[str, Any], dict[str, Any]]:
     """What the FastStream broker hands its producer/admin, and its consumers."""
     broker = make_broker(settings, client_id="test")
-    return _security(broker._connection_kwargs), _security(broker.config.broker_config.builder.keywords)
+    builder = broker.config.broker_config.builder
+    assert isinstance(builder, functools.partial), "consumers are built by a partial holding their options"
+    return _security(broker._connection_kwargs), _security(builder.keywords)
 
 
 @pytest.fixture(scope="module")
@@ -118,10 +121,11 @@ def test_sasl_ssl_scram_512_with_a_private_ca(pki: dict[str, Path]) -> None:
     context = options["ssl_context"]
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
-    assert any(
-        dict(entry[0] for entry in ca["subject"]).get("commonName") == "marugoto-test-ca"
-        for ca in context.get_ca_certs()
-    ), "the configured CA is the one trusted"
+    # A certificate's subject: relative distinguished names, each a tuple of (attribute, value) pairs.
+    subjects = [cast(tuple[tuple[tuple[str, str], ...], ...], ca["subject"]) for ca in context.get_ca_certs()]
+    assert any(dict(rdn[0] for rdn in subject).get("commonName") == "marugoto-test-ca" for subject in subjects), (
+        "the configured CA is the one trusted"
+    )
     producer, consumer = _broker_options(settings)
     for built in (producer, consumer):
         assert {k: v for k, v in built.items() if k != "ssl_context"} == {

@@ -52,7 +52,8 @@ class Producer:
         self.producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
 
     async def publish(self, topic: str, key: bytes, payload: bytes, event_id: str) -> Awaitable[object]:
-        return await self.producer.send(self.prefix + topic, payload, key=key)
+        delivery: Awaitable[object] = await self.producer.send(self.prefix + topic, payload, key=key)
+        return delivery
 
 
 def test_rolled_back_transaction_stages_nothing(engine: Engine) -> None:
@@ -227,7 +228,7 @@ async def test_a_failed_vacuum_is_logged_and_publishing_goes_on(engine: Engine, 
 
 
 async def test_crash_between_publish_and_delete_republishes_and_consumer_applies_once(
-    engine: Engine, settings: Settings
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     case_ids = [f"dup-{i}" for i in range(4)]
     stage_cases(engine, case_ids)
@@ -236,10 +237,10 @@ async def test_crash_between_publish_and_delete_republishes_and_consumer_applies
     try:
         crashing = OutboxRelay(engine, TestOutbox, producer.publish)
 
-        def crash(_ids: list[int | None]) -> None:
+        def crash(_ids: list[int]) -> None:
             raise SystemExit("relay killed after publishing, before deleting")
 
-        crashing._delete_published = crash  # type: ignore[method-assign]
+        monkeypatch.setattr(crashing, "_delete_published", crash)
         with pytest.raises(SystemExit):
             await crashing.publish_pending()
         assert pending_count(engine, TestOutbox) == 4, "nothing was deleted, so all are still pending"
