@@ -50,12 +50,16 @@ def context_of(kind: type[C]) -> Callable[[Request], Any]:
     return dependency
 
 
-async def in_transaction(runtime: Runtime, work: Callable[[Session], T], *, stages_events: bool = False) -> T:
-    """Run `work` in one database transaction in a worker thread; wake the relay if it staged events."""
+async def in_transaction(runtime: Runtime, work: Callable[[Any], T], *, stages_events: bool = False) -> T:
+    """Run `work` in one unit of work in a worker thread; wake the relay if it staged events.
+
+    The unit of work is of the service's type (`ServiceDefinition.unit_of_work`): `work` takes that
+    type, or any base of it (most endpoints need only a `Session`).
+    """
 
     def run() -> T:
-        with db.transaction(runtime.engine) as session:
-            return work(session)
+        with db.transaction(runtime.engine, runtime.unit_of_work) as unit:
+            return work(unit)
 
     result = await anyio.to_thread.run_sync(run)
     if stages_events:

@@ -1,14 +1,10 @@
-"""Insert-only rows written in bulk: one batched INSERT per table instead of one ORM object per row.
+"""Insert-only rows written in bulk: one batched INSERT (or COPY) per table instead of one ORM object per row.
 
 A consumer batch writes thousands of new rows that nothing in the same transaction updates (outbox
 and inbox rows; the router's case facts, decisions, referrals, timers and feed entries). As ORM
 objects each costs its construction, attribute instrumentation and unit-of-work bookkeeping, which
-made up most of a batch's time; `add_row` keeps just the values. The rows of a transaction are
-inserted, table by table in the order they were added, before the session's next ORM statement on
-one of their tables (so a query in the same transaction still sees them; a statement on no mapped
-table counts as one on all), or at `flush_rows`, or when the transaction commits. A rolled-back
-transaction's rows are dropped with it. A statement sent with `session.connection()` directly does
-not insert them first.
+made up most of a batch's time; a bulk row is just its values. The unit of work (`shared.uow`) holds a
+transaction's rows and says when they are written; this module fills in their defaults and writes them.
 
 A new row that later events of the same batch may still change (the metrics service's facts) is a
 `Draft`: its values stay open to change until the commit, which inserts it with the other rows.
@@ -20,15 +16,10 @@ from typing import Any, cast
 
 import psycopg
 from pydantic_core import PydanticUndefined
-from sqlalchemy import Connection, Dialect, Table, event, insert
+from sqlalchemy import Connection, Dialect, Table, insert
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import ORMExecuteState, Session, SessionTransaction
+from sqlalchemy.orm import Session
 from sqlmodel import SQLModel
-
-from shared.db import TransactionState
-
-_ROWS: TransactionState[list[tuple[Table, dict[str, Any]]]] = TransactionState("marugoto_bulk_rows", list)
-_DRAFTS: TransactionState[list[tuple[Table, dict[str, Any]]]] = TransactionState("marugoto_bulk_drafts", list)
 
 _Defaults = tuple[dict[str, Any], dict[str, Any]]
 _defaults_by_model: dict[type[SQLModel], _Defaults] = {}
@@ -54,19 +45,10 @@ def _defaults(model: type[SQLModel]) -> _Defaults:
     return _defaults_by_model[model]
 
 
-def _filled(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+def filled(model: type[SQLModel], values: dict[str, Any]) -> dict[str, Any]:
+    """The row's values with the model's defaults filled in for the fields left out."""
     plain, factories = _defaults(model)
     return {**plain, **{name: make() for name, make in factories.items() if name not in values}, **values}
-
-
-def add_row(session: Session, model: type[SQLModel], **values: Any) -> dict[str, Any]:
-    """Insert a row of `model` in the session's transaction; fields left out take their model defaults.
-
-    Returns the row's values as they will be inserted (the defaults filled in); treat them as read-only.
-    """
-    row = _filled(model, values)
-    _ROWS.get(session).append((model.__table__, row))  # type: ignore[attr-defined]
-    return row
 
 
 class Draft:
@@ -89,27 +71,6 @@ class Draft:
         self.values[name] = value
 
 
-def add_draft(session: Session, model: type[SQLModel], **values: Any) -> Draft:
-    """A new row of `model`, inserted when the transaction commits; until then its fields may change.
-
-    Unlike `add_row`'s rows a draft waits for the commit whatever the transaction runs before it, so
-    a query in the same transaction does not see it.
-    """
-    row = _filled(model, values)
-    _DRAFTS.get(session).append((model.__table__, row))  # type: ignore[attr-defined]
-    return Draft(row)
-
-
-def flush_rows(session: Session) -> None:
-    """Insert the rows added so far (they are also inserted before the next ORM statement and at commit)."""
-    waiting = _ROWS.peek(session)
-    if not waiting:
-        return  # none, or only those of a transaction that ended without committing them
-    rows = list(waiting)
-    waiting.clear()
-    _insert(session, rows)
-
-
 COPY_FROM_ROWS = 64
 """From this many rows in one write, PostgreSQL gets them by COPY rather than by INSERT statements."""
 
@@ -117,16 +78,17 @@ _Bind = Callable[[Any], Any] | None
 _copy_plans: dict[tuple[str, Table, tuple[str, ...]], tuple[str, tuple[_Bind, ...]]] = {}
 
 
-def _insert(session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+def write_rows(session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
+    """Write `rows` in the session's transaction, table by table in the order they were added."""
     by_table: dict[Table, dict[frozenset[str], list[dict[str, Any]]]] = {}
     for table, row in rows:
         by_table.setdefault(table, {}).setdefault(frozenset(row), []).append(row)
     connection = session.connection()
     driver = connection.connection.driver_connection
     if isinstance(driver, psycopg.Connection) and len(rows) >= COPY_FROM_ROWS:
-        # A consumer batch's thousands of rows: COPY takes half the client's time per row of the
-        # pipelined INSERTs below (6,000 rows of three tables: 0.028 s of CPU against 0.064 s), and
-        # each table costs one COPY, two round trips, whatever its number of rows.
+        # A consumer batch's thousands of rows: COPY costs the client about half as much per row as
+        # the pipelined INSERTs below, and each table costs one COPY, two round trips, whatever its
+        # number of rows.
         with _translated(connection, by_table), driver.cursor() as cursor:
             for table, shapes in by_table.items():
                 for same_columns in shapes.values():
@@ -136,8 +98,8 @@ def _insert(session: Session, rows: list[tuple[Table, dict[str, Any]]]) -> None:
         for table, shapes in by_table.items():
             # No RETURNING: psycopg then sends the rows as one prepared statement in pipeline mode;
             # with it, SQLAlchemy inlines every row into one long INSERT that psycopg re-parses in
-            # Python each time (6,000 rows of 7 columns: 0.09 s without, 0.21 s with; on SQLite 0.05 s
-            # either way). `inline()` keeps a single row's INSERT from asking for its key back too.
+            # Python each time, at more than twice the cost. `inline()` keeps a single row's INSERT
+            # from asking for its key back too.
             statement = insert(table).inline()
             for same_columns in shapes.values():
                 connection.execute(statement, same_columns)
@@ -199,30 +161,3 @@ def _translated(connection: Connection, tables: Iterable[Table]) -> Iterator[Non
         raise DBAPIError.instance(
             statement, None, exc, psycopg.Error, connection_invalidated=lost, dialect=dialect
         ) from exc
-
-
-@event.listens_for(Session, "do_orm_execute")
-def _before_statement(state: ORMExecuteState) -> None:
-    waiting = _ROWS.peek(state.session)
-    if not waiting:
-        return
-    mappers = state.all_mappers
-    if mappers and not {m.local_table for m in mappers} & {table for table, _ in waiting}:
-        return  # the statement reads none of the tables with rows waiting: they wait for the commit
-    flush_rows(state.session)
-
-
-@event.listens_for(Session, "before_commit")
-def _before_commit(session: Session) -> None:
-    flush_rows(session)
-    if drafts := _DRAFTS.peek(session):
-        rows = list(drafts)
-        drafts.clear()
-        _insert(session, rows)
-
-
-@event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, previous_transaction: SessionTransaction) -> None:
-    if not session.in_transaction():
-        _ROWS.discard(session)
-        _DRAFTS.discard(session)

@@ -28,9 +28,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session
 
-from shared import bulk
 from shared.db import is_transient, transaction
 from shared.errors import DomainError
 from shared.events import Envelope, EventData, decode
@@ -39,6 +37,7 @@ from shared.kafka import consumer_options
 from shared.outbox import OutboxGate
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
+from shared.uow import UnitOfWork
 
 log = structlog.get_logger()
 
@@ -50,14 +49,16 @@ EventOutcome = Literal["applied", "duplicate", "dead_lettered", "retried"]
 ObserveOutcome = Callable[[str, EventOutcome], None]
 """ObserveOutcome(topic, outcome): told of each delivery's outcome; must not do I/O."""
 
-Effect = Callable[[Session, Envelope[Any]], object]
-"""What one event does to a service's state, inside the transaction that records it as processed."""
-
-Prepare = Callable[[Session, Sequence[Envelope[Any]]], None]
-"""Prepare(session, envelopes): called once per batch, before the effects, with the events not applied
-before; reads in one query what the effects would otherwise read one event at a time."""
-
 T = TypeVar("T")
+
+Effect = Callable[[Any, Envelope[Any]], object]
+"""Effect(batch, envelope): what one event does to a service's state, in the batch's unit of work (the
+transaction that also records the event as processed). `batch` is of the service's unit of work type
+(`ServiceDefinition.unit_of_work`); an effect takes that type or a base of it."""
+
+Prepare = Callable[[Any, Sequence[Envelope[Any]]], None]
+"""Prepare(batch, envelopes): called once per batch, before the effects, with the events not applied
+before; reads in one query what the effects would otherwise read one event at a time."""
 
 
 class PermanentEventError(DomainError):
@@ -88,25 +89,27 @@ def apply_batch(
     items: Sequence[tuple[Envelope[Any], Effect]],
     *,
     consumer: str,
+    unit: type[UnitOfWork] = UnitOfWork,
     prepare: Prepare | None = None,
 ) -> list[bool]:
-    """Apply events in order in one transaction, each at most once; True for those not seen before.
+    """Apply events in order in one unit of work (of type `unit`), each at most once; True for those
+    not seen before.
 
     Two instances racing on the same event (a partition moving between them) both claim it, but only
     one can commit: the other's transaction fails on the primary key, and its retry finds it processed.
     """
-    with transaction(engine) as session:
-        seen = claimed(session, inbox, consumer=consumer, event_ids=[envelope.id for envelope, _ in items])
+    with transaction(engine, unit) as batch:
+        seen = claimed(batch, inbox, consumer=consumer, event_ids=[envelope.id for envelope, _ in items])
         if prepare is not None:
-            prepare(session, [envelope for envelope, _ in items if envelope.id not in seen])
+            prepare(batch, [envelope for envelope, _ in items if envelope.id not in seen])
         applied: list[bool] = []
         for envelope, effect in items:
             if envelope.id in seen:
                 applied.append(False)
                 continue
             seen.add(envelope.id)
-            bulk.add_row(session, inbox, consumer=consumer, event_id=envelope.id)
-            effect(session, envelope)
+            batch.add_row(inbox, consumer=consumer, event_id=envelope.id)
+            effect(batch, envelope)
             applied.append(True)
     return applied
 
@@ -172,12 +175,14 @@ def register_consumers(
     on_applied: Callable[[], None] | None = None,
     prepare: Prepare | None = None,
     gate: OutboxGate | None = None,
+    unit: type[UnitOfWork] = UnitOfWork,
 ) -> None:
     """Subscribe `service`'s consumer group to the topics of `handlers`, applying their events in batches.
 
     One subscriber and one group per service: a group join is slow on the embedded broker, and the
     consumer's partitions of every topic then move together when instances come and go. Records of one
     partition keep their order within a batch, so the events of a case are applied in order.
+    Each batch is applied in a unit of work of type `unit`, which the effects receive.
     `on_applied` is called after a transaction that applied at least one event (to wake the outbox relay);
     `prepare`, if given, once per batch transaction before the effects (see `Prepare`). `gate`, if
     given, holds each batch while the service's outbox is full.
@@ -202,7 +207,8 @@ def register_consumers(
         for item, record in zip(items, records, strict=True):
             try:
                 [applied] = await _with_retries(
-                    partial(apply_batch, engine, inbox, [item], consumer=consumer, prepare=prepare), consumer=consumer
+                    partial(apply_batch, engine, inbox, [item], consumer=consumer, unit=unit, prepare=prepare),
+                    consumer=consumer,
                 )
             except Exception as exc:
                 if is_retryable(exc):
@@ -234,7 +240,8 @@ def register_consumers(
         outcomes: Sequence[bool | None]
         try:
             outcomes = await _with_retries(
-                partial(apply_batch, engine, inbox, items, consumer=consumer, prepare=prepare), consumer=consumer
+                partial(apply_batch, engine, inbox, items, consumer=consumer, unit=unit, prepare=prepare),
+                consumer=consumer,
             )
         except Exception as exc:
             if is_retryable(exc):

@@ -1,9 +1,9 @@
 """Database access: one schema per service on PostgreSQL, one SQLite file per service by default."""
 
-from collections.abc import Callable, Collection, Iterator
-from contextlib import contextmanager
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar, overload
 
 from sqlalchemy import (
     ARRAY,
@@ -21,11 +21,11 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session, SQLModel, create_engine, select
 
 from shared import migrations
 from shared.settings import Settings
+from shared.uow import UnitOfWork
 
 ModelT = TypeVar("ModelT", bound=SQLModel)
 
@@ -133,45 +133,22 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, OperationalError) or (isinstance(exc, DBAPIError) and exc.connection_invalidated)
 
 
+U = TypeVar("U", bound=UnitOfWork)
+
+
+@overload
+def transaction(engine: Engine) -> AbstractContextManager[UnitOfWork]: ...
+@overload
+def transaction(engine: Engine, unit: type[U]) -> AbstractContextManager[U]: ...
+def transaction(engine: Engine, unit: type[UnitOfWork] = UnitOfWork) -> AbstractContextManager[UnitOfWork]:
+    """A unit of work (of type `unit`) whose work commits together at the end of the block, or not at all."""
+    return _transaction(engine, unit)
+
+
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """A session whose work commits together at the end of the block, or not at all."""
-    with Session(engine, expire_on_commit=False) as session, session.begin():
+def _transaction(engine: Engine, unit: type[UnitOfWork]) -> Iterator[UnitOfWork]:
+    with unit(engine, expire_on_commit=False) as session, session.begin():
         yield session
-
-
-T = TypeVar("T")
-
-
-class TransactionState(Generic[T]):
-    """What a session keeps for its current transaction only, under `key` of `session.info`.
-
-    Work that spans a transaction (rows waiting for the commit, lookups made once per batch) must not
-    outlive it: after a commit or a rollback, the next transaction of the same session starts afresh.
-    """
-
-    def __init__(self, key: str, factory: Callable[[], T]) -> None:
-        self.key, self.factory = key, factory
-
-    def get(self, session: OrmSession) -> T:
-        """The current transaction's state, made (and the transaction begun) if there is none yet."""
-        transaction = session.get_transaction() or session.begin()
-        held: tuple[object, T] | None = session.info.get(self.key)
-        if held is None or held[0] is not transaction:
-            held = (transaction, self.factory())
-            session.info[self.key] = held
-        return held[1]
-
-    def peek(self, session: OrmSession) -> T | None:
-        """The current transaction's state, or None if it has made none (never begins a transaction)."""
-        held: tuple[object, T] | None = session.info.get(self.key)
-        if held is None or held[0] is not session.get_transaction():
-            return None
-        return held[1]
-
-    def discard(self, session: OrmSession) -> None:
-        """Forget the state, whichever transaction it belonged to."""
-        session.info.pop(self.key, None)
 
 
 @contextmanager

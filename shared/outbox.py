@@ -32,9 +32,9 @@ import structlog
 from sqlalchemy import Connection, Engine, Text, delete, func, text
 from sqlmodel import Field, Session, SQLModel, col, select
 
-from shared import bulk
 from shared.db import UTCDateTime
 from shared.events import Envelope, encode
+from shared.uow import unit_of
 
 log = structlog.get_logger()
 
@@ -56,9 +56,8 @@ class OutboxBase(SQLModel):
 
 
 def stage(session: Session, model: type[OutboxBase], envelope: Envelope[Any]) -> None:
-    """Add an event to the outbox inside the caller's transaction; its key is the envelope's subject."""
-    bulk.add_row(
-        session,
+    """Add an event to the outbox in the caller's unit of work; its key is the envelope's subject."""
+    unit_of(session).add_row(
         model,
         event_id=envelope.id,
         topic=envelope.data.topic,

@@ -26,6 +26,7 @@ from shared.kafka import make_broker
 from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
 from shared.outbox import OutboxBase, OutboxGate, OutboxRelay, backlog
 from shared.settings import Settings
+from shared.uow import UnitOfWork
 
 log = structlog.get_logger()
 
@@ -46,6 +47,8 @@ class Runtime:
     # The service's own context (directories, vault, issuer…), built once by its `wire` in the lifespan.
     context: object = None
     metrics: ServiceMetrics | None = None
+    # The unit of work its consumer batches and endpoints run in (`ServiceDefinition.unit_of_work`).
+    unit_of_work: type[UnitOfWork] = UnitOfWork
 
     def context_as(self, kind: type[C]) -> C:
         """The service's context, as the type its `wire` built."""
@@ -71,8 +74,10 @@ class Runtime:
     ) -> None:
         """Subscribe this service's consumer group: each event's effect is applied once, in batches.
 
-        If the effects stage events (`stages_events`), a batch waits while the outbox is full
-        (`Settings.outbox_backlog_limit`); consuming then only makes the outbox longer.
+        A batch is applied in the service's unit of work (`ServiceDefinition.unit_of_work`): the effects
+        and `prepare` take that type, or a base of it. If the effects stage events (`stages_events`), a batch waits
+        while the outbox is full (`Settings.outbox_backlog_limit`); consuming then only makes the
+        outbox longer.
         """
         register_consumers(
             self.broker,
@@ -80,6 +85,7 @@ class Runtime:
             service=self.service,
             engine=self.engine,
             inbox=inbox,
+            unit=self.unit_of_work,
             handlers=handlers,
             description=description,
             dead_letters=self.dead_letters,
@@ -91,7 +97,9 @@ class Runtime:
 
     def apply_once(self, inbox: type[ProcessedEventBase], envelope: Envelope[Any], effect: Effect) -> bool:
         """Apply one event outside a consumer (e.g. a replay in a test); False if it was applied before."""
-        [applied] = apply_batch(self.engine, inbox, [(envelope, effect)], consumer=f"marugoto-{self.service}")
+        [applied] = apply_batch(
+            self.engine, inbox, [(envelope, effect)], consumer=f"marugoto-{self.service}", unit=self.unit_of_work
+        )
         if applied:
             self.notify_outbox()
         return applied
@@ -111,6 +119,9 @@ class ServiceDefinition:
     wire: Callable[[Runtime], object]
     routers: tuple[Any, ...] = ()
     field_labels: dict[str, str] = field(default_factory=dict)
+    # The unit of work its consumer batches and endpoints run in: a subclass holds what one batch
+    # keeps besides its rows (e.g. the router's decisions of the batch); effects are typed to it.
+    unit_of_work: type[UnitOfWork] = UnitOfWork
     # Long-running tasks of the service (e.g. the router's deadline timers), started with it.
     background: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...] = ()
     # Metrics read when Prometheus scrapes (e.g. the router's open timers), registered while it runs.
@@ -239,7 +250,15 @@ def load_verifier(settings: Settings) -> auth.TokenVerifier:
 def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: ServiceMetrics) -> Runtime:
     engine = db.make_engine(settings, definition.name)
     broker = make_broker(settings, client_id=f"marugoto-{definition.name}", description=definition.description)
-    runtime = Runtime(definition.name, settings, engine, broker, DeadLetterCounter(), metrics=metrics)
+    runtime = Runtime(
+        definition.name,
+        settings,
+        engine,
+        broker,
+        DeadLetterCounter(),
+        metrics=metrics,
+        unit_of_work=definition.unit_of_work,
+    )
     if definition.outbox_model is not None and settings.outbox_backlog_limit:
         runtime.outbox_gate = OutboxGate(engine, definition.outbox_model, settings.outbox_backlog_limit)
     runtime.context = definition.wire(runtime)

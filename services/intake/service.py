@@ -51,7 +51,7 @@ from services.intake.models import (
     SupportMeetingMember,
 )
 from services.intake.privacy import FieldCipher, Vault, age_band, decrypt_details, encrypt_details
-from shared import bulk, outbox
+from shared import outbox
 from shared.auth import Principal, Scope, hash_secret, new_client_secret, verify_secret
 from shared.calendar import JST
 from shared.consultation import ConsultationSummary, MemberSummary
@@ -75,6 +75,7 @@ from shared.events import (
     new_event,
 )
 from shared.ids import new_id
+from shared.uow import unit_of
 
 SOURCE = "/marugoto/intake"
 ENGAGED = "engaged"
@@ -193,6 +194,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
     Nothing in the transaction updates these new rows, so they are written as bulk rows (one INSERT per
     table, in the order added, so that each row's parent is written before it) when it commits.
     """
+    unit = unit_of(session)
     agency_id = principal.agency_id
     now = _now()
     case_id = new_id()
@@ -214,8 +216,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
             MemberSummary(relation=m.relation, issues=m.issues, age_band=age_band(m.age)) for m in body.household
         ],
     )
-    bulk.add_row(
-        session,
+    unit.add_row(
         Case,
         id=case_id,
         municipality_code=body.municipality_code,
@@ -225,8 +226,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
         possible_duplicates=duplicates,
     )
     contact_id = new_id()
-    bulk.add_row(
-        session,
+    unit.add_row(
         Contact,
         id=contact_id,
         case_id=case_id,
@@ -236,8 +236,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
         facts=summary.model_dump(mode="json"),
     )
     for position, (member_id, member_in, details) in enumerate(members):
-        bulk.add_row(
-            session,
+        unit.add_row(
             Member,
             id=member_id,
             case_id=case_id,
@@ -249,8 +248,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
         )
     for member_id, digests in match_keys.items():
         for digest in sorted(digests):
-            bulk.add_row(
-                session,
+            unit.add_row(
                 MatchKey,
                 digest=digest,
                 member_id=member_id,
@@ -258,8 +256,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
                 municipality_code=body.municipality_code,
             )
     for matched_case_id in duplicates:
-        bulk.add_row(
-            session,
+        unit.add_row(
             HouseholdMatch,
             id=new_id(),
             municipality_code=body.municipality_code,

@@ -6,6 +6,7 @@ from services.metrics import dashboard, handlers
 from services.metrics.api import router
 from services.metrics.context import CountedMunicipality, MetricsContext
 from services.metrics.indicators import Rules
+from services.metrics.service import FactBatch
 from shared.directory import read_directory_files
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
@@ -38,6 +39,7 @@ DEFINITION = ServiceDefinition(
     outbox_model=None,
     publishes=(),
     wire=_wire,
+    unit_of_work=FactBatch,
     routers=(router, dashboard.router),
 )
 

@@ -49,15 +49,15 @@ async def rebuild(settings: Settings, *, quiet_s: float = 3.0, batch: int = 500)
             if not records:
                 continue
             last_new = loop.time()
-            with db.transaction(engine) as session:
+            with db.transaction(engine, service.FactBatch) as facts:
                 for record in records:
                     try:
                         envelope = decode(record.value, models[record.topic])
                     except InvalidEvent as error:
                         log.warning("rebuild_skipped_invalid_event", topic=record.topic, error=str(error))
                         continue
-                    if claim(session, MetricsProcessedEvent, consumer=CONSUMER, event_id=envelope.id):
-                        service.count(session, envelope)
+                    if claim(facts, MetricsProcessedEvent, consumer=CONSUMER, event_id=envelope.id):
+                        service.count(facts, envelope)
                         applied[record.topic] += 1
     finally:
         await consumer.stop()

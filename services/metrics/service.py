@@ -22,9 +22,8 @@ from services.metrics.models import (
     ReferralFact,
     Target,
 )
-from shared import bulk
 from shared.calendar import JST
-from shared.db import TransactionState, rows_with
+from shared.db import rows_with
 from shared.events import (
     ConferenceCancelled,
     ConferenceHeld,
@@ -40,6 +39,7 @@ from shared.events import (
     ReferralStatusChanged,
     RoutingDecided,
 )
+from shared.uow import UnitOfWork
 from shared.vocabulary import FoundBy, Pathway
 
 REIWA_FIRST_YEAR = 2019
@@ -60,17 +60,34 @@ def fiscal_year_label(year: int) -> str:
     return f"{era} (FY{year})"
 
 
-def count(session: Session, envelope: Envelope[EventData]) -> None:
+FactKey = tuple[type[SQLModel], str]
+
+
+class FactBatch(UnitOfWork):
+    """Metrics' unit of work: a batch of events becoming facts, with the facts it has read or made."""
+
+    # The batch's facts by model and key: stored ones (ORM objects) and new ones (drafts), as `_fact` found them.
+    made: dict[FactKey, SQLModel]
+    # Keys that `prefetch` found missing in the database: `_fact` makes them without asking again.
+    absent: set[FactKey]
+
+    def reset(self) -> None:
+        super().reset()
+        self.made = {}
+        self.absent = set()
+
+
+def count(batch: FactBatch, envelope: Envelope[EventData]) -> None:
     """Record what an event says as facts; the same event twice changes nothing."""
     data, code = envelope.data, envelope.municipalitycode
     match data:
         case ConsultationReceived():
-            case = _case(session, data.case_id, code)
+            case = _case(batch, data.case_id, code)
             consultation = data.consultation
             case.received_at, case.submitted_by = data.received_at, data.submitted_by
             case.pathway, case.found_by = consultation.pathway.value, consultation.found_by.value
             _contact(
-                session,
+                batch,
                 data.consultation_id,
                 data.case_id,
                 code,
@@ -80,10 +97,10 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
                 True,
             )
         case ContactRecorded():
-            _contact(session, data.contact_id, data.case_id, code, data.received_at, data.pathway, data.found_by, False)
+            _contact(batch, data.contact_id, data.case_id, code, data.received_at, data.pathway, data.found_by, False)
         case RoutingDecided():
             _put(
-                session,
+                batch,
                 DecisionFact,
                 data.decision_id,
                 case_id=data.case_id,
@@ -94,42 +111,42 @@ def count(session: Session, envelope: Envelope[EventData]) -> None:
                 resource_gaps=list(data.resource_gaps),
                 decided_at=data.decided_at,
             )
-            case = _case(session, data.case_id, code)
+            case = _case(batch, data.case_id, code)
             if data.sequence >= case.decision_sequence:
                 case.tier, case.decision_sequence = data.tier, data.sequence
         case ReferralRequested():
-            referral = _referral(session, data.referral_id, data.case_id, code)
+            referral = _referral(batch, data.referral_id, data.case_id, code)
             referral.agency_id, referral.tier, referral.rule_id = data.agency_id, data.tier, data.rule_id
             referral.requested_at = data.requested_at
         case ReferralStatusChanged():
-            referral = _referral(session, data.referral_id, data.case_id, code)
+            referral = _referral(batch, data.referral_id, data.case_id, code)
             if _later_change(referral, data):
                 referral.status, referral.status_at = data.to_status, data.changed_at
                 referral.version = max(referral.version, data.version)
             if data.to_status == "accepted":
-                case = _case(session, data.case_id, code)
+                case = _case(batch, data.case_id, code)
                 if case.first_accepted_at is None or data.changed_at < case.first_accepted_at:
                     case.first_accepted_at = data.changed_at
         case ReferralOverdue():
-            referral = _referral(session, data.referral_id, data.case_id, code)
+            referral = _referral(batch, data.referral_id, data.case_id, code)
             referral.overdue_stages = sorted({*referral.overdue_stages, data.stage})
         case ConferenceScheduled():
-            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting = _meeting(batch, data.meeting_id, code, data.kind, data.case_id)
             meeting.tier, meeting.scheduled_at = data.tier, envelope.time
             _set_start(meeting, data.starts_at, envelope.time)
         case ConferenceRescheduled():
-            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting = _meeting(batch, data.meeting_id, code, data.kind, data.case_id)
             _set_start(meeting, data.starts_at, envelope.time)
         case ConferenceCancelled():
-            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting = _meeting(batch, data.meeting_id, code, data.kind, data.case_id)
             meeting.cancelled_at = envelope.time
         case ConferenceHeld():
-            meeting = _meeting(session, data.meeting_id, code, data.kind, data.case_id)
+            meeting = _meeting(batch, data.meeting_id, code, data.kind, data.case_id)
             meeting.held_at = data.held_at
             meeting.attendance = [a.model_dump() for a in data.attendance]
         case HouseholdLinked():
             link = _fact(
-                session,
+                batch,
                 HouseholdLinkFact,
                 data.match_id,
                 case_id=data.case_id,
@@ -160,7 +177,7 @@ def _set_start(meeting: MeetingFact, starts_at: datetime | None, as_of: datetime
 
 
 def _contact(
-    session: Session,
+    batch: FactBatch,
     contact_id: str,
     case_id: str,
     code: str,
@@ -170,7 +187,7 @@ def _contact(
     opening: bool,
 ) -> None:
     _put(
-        session,
+        batch,
         ContactFact,
         contact_id,
         case_id=case_id,
@@ -182,55 +199,49 @@ def _contact(
     )
 
 
-def _case(session: Session, case_id: str, code: str) -> CaseFact:
-    return _fact(session, CaseFact, case_id, municipality_code=code)
+def _case(batch: FactBatch, case_id: str, code: str) -> CaseFact:
+    return _fact(batch, CaseFact, case_id, municipality_code=code)
 
 
-def _referral(session: Session, referral_id: str, case_id: str, code: str) -> ReferralFact:
-    return _fact(session, ReferralFact, referral_id, case_id=case_id, municipality_code=code)
+def _referral(batch: FactBatch, referral_id: str, case_id: str, code: str) -> ReferralFact:
+    return _fact(batch, ReferralFact, referral_id, case_id=case_id, municipality_code=code)
 
 
-def _meeting(session: Session, meeting_id: str, code: str, kind: str, case_id: str | None) -> MeetingFact:
-    return _fact(session, MeetingFact, meeting_id, municipality_code=code, kind=kind, case_id=case_id)
+def _meeting(batch: FactBatch, meeting_id: str, code: str, kind: str, case_id: str | None) -> MeetingFact:
+    return _fact(batch, MeetingFact, meeting_id, municipality_code=code, kind=kind, case_id=case_id)
 
 
 FactT = TypeVar("FactT", bound=SQLModel)
 
 
-def _put(session: Session, model: type[SQLModel], key: str, **values: Any) -> None:
+def _put(batch: FactBatch, model: type[SQLModel], key: str, **values: Any) -> None:
     """Store the fact with these values under `key`, replacing the one this transaction or the database had."""
-    kept = _fact(session, model, key, **values)
+    kept = _fact(batch, model, key, **values)
     for name, value in values.items():
         setattr(kept, name, value)
 
 
-_FactKey = tuple[type[SQLModel], str]
-_MADE: TransactionState[dict[_FactKey, SQLModel]] = TransactionState("metrics_facts", dict)
-_ABSENT: TransactionState[set[_FactKey]] = TransactionState("metrics_facts_absent", set)
-
-
-def _fact(session: Session, model: type[FactT], key: str, **new: Any) -> FactT:
+def _fact(batch: FactBatch, model: type[FactT], key: str, **new: Any) -> FactT:
     """The fact with this key, whether made earlier in this transaction, stored, or new (made of `new`).
 
     A batch of events is applied in one transaction; looking a fact up must not flush the facts the
     batch made before it, and a fact made earlier in the batch is not yet in the database, so the
-    transaction keeps its own index of them. Facts that `prefetch` read (or found missing) for the
+    batch keeps its own index of them. Facts that `prefetch` read (or found missing) for the
     batch are not asked for again. A stored fact is the ORM's object, and what is set on it is
-    written at the commit. A new fact is a `bulk.Draft` with the model's fields as attributes, inserted
-    with the batch's other new facts at the commit: a batch makes thousands, and an ORM object for
-    each would cost more than the counting itself.
+    written at the commit. A new fact is a draft (`UnitOfWork.add_draft`) with the model's fields as
+    attributes, inserted with the batch's other new facts at the commit: a batch makes thousands, and
+    an ORM object for each would cost more than the counting itself.
     """
-    made = _MADE.get(session)
-    found = made.get((model, key))
+    found = batch.made.get((model, key))
     if found is None:
-        if (model, key) not in (_ABSENT.peek(session) or ()):
-            with session.no_autoflush:
-                found = session.get(model, key)
+        if (model, key) not in batch.absent:
+            with batch.no_autoflush:
+                found = batch.get(model, key)
         if found is None:
             key_name = sa_inspect(model).primary_key[0].key
             # A draft reads and sets the same fields as the model, so it stands in for one.
-            found = cast(SQLModel, bulk.add_draft(session, model, **{key_name: key}, **new))
-        made[(model, key)] = found
+            found = cast(SQLModel, batch.add_draft(model, **{key_name: key}, **new))
+        batch.made[(model, key)] = found
     return found  # type: ignore[return-value]
 
 
@@ -257,24 +268,24 @@ def _fact_keys(data: EventData) -> Iterator[tuple[type[SQLModel], str]]:
             yield HouseholdLinkFact, data.match_id
 
 
-def prefetch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
+def prefetch(batch: FactBatch, envelopes: Sequence[Envelope[Any]]) -> None:
     """Read a batch's facts with one query per kind, instead of one query per event and fact.
 
-    Found facts join the transaction's index (see `_fact`); the keys not found are remembered as new,
+    Found facts join the batch's index (see `_fact`); the keys not found are remembered as new,
     so `count` makes them without asking the database again.
     """
     wanted: dict[type[SQLModel], set[str]] = {}
     for envelope in envelopes:
         for model, key in _fact_keys(envelope.data):
             wanted.setdefault(model, set()).add(key)
-    made, absent = _MADE.get(session), _ABSENT.get(session)
-    with session.no_autoflush:
+    made, absent = batch.made, batch.absent
+    with batch.no_autoflush:
         for model, keys in wanted.items():
             key_column = sa_inspect(model).primary_key[0]
             unknown = sorted(k for k in keys if (model, k) not in made)
             for start in range(0, len(unknown), PREFETCH_CHUNK):
                 chunk = unknown[start : start + PREFETCH_CHUNK]
-                found = {getattr(row, key_column.key): row for row in rows_with(session, model, key_column, chunk)}
+                found = {getattr(row, key_column.key): row for row in rows_with(batch, model, key_column, chunk)}
                 made.update(((model, k), row) for k, row in found.items())
                 absent.update((model, k) for k in chunk if k not in found)
 

@@ -11,6 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlmodel import Session
 
 from services.router import decisions, directories, feed, reads, referrals
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.errors import DecisionNotFound, DirectoryNotFound, NotYourFeed, NotYourQueue
 from services.router.models import (
@@ -161,8 +162,8 @@ async def escalate(
     """Ask for backup (a tier-1 place → tier 2), prefecture support (the lead → tier 3), or return the case
     to the community (the lead → 見守り); each is recorded as a new decision."""
 
-    def work(session: Session) -> DecisionPublic:
-        return decisions.escalate(session, case_id=case_id, kind=body.kind, principal=principal, ctx=ctx)
+    def work(batch: RoutingBatch) -> DecisionPublic:
+        return decisions.escalate(batch, case_id=case_id, kind=body.kind, principal=principal, ctx=ctx)
 
     return await in_transaction(runtime, work, stages_events=True)
 
@@ -205,8 +206,8 @@ async def move_referral(
     """Accept, reject (with a coded reason: it is re-routed), start, hold (見守り), complete, fail or cancel."""
     require_any(principal, Scope.coordinator, Scope.operator)
 
-    def work(session: Session) -> ReferralPublic:
-        referral = referrals.transition(session, referral_id=referral_id, body=body, principal=principal, ctx=ctx)
+    def work(batch: RoutingBatch) -> ReferralPublic:
+        referral = referrals.transition(batch, referral_id=referral_id, body=body, principal=principal, ctx=ctx)
         return ReferralPublic.model_validate(referral.model_dump())
 
     return await in_transaction(runtime, work, stages_events=True)

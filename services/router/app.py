@@ -9,6 +9,7 @@ from sqlmodel import Session
 
 from services.router import handlers, timers
 from services.router.api import router
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.deadlines import Clock
 from services.router.directories import ConfigCache, seed_directories
@@ -55,7 +56,7 @@ async def fire_timers(runtime: Runtime) -> None:
     ctx = runtime.context_as(RouterContext)
     while True:
         try:
-            if await in_transaction(runtime, lambda session: timers.fire_due_timers(session, ctx)):
+            if await in_transaction(runtime, lambda batch: timers.fire_due_timers(batch, ctx)):
                 runtime.notify_outbox()
                 continue
         except Exception as exc:
@@ -87,6 +88,7 @@ DEFINITION = ServiceDefinition(
         DisclosureRecorded,
     ),
     wire=_wire,
+    unit_of_work=RoutingBatch,
     routers=(router,),
     background=(fire_timers,),
     collectors=(open_timers,),

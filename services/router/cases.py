@@ -17,7 +17,7 @@ SOURCE = "/marugoto/router"
 
 @dataclass(frozen=True, slots=True)
 class NewCase:
-    """A case's facts as just recorded in this transaction (the row waits in the bulk rows)."""
+    """A case's facts as just recorded in this transaction (the row waits in the unit of work)."""
 
     case_id: str
     municipality_code: str

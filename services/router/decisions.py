@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlmodel import Session, col
+from sqlmodel import col
 
 from services.router import rules as routing
+from services.router.batch import RoutingBatch
 from services.router.cases import CaseView, NewCase, latest_decision, referrals_of_case, stage
 from services.router.context import RouterContext
 from services.router.directories import MunicipalityConfig
@@ -16,59 +17,51 @@ from services.router.errors import CaseNotRouted, NoOwner, NotATier1Place, NotTh
 from services.router.models import CaseFacts, DecisionPublic, RoutingDecision
 from services.router.reads import as_seen, decision_access, record_read
 from services.router.referrals import refer
-from shared import bulk, db
+from shared import db
 from shared.auth import Principal, Scope
 from shared.consultation import ConsultationSummary
-from shared.db import TransactionState
 from shared.directory import UnknownArea
 from shared.events import LIVE_REFERRAL_STATUSES, ConsultationReceived, Envelope, RoutingDecided
 from shared.ids import new_id
 
 DecisionKind = Literal["initial", "backup", "prefecture_support", "return_to_community"]
 
-_DECIDED_BEFORE: TransactionState[set[str]] = TransactionState("router_decided_before", set)
-_DECIDED: TransactionState[dict[str, DecisionPublic]] = TransactionState("router_decided", dict)
 
-
-def prepare_batch(session: Session, envelopes: Sequence[Envelope[Any]]) -> None:
+def prepare_batch(batch: RoutingBatch, envelopes: Sequence[Envelope[Any]]) -> None:
     """Find in one query which of a batch's consultations were decided before (redeliveries, replays).
 
     Without it each consultation would ask on its own, and each such query would first write the rows
     staged so far: the batch would be written in as many small pieces as it has consultations.
     """
     case_ids = {e.data.case_id for e in envelopes if isinstance(e.data, ConsultationReceived)}
-    found = _DECIDED_BEFORE.get(session)  # made even when empty: the batch has been prepared
-    found.update(db.present(session, col(RoutingDecision.case_id), case_ids))
+    batch.decided_before = db.present(batch, col(RoutingDecision.case_id), case_ids)
 
 
-def _decided_before(session: Session, case_id: str) -> RoutingDecision | None:
-    prepared = _DECIDED_BEFORE.peek(session)
-    if prepared is not None and case_id not in prepared:
+def _decided_before(batch: RoutingBatch, case_id: str) -> RoutingDecision | None:
+    if batch.decided_before is not None and case_id not in batch.decided_before:
         return None  # prepare_batch found no decision for it
-    return latest_decision(session, case_id)
+    return latest_decision(batch, case_id)
 
 
-def route(session: Session, envelope: Envelope[ConsultationReceived], *, ctx: RouterContext) -> DecisionPublic:
+def route(batch: RoutingBatch, envelope: Envelope[ConsultationReceived], *, ctx: RouterContext) -> DecisionPublic:
     """Decide the case of a received consultation and request its referrals."""
     received = envelope.data
-    # Decisions of this transaction (a batch) are not written yet: they are found here, and the query
-    # for earlier ones need not write them, so a batch's rows are written together at its commit.
-    decided = _DECIDED.get(session)
-    if received.case_id in decided:
-        return decided[received.case_id]
-    with session.no_autoflush:
-        existing = _decided_before(session, received.case_id)
+    # Decisions of this batch are not written yet: they are found here, and the query for earlier
+    # ones need not write them, so a batch's rows are written together at its commit.
+    if received.case_id in batch.decided:
+        return batch.decided[received.case_id]
+    with batch.no_autoflush:
+        existing = _decided_before(batch, received.case_id)
     if existing is not None:
         return DecisionPublic.model_validate(existing.model_dump())
-    config = ctx.configs.active(session, envelope.municipalitycode)
+    config = ctx.configs.active(batch, envelope.municipalitycode)
     try:
         decision = routing.decide(received.consultation, config.directory, config.rules)
     except UnknownArea as error:
         raise UnroutableConsultation(str(error)) from error
     # New rows of a batch are inserted in bulk (shared.bulk): nothing in the batch updates them.
     facts = NewCase(
-        **bulk.add_row(
-            session,
+        **batch.add_row(
             CaseFacts,
             case_id=received.case_id,
             municipality_code=envelope.municipalitycode,
@@ -77,27 +70,27 @@ def route(session: Session, envelope: Envelope[ConsultationReceived], *, ctx: Ro
             received_at=received.received_at,
         )
     )
-    decided[received.case_id] = _record_decision(
-        session, ctx, config, facts, decision, kind="initial", requested_by=None, previous=None
+    batch.decided[received.case_id] = _record_decision(
+        batch, ctx, config, facts, decision, kind="initial", requested_by=None, previous=None
     )
-    return decided[received.case_id]
+    return batch.decided[received.case_id]
 
 
 def escalate(
-    session: Session, *, case_id: str, kind: DecisionKind, principal: Principal, ctx: RouterContext
+    batch: RoutingBatch, *, case_id: str, kind: DecisionKind, principal: Principal, ctx: RouterContext
 ) -> DecisionPublic:
     """Record a new decision on request: backup (→ tier 2), prefecture support (→ tier 3), or return (見守り).
 
     Returns the new decision as the asker may read it (recorded in the disclosure ledger).
     """
-    facts = session.get(CaseFacts, case_id)
-    current = latest_decision(session, case_id)
-    if facts is None or current is None or decision_access(session, principal, current) is None:
+    facts = batch.get(CaseFacts, case_id)
+    current = latest_decision(batch, case_id)
+    if facts is None or current is None or decision_access(batch, principal, current) is None:
         raise CaseNotRouted(case_id)  # also to an agency with no part in the case: it does not learn that it exists
-    config = ctx.configs.active(session, facts.municipality_code)
+    config = ctx.configs.active(batch, facts.municipality_code)
     consultation = ConsultationSummary.model_validate(facts.consultation)
     lead = config.directory.municipality.lead
-    on_case = {r.agency_id for r in referrals_of_case(session, case_id) if r.status in LIVE_REFERRAL_STATUSES}
+    on_case = {r.agency_id for r in referrals_of_case(batch, case_id) if r.status in LIVE_REFERRAL_STATUSES}
     operator = principal.has(Scope.operator)
     if kind == "backup":
         asker = config.directory.find_agency(principal.agency_id)
@@ -114,17 +107,17 @@ def escalate(
             decision = routing.decide_return_to_community(consultation, config.directory, config.rules)
     # A decision that would engage no one raises NoOwner: refused as a conflict, nothing recorded.
     recorded = _record_decision(
-        session, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id, previous=current
+        batch, ctx, config, facts, decision, kind=kind, requested_by=principal.agency_id, previous=current
     )
-    access = decision_access(session, principal, recorded)
-    record_read(session, recorded, principal.agency_id, access)
+    access = decision_access(batch, principal, recorded)
+    record_read(batch, recorded, principal.agency_id, access)
     if access is None:
         raise CaseNotRouted(case_id)  # unreachable: new decisions only add agencies; rolls the decision back regardless
-    return as_seen(session, recorded, access, principal.agency_id, in_force=True)
+    return as_seen(batch, recorded, access, principal.agency_id, in_force=True)
 
 
 def _record_decision(
-    session: Session,
+    batch: RoutingBatch,
     ctx: RouterContext,
     config: MunicipalityConfig,
     facts: CaseView,
@@ -142,8 +135,7 @@ def _record_decision(
             f"of {facts.municipality_code}; fix the directory, then replay"
         )
     now = datetime.now(UTC)
-    values = bulk.add_row(
-        session,
+    values = batch.add_row(
         RoutingDecision,
         id=new_id(),
         case_id=facts.case_id,
@@ -162,7 +154,7 @@ def _record_decision(
     )
     row = DecisionPublic.model_construct(**values)
     stage(
-        session,
+        batch,
         facts,
         RoutingDecided(
             case_id=facts.case_id,
@@ -181,7 +173,7 @@ def _record_decision(
     )
     # A later decision adds the agencies not already on the case; those already there keep their referral.
     live = (
-        {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.status in LIVE_REFERRAL_STATUSES}
+        {r.agency_id for r in referrals_of_case(batch, facts.case_id) if r.status in LIVE_REFERRAL_STATUSES}
         if previous
         else set()
     )
@@ -189,7 +181,7 @@ def _record_decision(
         if engagement.agency_id not in live:
             agency = config.directory.agency(engagement.agency_id)
             refer(
-                session,
+                batch,
                 ctx,
                 config,
                 facts,

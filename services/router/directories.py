@@ -11,10 +11,10 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
+from services.router.batch import RoutingBatch
 from services.router.deadlines import RoutingDeadlines
 from services.router.errors import InvalidDirectory, UnknownMunicipality
 from services.router.models import DirectoryVersion
-from shared.db import TransactionState
 from shared.directory import Directory, DirectoryError, load_directory
 
 
@@ -112,30 +112,27 @@ def list_versions(session: Session, municipality_code: str) -> list[DirectoryVer
     return list(session.exec(query).all())
 
 
-_VERSIONS_IN_FORCE: TransactionState[dict[str, str | None]] = TransactionState("router_versions_in_force", dict)
-
-
 class ConfigCache:
     """Parsed configurations by version (a version's content never changes)."""
 
     def __init__(self) -> None:
         self._by_version: dict[tuple[str, str], MunicipalityConfig] = {}
 
-    def active(self, session: Session, municipality_code: str) -> MunicipalityConfig:
+    def active(self, batch: RoutingBatch, municipality_code: str) -> MunicipalityConfig:
         """The configuration in force, or UnknownMunicipality.
 
         The version in force is read once per transaction (a batch of consultations is decided with
         one directory), and a version's body is parsed once per process.
         """
-        in_force = _VERSIONS_IN_FORCE.get(session)
+        in_force = batch.versions_in_force
         if municipality_code not in in_force:
-            in_force[municipality_code] = active_version_id(session, municipality_code)
+            in_force[municipality_code] = active_version_id(batch, municipality_code)
         version = in_force[municipality_code]
         if version is None:
             raise UnknownMunicipality(f"no directory for municipality {municipality_code}")
         key = (municipality_code, version)
         if key not in self._by_version:
-            row = session.exec(
+            row = batch.exec(
                 select(DirectoryVersion).where(
                     DirectoryVersion.municipality_code == municipality_code, DirectoryVersion.version == version
                 )

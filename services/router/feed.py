@@ -5,21 +5,19 @@ An entry tells its agency only what it needs (minimum necessary): a partner lear
 was engaged for, the case's owner the whole household.
 """
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Literal
 
-from sqlalchemy import event, update
+from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
+from services.router.batch import PendingFeedEntry, RoutingBatch
 from services.router.cases import SOURCE, CaseView, ReferralView, is_owner, stage
 from services.router.directories import MunicipalityConfig
 from services.router.models import FeedCounter, FeedEntry, RouterOutbox
-from shared import bulk
 from shared.consultation import ConsultationSummary
-from shared.db import TransactionState
 from shared.disclosure import stage_disclosure
 from shared.events import AgencyFeedEntry
 
@@ -31,7 +29,7 @@ FEED_ENTRY_FIELDS = (
 
 
 def add_entry(
-    session: Session, config: MunicipalityConfig, facts: CaseView, referral: ReferralView, kind: FeedEntryKind
+    batch: RoutingBatch, config: MunicipalityConfig, facts: CaseView, referral: ReferralView, kind: FeedEntryKind
 ) -> None:
     """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit."""
     consultation = ConsultationSummary.model_validate(facts.consultation)
@@ -52,7 +50,7 @@ def add_entry(
         "area": consultation.area,
     }
     at = datetime.now(UTC)
-    # The FeedEntry row, but for its sequence: numbered when the transaction commits (_number_feed_entries).
+    # The FeedEntry row, but for its sequence: numbered when the transaction commits (number_feed_entries).
     entry = {
         "agency_id": referral.agency_id,
         "referral_id": referral.id,
@@ -70,9 +68,10 @@ def add_entry(
         **shown,
         "at": at,
     }
-    _pending_feed(session).append(_PendingFeedEntry(entry=entry, facts=facts, published=published))
+    batch.pending_feed.append(PendingFeedEntry(entry=entry, facts=facts, published=published))
+    batch.before_commit(number_feed_entries)
     stage_disclosure(
-        session,
+        batch,
         RouterOutbox,
         source=SOURCE,
         municipality_code=facts.municipality_code,
@@ -101,24 +100,7 @@ def feed_entries(
     return list(session.exec(query).all())
 
 
-@dataclass(frozen=True)
-class _PendingFeedEntry:
-    entry: dict[str, Any]
-    facts: CaseView
-    published: dict[str, Any]
-
-
-# Held per transaction, so that the entries of a rolled-back one never reach a later commit.
-_PENDING_FEED: TransactionState[list[_PendingFeedEntry]] = TransactionState("router_pending_feed", list)
-
-
-def _pending_feed(session: Session) -> list[_PendingFeedEntry]:
-    if not event.contains(session, "before_commit", _number_feed_entries):
-        event.listen(session, "before_commit", _number_feed_entries)
-    return _PENDING_FEED.get(session)
-
-
-def _number_feed_entries(session: Session) -> None:
+def number_feed_entries(batch: RoutingBatch) -> None:
     """Give the transaction's feed entries their agencies' next sequence numbers, just before it commits.
 
     The counter row of each agency stays locked until the commit, so the agency's entries become
@@ -127,21 +109,18 @@ def _number_feed_entries(session: Session) -> None:
     very end keeps the lock short, and locking agencies in id order means two transactions that
     feed the same agencies never wait on each other in a cycle.
     """
-    waiting = _PENDING_FEED.peek(session)
-    if not waiting:
+    pending, batch.pending_feed = batch.pending_feed, []
+    if not pending:
         return
-    pending = list(waiting)
-    waiting.clear()
-    session.flush()  # every other row lock of the transaction is taken before the first counter lock
-    bulk.flush_rows(session)
+    batch.flush()  # every other row lock of the transaction is taken before the first counter lock
+    batch.flush_rows()
     for agency_id in sorted({item.entry["agency_id"] for item in pending}):
         mine = [item for item in pending if item.entry["agency_id"] == agency_id]
-        last = _reserve_sequences(session, agency_id, len(mine))
+        last = _reserve_sequences(batch, agency_id, len(mine))
         for sequence, item in enumerate(mine, start=last - len(mine) + 1):
-            bulk.add_row(session, FeedEntry, sequence=sequence, **item.entry)
-            stage(session, item.facts, AgencyFeedEntry(entry_id=sequence, **item.published), subject=agency_id)
-    session.flush()
-    bulk.flush_rows(session)  # the commit has begun: rows added now would wait for the next statement
+            batch.add_row(FeedEntry, sequence=sequence, **item.entry)
+            stage(batch, item.facts, AgencyFeedEntry(entry_id=sequence, **item.published), subject=agency_id)
+    batch.flush()
 
 
 def _reserve_sequences(session: Session, agency_id: str, count: int) -> int:

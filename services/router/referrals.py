@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
+from services.router.batch import RoutingBatch
 from services.router.cases import CaseView, latest_decision, referrals_of_case, stage
 from services.router.context import RouterContext
 from services.router.directories import MunicipalityConfig
@@ -31,7 +32,6 @@ from services.router.models import (
     Timer,
     TransitionCreate,
 )
-from shared import bulk
 from shared.auth import Principal, Scope
 from shared.consultation import ConsultationSummary
 from shared.directory import Agency
@@ -61,7 +61,7 @@ CLOSING = frozenset({"cancelled", "completed", "failed"})
 
 
 def refer(
-    session: Session,
+    batch: RoutingBatch,
     ctx: RouterContext,
     config: MunicipalityConfig,
     facts: CaseView,
@@ -77,8 +77,7 @@ def refer(
     now = datetime.now(UTC)
     hours = config.deadlines.business_hours
     deadline = ctx.clock.after(now, config.deadlines.escalate_after_business_hours, hours)
-    values = bulk.add_row(
-        session,
+    values = batch.add_row(
         Referral,
         id=new_id(),
         case_id=facts.case_id,
@@ -98,10 +97,10 @@ def refer(
     )
     referral = ReferralPublic.model_construct(**{name: values[name] for name in ReferralPublic.model_fields})
     reminder = ctx.clock.after(now, config.deadlines.reminder_after_business_hours, hours)
-    bulk.add_row(session, Timer, referral_id=referral.id, kind="reminder", due_at=reminder)
-    bulk.add_row(session, Timer, referral_id=referral.id, kind="escalation", due_at=deadline)
+    batch.add_row(Timer, referral_id=referral.id, kind="reminder", due_at=reminder)
+    batch.add_row(Timer, referral_id=referral.id, kind="escalation", due_at=deadline)
     stage(
-        session,
+        batch,
         facts,
         ReferralRequested(
             referral_id=referral.id,
@@ -118,23 +117,23 @@ def refer(
             tags=list(tags),
         ),
     )
-    add_entry(session, config, facts, referral, "referral_requested")
+    add_entry(batch, config, facts, referral, "referral_requested")
     return referral
 
 
 def transition(
-    session: Session, *, referral_id: str, body: TransitionCreate, principal: Principal, ctx: RouterContext
+    batch: RoutingBatch, *, referral_id: str, body: TransitionCreate, principal: Principal, ctx: RouterContext
 ) -> Referral:
     """Move a referral to its next state; a rejection re-routes it so the case keeps an owner."""
     # The row lock orders this move against the escalation timer firing on the same referral: whichever
     # comes second sees the status the first one left.
-    referral = locked_referral(session, referral_id)
-    if referral is None or not _knows_of_case(session, principal, referral):
+    referral = locked_referral(batch, referral_id)
+    if referral is None or not _knows_of_case(batch, principal, referral):
         # To a stranger the referral (and so its case) does not exist.
         raise ReferralNotFound(referral_id)
-    facts = session.get(CaseFacts, referral.case_id)
+    facts = batch.get(CaseFacts, referral.case_id)
     assert facts is not None, "a referral always belongs to a routed case"
-    decision = latest_decision(session, referral.case_id)
+    decision = latest_decision(batch, referral.case_id)
     is_lead = decision is not None and decision.lead == principal.agency_id
     if body.to == "cancelled":
         if not (is_lead or principal.has(Scope.operator)):
@@ -148,18 +147,18 @@ def transition(
         # hand work meant for another type to whatever agency shares the lead's type.
         raise LeadCannotReject("the lead (協働の中核) cannot reject its case; hand it over by a new decision")
     _check_reason(body)
-    config = ctx.configs.active(session, referral.municipality_code)
+    config = ctx.configs.active(batch, referral.municipality_code)
     leads = {config.directory.municipality.lead, decision.lead if decision else None}
-    if body.to in CLOSING and referral.agency_id in leads and not _others_live(session, referral):
+    if body.to in CLOSING and referral.agency_id in leads and not _others_live(batch, referral):
         raise LastOpenReferral(
             "this is the lead's (協働の中核) referral and the case's last open one: closing it would leave the "
             "case without an owner; return it to the community or hand it over by a new decision first"
         )
     change_status(
-        session, config, facts, referral, to=body.to, reason=body.reason_code, note=body.note, by=principal.agency_id
+        batch, config, facts, referral, to=body.to, reason=body.reason_code, note=body.note, by=principal.agency_id
     )
     if body.to == "rejected":
-        _reroute(session, ctx, config, facts, referral)
+        _reroute(batch, ctx, config, facts, referral)
     return referral
 
 
@@ -172,7 +171,7 @@ def locked_referral(session: Session, referral_id: str) -> Referral | None:
 
 
 def change_status(
-    session: Session,
+    batch: RoutingBatch,
     config: MunicipalityConfig,
     facts: CaseFacts,
     referral: Referral,
@@ -189,8 +188,8 @@ def change_status(
     referral.status_reason = reason
     referral.updated_at = now
     referral.version += 1
-    session.add(referral)
-    session.add(
+    batch.add(referral)
+    batch.add(
         ReferralTransition(
             referral_id=referral.id,
             from_status=previous,
@@ -202,7 +201,7 @@ def change_status(
         )
     )
     stage(
-        session,
+        batch,
         facts,
         ReferralStatusChanged(
             referral_id=referral.id,
@@ -216,7 +215,7 @@ def change_status(
             version=referral.version,
         ),
     )
-    add_entry(session, config, facts, referral, "status_changed")
+    add_entry(batch, config, facts, referral, "status_changed")
 
 
 def list_referrals(
@@ -263,12 +262,12 @@ def _check_reason(body: TransitionCreate) -> None:
 
 
 def _reroute(
-    session: Session, ctx: RouterContext, config: MunicipalityConfig, facts: CaseFacts, rejected: Referral
+    batch: RoutingBatch, ctx: RouterContext, config: MunicipalityConfig, facts: CaseFacts, rejected: Referral
 ) -> ReferralPublic:
     """The next eligible agency of the same type, or else the lead, takes the rejected referral over."""
     consultation = ConsultationSummary.model_validate(facts.consultation)
-    tried = {r.agency_id for r in referrals_of_case(session, facts.case_id) if r.agency_type == rejected.agency_type}
-    decision = session.get(RoutingDecision, rejected.decision_id)
+    tried = {r.agency_id for r in referrals_of_case(batch, facts.case_id) if r.agency_type == rejected.agency_type}
+    decision = batch.get(RoutingDecision, rejected.decision_id)
     assert decision is not None
     candidates = routing.alternatives(
         consultation, config.directory, config.rules, rejected.agency_type, excluding=tried
@@ -279,7 +278,7 @@ def _reroute(
     else:
         rule, agency, tags = routing.REROUTE_TO_LEAD, config.directory.agency(config.directory.municipality.lead), []
     return refer(
-        session,
+        batch,
         ctx,
         config,
         facts,

@@ -7,6 +7,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
+from services.router.batch import RoutingBatch
 from services.router.cases import stage
 from services.router.context import RouterContext
 from services.router.feed import add_entry
@@ -20,7 +21,7 @@ AWAITING = frozenset({"requested", "received"})
 TIMER_ACTOR = "router:escalation"
 
 
-def fire_due_timers(session: Session, ctx: RouterContext, *, now: datetime | None = None, limit: int = 100) -> int:
+def fire_due_timers(batch: RoutingBatch, ctx: RouterContext, *, now: datetime | None = None, limit: int = 100) -> int:
     """Send the reminders and escalations that are due; returns how many timers fired."""
     moment = now or datetime.now(UTC)
     query = (
@@ -30,21 +31,21 @@ def fire_due_timers(session: Session, ctx: RouterContext, *, now: datetime | Non
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    timers = list(session.exec(query).all())
+    timers = list(batch.exec(query).all())
     for timer in timers:
         timer.fired_at = moment
-        session.add(timer)
+        batch.add(timer)
         # Waits for an accept of the same referral in flight, then sees it accepted (see referrals.transition).
-        referral = locked_referral(session, timer.referral_id)
+        referral = locked_referral(batch, timer.referral_id)
         if referral is None or referral.status not in AWAITING:
             continue  # accepted, rejected or closed in time: nothing to chase
-        facts = session.get(CaseFacts, referral.case_id)
+        facts = batch.get(CaseFacts, referral.case_id)
         assert facts is not None
-        config = ctx.configs.active(session, referral.municipality_code)
+        config = ctx.configs.active(batch, referral.municipality_code)
         lead = config.directory.municipality.lead
         escalate = timer.kind == "escalation" and referral.agency_id != lead
         stage(
-            session,
+            batch,
             facts,
             ReferralOverdue(
                 referral_id=referral.id,
@@ -55,12 +56,12 @@ def fire_due_timers(session: Session, ctx: RouterContext, *, now: datetime | Non
                 escalated_to=lead if escalate else None,
             ),
         )
-        add_entry(session, config, facts, referral, "reminder" if timer.kind == "reminder" else "escalated")
+        add_entry(batch, config, facts, referral, "reminder" if timer.kind == "reminder" else "escalated")
         if escalate:
-            decision = session.get(RoutingDecision, referral.decision_id)
+            decision = batch.get(RoutingDecision, referral.decision_id)
             assert decision is not None
             refer(
-                session,
+                batch,
                 ctx,
                 config,
                 facts,
@@ -73,7 +74,7 @@ def fire_due_timers(session: Session, ctx: RouterContext, *, now: datetime | Non
             )
             # The lead has taken the work over: the silent agency's referral ends, and its access with it.
             change_status(
-                session, config, facts, referral, to="cancelled", reason="superseded", note=None, by=TIMER_ACTOR
+                batch, config, facts, referral, to="cancelled", reason="superseded", note=None, by=TIMER_ACTOR
             )
     return len(timers)
 

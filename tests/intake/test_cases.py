@@ -73,7 +73,7 @@ async def test_contact_adds_to_cumulative_count_but_not_to_distinct_cases(
     assert len(events) == 2
     engine = db.make_engine(intake_settings, "metrics")
     db.upgrade(engine, "metrics")
-    with db.transaction(engine) as session:
+    with db.transaction(engine, metrics.FactBatch) as session:
         metrics.wipe(session, FACT_TABLES)
         for event in events:
             metrics.count(session, event)

@@ -313,7 +313,7 @@ def seed(settings: Settings, year: int) -> None:
     engine = db.make_engine(settings, "metrics")
     try:
         for subject, data in events:
-            with db.transaction(engine) as session:
+            with db.transaction(engine, service.FactBatch) as session:
                 service.count(session, new_event(data, source="/test", subject=subject, municipality_code=MUNICIPALITY))
     finally:
         engine.dispose()

@@ -342,7 +342,7 @@ def seed_export_case_mix(settings: Settings, code: str) -> None:
     engine = db.make_engine(settings, "metrics")
     try:
         for subject, data in events:
-            with db.transaction(engine) as session:
+            with db.transaction(engine, service.FactBatch) as session:
                 service.count(session, new_event(data, source="/test", subject=subject, municipality_code=code))
     finally:
         engine.dispose()
@@ -477,7 +477,7 @@ def test_networked_actors_follow_the_municipality_rule(metrics_settings: Setting
         ["shakyo"],
     ]
     sectors = {"shakyo": "welfare", "hospital": "non_welfare", "housing-division": "non_welfare"}
-    with db.transaction(engine) as session:
+    with db.transaction(engine, service.FactBatch) as session:
         for n, present in enumerate(attendees):
             held = ConferenceHeld(
                 meeting_id=f"promotion-{n}",

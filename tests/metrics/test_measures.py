@@ -58,7 +58,7 @@ def envelope(subject: str, data: EventData, code: str = CODE) -> Envelope[EventD
 
 def count(engine: Engine, *envelopes: Envelope[EventData]) -> None:
     for event in envelopes:
-        with db.transaction(engine) as session:
+        with db.transaction(engine, service.FactBatch) as session:
             service.count(session, event)
 
 

@@ -134,6 +134,7 @@ def apply(settings: Settings, batches: list[list[Envelope[Any]]], *, prepare: bo
                 MetricsProcessedEvent,
                 [(e, service.count) for e in envelopes],
                 consumer="marugoto-metrics",
+                unit=service.FactBatch,
                 prepare=service.prefetch if prepare else None,
             )
     finally:

@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from services.cli import upgrade_databases
 from services.router import cases, decisions
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.deadlines import Clock
 from services.router.directories import ConfigCache, store_directory
@@ -34,7 +35,7 @@ def router_engine(database_url: str, secrets_env: dict[str, str], tmp_path: Path
     upgrade_databases(settings, ["router"])
     engine = db.make_engine(settings, "router")
     body = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         store_directory(session, body, source="test", activate=True)
     yield engine
     engine.dispose()
@@ -57,14 +58,14 @@ def route(engine: Engine, ctx: RouterContext, area: str, *members: list[str]) ->
         case_id=case_id, consultation_id=case_id, submitted_by="t", received_at=datetime.now(UTC), consultation=summary
     )
     envelope = new_event(data, source="/test", subject=case_id, municipality_code=MUNICIPALITY)
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         decisions.route(session, envelope, ctx=ctx)
     return case_id
 
 
 def referrals_by_agency(engine: Engine, case_id: str) -> dict[str, Referral]:
     """The case's referrals by agency (the latest one of each agency)."""
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         return {r.agency_id: r for r in cases.referrals_of_case(session, case_id)}
 
 

@@ -15,11 +15,12 @@ import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import Engine
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from services.cli import upgrade_databases
 from services.router import cases, decisions, feed, referrals
 from services.router.app import create
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.models import FeedEntry, TransitionCreate
 from shared import db
@@ -44,7 +45,7 @@ WRITERS, CASES_PER_WRITER, PAGE = 4, 12, 5
 
 
 def all_entries(engine: Engine, agency_id: str) -> list[FeedEntry]:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         return list(
             session.exec(select(FeedEntry).where(FeedEntry.agency_id == agency_id).order_by(col(FeedEntry.sequence)))
         )
@@ -65,7 +66,7 @@ def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_on
         dawdle = random.Random(seed)
         try:
             for _ in range(CASES_PER_WRITER):
-                with db.transaction(router_engine) as session:
+                with db.transaction(router_engine, RoutingBatch) as session:
                     decisions.route(session, consultation_envelope(), ctx=ctx)
                     time.sleep(dawdle.uniform(0, 0.02))
         except BaseException as error:  # reported by the main thread
@@ -77,10 +78,10 @@ def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_on
         accepted: set[str] = set()
         try:
             while writing.is_set() or len(accepted) < expected_cases():
-                with db.transaction(router_engine) as session:
+                with db.transaction(router_engine, RoutingBatch) as session:
                     waiting = referrals.list_referrals(session, agency_id=LEAD, status="requested")
                 for referral in waiting:
-                    with db.transaction(router_engine) as session:
+                    with db.transaction(router_engine, RoutingBatch) as session:
                         body = TransitionCreate(to="accepted")
                         referrals.transition(
                             session, referral_id=referral.id, body=body, principal=as_agency(LEAD), ctx=ctx
@@ -98,7 +99,7 @@ def test_a_reader_paging_through_a_feed_written_concurrently_sees_every_entry_on
     seen: list[tuple[int, str, str]] = []
 
     def read_page(after: int) -> list[FeedEntry]:
-        with db.transaction(router_engine) as session:
+        with db.transaction(router_engine, RoutingBatch) as session:
             return feed.feed_entries(session, LEAD, after=after, limit=PAGE)
 
     routers = [threading.Thread(target=routing_writer, args=(i,)) for i in range(WRITERS)]
@@ -154,7 +155,7 @@ def test_each_agency_has_its_own_sequence_from_one(router_engine: Engine, ctx: R
 
 def test_the_entries_of_a_rolled_back_transaction_are_never_numbered(router_engine: Engine, ctx: RouterContext) -> None:
     """One session, two transactions: the first one's entries die with it, the second's start at 1."""
-    with Session(router_engine, expire_on_commit=False) as session:
+    with RoutingBatch(router_engine, expire_on_commit=False) as session:
         abandoned = session.begin()
         decisions.route(session, consultation_envelope(), ctx=ctx)
         abandoned.rollback()
@@ -170,13 +171,13 @@ def test_a_consultation_of_a_rolled_back_transaction_is_decided_again(
     """The same consultation in the next transaction of the same session: its decision, referrals and
     entries died with the first one, so it is decided (and fed) again rather than found decided."""
     envelope = consultation_envelope()
-    with Session(router_engine, expire_on_commit=False) as session:
+    with RoutingBatch(router_engine, expire_on_commit=False) as session:
         abandoned = session.begin()
         decisions.route(session, envelope, ctx=ctx)
         abandoned.rollback()
         with session.begin():
             decisions.route(session, envelope, ctx=ctx)
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         assert len(cases.decisions_of_case(session, envelope.data.case_id)) == 1
         assert len(cases.referrals_of_case(session, envelope.data.case_id)) == 3
     assert [e.case_id for e in all_entries(router_engine, LEAD)] == [envelope.data.case_id]
@@ -185,7 +186,7 @@ def test_a_consultation_of_a_rolled_back_transaction_is_decided_again(
 def test_a_moved_referral_is_fed_after_its_request(router_engine: Engine, ctx: RouterContext) -> None:
     case_id = route(router_engine, ctx, "chiiki-07", ["poverty"], ["employment"])
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         referrals.transition(
             session,
             referral_id=referral.id,

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from services.router import cases, decisions, feed, reads, referrals, rules
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.directories import store_directory
 from services.router.models import FeedEntry, RouterOutbox, TransitionCreate
@@ -33,7 +34,7 @@ NOT_FOR_DV = {"hellowork-nabari", "nabari-jiritsu"}
 
 def staged(engine: Engine, model: type[EventData]) -> list[Any]:
     """The events of `model` the router staged (no relay runs in these tests), in order."""
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         rows = session.exec(
             select(RouterOutbox).where(RouterOutbox.topic == model.topic).order_by(col(RouterOutbox.id))
         ).all()
@@ -45,13 +46,13 @@ def ledger(engine: Engine, case_id: str) -> list[DisclosureRecorded]:
 
 
 def feed_of(engine: Engine, agency_id: str, case_id: str) -> list[FeedEntry]:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         entries = feed.feed_entries(session, agency_id, after=0, limit=500)
     return [entry for entry in entries if entry.case_id == case_id]
 
 
 def read(engine: Engine, case_id: str, reader: Principal, *, in_force_only: bool = True) -> Sequence[Any] | None:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         return reads.read_decisions(session, case_id=case_id, principal=reader, in_force_only=in_force_only)
 
 
@@ -116,13 +117,13 @@ def test_a_rerouted_referral_keeps_the_rejected_ones_tags_and_the_lead_takes_ove
         {"id": "npo-hikikomori", "name": "NPO", "type": "hikikomori_support_center", "scope": "municipality"}
         | {"sector": "welfare"}
     )
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         store_directory(session, body, source="test", activate=True)
     case_id = route(router_engine, ctx, "chiiki-07", ["hikikomori"], ["employment"])
 
     def reject(agency_id: str) -> None:
         referral = referrals_by_agency(router_engine, case_id)[agency_id]
-        with db.transaction(router_engine) as session:
+        with db.transaction(router_engine, RoutingBatch) as session:
             body = TransitionCreate(to="rejected", reason_code="no_capacity")
             referrals.transition(session, referral_id=referral.id, body=body, principal=as_agency(agency_id), ctx=ctx)
 
@@ -131,7 +132,7 @@ def test_a_rerouted_referral_keeps_the_rejected_ones_tags_and_the_lead_takes_ove
     assert (prefecture.rule_id, prefecture.tags) == ("reroute", ["hikikomori"])
     assert feed_of(router_engine, "mie-hikikomori", case_id)[0].body["issues"] == ["hikikomori"]
     reject("mie-hikikomori")
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         [taken_over] = [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == prefecture.id]
     assert (taken_over.agency_id, taken_over.rule_id, taken_over.tags) == (LEAD, "reroute_to_lead", [])
     [requested] = [r for r in staged(router_engine, ReferralRequested) if r.referral_id == taken_over.id]
@@ -203,7 +204,7 @@ def test_every_feed_entry_and_decision_read_is_a_ledger_row_with_its_basis(
         ("hellowork-nabari", "engagement", referrals["hellowork-nabari"].id, "released"),
     ]
     assert "patterns" in reads[1].fields and "patterns" not in reads[2].fields, "the fields released, by view"
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         entries = session.exec(select(FeedEntry).where(FeedEntry.case_id == case_id)).all()
     assert {e.municipality_code for e in entries} == {MUNICIPALITY}
     assert len(entries) == len(fed)
@@ -215,14 +216,14 @@ def test_an_agency_with_no_part_in_the_case_cannot_tell_it_exists_by_moving_or_e
     case_id = route(router_engine, ctx, "chiiki-03", DV, CHILD)
     referral = referrals_by_agency(router_engine, case_id)["hellowork-nabari"]
     stranger = as_agency("nabari-kyoiku")
-    with pytest.raises(DomainError) as moved, db.transaction(router_engine) as session:
+    with pytest.raises(DomainError) as moved, db.transaction(router_engine, RoutingBatch) as session:
         body = TransitionCreate(to="accepted")
         referrals.transition(session, referral_id=referral.id, body=body, principal=stranger, ctx=ctx)
     assert (status_of(moved.value), moved.value.code) == (404, "referral-not-found")
-    with pytest.raises(DomainError) as escalated, db.transaction(router_engine) as session:
+    with pytest.raises(DomainError) as escalated, db.transaction(router_engine, RoutingBatch) as session:
         decisions.escalate(session, case_id=case_id, kind="prefecture_support", principal=stranger, ctx=ctx)
     assert (status_of(escalated.value), escalated.value.code) == (404, "case-not-routed")
-    with pytest.raises(DomainError) as partner, db.transaction(router_engine) as session:
+    with pytest.raises(DomainError) as partner, db.transaction(router_engine, RoutingBatch) as session:
         decisions.escalate(
             session, case_id=case_id, kind="prefecture_support", principal=as_agency("hellowork-nabari"), ctx=ctx
         )

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
-from sqlmodel import Session, col, select
+from sqlmodel import col, select
 
 from services.router import cases, referrals, timers
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.models import Referral, ReferralTransition, TransitionCreate
 from shared import db
@@ -32,7 +33,7 @@ POVERTY, EMPLOYMENT = ["poverty"], ["employment"]
 def move(
     engine: Engine, ctx: RouterContext, referral_id: str, to: str, reason: str | None = None, *, by: Principal
 ) -> Referral:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         body = TransitionCreate.model_validate({"to": to, "reason_code": reason})
         return referrals.transition(session, referral_id=referral_id, body=body, principal=by, ctx=ctx)
 
@@ -46,7 +47,7 @@ def refused(
 
 
 def replacing(engine: Engine, case_id: str, referral_id: str) -> list[Referral]:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         return [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == referral_id]
 
 
@@ -68,14 +69,14 @@ def test_escalation_closes_the_silent_agencys_referral_and_its_access(
     assert read(router_engine, case_id, as_agency(OFFICE)) is not None, "engaged: it reads its part"
     assert office.deadline is not None
 
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         timers.fire_due_timers(session, ctx, now=office.deadline)
 
     closed = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert (closed.status, closed.status_reason, closed.version) == ("cancelled", "superseded", 2)
     [to_lead] = replacing(router_engine, case_id, office.id)
     assert (to_lead.agency_id, to_lead.rule_id, to_lead.tags) == (LEAD, "escalation", [])
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         [step] = session.exec(select(ReferralTransition).where(ReferralTransition.referral_id == office.id)).all()
     assert (step.from_status, step.to_status, step.reason_code, step.changed_by) == (
         "requested",
@@ -89,7 +90,7 @@ def test_escalation_closes_the_silent_agencys_referral_and_its_access(
         "cancelled",
     )
     assert read(router_engine, case_id, as_agency(OFFICE)) is None, "its decision read is now a 404"
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         timers.fire_due_timers(session, ctx, now=office.deadline + timedelta(days=30))
     assert len(replacing(router_engine, case_id, office.id)) == 1, "a closed referral is never escalated again"
 
@@ -172,14 +173,14 @@ def test_an_accept_in_flight_makes_the_timer_wait_then_find_it_accepted(
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     office = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert office.deadline is not None
-    accepting = Session(router_engine, expire_on_commit=False)
+    accepting = RoutingBatch(router_engine, expire_on_commit=False)
     first = accepting.begin()
     referrals.transition(
         accepting, referral_id=office.id, body=TransitionCreate(to="accepted"), principal=as_agency(OFFICE), ctx=ctx
     )
 
     def fire() -> int:
-        with db.transaction(router_engine) as session:
+        with db.transaction(router_engine, RoutingBatch) as session:
             return timers.fire_due_timers(session, ctx, now=office.deadline)
 
     timer, outcome = in_thread(fire)
@@ -204,7 +205,7 @@ def test_a_firing_timer_makes_the_accept_wait_then_refuse_it_as_superseded(
     case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
     office = referrals_by_agency(router_engine, case_id)[OFFICE]
     assert office.deadline is not None
-    firing = Session(router_engine, expire_on_commit=False)
+    firing = RoutingBatch(router_engine, expire_on_commit=False)
     first = firing.begin()
     timers.fire_due_timers(firing, ctx, now=office.deadline)
 
@@ -225,7 +226,7 @@ def test_a_firing_timer_makes_the_accept_wait_then_refuse_it_as_superseded(
     assert (final.status, final.status_reason) == ("cancelled", "superseded")
     assert [r.agency_id for r in replacing(router_engine, case_id, office.id)] == [LEAD]
     assert changes_of(router_engine, office.id) == [("requested", "cancelled", "superseded", 2)], "exactly one outcome"
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         steps = session.exec(
             select(ReferralTransition.to_status)
             .where(ReferralTransition.referral_id == office.id)

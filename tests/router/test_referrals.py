@@ -11,6 +11,7 @@ from sqlalchemy import Engine
 from sqlmodel import col, select
 
 from services.router import cases, feed, referrals, timers
+from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
 from services.router.directories import store_directory
 from services.router.models import Referral, ReferralTransition, RouterOutbox, TransitionCreate
@@ -37,7 +38,7 @@ def move(
     *,
     by: Principal,
 ) -> Referral:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         body = TransitionCreate.model_validate({"to": to, "reason_code": reason})
         return referrals.transition(session, referral_id=referral_id, body=body, principal=by, ctx=ctx)
 
@@ -51,7 +52,7 @@ def refused(
 
 
 def history(engine: Engine, referral_id: str) -> list[tuple[str, str, str | None, str]]:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         rows = session.exec(
             select(ReferralTransition)
             .where(ReferralTransition.referral_id == referral_id)
@@ -61,7 +62,7 @@ def history(engine: Engine, referral_id: str) -> list[tuple[str, str, str | None
 
 
 def published_status_changes(engine: Engine, referral_id: str) -> list[tuple[str, str, str | None]]:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         rows = session.exec(
             select(RouterOutbox).where(RouterOutbox.topic == ReferralStatusChanged.topic).order_by(col(RouterOutbox.id))
         ).all()
@@ -70,7 +71,7 @@ def published_status_changes(engine: Engine, referral_id: str) -> list[tuple[str
 
 
 def feed_statuses(engine: Engine, agency_id: str, referral_id: str) -> list[tuple[str, str]]:
-    with db.transaction(engine) as session:
+    with db.transaction(engine, RoutingBatch) as session:
         entries = feed.feed_entries(session, agency_id, after=0, limit=500)
     return [(e.kind, e.body["status"]) for e in entries if e.referral_id == referral_id]
 
@@ -180,7 +181,7 @@ def test_a_rejection_with_no_other_agency_of_the_type_goes_to_the_lead(
     jiritsu = referrals_by_agency(router_engine, case_id)["nabari-jiritsu"]
     move(router_engine, ctx, jiritsu.id, "rejected", "no_capacity", by=as_agency("nabari-jiritsu"))
 
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         referrals = cases.referrals_of_case(session, case_id)
     [taken_over] = [r for r in referrals if r.replaces_referral_id == jiritsu.id]
     assert (taken_over.agency_id, taken_over.rule_id, taken_over.status) == (LEAD, "reroute_to_lead", "requested")
@@ -207,13 +208,13 @@ def test_rejections_go_to_the_next_agency_of_the_type_and_then_to_the_lead(
             "sector": "welfare",
         }
     )
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         store_directory(session, body, source="test", activate=True)
     case_id = route(router_engine, ctx, "chiiki-07", ["hikikomori"], EMPLOYMENT)
     chain = [referrals_by_agency(router_engine, case_id)["npo-hikikomori"]]
     for reason in ("no_capacity", "not_in_service_area"):
         move(router_engine, ctx, chain[-1].id, "rejected", reason, by=as_agency(chain[-1].agency_id))
-        with db.transaction(router_engine) as session:
+        with db.transaction(router_engine, RoutingBatch) as session:
             [following] = [
                 r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == chain[-1].id
             ]
@@ -246,12 +247,12 @@ def test_an_unanswered_referral_is_escalated_to_the_lead_which_cannot_reject_it(
         by=as_agency("nabari-jiritsu"),
     )
     assert office.deadline is not None
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         assert timers.fire_due_timers(session, ctx, now=office.deadline - timedelta(seconds=1)) > 0  # reminders
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         assert [r.rule_id for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id] == []
         timers.fire_due_timers(session, ctx, now=office.deadline)
-    with db.transaction(router_engine) as session:
+    with db.transaction(router_engine, RoutingBatch) as session:
         [escalated] = [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == office.id]
     assert (escalated.agency_id, escalated.rule_id) == (LEAD, "escalation"), "only the unanswered partner is chased"
     problem = refused(router_engine, ctx, escalated.id, "rejected", "no_capacity", by=as_agency(LEAD))

@@ -21,7 +21,7 @@ def engine(either_engine: Engine) -> Engine:
 def test_rows_are_seen_by_the_next_query_and_keep_their_order(engine: Engine) -> None:
     with db.transaction(engine) as session:
         for n in range(2500):  # more than one INSERT page
-            bulk.add_row(session, TestOutbox, event_id=f"e{n}", topic="t", key=f"k{n % 7}", payload=str(n))
+            session.add_row(TestOutbox, event_id=f"e{n}", topic="t", key=f"k{n % 7}", payload=str(n))
         # Read back inside the same transaction: the rows are written before the query runs.
         seen = session.exec(select(TestOutbox).order_by(col(TestOutbox.id))).all()
         assert [row.payload for row in seen] == [str(n) for n in range(2500)]
@@ -32,9 +32,9 @@ def test_rows_are_seen_by_the_next_query_and_keep_their_order(engine: Engine) ->
 
 def test_rows_are_written_at_commit_and_dropped_on_rollback(engine: Engine) -> None:
     with db.transaction(engine) as session:
-        bulk.add_row(session, Effect, event_id="kept", case_id="c1")
+        session.add_row(Effect, event_id="kept", case_id="c1")
     with pytest.raises(RuntimeError), db.transaction(engine) as session:
-        bulk.add_row(session, Effect, event_id="lost", case_id="c2")
+        session.add_row(Effect, event_id="lost", case_id="c2")
         raise RuntimeError("the transaction fails")
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["kept"]
@@ -42,9 +42,8 @@ def test_rows_are_written_at_commit_and_dropped_on_rollback(engine: Engine) -> N
 
 def test_rows_of_different_shapes_go_to_one_table(engine: Engine) -> None:
     with db.transaction(engine) as session:
-        bulk.add_row(session, TestOutbox, event_id="a", topic="t", key="k", payload="1")
-        bulk.add_row(
-            session,
+        session.add_row(TestOutbox, event_id="a", topic="t", key="k", payload="1")
+        session.add_row(
             TestOutbox,
             event_id="b",
             topic="t",
@@ -60,8 +59,8 @@ def test_rows_of_different_shapes_go_to_one_table(engine: Engine) -> None:
 
 def test_a_draft_is_inserted_at_commit_with_the_values_it_has_then(engine: Engine) -> None:
     with db.transaction(engine) as session:
-        draft = bulk.add_draft(session, Effect, event_id="e1", case_id="first")
-        bulk.add_row(session, Effect, event_id="e2", case_id="row")
+        draft = session.add_draft(Effect, event_id="e1", case_id="first")
+        session.add_row(Effect, event_id="e2", case_id="row")
         # A query on the same table inserts the plain rows first, but the draft stays open to change.
         assert session.exec(select(Effect.event_id)).all() == ["e2"]
         draft.case_id = "changed later"
@@ -77,10 +76,10 @@ def test_a_draft_is_inserted_at_commit_with_the_values_it_has_then(engine: Engin
 
 def test_a_draft_is_dropped_on_rollback(engine: Engine) -> None:
     with pytest.raises(RuntimeError), db.transaction(engine) as session:
-        bulk.add_draft(session, Effect, event_id="lost", case_id="c")
+        session.add_draft(Effect, event_id="lost", case_id="c")
         raise RuntimeError("the transaction fails")
     with db.transaction(engine) as session:
-        bulk.add_draft(session, Effect, event_id="kept", case_id="c")
+        session.add_draft(Effect, event_id="kept", case_id="c")
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["kept"]
 
@@ -90,16 +89,16 @@ def test_a_broken_rule_among_the_rows_is_an_integrity_error_and_nothing_of_the_t
     engine: Engine, more: int
 ) -> None:
     with db.transaction(engine) as session:
-        bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="seen")
+        session.add_row(TestProcessedEvent, consumer="c", event_id="seen")
     # On PostgreSQL the rows go out in one pipeline, or by COPY, and the failure comes back at the
     # end; the last row breaks the primary key, so nothing is raised before that end.
     with pytest.raises(IntegrityError), db.transaction(engine) as session:
         for n in range(1 + more):
-            bulk.add_row(session, Effect, event_id=f"lost{n}", case_id="c")
-        bulk.add_row(session, TestOutbox, event_id="lost", topic="t", key="k", payload="1")
-        bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="seen")
+            session.add_row(Effect, event_id=f"lost{n}", case_id="c")
+        session.add_row(TestOutbox, event_id="lost", topic="t", key="k", payload="1")
+        session.add_row(TestProcessedEvent, consumer="c", event_id="seen")
     with db.transaction(engine) as session:  # the engine's connections are usable again
-        bulk.add_row(session, Effect, event_id="after", case_id="c")
+        session.add_row(Effect, event_id="after", case_id="c")
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["after"]
         assert session.exec(select(TestOutbox.event_id)).all() == []
@@ -115,15 +114,15 @@ def test_the_rows_of_all_tables_share_one_pipeline(postgres_engine: Engine, monk
 
     monkeypatch.setattr(psycopg.Connection, "pipeline", counting_pipeline)
     with db.transaction(postgres_engine) as session:
-        bulk.add_row(session, Effect, event_id="e1", case_id="c")
-        bulk.add_row(session, Effect, event_id="e2", case_id="c")
-        bulk.add_row(session, TestOutbox, event_id="a", topic="t", key="k", payload="1")
-        bulk.add_row(session, TestOutbox, event_id="b", topic="t", key="k", payload="2")
-        bulk.add_row(session, TestProcessedEvent, consumer="c", event_id="e1")
+        session.add_row(Effect, event_id="e1", case_id="c")
+        session.add_row(Effect, event_id="e2", case_id="c")
+        session.add_row(TestOutbox, event_id="a", topic="t", key="k", payload="1")
+        session.add_row(TestOutbox, event_id="b", topic="t", key="k", payload="2")
+        session.add_row(TestProcessedEvent, consumer="c", event_id="e1")
     # Once for the three tables: each executemany of two rows joins it instead of opening its own.
     assert len(entered) == 1
-    with Session(postgres_engine) as session:
-        assert len(session.exec(select(TestOutbox.event_id)).all()) == 2
+    with Session(postgres_engine) as reading:
+        assert len(reading.exec(select(TestOutbox.event_id)).all()) == 2
 
 
 @pytest.mark.parametrize("rows", [1, bulk.COPY_FROM_ROWS], ids=["insert", "copy"])
@@ -136,10 +135,10 @@ def test_a_connection_lost_under_the_rows_is_a_transient_error_and_the_pool_reco
         with engine.connect() as other:
             other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
         for n in range(rows):
-            bulk.add_row(session, Effect, event_id=f"lost{n}", case_id="c")
+            session.add_row(Effect, event_id=f"lost{n}", case_id="c")
     assert db.is_transient(failed.value)
     with db.transaction(engine) as session:
-        bulk.add_row(session, Effect, event_id="after", case_id="c")
+        session.add_row(Effect, event_id="after", case_id="c")
     with Session(engine) as session:
         assert session.exec(select(Effect.event_id)).all() == ["after"]
 
@@ -170,15 +169,15 @@ def test_many_rows_go_by_copy_and_read_back_as_rows_inserted_one_by_one(
     documents = _documents(2 * bulk.COPY_FROM_ROWS)
     with db.transaction(postgres_engine) as session:
         for values in documents:
-            bulk.add_row(session, Document, **values)
-        bulk.add_row(session, TestOutbox, event_id="e", topic="t", key="k", payload="1")
+            session.add_row(Document, **values)
+        session.add_row(TestOutbox, event_id="e", topic="t", key="k", payload="1")
     # One COPY per table and shape: documents with and without a note are one shape (the key is given).
     assert [statement.split(" (")[0] for statement in copies] == [f"COPY {SCHEMA}.document", f"COPY {SCHEMA}.outbox"]
     for values in documents:  # the same rows again, a transaction each: INSERT statements
         with db.transaction(postgres_engine) as session:
-            bulk.add_row(session, Document, **values)
+            session.add_row(Document, **values)
     assert len(copies) == 2
-    with Session(postgres_engine) as session:
-        rows = [(d.body, d.at, d.note) for d in session.exec(select(Document).order_by(col(Document.id)))]
+    with Session(postgres_engine) as reading:
+        rows = [(d.body, d.at, d.note) for d in reading.exec(select(Document).order_by(col(Document.id)))]
     by_copy, by_insert = rows[: len(documents)], rows[len(documents) :]
     assert by_copy == by_insert == [(d["body"], d["at"], d["note"]) for d in documents]

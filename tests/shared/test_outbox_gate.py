@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import Engine, delete, func
 from sqlmodel import Session, col, select
 
-from shared import bulk, db
+from shared import db
 from shared.consumer import DeadLetterCounter
 from shared.events import ConsultationReceived, Envelope, encode
 from shared.kafka import make_broker
@@ -26,7 +26,7 @@ def engine(either_engine: Engine) -> Engine:
 def fill(engine: Engine, n: int) -> None:
     with db.transaction(engine) as session:
         for i in range(n):
-            bulk.add_row(session, TestOutbox, event_id=f"e{i}", topic="t", key="k", payload="{}")
+            session.add_row(TestOutbox, event_id=f"e{i}", topic="t", key="k", payload="{}")
 
 
 def publish_oldest(engine: Engine, n: int) -> None:
