@@ -1,8 +1,9 @@
 """How each municipality runs its meetings [LOCAL]: the `conference:` section of its directory file,
 its agencies' hours and its rooms."""
 
+from collections import defaultdict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -39,22 +40,46 @@ class ConferenceSettings(BaseModel):
 
 @dataclass(frozen=True)
 class MunicipalityConference:
-    """A municipality's agencies (with their hours), rooms and meeting rules."""
+    """A municipality's agencies (with their hours), rooms and meeting rules, and for each agency the
+    municipalities whose directories list it too (a prefecture-wide agency serves several)."""
 
     directory: Directory
     settings: ConferenceSettings
     hours: Mapping[str, slots.WeeklyHours]
     rooms: tuple[slots.Room, ...]
+    serves: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @property
+    def code(self) -> str:
+        """The municipality's code."""
+        return self.directory.municipality.code
+
+    def municipalities_of(self, participants: Iterable[str]) -> list[str]:
+        """This municipality and every other one any of the participants serves, sorted: where their
+        bookings live."""
+        codes = {self.code}
+        for participant in participants:
+            codes |= self.serves.get(participant, frozenset())
+        return sorted(codes)
 
 
 def load_configs(paths: Iterable[Any]) -> dict[str, MunicipalityConference]:
     """Each configured municipality's conference configuration, from the directory files."""
+    read = read_directory_files(paths)
+    # An agency is one agency under one id in every directory that lists it (e.g. mie-dv, scope prefecture).
+    serving: defaultdict[str, set[str]] = defaultdict(set)
+    for code, (directory, _) in read.items():
+        for agency in directory.agencies:
+            serving[agency.id].add(code)
     configs = {}
-    for code, (directory, data) in read_directory_files(paths).items():
+    for code, (directory, data) in read.items():
         settings = ConferenceSettings.model_validate(data.get("conference") or {})
         hours = {a.id: slots.parse_hours(a.business_hours, slots.DEFAULT_HOURS) for a in directory.agencies}
         rooms = tuple(slots.Room(id=str(r["id"]), capacity=int(r["capacity"])) for r in settings.rooms)
-        configs[code] = MunicipalityConference(directory=directory, settings=settings, hours=hours, rooms=rooms)
+        serves = {a.id: frozenset(serving[a.id]) for a in directory.agencies}
+        configs[code] = MunicipalityConference(
+            directory=directory, settings=settings, hours=hours, rooms=rooms, serves=serves
+        )
     return configs
 
 

@@ -43,7 +43,8 @@ def find_slot(
     deadline: datetime,
 ) -> slots.SlotResult:
     """The first slot from `earliest` that every participant (and a room, where the municipality has
-    rooms) can make, with the municipality's bookings held until the transaction ends."""
+    rooms) can make, with the bookings of every municipality the participants serve held until the
+    transaction ends."""
     request = slots.SlotRequest(
         meeting_id=meeting_id,
         participants=participants,
@@ -52,31 +53,42 @@ def find_slot(
         deadline=deadline,
         room_needed=bool(config.rooms),
     )
-    _lock_bookings(session, config.directory.municipality.code)
-    bookings = _bookings(session, earliest, slots.search_end(deadline))
+    codes = config.municipalities_of(participants)
+    _lock_bookings(session, codes)
+    end = slots.search_end(deadline)
+    bookings = _bookings(session, start=earliest, end=end, codes=codes, rooms_of=config.code)
     return slots.find_slot(request, config.hours, bookings, config.rooms)
 
 
-def _lock_bookings(session: Session, municipality_code: str) -> None:
-    """Hold the municipality's booking row until the transaction ends: its meetings are booked one at a time.
+def _lock_bookings(session: Session, municipality_codes: list[str]) -> None:
+    """Hold the booking row of each municipality until the transaction ends: the meetings of the agencies
+    they share are booked one at a time.
 
     Reading the bookings and then inserting a meeting is not atomic: two meetings decided at the same
-    moment would both find the lead free at 10:00 and both take it. The upsert always writes the row,
-    so on PostgreSQL it takes the row lock (as SELECT ... FOR UPDATE would, and it creates the row the
-    first time without a unique-key race); on SQLite it takes the database's write lock before the
-    bookings are read, which pysqlite would otherwise read outside any transaction.
+    moment would both find the lead free at 10:00 and both take it. A prefecture-wide agency is booked
+    from several municipalities, so every municipality it serves is locked, always in sorted order so two
+    bookings never wait on each other. The upsert always writes the row, so on PostgreSQL it takes the
+    row lock (as SELECT ... FOR UPDATE would, and it creates the row the first time without a unique-key
+    race); on SQLite it takes the database's write lock before the bookings are read, which pysqlite would
+    otherwise read outside any transaction.
     """
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     now = datetime.now(UTC)
-    statement = insert(BookingLock).values(municipality_code=municipality_code, booked_at=now)
-    session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
+    for code in sorted(municipality_codes):
+        statement = insert(BookingLock).values(municipality_code=code, booked_at=now)
+        session.exec(statement.on_conflict_do_update(index_elements=["municipality_code"], set_={"booked_at": now}))
 
 
-def _bookings(session: Session, start: datetime, end: datetime) -> list[slots.Booking]:
-    """The bookings that overlap [start, end): only those can stand in the way of a slot found there."""
+def _bookings(
+    session: Session, *, start: datetime, end: datetime, codes: list[str], rooms_of: str
+) -> list[slots.Booking]:
+    """The bookings in the municipalities `codes` that overlap [start, end): only those can stand in the
+    way of a slot found there. Rooms are a municipality's own: only `rooms_of`'s meetings book them, so
+    another municipality's "room-1" is another room."""
     meetings = session.exec(
         select(Meeting).where(
+            col(Meeting.municipality_code).in_(codes),
             col(Meeting.status).in_(ACTIVE),
             col(Meeting.starts_at).is_not(None),
             col(Meeting.starts_at) < end,
@@ -89,9 +101,11 @@ def _bookings(session: Session, start: datetime, end: datetime) -> list[slots.Bo
             continue
         for participant in meeting.participants:
             booked.append(slots.Booking(participant=participant, start=meeting.starts_at, end=meeting.ends_at))
-        if meeting.room_id:
+        if meeting.room_id and meeting.municipality_code == rooms_of:
             booked.append(
-                slots.Booking(participant=f"room:{meeting.room_id}", start=meeting.starts_at, end=meeting.ends_at)
+                slots.Booking(
+                    participant=slots.ROOM_PREFIX + meeting.room_id, start=meeting.starts_at, end=meeting.ends_at
+                )
             )
     return booked
 
