@@ -315,6 +315,8 @@ class ConferenceDecisionRecorded(EventData):
     roles: dict[str, str]
     next_review: date
     recorded_at: datetime
+    # The event id of the decision this one corrects (a correction is a new record, never an edit).
+    corrects: str | None = None
 
 
 class MeetingInvitation(EventData):

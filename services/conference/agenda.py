@@ -10,6 +10,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from services.conference.config import MunicipalityConference
+from services.conference.errors import AgendaNotRecorded
 from services.conference.models import CaseDecision, CaseState, Meeting, NetworkMember, ResourceGapReport
 from services.conference.promotion_meetings import last_held_promotion_meeting
 from shared.calendar import JST
@@ -100,13 +101,17 @@ def build_agenda(
     def difficult_since(case: CaseState) -> datetime:
         return case.difficult_since or case.routed_at
 
-    def last_looked_at(case: CaseState) -> datetime:
+    def review_overdue(case: CaseState) -> bool:
+        # The review date a meeting set is the one to keep; without one, review_after_days from when the
+        # case was last looked at.
         decision = latest.get(case.case_id)
-        return max(decision.recorded_at, difficult_since(case)) if decision else difficult_since(case)
+        if decision is not None and decision.recorded_at >= difficult_since(case):
+            return decision.next_review < moment.astimezone(JST).date()
+        return difficult_since(case) < moment - review_after
 
     difficult = [c for c in cases if c.tier >= 2]
     new_cases = [c for c in difficult if difficult_since(c) > since]
-    overdue = [c for c in difficult if last_looked_at(c) < moment - review_after]
+    overdue = [c for c in difficult if review_overdue(c)]
     awaiting = [d for d in latest.values() if d.plan_status == "drafted" and d.case_id in case_ids]
     needs = [
         _line(
@@ -120,7 +125,8 @@ def build_agenda(
             counted,
         ),
         _line(
-            f"{review_after.days}日を超えて見直されていないケース: {len(overdue)}件{_tier_text(overdue)}",
+            f"見直し期日（次回見直し日、なければ{review_after.days}日）を過ぎたケース: {len(overdue)}件"
+            f"{_tier_text(overdue)}",
             {
                 "item": "overdue_reviews",
                 "cases": len(overdue),
@@ -174,6 +180,15 @@ def build_agenda(
             "オ": {"title": "本事業による支援実績の検証（成果指標）", "lines": results},
         },
     }
+
+
+def frozen_agenda(meeting: Meeting) -> dict[str, Any] | None:
+    """A held 推進会議's agenda as frozen when it was held; None for one not yet held (build it instead)."""
+    if meeting.status != "held":
+        return None
+    if meeting.agenda is None:
+        raise AgendaNotRecorded()
+    return meeting.agenda
 
 
 def _line(text: str, detail: dict[str, Any], source: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from icalendar import Calendar, Event, vCalAddress
 from sqlmodel import Session
 
 from services.conference import meetings, releases
-from services.conference.agenda import IndicatorSnapshot, build_agenda
+from services.conference.agenda import IndicatorSnapshot, build_agenda, frozen_agenda
 from services.conference.config import MunicipalityConference, config_of
 from services.conference.context import ConferenceContext
 from services.conference.errors import (
@@ -46,7 +46,12 @@ Change = Callable[[Session, Meeting, MunicipalityConference], object]
 
 def _public(session: Session, meeting: Meeting) -> MeetingPublic:
     return MeetingPublic.model_validate(
-        {**meeting.model_dump(), "personal_details": releases.privacy_note(session, meeting)}
+        {
+            **meeting.model_dump(),
+            "personal_details": releases.privacy_note(session, meeting),
+            "attendance": meetings.attendance_of(session, meeting),
+            "decisions": meetings.decisions_of(session, meeting),
+        }
     )
 
 
@@ -195,10 +200,33 @@ async def record_attendance(
     context: ConferenceContextDep,
     principal: PrincipalDep,
 ) -> MeetingPublic:
-    """The meeting was held: who attended (agency, sector, or a municipal division outside welfare)."""
-    return await _change(
-        runtime, context, meeting_id, principal, lambda s, m, c: meetings.record_attendance(s, m, body)
+    """The meeting was held: who attended (agency, or a municipal division outside welfare), frozen in its record.
+
+    An agency's sector is taken from the directory, whatever was posted; a 推進会議 keeps the agenda as
+    built at this moment.
+    """
+
+    def load(session: Session) -> Meeting:
+        meeting = meetings.get_meeting(session, meeting_id)
+        _may_see(session, principal, meeting)
+        return meeting
+
+    meeting = await in_transaction(runtime, load)
+    snapshot, error = (
+        await fetch_snapshot(runtime, meeting.municipality_code)
+        if meeting.kind == "promotion_meeting"
+        else (None, None)
     )
+
+    def hold(session: Session, meeting: Meeting, config: MunicipalityConference) -> Meeting:
+        agenda = (
+            build_agenda(session, config, meeting, snapshot=snapshot, snapshot_error=error)
+            if meeting.kind == "promotion_meeting"
+            else None
+        )
+        return meetings.record_attendance(session, meeting, body, config, agenda=agenda)
+
+    return await _change(runtime, context, meeting_id, principal, hold)
 
 
 @router.post(
@@ -206,7 +234,7 @@ async def record_attendance(
     tags=["meetings"],
     status_code=201,
     response_model=MeetingPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def record_decision(
     meeting_id: str,
@@ -215,7 +243,8 @@ async def record_decision(
     context: ConferenceContextDep,
     principal: PrincipalDep,
 ) -> MeetingPublic:
-    """Record a decision: plan approved (or drafted for the 推進会議), lead agency, roles, next review date."""
+    """Record a held meeting's decision: plan approved (or drafted for the 推進会議), lead agency, roles, next
+    review date; a correction is a new decision naming the one it `corrects`. 409 on a meeting not held."""
     return await _change(
         runtime, context, meeting_id, principal, lambda s, m, c: meetings.record_decision(s, m, body, c)
     )
@@ -253,7 +282,8 @@ async def convene(
 async def agenda(
     meeting_id: str, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
 ) -> dict[str, Any]:
-    """The agenda by item (ア)–(オ) of 実施要領 3(4)ウ, built from events, each line with its sources."""
+    """The agenda by item (ア)–(オ) of 実施要領 3(4)ウ, built from events, each line with its sources; a held
+    meeting's is the one frozen when it was held."""
     require_any(principal, Scope.coordinator, Scope.operator)
 
     def load(session: Session) -> Meeting:
@@ -264,8 +294,9 @@ async def agenda(
         return meeting
 
     meeting = await in_transaction(runtime, load)
-    if meeting.agenda is not None:
-        return meeting.agenda  # held: the agenda as it stood
+    frozen = frozen_agenda(meeting)
+    if frozen is not None:
+        return frozen
     snapshot, error = await fetch_snapshot(runtime, meeting.municipality_code)
 
     def build(session: Session) -> dict[str, Any]:

@@ -63,6 +63,33 @@ class MeetingNotScheduled(Conflict):
     code = "meeting-not-scheduled"
 
 
+class MeetingNotHeld(Conflict):
+    """A decision on a meeting that was cancelled or never held: decisions belong to a held meeting's record."""
+
+    code = "meeting-not-held"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"a {status} meeting records no decision; record its attendance first")
+
+
+class DecisionNotFound(NotFound):
+    """A correction of a decision that this meeting did not record."""
+
+    code = "decision-not-found"
+
+    def __init__(self, decision_id: int) -> None:
+        super().__init__(f"this meeting recorded no decision {decision_id}")
+
+
+class AgendaNotRecorded(NotFound):
+    """A 推進会議 held before agendas were frozen: rebuilding it now would not be the agenda it had."""
+
+    code = "agenda-not-recorded"
+
+    def __init__(self) -> None:
+        super().__init__("this 推進会議 was held without a recorded agenda")
+
+
 class UnknownMunicipality(Invalid):
     """A municipality with no directory (and so no conference configuration) here."""
 

@@ -7,12 +7,29 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from services.conference.config import MunicipalityConference
-from services.conference.errors import CaseNotFound, CaseRequired, MeetingNotFound, MeetingNotScheduled, WrongCase
-from services.conference.models import Attendance, AttendanceCreate, CaseDecision, CaseState, DecisionCreate, Meeting
+from services.conference.errors import (
+    CaseNotFound,
+    CaseRequired,
+    DecisionNotFound,
+    MeetingNotFound,
+    MeetingNotHeld,
+    MeetingNotScheduled,
+    WrongCase,
+)
+from services.conference.models import (
+    Attendance,
+    AttendanceCreate,
+    CaseDecision,
+    CaseState,
+    DecisionCreate,
+    DecisionPublic,
+    Meeting,
+)
 from services.conference.publishing import stage
 from services.conference.releases import takes_part
 from services.conference.scheduling import announce_change, find_slot, invite
-from shared.events import ConferenceCancelled, ConferenceDecisionRecorded, ConferenceHeld
+from shared.directory import Directory
+from shared.events import AttendanceRecord, ConferenceCancelled, ConferenceDecisionRecorded, ConferenceHeld
 
 
 def get_meeting(session: Session, meeting_id: str) -> Meeting:
@@ -102,19 +119,27 @@ def cancel(session: Session, meeting: Meeting, *, reason: str) -> Meeting:
 
 
 def record_attendance(
-    session: Session, meeting: Meeting, body: AttendanceCreate, *, agenda: dict[str, Any] | None = None
+    session: Session,
+    meeting: Meeting,
+    body: AttendanceCreate,
+    config: MunicipalityConference,
+    *,
+    agenda: dict[str, Any] | None = None,
+    now: datetime | None = None,
 ) -> Meeting:
-    """The meeting was held: record who attended (and the minutes) and publish it."""
+    """The meeting was held: freeze its record (attendance, minutes, agenda, directory version) and publish it."""
     if meeting.status != "scheduled":
         raise MeetingNotScheduled(f"attendance of a {meeting.status} meeting is already settled")
-    now = datetime.now(UTC)
-    for record in body.attendance:
+    held_at = now or datetime.now(UTC)
+    attendance = [_with_directory_sector(config.directory, record) for record in body.attendance]
+    for record in attendance:
         session.add(Attendance(meeting_id=meeting.id, **record.model_dump()))
     meeting.status = "held"
     meeting.minutes = body.minutes
-    if agenda is not None:
-        meeting.agenda = agenda
-    meeting.updated_at = now
+    meeting.agenda = agenda
+    meeting.held_at = held_at
+    meeting.directory_version = config.directory.version
+    meeting.updated_at = held_at
     session.add(meeting)
     stage(
         session,
@@ -124,18 +149,53 @@ def record_attendance(
             meeting_id=meeting.id,
             case_id=meeting.case_id,
             kind=meeting.kind,
-            held_at=meeting.starts_at or now,
-            attendance=list(body.attendance),
+            held_at=meeting.starts_at or held_at,
+            attendance=attendance,
         ),
     )
     return meeting
 
 
+def _with_directory_sector(directory: Directory, record: AttendanceRecord) -> AttendanceRecord:
+    # The indicators count sectors: an organiser's slip must not move an agency across them.
+    agency = directory.find_agency(record.participant) if record.kind == "agency" else None
+    return record if agency is None else record.model_copy(update={"sector": agency.sector})
+
+
+def attendance_of(session: Session, meeting: Meeting) -> list[AttendanceRecord]:
+    """Who attended a held meeting, as recorded when it was held."""
+    rows = session.exec(
+        select(Attendance).where(Attendance.meeting_id == meeting.id).order_by(col(Attendance.participant))
+    ).all()
+    return [
+        AttendanceRecord.model_validate(row.model_dump(include={"participant", "kind", "sector", "attended"}))
+        for row in rows
+    ]
+
+
+def decisions_of(session: Session, meeting: Meeting) -> list[DecisionPublic]:
+    """A meeting's decisions in the order recorded, corrections included beside what they correct."""
+    rows = session.exec(
+        select(CaseDecision).where(CaseDecision.meeting_id == meeting.id).order_by(col(CaseDecision.id))
+    ).all()
+    return [DecisionPublic.model_validate(row.model_dump()) for row in rows]
+
+
 def record_decision(
     session: Session, meeting: Meeting, body: DecisionCreate, config: MunicipalityConference
 ) -> CaseDecision:
-    """Record a meeting's decision on a case; where the 推進会議 approves plans, a case meeting only drafts."""
-    case_id = meeting.case_id or body.case_id
+    """Record a held meeting's decision on a case; where the 推進会議 approves plans, a case meeting only drafts.
+
+    A correction is a new decision naming the one of this meeting it corrects; the corrected one stays.
+    """
+    if meeting.status != "held":
+        raise MeetingNotHeld(meeting.status)
+    corrected = None
+    if body.corrects is not None:
+        corrected = session.get(CaseDecision, body.corrects)
+        if corrected is None or corrected.meeting_id != meeting.id:
+            raise DecisionNotFound(body.corrects)
+    case_id = meeting.case_id or body.case_id or (corrected.case_id if corrected else None)
     if case_id is None:
         raise CaseRequired()
     state = session.get(CaseState, case_id)
@@ -144,6 +204,8 @@ def record_decision(
         raise CaseNotFound(case_id, meeting.municipality_code)
     if meeting.case_id is not None and body.case_id not in (None, meeting.case_id):
         raise WrongCase(meeting.case_id)
+    if corrected is not None and case_id != corrected.case_id:
+        raise WrongCase(corrected.case_id)
     approves_here = meeting.kind == "promotion_meeting" or not config.settings.promotion_meeting.approves_plans
     decision = CaseDecision(
         meeting_id=meeting.id,
@@ -152,6 +214,7 @@ def record_decision(
         lead_agency=body.lead_agency,
         roles=body.roles,
         next_review=body.next_review,
+        corrects=body.corrects,
     )
     event = stage(
         session,
@@ -165,6 +228,8 @@ def record_decision(
             roles=decision.roles,
             next_review=decision.next_review,
             recorded_at=decision.recorded_at,
+            # The corrected decision's own event: a consumer knows it by that id, not by a row id of ours.
+            corrects=corrected.event_id if corrected is not None else None,
         ),
     )
     decision.event_id = event.id

@@ -43,7 +43,10 @@ class Meeting(SQLModel, table=True):
     blockers: list[str] = Field(default_factory=list, sa_type=JSON)
     status_reason: str | None = Field(default=None, max_length=200)
     minutes: str | None = Field(default=None, sa_type=Text)
+    # The record frozen when the meeting was held: later reads return it as it stood then.
     agenda: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    held_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    directory_version: str | None = Field(default=None, max_length=64)  # the directory the record saw
     sequence: int = 0  # iCalendar SEQUENCE: bumped on every change of time or invitees
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
@@ -58,12 +61,16 @@ class Attendance(SQLModel, table=True):
     meeting_id: str = Field(primary_key=True, max_length=36)
     participant: str = Field(primary_key=True, max_length=100)
     kind: str = Field(max_length=20)  # agency | municipal_division
+    # An agency's sector is the directory's; a municipal division (not in the directory) keeps the posted one.
     sector: str = Field(max_length=20)  # welfare | non_welfare
     attended: bool
 
 
 class CaseDecision(SQLModel, table=True):
-    """What a meeting decided on a case: the plan, the lead agency, roles and the next review."""
+    """What a held meeting decided on a case: the plan, the lead agency, roles and the next review.
+
+    Never edited: a correction is a new decision naming the one it corrects.
+    """
 
     __tablename__ = "case_decision"
     __table_args__ = {"schema": SCHEMA}
@@ -77,6 +84,7 @@ class CaseDecision(SQLModel, table=True):
     next_review: date
     recorded_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     event_id: str | None = Field(default=None, max_length=64)  # its conference.decision_recorded
+    corrects: int | None = Field(default=None, description="the decision of the same meeting this one corrects")
 
 
 class CaseState(SQLModel, table=True):
@@ -169,6 +177,19 @@ class ConferenceProcessedEvent(ProcessedEventBase, table=True):
 # What crosses the HTTP edge: the table models above never do.
 
 
+class DecisionPublic(BaseModel):
+    """A recorded decision; a correction names the decision it corrects."""
+
+    id: int
+    case_id: str
+    plan_status: str
+    lead_agency: str
+    roles: dict[str, str]
+    next_review: date
+    recorded_at: datetime
+    corrects: int | None
+
+
 class MeetingPublic(BaseModel):
     """A meeting as its participants see it (never with personal details)."""
 
@@ -191,6 +212,10 @@ class MeetingPublic(BaseModel):
         default="never shown here", description="whether the case's personal details may be shared, and why"
     )
     agenda: dict[str, Any] | None = None
+    held_at: datetime | None = None
+    directory_version: str | None = DataField(default=None, description="the directory the held meeting saw")
+    attendance: list[AttendanceRecord] = DataField(default_factory=list, description="as recorded when held")
+    decisions: list[DecisionPublic] = DataField(default_factory=list, description="corrections included")
 
 
 class RescheduleRequest(BaseModel):
@@ -229,6 +254,7 @@ class DecisionCreate(BaseModel):
     lead_agency: str = DataField(min_length=1, max_length=100, description="主担当機関")
     roles: dict[str, str] = DataField(default_factory=dict, description="役割分担: agency id → role")
     next_review: date = DataField(description="次回見直し日")
+    corrects: int | None = DataField(default=None, description="id of a decision of this meeting it corrects")
 
 
 class PromotionMeetingCreate(BaseModel):

@@ -127,6 +127,12 @@ def decided_event(
     )
 
 
+def hold(session: Session, meeting: Meeting, config: MunicipalityConference) -> Meeting:
+    """The meeting was held (decisions belong to a held meeting's record)."""
+    lead = AttendanceRecord(participant="nabari-houkatsu", kind="agency", sector="welfare", attended=True)
+    return record_attendance(session, meeting, AttendanceCreate(attendance=[lead]), config)
+
+
 def staged(session: Session) -> list[str]:
     return [row.topic for row in session.exec(select(ConferenceOutbox).order_by(col(ConferenceOutbox.id))).all()]
 
@@ -325,7 +331,7 @@ def test_tier1_gets_no_meeting_and_reschedule_and_cancel_keep_their_reason(engin
         [held] = list_meetings(session, case_id=other)
         roles, review = {"hoken-08": "見守り"}, date(2027, 1, 1)
         body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", roles=roles, next_review=review)
-        record_decision(session, held, body, confs["242080"])
+        record_decision(session, hold(session, held, confs["242080"]), body, confs["242080"])
 
     with db.transaction(engine) as session:
         [rescheduled] = published(session, ConferenceRescheduled)
@@ -351,12 +357,18 @@ def test_where_the_promotion_meeting_approves_plans_a_case_meeting_only_drafts(e
             municipality_code="242080",
             title="t",
             participants=[],
+            status="held",
         )
         session.add(meeting)
         body = DecisionCreate(plan_approved=True, lead_agency="nabari-houkatsu", next_review=date(2027, 1, 1))
         assert record_decision(session, meeting, body, kure_like).plan_status == "drafted"
         promotion = Meeting(
-            id=str(uuid.uuid4()), kind="promotion_meeting", municipality_code="242080", title="t", participants=[]
+            id=str(uuid.uuid4()),
+            kind="promotion_meeting",
+            municipality_code="242080",
+            title="t",
+            participants=[],
+            status="held",
         )
         session.add(promotion)
         approved = DecisionCreate(
@@ -400,7 +412,7 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
 
     def case_meeting(session: Session, case_id: str) -> Meeting:
         [meeting] = list_meetings(session, case_id=case_id)
-        return meeting
+        return meeting if meeting.status == "held" else hold(session, meeting, config)
 
     plan, stale, approved, tier1, escalated = (str(uuid.uuid4()) for _ in range(5))
     recent = [str(uuid.uuid4()) for _ in range(10)]
@@ -414,8 +426,7 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
         previous = schedule_promotion_meeting(session, config, not_before=None)
         # The service books only ahead of now; this 推進会議 was held 90 days ago.
         previous.starts_at, previous.ends_at = now - timedelta(days=90), now - timedelta(days=90, hours=-2)
-        lead = AttendanceRecord(participant="nabari-houkatsu", kind="agency", sector="welfare", attended=True)
-        record_attendance(session, previous, AttendanceCreate(attendance=[lead]))
+        hold(session, previous, config)
 
         # Since then: ten new cases (six of tier 2/3), one escalation, and case meetings that draft plans.
         tiers = [2, 3, 1, 2, 1, 2, 3, 1, 2, 1]
@@ -479,7 +490,7 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
     assert awaiting == {"item": "plans_awaiting_approval", "plans": 2}
     assert [line["text"] for line in items["ウ"]["lines"]] == [
         "新たに tier 2/3 となったケース: 7件（tier 2: 5件、tier 3: 2件）",
-        "60日を超えて見直されていないケース: 1件（tier 3: 1件）",
+        "見直し期日（次回見直し日、なければ60日）を過ぎたケース: 1件（tier 3: 1件）",
         "承認待ちの支援プラン: 2件",
     ]
 

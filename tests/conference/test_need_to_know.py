@@ -19,12 +19,12 @@ from services.cli import upgrade_databases
 from services.conference.app import create
 from services.conference.case_meetings import apply_referral_requested, apply_referral_status, apply_routing_decided
 from services.conference.config import MunicipalityConference, load_configs
-from services.conference.meetings import list_meetings, record_decision
-from services.conference.models import DecisionCreate
+from services.conference.meetings import list_meetings, record_attendance, record_decision
+from services.conference.models import AttendanceCreate, DecisionCreate
 from shared import db
 from shared.auth import Scope
 from shared.directory import demo_directory_path
-from shared.events import DisclosureRecorded, MeetingInvitation, new_event
+from shared.events import AttendanceRecord, DisclosureRecorded, MeetingInvitation, new_event
 from shared.settings import Settings
 from tests.conference.test_meetings import decided, published, referral, status_changed
 
@@ -118,6 +118,8 @@ async def test_the_agenda_of_a_municipality_with_a_confidential_tier3_case_names
         conference.route(event)
     with db.transaction(conference.engine) as session:
         [meeting] = list_meetings(session, case_id=other)
+        present = AttendanceRecord(participant=LEAD, kind="agency", sector="welfare", attended=True)
+        record_attendance(session, meeting, AttendanceCreate(attendance=[present]), conference.configs[NABARI])
         body = DecisionCreate(plan_approved=False, lead_agency=LEAD, next_review=date(2027, 3, 1))
         drafted = record_decision(session, meeting, body, conference.configs[NABARI])
 
