@@ -44,13 +44,20 @@ ConferenceContextDep = Annotated[ConferenceContext, Depends(context_of(Conferenc
 Change = Callable[[Session, Meeting, MunicipalityConference], object]
 
 
-def _public(session: Session, meeting: Meeting) -> MeetingPublic:
+def _public(session: Session, meeting: Meeting, principal: Principal) -> MeetingPublic:
+    decisions = releases.shown_decisions(
+        session,
+        meeting,
+        meetings.decisions_of(session, meeting),
+        principal.agency_id,
+        operator=principal.has(Scope.operator),
+    )
     return MeetingPublic.model_validate(
         {
             **meeting.model_dump(),
             "personal_details": releases.privacy_note(session, meeting),
             "attendance": meetings.attendance_of(session, meeting),
-            "decisions": meetings.decisions_of(session, meeting),
+            "decisions": decisions,
         }
     )
 
@@ -92,7 +99,7 @@ async def list_meetings(
             basis = _basis(session, principal, meeting)
             if basis is None:
                 continue
-            public = _public(session, meeting)
+            public = _public(session, meeting, principal)
             # A listed case meeting is a read of its record like GET /v1/meetings/{id}: on the ledger.
             releases.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
             listed.append(public)
@@ -118,9 +125,12 @@ async def get_meeting(meeting_id: str, runtime: RuntimeDep, principal: Principal
     def work(session: Session) -> MeetingPublic | None:
         meeting = meetings.get_meeting(session, meeting_id)
         basis = _basis(session, principal, meeting)
-        public = _public(session, meeting)
+        if basis is None:
+            releases.record_read(session, meeting, principal.agency_id, MeetingPublic.model_fields, None)
+            return None
+        public = _public(session, meeting, principal)
         releases.record_read(session, meeting, principal.agency_id, _released_fields(public), basis)
-        return public if basis is not None else None
+        return public
 
     public = await in_transaction(runtime, work, stages_events=True)
     if public is None:
@@ -144,7 +154,7 @@ async def _change(
         config = config_of(context.configs, meeting.municipality_code)
         _organiser(principal, meeting, config)
         change(session, meeting, config)
-        return _public(session, meeting)
+        return _public(session, meeting, principal)
 
     return await in_transaction(runtime, work, stages_events=True)
 
@@ -269,7 +279,7 @@ async def convene(
         if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
             raise NotTheLead()
         meeting = schedule_promotion_meeting(session, config, not_before=body.not_before)
-        return _public(session, meeting)
+        return _public(session, meeting, principal)
 
     return await in_transaction(runtime, work, stages_events=True)
 

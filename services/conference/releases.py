@@ -3,9 +3,9 @@ disclosure ledger's row of each such read (or refusal)."""
 
 from collections.abc import Iterable
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from services.conference.models import CaseReferral, CaseState, ConferenceOutbox, Meeting
+from services.conference.models import CaseReferral, CaseState, ConferenceOutbox, DecisionPublic, Meeting
 from services.conference.publishing import SOURCE
 from shared.disclosure import stage_disclosure
 from shared.events import LIVE_REFERRAL_STATUSES, DisclosureBasis
@@ -77,3 +77,51 @@ def privacy_note(session: Session, meeting: Meeting) -> str:
     if state is None or not state.consents:
         return "本人同意 not given: the case is discussed without personal details"
     return "本人同意 given: engaged agencies read personal details at intake, not here"
+
+
+def case_basis(
+    session: Session, case_id: str, agency_id: str, *, operator: bool
+) -> tuple[DisclosureBasis, str | None] | None:
+    """The basis on which the agency learns of a case decided at a 推進会議: its part in that case, or operation."""
+    if operator:
+        return "operator", None
+    query = select(CaseReferral.referral_id).where(
+        CaseReferral.case_id == case_id,
+        CaseReferral.agency_id == agency_id,
+        col(CaseReferral.status).in_(LIVE_REFERRAL_STATUSES | {"completed"}),
+    )
+    if (referral := session.exec(query).first()) is not None:
+        return "engagement", referral
+    state = session.get(CaseState, case_id)
+    return ("engagement", case_id) if state is not None and state.lead == agency_id else None
+
+
+def shown_decisions(
+    session: Session, meeting: Meeting, decisions: list[DecisionPublic], agency_id: str, *, operator: bool
+) -> list[DecisionPublic]:
+    """The decisions of a meeting's record this reader may see, each release of a 推進会議's on the ledger.
+
+    A case meeting is read only by those with a part in its case. The 推進会議 meets the whole network,
+    so a decision it records about a case goes only to the case's lead and engaged agencies, and operators.
+    """
+    if meeting.case_id is not None:
+        return decisions
+    shown = []
+    for decision in decisions:
+        basis = case_basis(session, decision.case_id, agency_id, operator=operator)
+        if basis is None:
+            continue
+        stage_disclosure(
+            session,
+            ConferenceOutbox,
+            source=SOURCE,
+            municipality_code=meeting.municipality_code,
+            case_id=decision.case_id,
+            recipient=agency_id,
+            channel="meeting_record",
+            fields=DecisionPublic.model_fields,
+            basis=basis[0],
+            basis_ref=basis[1],
+        )
+        shown.append(decision)
+    return shown

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from services.conference.agenda import build_agenda, frozen_agenda
 from services.conference.app import create
-from services.conference.case_meetings import apply_routing_decided
+from services.conference.case_meetings import apply_referral_requested, apply_routing_decided
 from services.conference.config import MunicipalityConference, load_configs
 from services.conference.errors import DecisionNotFound, MeetingNotHeld
 from services.conference.meetings import cancel, get_meeting, list_meetings, record_attendance, record_decision
@@ -23,9 +23,9 @@ from services.conference.models import AttendanceCreate, CaseDecision, DecisionC
 from services.conference.promotion_meetings import schedule_promotion_meeting
 from shared import db
 from shared.auth import Scope
-from shared.events import AttendanceRecord, ConferenceDecisionRecorded, ConferenceHeld
+from shared.events import AttendanceRecord, ConferenceDecisionRecorded, ConferenceHeld, DisclosureRecorded
 from shared.settings import Settings
-from tests.conference.test_meetings import configs, decided_event, engine, published
+from tests.conference.test_meetings import configs, decided_event, engine, published, referral
 
 __all__ = ["engine"]  # the fixture, shared with test_meetings
 
@@ -221,3 +221,38 @@ async def test_a_held_promotion_meetings_agenda_is_read_back_as_frozen_over_http
     assert again.json() == frozen
     record = (await client.get(f"/v1/meetings/{meeting_id}", headers=lead)).json()
     assert record["agenda"] == frozen
+
+
+async def test_a_promotion_meetings_decision_goes_only_to_those_with_a_part_in_its_case(
+    client: httpx.AsyncClient, engine: Engine, tmp_path: Path, bearer: Callable[..., dict[str, str]]
+) -> None:
+    confs = load_configs([tmp_path / "directory.yaml"])
+    decided_case, other_case, referral_id = str(uuid.uuid4()), str(uuid.uuid4()), str(uuid.uuid4())
+    with db.transaction(engine) as session:
+        apply_routing_decided(session, decided_event(decided_case, ["hoken-06"]), confs)
+        apply_referral_requested(session, referral(decided_case, "hoken-06", referral_id=referral_id))
+        apply_routing_decided(session, decided_event(other_case, ["hoken-07"]), confs)
+    lead = bearer(LEAD, Scope.coordinator)
+    meeting_id = (await client.post("/v1/promotion-meetings", json={"municipality_code": CODE}, headers=lead)).json()[
+        "id"
+    ]
+    body = {"attendance": [present(LEAD).model_dump()]}
+    assert (await client.post(f"/v1/meetings/{meeting_id}/attendance", json=body, headers=lead)).status_code == 200
+    decision_body = {"case_id": decided_case, "plan_approved": True, "lead_agency": LEAD, "next_review": "2027-03-01"}
+    assert (
+        await client.post(f"/v1/meetings/{meeting_id}/decisions", json=decision_body, headers=lead)
+    ).status_code == 201
+    with db.transaction(engine) as session:
+        before = len(published(session, DisclosureRecorded))
+
+    # The whole network reads the 推進会議's record; the decision about a case only those with a part in it.
+    engaged = await client.get(f"/v1/meetings/{meeting_id}", headers=bearer("hoken-06", Scope.coordinator))
+    outsider = await client.get(f"/v1/meetings/{meeting_id}", headers=bearer("hoken-07", Scope.coordinator))
+    assert engaged.status_code == outsider.status_code == 200, (engaged.text, outsider.text)
+    assert [d["case_id"] for d in engaged.json()["decisions"]] == [decided_case]
+    assert outsider.json()["decisions"] == [] and decided_case not in outsider.text
+    with db.transaction(engine) as session:
+        rows = [e.data for e in published(session, DisclosureRecorded)][before:]
+    assert [(r.recipient, r.case_id, r.channel, r.basis, r.basis_ref) for r in rows] == [
+        ("hoken-06", decided_case, "meeting_record", "engagement", referral_id)
+    ]
