@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -243,6 +244,23 @@ def fetch_token(intake_url: str, client_id: str, client_secret: str) -> str:
     return str(response.json()["access_token"])
 
 
+def seed_roster(intake_url: str, token: str, directory_file: Path) -> list[str]:
+    """Name the demo municipality's 支援会議 members from today (an admin's PUT); returns them."""
+    from services.demo import demo_municipality, support_meeting_members
+    from shared.calendar import JST
+
+    code, _ = demo_municipality(directory_file)
+    today = datetime.now(JST).date().isoformat()
+    members = support_meeting_members(directory_file)
+    with httpx.Client(base_url=intake_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        for agency_id in members:
+            client.put(
+                f"/v1/municipalities/{code}/support-meeting-roster/{agency_id}",
+                json={"member_from": today, "confidentiality_acknowledged": True},
+            ).raise_for_status()
+    return members
+
+
 def cmd_route_check(args: argparse.Namespace) -> int:
     """Run every scenario of a routing file through the router's decision code."""
     from services.router.scenarios import route_check
@@ -397,6 +415,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"                    -d client_secret=$(jq -r .operator {credentials_file}) {urls['intake']}/v1/token")
         print("Press Ctrl-C to stop everything.", flush=True)
         if args.demo:
+            members = seed_roster(urls["intake"], operator_token, _demo_directory(settings))
+            print(f"支援会議 roster of the demo municipality: {', '.join(members)}", flush=True)
             token = fetch_token(urls["intake"], "nabari-shakyo", secrets["nabari-shakyo"])
             accepted = submit_demo(urls["intake"], token, _demo_directory(settings), args.demo, out=sys.stdout)
             print(f"{accepted} demo consultations submitted; watch them at the URLs above.", flush=True)

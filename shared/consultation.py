@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.vocabulary import FoundBy, IssueTag, Pathway, Relation, Urgency
+from shared.vocabulary import ContactStatus, FoundBy, IssueTag, Pathway, Relation, Urgency
 
 
 class MemberFacts(BaseModel):
@@ -40,6 +40,10 @@ class ConsultationFacts(BaseModel):
     area: str = Field(min_length=1, max_length=64, description="圏域: area id in the municipality's tree")
     pathway: Pathway = Field(description="相談受付経路: intake route")
     found_by: FoundBy = Field(default=FoundBy.window, description="把握の経緯: window, outreach or survey")
+    contact: ContactStatus = Field(
+        default=ContactStatus.reached,
+        description="本人との接触: not_yet_reached when no one has spoken with the person yet",
+    )
     existing_services_fit: bool = Field(default=True, description="既存サービスで対応可能か (false = 制度の狭間)")
     backup_requested: bool = Field(default=False, description="バックアップ要請: a tier-1 place asks for backup")
     urgency: Urgency = Field(default=Urgency.routine, description="緊急度")

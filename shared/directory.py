@@ -82,6 +82,9 @@ class Municipality(BaseModel):
     lead: str = Field(min_length=1)
     general_window: str = Field(min_length=1)
     areas: list[Area] = Field(default_factory=list)
+    # [LOCAL] The fiscal year from which it runs the 重層的支援体制整備事業 (Art. 106-4), which each
+    # municipality adopts of its own accord (手上げ方式); None: it does not run it.
+    jusoteki_since_fiscal_year: int | None = None
 
 
 class Directory(BaseModel):
@@ -239,6 +242,9 @@ def _version(municipality: Municipality, agencies: list[Agency]) -> str:
     # Hash normalised models in id order: spelling out a default (roles: []) or reordering entries
     # changes no decision (ties go to the smallest id), so it must not change the version either.
     body = municipality.model_dump(mode="json")
+    if body["jusoteki_since_fiscal_year"] is None:
+        # Added later: a directory that does not set it keeps the version it had before the field existed.
+        del body["jusoteki_since_fiscal_year"]
     body["areas"] = sorted(body["areas"], key=lambda area: area["id"])
     canonical = json.dumps(
         {

@@ -7,9 +7,9 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from shared import topics
-from shared.consultation import ConsultationSummary
+from shared.consultation import ConsultationSummary, MemberSummary
 from shared.ids import new_id
-from shared.vocabulary import FoundBy, Pathway
+from shared.vocabulary import ClosureReason, ContactStatus, FoundBy, IssueTag, Pathway, Urgency
 
 CONTENT_TYPE = "application/cloudevents+json"
 
@@ -49,6 +49,12 @@ class ContactRecorded(EventData):
     received_at: datetime
     pathway: Pathway
     found_by: FoundBy
+    contact: ContactStatus = ContactStatus.reached
+    # New facts the contact brought (the router reassesses the case on them): members first seen now,
+    # issues newly seen on known members, and a change of urgency (None: unchanged).
+    added_members: list[MemberSummary] = []
+    added_issues: list["MemberIssues"] = []
+    urgency: Urgency | None = None
 
 
 class ConsentGiver(StrEnum):
@@ -123,7 +129,8 @@ class RoutingDecided(EventData):
     case_id: str
     decision_id: str
     sequence: int = 1
-    kind: Literal["initial", "backup", "prefecture_support", "return_to_community"] = "initial"
+    # reassessment: a new version on new facts of a later contact (ContactRecorded); it never drops an agency.
+    kind: Literal["initial", "backup", "prefecture_support", "return_to_community", "reassessment"] = "initial"
     tier: Literal[1, 2, 3]
     patterns: list[str]
     lead: str | None
@@ -132,6 +139,7 @@ class RoutingDecided(EventData):
     directory_version: str
     urgency: str
     decided_at: datetime
+    changes: "DecisionChanges | None" = None  # what a reassessment changed
 
 
 class ReferralRequested(EventData):
@@ -218,7 +226,9 @@ class AgencyFeedEntry(EventData):
     agency_id: str
     referral_id: str
     case_id: str
-    kind: Literal["referral_requested", "status_changed", "reminder", "escalated"]
+    kind: Literal[
+        "referral_requested", "status_changed", "reminder", "escalated", "monitoring_due", "monitoring_overdue"
+    ]
     status: ReferralStatus
     tier: Literal[1, 2, 3]
     agency_type: str
@@ -228,7 +238,9 @@ class AgencyFeedEntry(EventData):
     at: datetime
 
 
-MeetingKind = Literal["case_meeting", "promotion_meeting"]
+# ケース会議・担当者会議 (consent or engagement), 支援会議 (Art. 106-6: its roster, without consent),
+# 重層的支援会議 (支援決定 and 終結, with consent) and the 相談支援包括化推進会議 of the network.
+MeetingKind = Literal["case_meeting", "support_meeting", "plan_meeting", "promotion_meeting"]
 
 
 class ConferenceScheduled(EventData):
@@ -302,19 +314,33 @@ class ConferenceHeld(EventData):
     attendance: list[AttendanceRecord]
 
 
+# plan: a case meeting's or 推進会議's plan (drafted or approved); support_decision: the 支援決定 of a
+# 重層的支援会議 (the plan approved, with consent); closure: its 終結 of coordination.
+DecisionType = Literal["plan", "support_decision", "closure"]
+
+
 class ConferenceDecisionRecorded(EventData):
-    """A meeting decided on a case: plan approved (or drafted), lead agency, roles, next review."""
+    """A meeting decided on a case: a plan (approved or drafted), a 支援決定 or a 終結, with the lead
+    agency (主担当), roles and the next review (for a 終結 with 見守り: the next check-in)."""
 
     event_type: ClassVar[str] = "jp.marugoto.conference.decision_recorded"
     topic: ClassVar[str] = topics.CONFERENCE_DECISION_RECORDED
+    schema_version: ClassVar[int] = 2  # 2: decision_type, consent_id, plan_version, closure fields
 
     meeting_id: str
     case_id: str
     plan_status: Literal["drafted", "approved"]
     lead_agency: str
     roles: dict[str, str]
-    next_review: date
+    next_review: date | None
     recorded_at: datetime
+    decision_type: DecisionType = "plan"
+    meeting_kind: MeetingKind = "case_meeting"
+    # The live 本人同意 a 支援決定 or 終結 rests on, and the plan version it approved (when plans exist).
+    consent_id: str | None = None
+    plan_version: int | None = None
+    closure_reason: ClosureReason | None = None
+    watch: bool = Field(default=False, description="見守り continues after the 終結, with the 主担当")
     # The event id of the decision this one corrects (a correction is a new record, never an edit).
     corrects: str | None = None
 
@@ -335,7 +361,7 @@ class MeetingInvitation(EventData):
 
 
 DisclosureChannel = Literal[
-    "feed_entry", "decision_read", "case_read", "personal_details", "meeting_invitation", "meeting_record"
+    "feed_entry", "decision_read", "case_read", "personal_details", "meeting_invitation", "meeting_record", "plan"
 ]
 DisclosureBasis = Literal["consent", "engagement", "support_meeting", "emergency", "operator", "none"]
 
@@ -376,6 +402,147 @@ class HouseholdLinked(EventData):
     decided_at: datetime
 
 
+class SupportMeetingRosterChanged(EventData):
+    """An agency's membership of a municipality's 支援会議 (Art. 106-6) was set or ended; keyed by
+    municipality code. The roster says who may be invited and what may be shared without consent."""
+
+    event_type: ClassVar[str] = "jp.marugoto.support_meeting.roster_changed"
+    topic: ClassVar[str] = topics.SUPPORT_MEETING_ROSTER
+
+    agency_id: str
+    member_from: date
+    member_until: date | None
+    # The roster entry a release under this membership rests on (the ledger's basis_ref).
+    roster_ref: str
+    changed_by: str
+    changed_at: datetime
+
+
+class MemberIssues(BaseModel):
+    """Issue tags newly seen on a household member already known (by position, 0 being the first)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    position: int = Field(ge=0, le=29)
+    issues: list[IssueTag] = Field(min_length=1, max_length=20)
+
+
+class DecisionChanges(BaseModel):
+    """What a reassessment changed against the decision before it: nothing engaged is ever dropped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    contact_id: str | None = None  # the contact whose new facts asked for it
+    tier_from: Literal[1, 2, 3]
+    tier_to: Literal[1, 2, 3]
+    added_agencies: list[str] = []
+    # Engaged before and no longer engaged by the rules on the current facts: kept on the case, since
+    # only a coordinator takes an agency off (a referral cancelled with a coded reason).
+    kept_agencies: list[str] = []
+    added_members: int = 0
+    added_issues: list[str] = []
+    urgency_from: str | None = None
+    urgency_to: str | None = None
+
+
+PlanStatus = Literal["drafted", "approved", "superseded"]
+
+
+class SupportPlanChanged(EventData):
+    """A 支援プラン version was drafted, revised or approved (the 支援決定 of a 重層的支援会議).
+
+    Goals are free text written by coordinators and may name people: they stay in conference; the event
+    carries the plan's shape only.
+    """
+
+    event_type: ClassVar[str] = "jp.marugoto.plan.changed"
+    topic: ClassVar[str] = topics.PLAN_CHANGED
+
+    case_id: str
+    plan_id: str
+    version: int = Field(ge=1)
+    status: PlanStatus
+    main_agency: str  # 主担当
+    roles: dict[str, str]  # agency id → role (役割分担)
+    goals: int = Field(ge=0, description="how many goals the plan states")
+    monitoring_interval_days: int = Field(ge=1, description="business days between monitorings")
+    next_evaluation: date
+    changed_by: str
+    reason: str | None = None  # why a revision was made (a short code or phrase, no names)
+    approved_at_meeting: str | None = None  # the 重層的支援会議 whose 支援決定 approved it
+    changed_at: datetime
+
+
+class MonitoringDue(EventData):
+    """A plan's monitoring is due: a reminder to the 主担当, then overdue (to the lead and the agenda)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.plan.monitoring_due"
+    topic: ClassVar[str] = topics.MONITORING_DUE
+
+    case_id: str
+    plan_id: str
+    plan_version: int
+    stage: Literal["reminder", "overdue"]
+    main_agency: str
+    lead: str
+    due_at: datetime
+
+
+class MonitoringRecorded(EventData):
+    """A monitoring (モニタリング) or an evaluation (評価) of a plan version was recorded."""
+
+    event_type: ClassVar[str] = "jp.marugoto.plan.monitoring_recorded"
+    topic: ClassVar[str] = topics.MONITORING_RECORDED
+
+    case_id: str
+    plan_id: str
+    plan_version: int
+    kind: Literal["monitoring", "evaluation"]
+    recorded_by: str
+    recorded_at: datetime
+    due_at: datetime | date | None = None
+    on_time: bool
+
+
+CaseLifeState = Literal["active", "closed", "watching", "reopened"]
+
+
+class CaseLifeChanged(EventData):
+    """A case's life after routing moved: coordination ended (終結), with 見守り or not, or a new contact
+    reopened a closed case (the same case: one 実件数)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.case.life_changed"
+    topic: ClassVar[str] = topics.CASE_LIFE_CHANGED
+
+    case_id: str
+    state: CaseLifeState
+    reason: ClosureReason | None = None
+    main_agency: str | None = None  # 主担当 that keeps accompanying after a 終結
+    watch_until: date | None = None  # the next 見守り check-in
+    decided_at_meeting: str | None = None
+    changed_at: datetime
+
+
+class CaseTransferred(EventData):
+    """転居: a case moved to another municipality of this deployment (a new case there, routed under its
+    directory), or away from the deployment (closed as moved_away, the household carrying a summary)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.case.transferred"
+    topic: ClassVar[str] = topics.CASE_TRANSFERRED
+
+    case_id: str  # the case that moved away
+    to_case_id: str | None  # the receiving municipality's case; None: outside the deployment
+    from_municipality: str
+    to_municipality: str | None
+    personal_details_copied: bool  # only where a live consent covers the receiving municipality
+    transferred_by: str
+    transferred_at: datetime
+
+
+# Defined above the models that name them in quotes.
+ContactRecorded.model_rebuild()
+RoutingDecided.model_rebuild()
+
 EVENT_MODELS: dict[str, type[EventData]] = {
     m.event_type: m
     for m in (
@@ -396,6 +563,12 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         MeetingInvitation,
         DisclosureRecorded,
         HouseholdLinked,
+        SupportMeetingRosterChanged,
+        SupportPlanChanged,
+        MonitoringDue,
+        MonitoringRecorded,
+        CaseLifeChanged,
+        CaseTransferred,
     )
 }
 

@@ -20,6 +20,14 @@ CONFERENCE_INVITATION = "marugoto.conference.invitation"
 # Every release of case information to an agency (the disclosure ledger), keyed by case id.
 DISCLOSURE_RECORDED = "marugoto.disclosure.recorded"
 HOUSEHOLD_LINKED = "marugoto.household.linked"
+# The 支援会議 roster of each municipality (Art. 106-6), keyed by municipality code.
+SUPPORT_MEETING_ROSTER = "marugoto.support_meeting.roster"
+# A case's life after routing: its 支援プラン, monitoring, 終結/見守り/reopening, and 転居.
+PLAN_CHANGED = "marugoto.plan.changed"
+MONITORING_DUE = "marugoto.plan.monitoring_due"
+MONITORING_RECORDED = "marugoto.plan.monitoring_recorded"
+CASE_LIFE_CHANGED = "marugoto.case.life_changed"
+CASE_TRANSFERRED = "marugoto.case.transferred"
 
 EVENT_TOPICS = (
     CONSULTATION_RECEIVED,
@@ -39,6 +47,12 @@ EVENT_TOPICS = (
     CONFERENCE_INVITATION,
     DISCLOSURE_RECORDED,
     HOUSEHOLD_LINKED,
+    SUPPORT_MEETING_ROSTER,
+    PLAN_CHANGED,
+    MONITORING_DUE,
+    MONITORING_RECORDED,
+    CASE_LIFE_CHANGED,
+    CASE_TRANSFERRED,
 )
 
 

@@ -21,6 +21,17 @@ class FoundBy(StrEnum):
     survey = "survey"
 
 
+class ContactStatus(StrEnum):
+    """Whether the person consulted about has been reached (本人との接触).
+
+    A concern raised by neighbours, a 民生委員 or a school may come before anyone has spoken with the
+    person: such a case can be discussed only at the 支援会議 (Art. 106-6), which allows it.
+    """
+
+    reached = "reached"
+    not_yet_reached = "not_yet_reached"  # 本人未接触
+
+
 class Urgency(StrEnum):
     """How soon the household needs a response."""
 
@@ -65,3 +76,14 @@ class IssueTag(StrEnum):
     domestic_violence = "domestic_violence"  # 配偶者からの暴力
     released_prisoner = "released_prisoner"  # 刑務所出所者
     legal = "legal"  # 法律問題
+
+
+class ClosureReason(StrEnum):
+    """Why coordination of a case ended (終結理由), decided at a 重層的支援会議."""
+
+    goals_met = "goals_met"  # 目標達成・課題の整理がついた
+    moved_away = "moved_away"  # 転居
+    refused = "refused"  # 本人の拒否
+    died = "died"  # 死亡
+    transferred = "transferred"  # 他の支援・制度へ移行
+    other = "other"  # その他

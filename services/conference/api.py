@@ -15,22 +15,28 @@ from services.conference.agenda import IndicatorSnapshot, build_agenda, frozen_a
 from services.conference.config import MunicipalityConference, config_of
 from services.conference.context import ConferenceContext
 from services.conference.errors import (
+    CaseNotFound,
     MeetingNotFound,
     NotAPromotionMeeting,
     NotTheLead,
     NotTheOrganiser,
     NotYourCalendar,
 )
+from services.conference.kinds import KindPublic, public_kinds, rule_of
 from services.conference.models import (
     AttendanceCreate,
     CancelRequest,
+    CaseState,
     DecisionCreate,
     Meeting,
     MeetingPublic,
+    PlanMeetingCreate,
     PromotionMeetingCreate,
     RescheduleRequest,
+    SupportMeetingCreate,
 )
 from services.conference.promotion_meetings import schedule_promotion_meeting
+from services.conference.support_meetings import schedule_plan_meeting, schedule_support_meeting
 from shared.api import PrincipalDep, RuntimeDep, context_of, in_transaction
 from shared.auth import Principal, Scope, require_any, require_municipality
 from shared.events import DisclosureBasis
@@ -55,6 +61,7 @@ def _public(session: Session, meeting: Meeting, principal: Principal) -> Meeting
     return MeetingPublic.model_validate(
         {
             **meeting.model_dump(),
+            "legal_basis": rule_of(meeting.kind).legal_basis,
             "personal_details": releases.privacy_note(session, meeting),
             "attendance": meetings.attendance_of(session, meeting),
             "decisions": decisions,
@@ -253,11 +260,90 @@ async def record_decision(
     context: ConferenceContextDep,
     principal: PrincipalDep,
 ) -> MeetingPublic:
-    """Record a held meeting's decision: plan approved (or drafted for the 推進会議), lead agency, roles, next
-    review date; a correction is a new decision naming the one it `corrects`. 409 on a meeting not held."""
+    """Record a held meeting's decision, of a type its kind takes (GET /v1/meeting-kinds): a plan (approved,
+    or drafted where the 推進会議 approves; a 支援会議 only drafts), or at a 重層的支援会議 a 支援決定 (with
+    the case's live 本人同意, 409 `consent-required` without) or a 終結 (its reason, the 主担当 that keeps
+    accompanying, 見守り). A correction is a new decision naming the one it `corrects`. 409 on a meeting
+    not held."""
     return await _change(
         runtime, context, meeting_id, principal, lambda s, m, c: meetings.record_decision(s, m, body, c)
     )
+
+
+@router.get("/meeting-kinds", tags=["meetings"], response_model=list[KindPublic], responses=problem_responses(401, 403))
+async def meeting_kinds(principal: PrincipalDep) -> list[KindPublic]:
+    """The kinds of meeting: the law each is held under, who may be invited, on what basis its invitation
+    and record are released, and the decisions it takes."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    return public_kinds()
+
+
+def _case_organiser(
+    session: Session, context: ConferenceContext, principal: Principal, case_id: str
+) -> MunicipalityConference:
+    """The case's municipality, for its lead (推進員) or an operator of it. Anyone else hears of no case,
+    unless it has a part in the case and so knows of it: then it hears that it does not organise."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    state = session.get(CaseState, case_id)
+    if state is None or not principal.serves(state.municipality_code):
+        raise CaseNotFound(case_id)
+    config = config_of(context.configs, state.municipality_code)
+    if principal.agency_id != config.directory.municipality.lead and not principal.has(Scope.operator):
+        if principal.agency_id not in state.engaged:
+            raise CaseNotFound(case_id)
+        raise NotTheOrganiser()
+    return config
+
+
+@router.post(
+    "/support-meetings",
+    tags=["meetings"],
+    status_code=201,
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def convene_support_meeting(
+    body: SupportMeetingCreate, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
+) -> MeetingPublic:
+    """Convene a 支援会議 (社会福祉法第106条の6) about a case, with or without 本人同意, its person reached or
+    not: the organiser and the agencies it invites must all be current members of the municipality's
+    roster (422 `not-on-roster` otherwise). Each invitation is on the disclosure ledger, on the basis of
+    the member's roster entry."""
+
+    def work(session: Session) -> MeetingPublic:
+        config = _case_organiser(session, context, principal, body.case_id)
+        meeting = schedule_support_meeting(
+            session,
+            config,
+            case_id=body.case_id,
+            organiser=principal.agency_id,
+            invitees=body.invitees,
+            not_before=body.not_before,
+        )
+        return _public(session, meeting, principal)
+
+    return await in_transaction(runtime, work, stages_events=True)
+
+
+@router.post(
+    "/plan-meetings",
+    tags=["meetings"],
+    status_code=201,
+    response_model=MeetingPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def convene_plan_meeting(
+    body: PlanMeetingCreate, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
+) -> MeetingPublic:
+    """Convene a 重層的支援会議 about a case with a live 本人同意 (409 `consent-required` without one: hold a
+    支援会議), among the lead and the agencies engaged on the case; it records the 支援決定 and the 終結."""
+
+    def work(session: Session) -> MeetingPublic:
+        config = _case_organiser(session, context, principal, body.case_id)
+        meeting = schedule_plan_meeting(session, config, case_id=body.case_id, not_before=body.not_before)
+        return _public(session, meeting, principal)
+
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.post(

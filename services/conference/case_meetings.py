@@ -7,18 +7,30 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from services.conference.config import MunicipalityConference, config_of
-from services.conference.models import CaseReferral, CaseState, Meeting, NetworkMember, ResourceGapReport
+from services.conference.meetings import cancel
+from services.conference.models import (
+    CaseHandoff,
+    CaseIntake,
+    CaseReferral,
+    CaseState,
+    Meeting,
+    NetworkMember,
+    ResourceGapReport,
+)
 from services.conference.scheduling import ACTIVE, announce_change, business_days_after, find_slot, invite, open_meeting
 from shared.events import (
     LIVE_REFERRAL_STATUSES,
     ConsentGiven,
     ConsentRevoked,
+    ConsultationReceived,
+    ContactRecorded,
     Envelope,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
 )
 from shared.ids import new_id
+from shared.vocabulary import ContactStatus
 
 # A referral in one of these ended the agency's part in the case: it leaves the case meeting.
 CLOSED = frozenset({"rejected", "cancelled", "failed"})
@@ -37,6 +49,22 @@ def apply_routing_decided(
         )
     if decided.sequence < state.decision_sequence:
         return
+    if decided.kind != "initial":
+        # The agencies a later decision brings in take the case over from its lead, or work beside it.
+        before = state.lead
+        for engaged in decided.engaged:
+            if engaged.agency_id not in state.engaged and before is not None and engaged.agency_id != before:
+                session.add(
+                    CaseHandoff(
+                        municipality_code=code,
+                        case_id=decided.case_id,
+                        kind=decided.kind,
+                        from_agency=before,
+                        to_agency=engaged.agency_id,
+                        at=decided.decided_at,
+                        event_id=envelope.id,
+                    )
+                )
     state.tier = decided.tier
     if decided.tier >= 2 and state.difficult_since is None:
         state.difficult_since = decided.decided_at
@@ -69,11 +97,10 @@ def apply_routing_decided(
                 )
             )
     session.flush()
-    if decided.tier >= 2:
-        meeting = _case_meeting(session, decided.case_id)
-        if meeting is None:
-            schedule_case_meeting(session, state, config_of(configs, code))
-        else:
+    if decided.tier >= 2 and _case_meeting(session, decided.case_id) is None:
+        schedule_case_meeting(session, state, config_of(configs, code))
+    else:
+        for meeting in _following(session, decided.case_id):
             _update_invitees(session, meeting, state)
 
 
@@ -83,9 +110,39 @@ def apply_referral_requested(session: Session, envelope: Envelope[ReferralReques
     referral = session.get(CaseReferral, data.referral_id)
     if referral is None:
         referral = CaseReferral(
-            referral_id=data.referral_id, case_id=data.case_id, agency_id=data.agency_id, status="requested", version=1
+            referral_id=data.referral_id,
+            case_id=data.case_id,
+            agency_id=data.agency_id,
+            replaces_referral_id=data.replaces_referral_id,
+            status="requested",
+            version=1,
         )
         session.add(referral)
+        code = envelope.municipalitycode
+        if session.get(NetworkMember, (code, data.agency_id)) is None:
+            # A re-route or escalation may bring in an agency no decision engaged before: it joins too.
+            session.add(
+                NetworkMember(
+                    municipality_code=code,
+                    agency_id=data.agency_id,
+                    agency_type=data.agency_type,
+                    first_seen_at=data.requested_at,
+                    event_id=envelope.id,
+                )
+            )
+        replaced = session.get(CaseReferral, data.replaces_referral_id) if data.replaces_referral_id else None
+        if replaced is not None:
+            session.add(
+                CaseHandoff(
+                    municipality_code=code,
+                    case_id=data.case_id,
+                    kind="reroute",
+                    from_agency=replaced.agency_id,
+                    to_agency=data.agency_id,
+                    at=data.requested_at,
+                    event_id=envelope.id,
+                )
+            )
     # A later change delivered first (a rejection, say) holds: the request does not undo it.
     _engage(session, data.case_id, data.agency_id, engaged=referral.status not in CLOSED)
 
@@ -111,8 +168,37 @@ def apply_referral_status(session: Session, envelope: Envelope[ReferralStatusCha
         _engage(session, data.case_id, data.agency_id, engaged=True)
 
 
+def apply_consultation_received(session: Session, envelope: Envelope[ConsultationReceived]) -> None:
+    """Keep what the case's meetings need of its consultation: contact, area, issue tags, 制度の狭間."""
+    data = envelope.data
+    if session.get(CaseIntake, data.case_id) is not None:
+        return
+    consultation = data.consultation
+    session.add(
+        CaseIntake(
+            case_id=data.case_id,
+            municipality_code=envelope.municipalitycode,
+            area=consultation.area,
+            issues=sorted({str(tag) for member in consultation.household for tag in member.issues}),
+            services_fit=consultation.existing_services_fit,
+            contact=str(consultation.contact),
+            received_at=data.received_at,
+        )
+    )
+
+
+def apply_contact_recorded(session: Session, envelope: Envelope[ContactRecorded]) -> None:
+    """A later contact that reached the person ends the case's `not_yet_reached` state (it never returns)."""
+    data = envelope.data
+    intake = session.get(CaseIntake, data.case_id)
+    if intake is not None and data.contact == ContactStatus.reached and intake.contact != ContactStatus.reached:
+        intake.contact = ContactStatus.reached
+        session.add(intake)
+
+
 def apply_consent(session: Session, envelope: Envelope[ConsentGiven] | Envelope[ConsentRevoked]) -> None:
-    """Track whether the case has a live consent to share (shown on its meetings)."""
+    """Track whether the case has a live consent to share (shown on its meetings); a 重層的支援会議 still to
+    come is cancelled when the last consent is revoked, as it shares only with consent."""
     data = envelope.data
     state = session.get(CaseState, data.case_id)
     if state is None:
@@ -124,6 +210,11 @@ def apply_consent(session: Session, envelope: Envelope[ConsentGiven] | Envelope[
         live.discard(data.consent_id)
     state.consents = sorted(live)
     session.add(state)
+    if live:
+        return
+    for meeting in _following(session, data.case_id):
+        if meeting.kind == "plan_meeting":
+            cancel(session, meeting, reason="本人同意が撤回された: 支援会議で検討する")
 
 
 def schedule_case_meeting(session: Session, state: CaseState, config: MunicipalityConference) -> Meeting:
@@ -163,6 +254,17 @@ def _case_meeting(session: Session, case_id: str) -> Meeting | None:
     return session.exec(query).first()
 
 
+def _following(session: Session, case_id: str) -> list[Meeting]:
+    """The case's meetings still to come whose invitation lists follow its agencies: its case meeting and
+    its 重層的支援会議 (a 支援会議's follow its roster instead)."""
+    query = select(Meeting).where(
+        Meeting.case_id == case_id,
+        col(Meeting.kind).in_(("case_meeting", "plan_meeting")),
+        col(Meeting.status).in_(ACTIVE),
+    )
+    return list(session.exec(query.order_by(col(Meeting.id))).all())
+
+
 def _invitees(state: CaseState) -> list[str]:
     # Exactly the engaged agencies and the lead (推進員).
     return sorted(set(state.engaged) | ({state.lead} if state.lead else set()))
@@ -175,8 +277,7 @@ def _engage(session: Session, case_id: str, agency_id: str, *, engaged: bool) ->
         return
     state.engaged = sorted({*state.engaged, agency_id}) if engaged else [a for a in state.engaged if a != agency_id]
     session.add(state)
-    meeting = _case_meeting(session, case_id)
-    if meeting is not None:
+    for meeting in _following(session, case_id):
         _update_invitees(session, meeting, state)
 
 

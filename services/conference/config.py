@@ -18,8 +18,10 @@ class PromotionMeetingConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    cadence: Literal["every_n_months", "fixed_months", "on_demand"] = "on_demand"
-    every_months: int = Field(default=2, ge=1, le=12)  # 盛岡市: every two months
+    # The report has the 推進会議 meet 定期的に (seed L3441): quarterly unless the municipality says
+    # otherwise [LOCAL] (盛岡市 and 東海村 every two months, 江戸川区 every three, or on_demand).
+    cadence: Literal["every_n_months", "fixed_months", "on_demand"] = "every_n_months"
+    every_months: int = Field(default=3, ge=1, le=12)
     months: list[int] = Field(default_factory=list)  # 能美市-like fixed months
     reuses: str | None = None  # e.g. 支援調整会議, 地域ケア会議
     approves_plans: bool = False  # 呉市: the case meeting drafts, the 推進会議 approves

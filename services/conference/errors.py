@@ -22,12 +22,13 @@ class NotAPromotionMeeting(NotFound):
 
 
 class CaseNotFound(NotFound):
-    """A decision on a case of another municipality: it does not exist for this one's meetings."""
+    """A case this service does not follow, of another municipality, or that the caller has no part in:
+    the three look alike."""
 
     code = "case-not-found"
 
-    def __init__(self, case_id: str, municipality_code: str) -> None:
-        super().__init__(f"no case {case_id} in municipality {municipality_code}")
+    def __init__(self, case_id: str, municipality_code: str | None = None) -> None:
+        super().__init__(f"no case {case_id}" + (f" in municipality {municipality_code}" if municipality_code else ""))
 
 
 class NotTheOrganiser(NotAllowed):
@@ -115,3 +116,45 @@ class WrongCase(Invalid):
 
     def __init__(self, case_id: str) -> None:
         super().__init__(f"this case meeting is about case {case_id}")
+
+
+class NotOnRoster(Invalid):
+    """A 支援会議 invitee (or its organiser) that is not a current member of the municipality's roster."""
+
+    code = "not-on-roster"
+
+    def __init__(self, agencies: list[str], municipality_code: str) -> None:
+        super().__init__(
+            f"not current members of the 支援会議 of {municipality_code}: {', '.join(agencies)} "
+            "(社会福祉法第106条の6: only its members may be invited)",
+            agencies=agencies,
+        )
+
+
+class ConsentRequired(Conflict):
+    """A 重層的支援会議 or 支援決定 for a case with no live 本人同意: only a 支援会議 may discuss it."""
+
+    code = "consent-required"
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(
+            f"case {case_id} has no live 本人同意: a 重層的支援会議 shares with consent; hold a 支援会議 instead"
+        )
+
+
+class DecisionNotOfThisKind(Invalid):
+    """A decision type this kind of meeting does not take (a 支援決定 outside a 重層的支援会議, say)."""
+
+    code = "decision-not-of-this-meeting"
+
+    def __init__(self, decision_type: str, meeting_kind: str, allowed: list[str]) -> None:
+        super().__init__(
+            f"a {meeting_kind} does not record a {decision_type} decision (it records: {', '.join(allowed)})",
+            allowed=allowed,
+        )
+
+
+class DecisionIncomplete(Invalid):
+    """A decision missing what its type needs: a 終結 its reason, a plan or 見守り its next review date."""
+
+    code = "decision-incomplete"

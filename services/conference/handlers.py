@@ -1,21 +1,35 @@
-"""Conference's subscribers: routing decisions, referrals and consent of the cases it meets about."""
+"""Conference's subscribers: consultations, routing decisions, referrals and consent of the cases it meets
+about, and the 支援会議 roster."""
 
 from functools import partial
 
 from services.conference.case_meetings import (
     apply_consent,
+    apply_consultation_received,
+    apply_contact_recorded,
     apply_referral_requested,
     apply_referral_status,
     apply_routing_decided,
 )
 from services.conference.context import ConferenceContext
 from services.conference.models import ConferenceProcessedEvent
-from shared.events import ConsentGiven, ConsentRevoked, ReferralRequested, ReferralStatusChanged, RoutingDecided
+from services.conference.support_meetings import apply_roster_changed
+from shared.events import (
+    ConsentGiven,
+    ConsentRevoked,
+    ConsultationReceived,
+    ContactRecorded,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+    SupportMeetingRosterChanged,
+)
 from shared.runtime import Runtime
 
 
 def wire(runtime: Runtime, context: ConferenceContext) -> None:
-    """Schedule and keep up to date the case meeting of each tier-2 and tier-3 case."""
+    """Schedule and keep up to date the case meeting of each tier-2 and tier-3 case; follow the roster and
+    the cases' consultations."""
     runtime.consume(
         ConferenceProcessedEvent,
         {
@@ -24,6 +38,10 @@ def wire(runtime: Runtime, context: ConferenceContext) -> None:
             ReferralStatusChanged: apply_referral_status,
             ConsentGiven: apply_consent,
             ConsentRevoked: apply_consent,
+            ConsultationReceived: apply_consultation_received,
+            ContactRecorded: apply_contact_recorded,
+            SupportMeetingRosterChanged: apply_roster_changed,
         },
-        description="Schedules case meetings (ケース会議) of tier-2/3 cases and keeps their invitation lists current.",
+        description="Schedules case meetings (ケース会議) of tier-2/3 cases and keeps their invitation lists current; "
+        "keeps the 支援会議 roster and what the 推進会議 agenda counts.",
     )

@@ -10,12 +10,16 @@ from services.conference.config import MunicipalityConference
 from services.conference.errors import (
     CaseNotFound,
     CaseRequired,
+    ConsentRequired,
+    DecisionIncomplete,
     DecisionNotFound,
+    DecisionNotOfThisKind,
     MeetingNotFound,
     MeetingNotHeld,
     MeetingNotScheduled,
     WrongCase,
 )
+from services.conference.kinds import rule_of
 from services.conference.models import (
     Attendance,
     AttendanceCreate,
@@ -184,17 +188,27 @@ def decisions_of(session: Session, meeting: Meeting) -> list[DecisionPublic]:
 def record_decision(
     session: Session, meeting: Meeting, body: DecisionCreate, config: MunicipalityConference
 ) -> CaseDecision:
-    """Record a held meeting's decision on a case; where the 推進会議 approves plans, a case meeting only drafts.
+    """Record a held meeting's decision on a case, of a type its kind takes (`kinds.KINDS`).
 
-    A correction is a new decision naming the one of this meeting it corrects; the corrected one stays.
+    A plan is approved where the municipality approves plans (a case meeting only drafts where the
+    推進会議 approves; a 支援会議, without consent, only drafts). A 支援決定 approves the plan with the
+    case's live 本人同意; a 終結 ends coordination with its reason, the 主担当 that keeps accompanying
+    and, with 見守り, the next check-in. A correction is a new decision naming the one of this meeting it
+    corrects, of the same type; the corrected one stays.
     """
     if meeting.status != "held":
         raise MeetingNotHeld(meeting.status)
+    rule = rule_of(meeting.kind)
+    if body.type not in rule.decisions:
+        raise DecisionNotOfThisKind(body.type, rule.name, sorted(rule.decisions))
+    _check_complete(body)
     corrected = None
     if body.corrects is not None:
         corrected = session.get(CaseDecision, body.corrects)
         if corrected is None or corrected.meeting_id != meeting.id:
             raise DecisionNotFound(body.corrects)
+        if corrected.decision_type != body.type:
+            raise DecisionIncomplete(f"decision {corrected.id} is a {corrected.decision_type}: correct it with one")
     case_id = meeting.case_id or body.case_id or (corrected.case_id if corrected else None)
     if case_id is None:
         raise CaseRequired()
@@ -206,14 +220,21 @@ def record_decision(
         raise WrongCase(meeting.case_id)
     if corrected is not None and case_id != corrected.case_id:
         raise WrongCase(corrected.case_id)
-    approves_here = meeting.kind == "promotion_meeting" or not config.settings.promotion_meeting.approves_plans
+    consent = state.consents[0] if state is not None and state.consents else None
+    if body.type == "support_decision" and consent is None:
+        raise ConsentRequired(case_id)
     decision = CaseDecision(
         meeting_id=meeting.id,
         case_id=case_id,
-        plan_status="approved" if body.plan_approved and approves_here else "drafted",
+        decision_type=body.type,
+        plan_status=_plan_status(meeting, body, config),
         lead_agency=body.lead_agency,
         roles=body.roles,
         next_review=body.next_review,
+        consent_id=consent if body.type != "plan" else None,
+        plan_version=body.plan_version if body.type == "support_decision" else None,
+        closure_reason=body.closure_reason,
+        watch=body.watch,
         corrects=body.corrects,
     )
     event = stage(
@@ -222,12 +243,18 @@ def record_decision(
         case_id,
         ConferenceDecisionRecorded(
             meeting_id=meeting.id,
+            meeting_kind=rule.kind,
             case_id=case_id,
-            plan_status=decision.plan_status,
+            decision_type=body.type,
+            plan_status="approved" if decision.plan_status == "approved" else "drafted",
             lead_agency=decision.lead_agency,
             roles=decision.roles,
             next_review=decision.next_review,
             recorded_at=decision.recorded_at,
+            consent_id=decision.consent_id,
+            plan_version=decision.plan_version,
+            closure_reason=body.closure_reason,
+            watch=decision.watch,
             # The corrected decision's own event: a consumer knows it by that id, not by a row id of ours.
             corrects=corrected.event_id if corrected is not None else None,
         ),
@@ -236,3 +263,27 @@ def record_decision(
     session.add(decision)
     session.flush()
     return decision
+
+
+def _check_complete(body: DecisionCreate) -> None:
+    """What each type of decision must state, and must not: a 終結 is not a plan, nor a plan a 終結."""
+    if body.type == "closure":
+        if body.closure_reason is None:
+            raise DecisionIncomplete("a 終結 states its reason (closure_reason)")
+        if body.watch and body.next_review is None:
+            raise DecisionIncomplete("見守り after a 終結 states its next check-in (next_review)")
+        return
+    if body.closure_reason is not None or body.watch:
+        raise DecisionIncomplete("closure_reason and watch belong to a 終結 (type closure)")
+    if body.next_review is None:
+        raise DecisionIncomplete("a plan or 支援決定 states its next review (next_review)")
+
+
+def _plan_status(meeting: Meeting, body: DecisionCreate, config: MunicipalityConference) -> str:
+    if body.type != "plan":
+        # A 支援決定 is the plan's approval; a 終結 is decided, with nothing left to approve.
+        return "approved"
+    if meeting.kind == "support_meeting":
+        return "drafted"  # without 本人同意, a plan may only be discussed (LAW-2020 §4.6)
+    approves_here = meeting.kind == "promotion_meeting" or not config.settings.promotion_meeting.approves_plans
+    return "approved" if body.plan_approved and approves_here else "drafted"

@@ -1,16 +1,17 @@
 """Conference's tables (schema `conference`) and API shapes."""
 
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as DataField
 from sqlmodel import JSON, Field, SQLModel, Text
 
 from shared.db import UTCDateTime
-from shared.events import AttendanceRecord
+from shared.events import AttendanceRecord, DecisionType
 from shared.inbox import ProcessedEventBase
 from shared.outbox import OutboxBase
+from shared.vocabulary import ClosureReason
 
 SCHEMA = "conference"
 
@@ -20,7 +21,8 @@ def _now() -> datetime:
 
 
 class Meeting(SQLModel, table=True):
-    """A case meeting (ケース会議) of a tier-2/3 case, or a 相談支援包括化推進会議 of a municipality."""
+    """A meeting of one of the kinds of `kinds.KINDS`: about a case (ケース会議, 支援会議, 重層的支援会議),
+    or the 相談支援包括化推進会議 of a municipality's network."""
 
     __tablename__ = "meeting"
     __table_args__ = {"schema": SCHEMA}
@@ -79,9 +81,14 @@ class CaseDecision(SQLModel, table=True):
     meeting_id: str = Field(index=True, max_length=36)
     case_id: str = Field(index=True, max_length=36)
     plan_status: str = Field(max_length=20)  # drafted | approved
-    lead_agency: str = Field(max_length=100)
+    lead_agency: str = Field(max_length=100)  # 主担当機関 (after a 終結: the agency that keeps accompanying)
     roles: dict[str, str] = Field(sa_type=JSON)
-    next_review: date
+    next_review: date | None = None  # 次回見直し日; after a 終結 with 見守り, the next check-in
+    decision_type: str = Field(default="plan", max_length=20)  # plan | support_decision | closure
+    consent_id: str | None = Field(default=None, max_length=36)  # the 本人同意 a 支援決定 rests on
+    plan_version: int | None = None
+    closure_reason: str | None = Field(default=None, max_length=20)  # ClosureReason of a 終結
+    watch: bool = False  # 見守り continues after the 終結
     recorded_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     event_id: str | None = Field(default=None, max_length=64)  # its conference.decision_recorded
     corrects: int | None = Field(default=None, description="the decision of the same meeting this one corrects")
@@ -118,9 +125,58 @@ class CaseReferral(SQLModel, table=True):
     referral_id: str = Field(primary_key=True, max_length=36)
     case_id: str = Field(index=True, max_length=36)
     agency_id: str = Field(max_length=100)
+    replaces_referral_id: str | None = Field(default=None, max_length=36)  # a re-route's closed referral
     status: str = Field(default="requested", max_length=20)
     # The referral's version after the change held (requested is 1; 0: only events of before versions).
     version: int = 0
+
+
+class CaseIntake(SQLModel, table=True):
+    """What a case's consultations said that its meetings and the 推進会議 need, without personal details:
+    whether the person has been reached, the area, the household's issue tags, whether existing
+    services fit (制度の狭間)."""
+
+    __tablename__ = "case_intake"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: str = Field(primary_key=True, max_length=36)
+    municipality_code: str = Field(max_length=6, index=True)
+    area: str = Field(max_length=64)
+    issues: list[str] = Field(default_factory=list, sa_type=JSON)
+    services_fit: bool = True
+    contact: str = Field(default="reached", max_length=20)  # ContactStatus
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class CaseHandoff(SQLModel, table=True):
+    """A part in a case passed between agencies: a re-route (a closed referral replaced by another
+    agency's) or an escalation (a later decision engaging agencies the case did not have)."""
+
+    __tablename__ = "case_handoff"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    municipality_code: str = Field(max_length=6, index=True)
+    case_id: str = Field(max_length=36)
+    kind: str = Field(max_length=20)  # reroute | escalation
+    from_agency: str = Field(max_length=100)
+    to_agency: str = Field(max_length=100)
+    at: datetime = Field(sa_type=UTCDateTime)
+    event_id: str = Field(max_length=64)
+
+
+class RosterMember(SQLModel, table=True):
+    """An agency's membership of a municipality's 支援会議 (Art. 106-6), as intake's roster events say."""
+
+    __tablename__ = "roster_member"
+    __table_args__ = {"schema": SCHEMA}
+
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    agency_id: str = Field(primary_key=True, max_length=100)
+    member_from: date
+    member_until: date | None = None
+    roster_ref: str = Field(max_length=200)
+    changed_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class ResourceGapReport(SQLModel, table=True):
@@ -182,12 +238,17 @@ class DecisionPublic(BaseModel):
 
     id: int
     case_id: str
+    decision_type: DecisionType
     plan_status: str
     lead_agency: str
     roles: dict[str, str]
-    next_review: date
+    next_review: date | None
     recorded_at: datetime
     corrects: int | None
+    consent_id: str | None = None
+    plan_version: int | None = None
+    closure_reason: ClosureReason | None = None
+    watch: bool = False
 
 
 class MeetingPublic(BaseModel):
@@ -208,6 +269,7 @@ class MeetingPublic(BaseModel):
     needs_attention: bool
     blockers: list[str]
     status_reason: str | None
+    legal_basis: str = DataField(default="", description="the law the meeting is held under (GET /v1/meeting-kinds)")
     personal_details: str = DataField(
         default="never shown here", description="whether the case's personal details may be shared, and why"
     )
@@ -249,12 +311,47 @@ class DecisionCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    type: DecisionType = DataField(
+        default="plan",
+        description="plan (ケース会議・支援会議・推進会議); support_decision (支援決定) or closure (終結) "
+        "at a 重層的支援会議",
+    )
     case_id: str | None = DataField(default=None, description="required at a 推進会議; a case meeting's own case")
-    plan_approved: bool = DataField(description="支援プラン approved here (else drafted, for the 推進会議)")
-    lead_agency: str = DataField(min_length=1, max_length=100, description="主担当機関")
+    plan_approved: bool = DataField(
+        default=False, description="支援プラン approved here (else drafted, for the 推進会議); a plan decision only"
+    )
+    lead_agency: str = DataField(
+        min_length=1, max_length=100, description="主担当機関 (after a 終結: the agency that keeps accompanying)"
+    )
     roles: dict[str, str] = DataField(default_factory=dict, description="役割分担: agency id → role")
-    next_review: date = DataField(description="次回見直し日")
+    next_review: date | None = DataField(
+        default=None, description="次回見直し日 (required but for a 終結; after a 終結 with 見守り, the next check-in)"
+    )
+    plan_version: int | None = DataField(default=None, ge=1, description="the 支援プラン version a 支援決定 approves")
+    closure_reason: ClosureReason | None = DataField(default=None, description="終結理由 (a closure only)")
+    watch: bool = DataField(default=False, description="見守り continues after the 終結 (a closure only)")
     corrects: int | None = DataField(default=None, description="id of a decision of this meeting it corrects")
+
+
+class SupportMeetingCreate(BaseModel):
+    """Body of POST /v1/support-meetings: a 支援会議 (Art. 106-6) about a case, among roster members."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str = DataField(min_length=1, max_length=36)
+    invitees: list[str] = DataField(
+        min_length=1, max_length=50, description="current members of the municipality's 支援会議 roster"
+    )
+    not_before: datetime | None = DataField(default=None, description="earliest start (default: an hour from now)")
+
+
+class PlanMeetingCreate(BaseModel):
+    """Body of POST /v1/plan-meetings: a 重層的支援会議 about a case with 本人同意."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    case_id: str = DataField(min_length=1, max_length=36)
+    not_before: datetime | None = DataField(default=None, description="earliest start (default: an hour from now)")
 
 
 class PromotionMeetingCreate(BaseModel):
@@ -264,14 +361,3 @@ class PromotionMeetingCreate(BaseModel):
 
     municipality_code: str = DataField(pattern=r"^\d{6}$")
     not_before: datetime | None = None
-
-
-class AgendaItem(BaseModel):
-    """One line of an agenda, with the events it came from."""
-
-    text: str
-    source_events: list[str]
-    detail: dict[str, Any] = {}
-
-
-Section = Literal["ア_イ", "ウ", "エ", "オ"]

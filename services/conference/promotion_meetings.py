@@ -8,7 +8,7 @@ from sqlmodel import Session, col, select
 
 from services.conference.config import MunicipalityConference, PromotionMeetingConfig
 from services.conference.models import Meeting, NetworkMember
-from services.conference.scheduling import business_days_after, find_slot, open_meeting
+from services.conference.scheduling import announce_change, business_days_after, find_slot, invite, open_meeting
 from shared.calendar import JST
 from shared.ids import new_id
 
@@ -32,8 +32,7 @@ def schedule_promotion_meeting(
 ) -> Meeting:
     """Convene the 推進会議 of the network (every networked agency and the lead) at the first common slot."""
     code = config.directory.municipality.code
-    members = session.exec(select(NetworkMember.agency_id).where(NetworkMember.municipality_code == code)).all()
-    participants = sorted({*members, config.directory.municipality.lead})
+    participants = _network(session, config)
     now = datetime.now(UTC)
     earliest = max(not_before or now, now)
     meeting_id = new_id()
@@ -60,8 +59,10 @@ def schedule_promotion_meeting(
 
 
 def keep_series_scheduled(session: Session, configs: Mapping[str, MunicipalityConference]) -> int:
-    """Schedule the next 推進会議 of each municipality with a cadence and none upcoming; how many were."""
-    created = 0
+    """Schedule the next 推進会議 of each municipality with a cadence and none upcoming, and invite to the
+    upcoming ones the agencies that joined the network since they were booked; how many meetings were
+    scheduled or changed (each has events for the relay to publish)."""
+    changed = 0
     for code, config in configs.items():
         promotion = config.settings.promotion_meeting
         upcoming = session.exec(
@@ -70,18 +71,41 @@ def keep_series_scheduled(session: Session, configs: Mapping[str, MunicipalityCo
                 Meeting.kind == "promotion_meeting",
                 Meeting.status == "scheduled",
             )
-        ).first()
-        if upcoming is not None:
+        ).all()
+        for meeting in upcoming:
+            changed += bool(invite_new_members(session, meeting, config))
+        if upcoming:
             continue
         last = last_held_promotion_meeting(session, code)
-        after = (last.starts_at if last and last.starts_at else datetime.now(UTC)).date()
+        # The series runs on the municipality's calendar: a meeting at 08:30 JST on the 1st is still the
+        # previous day in UTC.
+        after = (last.starts_at if last and last.starts_at else datetime.now(UTC)).astimezone(JST).date()
         first_day = next_series_date(promotion, after)
         if first_day is None:
             continue
         start = datetime.combine(first_day, datetime.min.time(), tzinfo=JST)
         schedule_promotion_meeting(session, config, not_before=start)
-        created += 1
-    return created
+        changed += 1
+    return changed
+
+
+def invite_new_members(session: Session, meeting: Meeting, config: MunicipalityConference) -> list[str]:
+    """Invite to a scheduled 推進会議 the network's agencies it does not invite yet; those invited.
+
+    A series meeting is booked months ahead, often before most agencies have joined: the 推進会議 is
+    the whole network, so each agency that joins by then is invited too.
+    """
+    joined = set(_network(session, config)) - set(meeting.participants)
+    if not joined:
+        return []
+    added = sorted(joined)
+    meeting.participants = sorted({*meeting.participants, *added})
+    meeting.sequence += 1
+    meeting.updated_at = datetime.now(UTC)
+    session.add(meeting)
+    announce_change(session, meeting, reason="agencies joined the network")
+    invite(session, meeting, added, "invited")
+    return added
 
 
 def next_series_date(config: PromotionMeetingConfig, after: date) -> date | None:
@@ -96,3 +120,9 @@ def next_series_date(config: PromotionMeetingConfig, after: date) -> date | None
         if month in config.months:
             return date(after.year + (after.month - 1 + offset) // 12, month, 1)
     return None
+
+
+def _network(session: Session, config: MunicipalityConference) -> list[str]:
+    """Who a 推進会議 invites: every agency of the municipality's network and the lead."""
+    query = select(NetworkMember.agency_id).where(NetworkMember.municipality_code == config.code)
+    return sorted({*session.exec(query).all(), config.directory.municipality.lead})

@@ -5,18 +5,46 @@ from collections.abc import Iterable
 
 from sqlmodel import Session, col, select
 
-from services.conference.models import CaseReferral, CaseState, ConferenceOutbox, DecisionPublic, Meeting
+from services.conference.models import (
+    CaseIntake,
+    CaseReferral,
+    CaseState,
+    ConferenceOutbox,
+    DecisionPublic,
+    Meeting,
+    RosterMember,
+)
 from services.conference.publishing import SOURCE
+from services.conference.roster import current_member, local_today
 from shared.disclosure import stage_disclosure
 from shared.events import LIVE_REFERRAL_STATUSES, DisclosureBasis
 
 
 def takes_part(session: Session, meeting: Meeting, agency_id: str) -> bool:
-    """True for an agency invited to the meeting (and not withdrawn), and for the lead of its case."""
+    """True for an agency invited to the meeting (and not withdrawn), and for the lead of its case; for a
+    支援会議, only an invited agency that is a member of its roster today."""
+    if meeting.kind == "support_meeting":
+        return agency_id in meeting.participants and (
+            current_member(session, meeting.municipality_code, agency_id, local_today()) is not None
+        )
     if agency_id in meeting.participants:
         return True
     state = session.get(CaseState, meeting.case_id) if meeting.case_id is not None else None
     return state is not None and state.lead == agency_id
+
+
+def participant_basis(session: Session, meeting: Meeting, agency_id: str) -> tuple[DisclosureBasis, str]:
+    """What a release of a meeting about a case to one of its participants rests on, by kind: the roster
+    entry of a 支援会議 member, the live 本人同意 of a 重層的支援会議's case, else the agency's engagement
+    (its referral; the meeting itself for a lead that holds none)."""
+    if meeting.kind == "support_meeting":
+        entry = session.get(RosterMember, (meeting.municipality_code, agency_id))
+        return "support_meeting", entry.roster_ref if entry is not None else meeting.id
+    state = session.get(CaseState, meeting.case_id) if meeting.case_id is not None else None
+    if meeting.kind == "plan_meeting" and state is not None and state.consents:
+        return "consent", state.consents[0]
+    referral = referral_of(session, meeting.case_id, agency_id) if meeting.case_id is not None else None
+    return "engagement", referral or meeting.id
 
 
 def referral_of(session: Session, case_id: str, agency_id: str) -> str | None:
@@ -33,14 +61,14 @@ def release_basis(
 ) -> tuple[DisclosureBasis, str | None] | None:
     """The legal basis on which the agency reads the meeting, with what it rests on; None: it has no part in it.
 
-    An agency's part is its engagement on the case (its referral, or the meeting for the lead, who
-    may hold none); an operator reads as the operator of its municipalities.
+    An agency's part is its place among the participants (see `participant_basis`); an operator reads
+    as the operator of its municipalities, except a 支援会議, which only its members read.
     """
     if takes_part(session, meeting, agency_id):
-        referral = referral_of(session, meeting.case_id, agency_id) if meeting.case_id is not None else None
-        return "engagement", referral or meeting.id
-    if operator:
+        return participant_basis(session, meeting, agency_id)
+    if operator and meeting.kind != "support_meeting":
         return "operator", None
+    # A 支援会議's papers are closed to all but its members (Art. 106-6), operators included.
     return None
 
 
@@ -70,12 +98,20 @@ def record_read(
 
 
 def privacy_note(session: Session, meeting: Meeting) -> str:
-    """What the meeting may show of the case's people: never personal details here, and whether consent exists."""
+    """What the meeting may show of the case's people: never personal details here, whether consent
+    exists, and for a 支援会議 the basis its members share on."""
     if meeting.case_id is None:
         return "no case: no personal details"
     state = session.get(CaseState, meeting.case_id)
+    intake = session.get(CaseIntake, meeting.case_id)
+    reached = "" if intake is None or intake.contact == "reached" else "（本人未接触）"
+    if meeting.kind == "support_meeting":
+        return (
+            f"支援会議 (社会福祉法第106条の6){reached}: members share without 本人同意 and keep it secret; "
+            "personal details are read at intake with basis=support_meeting, not here"
+        )
     if state is None or not state.consents:
-        return "本人同意 not given: the case is discussed without personal details"
+        return f"本人同意 not given{reached}: the case is discussed without personal details"
     return "本人同意 given: engaged agencies read personal details at intake, not here"
 
 

@@ -3,7 +3,6 @@ invitations and announcements that follow it when it opens or changes."""
 
 from collections.abc import Iterable
 from datetime import UTC, datetime, time, timedelta
-from typing import Literal
 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, select
@@ -12,10 +11,10 @@ from services.conference import slots
 from services.conference.config import MunicipalityConference
 from services.conference.models import BookingLock, ConferenceOutbox, Meeting
 from services.conference.publishing import SOURCE, stage
-from services.conference.releases import referral_of
+from services.conference.releases import participant_basis
 from shared.calendar import JST, is_closed_day
 from shared.disclosure import stage_disclosure
-from shared.events import ConferenceRescheduled, ConferenceScheduled, MeetingInvitation
+from shared.events import ConferenceRescheduled, ConferenceScheduled, MeetingInvitation, MeetingKind
 
 # A meeting in one of these states holds its slot: its participants and room are booked.
 ACTIVE = ("scheduled",)
@@ -115,7 +114,7 @@ def open_meeting(
     result: slots.SlotResult,
     *,
     meeting_id: str,
-    kind: Literal["case_meeting", "promotion_meeting"],
+    kind: MeetingKind,
     municipality_code: str,
     title: str,
     participants: list[str],
@@ -162,20 +161,26 @@ def open_meeting(
 
 
 def invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: str) -> None:
-    """Send each agency its invitation (or its update); one for a case meeting is a release of the case."""
+    """Send each agency its invitation (or its update); one naming a case is a release of the case, on
+    the basis its meeting's kind gives the agency.
+
+    An agency withdrawn from a 支援会議 has left its roster: the notice names the meeting, not the case.
+    """
     for agency_id in agencies:
-        if meeting.case_id is not None:
+        case_id = None if meeting.kind == "support_meeting" and status == "withdrawn" else meeting.case_id
+        if case_id is not None:
+            basis, basis_ref = participant_basis(session, meeting, agency_id)
             stage_disclosure(
                 session,
                 ConferenceOutbox,
                 source=SOURCE,
                 municipality_code=meeting.municipality_code,
-                case_id=meeting.case_id,
+                case_id=case_id,
                 recipient=agency_id,
                 channel="meeting_invitation",
                 fields=INVITATION_FIELDS,
-                basis="engagement",
-                basis_ref=referral_of(session, meeting.case_id, agency_id) or meeting.id,
+                basis=basis,
+                basis_ref=basis_ref,
             )
         stage(
             session,
@@ -188,7 +193,7 @@ def invite(session: Session, meeting: Meeting, agencies: Iterable[str], status: 
                 status=status,
                 starts_at=meeting.starts_at,
                 ends_at=meeting.ends_at,
-                case_id=meeting.case_id,
+                case_id=case_id,
             ),
         )
 

@@ -557,7 +557,7 @@ async def put_roster_entry(
         )
         return _roster_entry(entry)
 
-    return await in_transaction(runtime, work)
+    return await in_transaction(runtime, work, stages_events=True)
 
 
 @router.delete(
@@ -578,8 +578,12 @@ async def end_roster_entry(
 
     def work(session: Session) -> RosterEntryPublic:
         entry = service.end_roster_entry(
-            session, municipality_code=municipality_code, agency_id=agency_id, today=service.local_today()
+            session,
+            municipality_code=municipality_code,
+            agency_id=agency_id,
+            today=service.local_today(),
+            ended_by=principal.agency_id,
         )
         return _roster_entry(entry)
 
-    return await in_transaction(runtime, work)
+    return await in_transaction(runtime, work, stages_events=True)

@@ -9,7 +9,14 @@ from services.intake.models import FIELD_LABELS, IntakeOutbox
 from services.intake.privacy import BlindIndex, FieldCipher, Vault
 from shared.auth import AuthConfigError, load_issuer
 from shared.directory import read_directory_files
-from shared.events import ConsentGiven, ConsentRevoked, ConsultationReceived, ContactRecorded, HouseholdLinked
+from shared.events import (
+    ConsentGiven,
+    ConsentRevoked,
+    ConsultationReceived,
+    ContactRecorded,
+    HouseholdLinked,
+    SupportMeetingRosterChanged,
+)
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
@@ -51,7 +58,14 @@ DEFINITION = ServiceDefinition(
     title="Marugoto intake",
     description="Partner agencies submit consultations (相談) about a whole household (世帯丸ごと).",
     outbox_model=IntakeOutbox,
-    publishes=(ConsultationReceived, ContactRecorded, ConsentGiven, ConsentRevoked, HouseholdLinked),
+    publishes=(
+        ConsultationReceived,
+        ContactRecorded,
+        ConsentGiven,
+        ConsentRevoked,
+        HouseholdLinked,
+        SupportMeetingRosterChanged,
+    ),
     wire=_wire,
     routers=(router,),
     field_labels=FIELD_LABELS,

@@ -19,7 +19,7 @@ from shared.idempotency import IdempotencyRecordBase
 from shared.inbox import ProcessedEventBase
 from shared.municipality import is_valid_code
 from shared.outbox import OutboxBase
-from shared.vocabulary import FoundBy, Pathway, Urgency
+from shared.vocabulary import ContactStatus, FoundBy, Pathway, Urgency
 
 SCHEMA = "intake"
 
@@ -295,6 +295,9 @@ class ContactCreate(BaseModel):
     pathway: Pathway = DataField(description="相談受付経路")
     found_by: FoundBy = DataField(default=FoundBy.window, description="把握の経緯")
     urgency: Urgency = DataField(default=Urgency.routine, description="緊急度")
+    contact: ContactStatus = DataField(
+        default=ContactStatus.reached, description="本人との接触: reached once someone has spoken with the person"
+    )
 
 
 class ContactAccepted(BaseModel):

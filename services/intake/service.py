@@ -72,6 +72,7 @@ from shared.events import (
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
+    SupportMeetingRosterChanged,
     new_event,
 )
 from shared.ids import new_id
@@ -209,6 +210,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
         area=body.area,
         pathway=body.pathway,
         found_by=body.found_by,
+        contact=body.contact,
         existing_services_fit=body.existing_services_fit,
         backup_requested=body.backup_requested,
         urgency=body.urgency,
@@ -333,6 +335,7 @@ def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id:
             received_at=now,
             pathway=body.pathway,
             found_by=body.found_by,
+            contact=body.contact,
         ),
     )
     return contact
@@ -992,10 +995,13 @@ def put_roster_entry(
     entry.confidentiality_acknowledged_at = _now()
     entry.added_by = added_by
     session.add(entry)
+    _stage_roster_change(session, entry, changed_by=added_by)
     return entry
 
 
-def end_roster_entry(session: Session, *, municipality_code: str, agency_id: str, today: date) -> SupportMeetingMember:
+def end_roster_entry(
+    session: Session, *, municipality_code: str, agency_id: str, today: date, ended_by: str
+) -> SupportMeetingMember:
     """End an agency's membership now: its last day was yesterday, so nothing more is shared with it today.
 
     The entry stays, with its dates, for the ledger rows that rest on it.
@@ -1007,7 +1013,26 @@ def end_roster_entry(session: Session, *, municipality_code: str, agency_id: str
     if entry.member_until is None or entry.member_until > last_day:
         entry.member_until = last_day
         session.add(entry)
+        _stage_roster_change(session, entry, changed_by=ended_by)
     return entry
+
+
+def _stage_roster_change(session: Session, entry: SupportMeetingMember, *, changed_by: str) -> None:
+    # Conference invites to a 支援会議 only the members this event tells it of.
+    event = new_event(
+        SupportMeetingRosterChanged(
+            agency_id=entry.agency_id,
+            member_from=entry.member_from,
+            member_until=entry.member_until,
+            roster_ref=roster_key(entry),
+            changed_by=changed_by,
+            changed_at=_now(),
+        ),
+        source=SOURCE,
+        subject=entry.municipality_code,
+        municipality_code=entry.municipality_code,
+    )
+    outbox.stage(session, IntakeOutbox, event)
 
 
 # --- events from the router -------------------------------------------------------------------

@@ -167,7 +167,12 @@ async def put_manual(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def put_target(
-    code: Code, year: Year, indicator: str, body: ValueIn, runtime: RuntimeDep, principal: PrincipalDep
+    code: Code,
+    year: Year,
+    indicator: Annotated[str, Path(min_length=1, max_length=40)],
+    body: ValueIn,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
 ) -> Response:
     """Set a target for an indicator and fiscal year in advance (実施要領 3(6))."""
     _may_enter(principal, code)

@@ -13,7 +13,8 @@ from shared.settings import Settings
 
 
 def counted_municipalities(settings: Settings) -> dict[str, CountedMunicipality]:
-    """Each municipality's counting rules [LOCAL] (the `metrics:` section) and agencies' sectors."""
+    """Each municipality's counting rules [LOCAL] (the `metrics:` section), agencies' sectors and the
+    fiscal year from which it runs the 重層的支援体制整備事業, from its directory."""
     found = {}
     for code, (directory, data) in read_directory_files(settings.directory_files).items():
         section = data.get("metrics") or {}
@@ -21,6 +22,7 @@ def counted_municipalities(settings: Settings) -> dict[str, CountedMunicipality]
             networked_min_attended=int(section.get("networked_min_attended", 2)),
             networked_last_k=int(section.get("networked_last_k", 3)),
             sectors={agency.id: agency.sector for agency in directory.agencies},
+            jusoteki_since_fiscal_year=directory.municipality.jusoteki_since_fiscal_year,
         )
         found[code] = CountedMunicipality(name=directory.municipality.name, rules=rules)
     return found

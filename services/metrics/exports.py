@@ -11,6 +11,9 @@ municipality entered itself, by one rule applied to each row (an indicator's tot
 
 Totals at N or above stay visible, so rows that state the same total (M8 and R10) cannot give a hidden
 cell back either. Rows of separate exports (another month, another tier) are not cross-checked.
+
+An indicator that does not apply to the municipality in that year (支援会議 held, where the
+重層的支援体制整備事業 is not run) has a blank actual value, never 0, and its definition says 対象外 and why.
 """
 
 import csv

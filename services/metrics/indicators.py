@@ -3,17 +3,18 @@ operational measures, each event-based one a small function over a report window
 
 Every function is registered with its catalog entry by `@indicator`, in the order the report lists
 them; its docstring cites the line of the source report (the seed, by the line numbers DOMAIN.md §6
-gives) that it implements, or says that it is an operational measure the report does not ask for.
+gives) that it implements, the section of LAW-2020.md for what the 2020 amendment added, or says that
+it is an operational measure the report does not ask for.
 """
 
 import math
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from services.metrics.models import CaseFact, ContactFact, DecisionFact, MeetingFact, ReferralFact
-from shared.events import LIVE_REFERRAL_STATUSES
+from shared.events import LIVE_REFERRAL_STATUSES, MeetingKind
 
 
 @dataclass(frozen=True)
@@ -30,17 +31,20 @@ class Indicator:
 
 @dataclass(frozen=True)
 class Rules:
-    """A municipality's counting choices [LOCAL]: who counts as networked, and agencies' sectors."""
+    """A municipality's counting choices [LOCAL]: who counts as networked, agencies' sectors, and the
+    fiscal year from which it runs the 重層的支援体制整備事業 (Art. 106-4; None: it does not)."""
 
     networked_min_attended: int = 2
     networked_last_k: int = 3
     sectors: Mapping[str, str] | None = None  # agency id → welfare | non_welfare
+    jusoteki_since_fiscal_year: int | None = None
 
 
 @dataclass
 class Facts:
-    """The facts of one municipality for a report window."""
+    """The facts of one municipality for a report window, within the fiscal year `fiscal_year`."""
 
+    fiscal_year: int
     cases: list[CaseFact]  # one per household: a case linked to an earlier one is not a case of its own
     household: dict[str, str]  # a linked case → the case its household was first received as
     contacts: list[ContactFact]
@@ -56,16 +60,28 @@ class Measured:
     """What an indicator function found: the breakdown, and the value and shares where it has them.
 
     The value is the breakdown's total unless the function gives another (a median, a count of
-    decisions rather than of the patterns they fired).
+    decisions rather than of the patterns they fired). An indicator that does not apply to the
+    municipality in this fiscal year says why in `not_applicable`, and has no value at all: a 0 would
+    read as "none held" where nothing was to be counted.
     """
 
     breakdown: Mapping[str, float]
     value: float | Literal["sum"] | None = "sum"
     shares: dict[str, float] | None = None
+    not_applicable: str | None = None
 
 
 Measure = Callable[[Facts, Rules], Measured]
-Computed = tuple[Indicator, float | None, dict[str, float], dict[str, float] | None]
+
+
+class Computed(NamedTuple):
+    """An indicator as the report shows it, with what its function found."""
+
+    indicator: Indicator
+    value: float | None
+    breakdown: dict[str, float]
+    shares: dict[str, float] | None
+    applicable: bool
 
 
 @dataclass(frozen=True)
@@ -79,18 +95,28 @@ class EventIndicator:
     measure: Measure
 
     def computed(self, facts: Facts, rules: Rules) -> Computed:
-        """(indicator, value, breakdown, shares) over the facts, under the municipality's rules."""
+        """The indicator over the facts, under the municipality's rules."""
         measured = self.measure(facts, rules)
         value = float(sum(measured.breakdown.values())) if measured.value == "sum" else measured.value
+        definition = self.indicator.definition.format(rules=rules)
+        if measured.not_applicable is not None:
+            # The exports have no column of their own for it: the row's definition says why it is blank.
+            definition += f"（対象外: {measured.not_applicable}）"
         shown = Indicator(
             self.indicator.id,
             self.indicator.name_ja,
             self.indicator.name_en,
-            self.indicator.definition.format(rules=rules),
+            definition,
             self.indicator.source,
             self.indicator.unit,
         )
-        return shown, value, dict(sorted(measured.breakdown.items())), measured.shares
+        return Computed(
+            shown,
+            value,
+            dict(sorted(measured.breakdown.items())),
+            measured.shares,
+            measured.not_applicable is None,
+        )
 
 
 EVENT_INDICATORS: list[EventIndicator] = []
@@ -109,7 +135,7 @@ def indicator(
 
 
 def compute(facts: Facts, rules: Rules) -> list[Computed]:
-    """Every event-based indicator: (indicator, value, breakdown, shares), in the report's order."""
+    """Every event-based indicator, in the report's order."""
     return [entry.computed(facts, rules) for entry in EVENT_INDICATORS]
 
 
@@ -287,6 +313,43 @@ def cases_by_intake_route(facts: Facts, rules: Rules) -> Measured:
     return Measured(by_route, shares=shares)
 
 
+# The 重層的支援体制整備事業's meetings (LAW-2020.md §3, §6): counted by the municipalities running the 事業.
+
+
+def _held_while_running(facts: Facts, rules: Rules, kind: MeetingKind) -> Measured:
+    """Meetings of this kind held in the window, if the municipality runs the 事業 in the report's year."""
+    since = rules.jusoteki_since_fiscal_year
+    if since is None:
+        return Measured({}, value=None, not_applicable="重層的支援体制整備事業を実施していない")
+    if facts.fiscal_year < since:
+        return Measured({}, value=None, not_applicable=f"重層的支援体制整備事業の実施は{since}年度から")
+    return Measured(Counter(m.kind for m in _held(facts) if m.kind == kind))
+
+
+@indicator(
+    "JUSO-SUPPORT-MEETINGS",
+    "支援会議の開催回数",
+    "Support meetings (支援会議) held",
+    "開催された支援会議（社会福祉法第106条の6）; 重層的支援体制整備事業を実施する年度のみ",
+)
+def support_meetings_held(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §3 and §6 (last bullet): 支援会議 (Art. 106-6) held, which municipalities running the
+    重層的支援体制整備事業 (Art. 106-4) report; not applicable in a fiscal year they do not run it."""
+    return _held_while_running(facts, rules, "support_meeting")
+
+
+@indicator(
+    "JUSO-PLAN-MEETINGS",
+    "重層的支援会議の開催回数",
+    "Plan meetings (重層的支援会議) held",
+    "開催された重層的支援会議（支援プランの決定・評価・終結）; 重層的支援体制整備事業を実施する年度のみ",
+)
+def plan_meetings_held(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §3 and §6 (last bullet): 重層的支援会議 held (支援決定, plan review, 終結), which
+    municipalities running the 重層的支援体制整備事業 report; not applicable in a fiscal year they do not."""
+    return _held_while_running(facts, rules, "plan_meeting")
+
+
 # Operational measures: not asked for by the report, kept for the people who run the network.
 
 
@@ -398,9 +461,12 @@ def case_meetings_scheduled(facts: Facts, rules: Rules) -> Measured:
     )
 
 
-@indicator("OPS-MEETINGS-HELD", "会議の開催回数", "Meetings held", "ケース会議・推進会議")
+@indicator(
+    "OPS-MEETINGS-HELD", "会議の開催回数", "Meetings held", "ケース会議・支援会議・重層的支援会議・推進会議（種別ごと）"
+)
 def meetings_held(facts: Facts, rules: Rules) -> Measured:
-    """Operational measure, no line of the report: meetings held, case meetings and 推進会議."""
+    """Operational measure, no line of the report: meetings held, by kind (ケース会議, 支援会議,
+    重層的支援会議, 推進会議), whether or not the municipality runs the 重層的支援体制整備事業."""
     return Measured(Counter(m.kind for m in _held(facts)))
 
 

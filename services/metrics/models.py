@@ -145,7 +145,7 @@ class Target(SQLModel, table=True):
 
     municipality_code: str = Field(primary_key=True, max_length=6)
     fiscal_year: int = Field(primary_key=True)
-    indicator: str = Field(primary_key=True, max_length=20)
+    indicator: str = Field(primary_key=True, max_length=40)  # event ids run longer than the catalog's
     value: float
     set_by: str = Field(max_length=100)
     set_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
@@ -183,6 +183,9 @@ class IndicatorValue(BaseModel):
     shares: dict[str, float] | None = None
     target: float | None = None
     attainment: float | None = None
+    # False: the indicator does not apply to this municipality and fiscal year (e.g. 支援会議 held, where
+    # the 重層的支援体制整備事業 is not run); its value is null, never 0, and its definition says why.
+    applicable: bool = True
 
 
 class IndicatorReport(BaseModel):

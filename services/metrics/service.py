@@ -315,11 +315,12 @@ def window(year: int, month: int | None) -> Window:
     )
 
 
-def _facts(session: Session, code: str, span: Window, tier: int | None, year_end: datetime) -> Facts:
+def _facts(session: Session, code: str, year: int, span: Window, tier: int | None) -> Facts:
     def of(model: Any, moment: Callable[[Any], datetime | None]) -> list[Any]:
         rows: list[Any] = list(session.exec(select(model).where(model.municipality_code == code)).all())
         return [row for row in rows if moment(row) in span]
 
+    year_end = window(year, None).end
     every_case = list(session.exec(select(CaseFact).where(CaseFact.municipality_code == code)))
     tiers = {c.case_id: c.tier for c in every_case}
     links = session.exec(
@@ -352,7 +353,7 @@ def _facts(session: Session, code: str, span: Window, tier: int | None, year_end
         (m for m in meetings_all if m.kind == "promotion_meeting" and m.held_at is not None and m.held_at < year_end),
         key=lambda m: m.held_at or year_end,
     )
-    return Facts(cases, household, contacts, decisions, referrals, all_referrals, meetings, promotion_history)
+    return Facts(year, cases, household, contacts, decisions, referrals, all_referrals, meetings, promotion_history)
 
 
 def households(cases: Iterable[CaseFact], links: Iterable[HouseholdLinkFact]) -> dict[str, str]:
@@ -394,7 +395,7 @@ def report(
 ) -> IndicatorReport:
     """Every indicator of a municipality for a fiscal year (optionally a month, a tier), with targets."""
     span = window(year, month)
-    facts = _facts(session, municipality_code, span, tier, window(year, None).end)
+    facts = _facts(session, municipality_code, year, span, tier)
     targets = {
         t.indicator: t.value
         for t in session.exec(
@@ -420,8 +421,9 @@ def report(
             value=value,
             by_dimension=breakdown,
             shares=shares,
+            applicable=applicable,
         )
-        for i, value, breakdown, shares in compute(facts, rules or Rules())
+        for i, value, breakdown, shares, applicable in compute(facts, rules or Rules())
     ]
     values += [
         IndicatorValue(

@@ -382,7 +382,9 @@ def test_series_cadence() -> None:
     assert next_series_date(every_two, date(2026, 11, 27)) == date(2027, 1, 1)
     fixed = PromotionMeetingConfig(cadence="fixed_months", months=[5, 8, 11, 2])
     assert next_series_date(fixed, date(2026, 11, 27)) == date(2027, 2, 1)
-    assert next_series_date(PromotionMeetingConfig(), date(2026, 11, 27)) is None
+    assert next_series_date(PromotionMeetingConfig(cadence="on_demand"), date(2026, 11, 27)) is None
+    # Unless the municipality sets its own, the 推進会議 meets regularly (定期的に): quarterly.
+    assert next_series_date(PromotionMeetingConfig(), date(2026, 11, 27)) == date(2027, 2, 1)
 
 
 def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_counts(
@@ -469,35 +471,47 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
     items = agenda["items"]
     assert agenda["since"] == previous.starts_at.isoformat()
 
-    # (ア)/(イ): agencies first engaged since the last meeting, named without the decision (of a case) that
+    def details(section: str, item: str) -> list[dict[str, Any]]:
+        return [line["detail"] for line in items[section]["lines"] if line["detail"]["item"] == item]
+
+    # (ア): agencies first engaged since the last meeting, named without the decision (of a case) that
     # engaged them.
     newcomers = {agency for agency in first_engaged if agency not in known_before}
     assert len(newcomers) == 12 and "mie-saposute" in newcomers and "hoken-01" not in newcomers
-    assert {line["detail"]["agency_id"] for line in items["ア_イ"]["lines"]} == newcomers
+    assert {d["agency_id"] for d in details("ア", "agency") if d["new_member"]} == newcomers
 
     # (ウ): new tier-2/3 cases (the escalated one from its escalation on, by the patterns of its latest
     # decision), the overdue review, the plans awaiting approval: counts, tier-1 cases left out.
-    new, overdue, awaiting = (line["detail"] for line in items["ウ"]["lines"])
+    [new], [overdue], [awaiting] = (
+        details("ウ", item) for item in ("new_difficult_cases", "overdue_reviews", "plans_awaiting_approval")
+    )
     assert new == {
         "item": "new_difficult_cases",
         "cases": 7,
         "by_tier": {"tier2": 5, "tier3": 2},
         "by_pattern": {"backup_requested": 1, "multiple_members": 5, "prefecture_category": 1},
+        "by_area": {"unknown": 7},  # no consultation of these cases reached conference
     }
     assert overdue == {"item": "overdue_reviews", "cases": 1, "by_tier": {"tier3": 1}, "review_after_days": 60}, (
         "reviewed cases and the recently escalated one are not overdue"
     )
     assert awaiting == {"item": "plans_awaiting_approval", "plans": 2}
-    assert [line["text"] for line in items["ウ"]["lines"]] == [
-        "新たに tier 2/3 となったケース: 7件（tier 2: 5件、tier 3: 2件）",
-        "見直し期日（次回見直し日、なければ60日）を過ぎたケース: 1件（tier 3: 1件）",
-        "承認待ちの支援プラン: 2件",
-    ]
+    assert {
+        line["detail"]["item"]: line["text"]
+        for line in items["ウ"]["lines"]
+        if line["detail"]["item"] in {"new_difficult_cases", "overdue_reviews", "plans_awaiting_approval"}
+    } == {
+        "new_difficult_cases": "新たに tier 2/3 となったケース: 7件（tier 2: 5件、tier 3: 2件）"
+        "（地域別: 地域不明 7件）",
+        "overdue_reviews": "見直し期日（次回見直し日、なければ60日）を過ぎたケース: 1件（tier 3: 1件）",
+        "plans_awaiting_approval": "承認待ちの支援プラン: 2件",
+    }
 
     # (エ): the router's resource gaps reported since the last meeting, as cases by type.
     assert [line["detail"] for line in items["エ"]["lines"]] == [
-        {"partner_type": "legal_support_center", "cases": 2},
-        {"partner_type": "shelter", "cases": 1},
+        {"item": "resource_gaps", "cases": 2, "partner_types": 2, "by_area": {"unknown": 2}},
+        {"item": "resource_gap", "partner_type": "legal_support_center", "cases": 2, "by_area": {"unknown": 2}},
+        {"item": "resource_gap", "partner_type": "shelter", "cases": 1, "by_area": {"unknown": 1}},
     ]
 
     # (オ): the indicator snapshot is no event; its line names the report it is and when it was fetched.
@@ -516,6 +530,6 @@ def test_promotion_meeting_agenda_after_a_stream_of_consultations_speaks_in_coun
     case_ids = {plan, stale, approved, tier1, escalated, *recent}
     event_ids = {event_id for ids in routed.values() for event_id in ids} | {d.id for d in decisions}
     assert [name for name in case_ids | event_ids if name in text] == []
-    for section in ("ア_イ", "ウ", "エ"):
+    for section in ("ア", "イ", "ウ", "エ"):
         for line in items[section]["lines"]:
-            assert line["source_events"] == [] and line["source"]["kind"] in {"network_members", "conference_records"}
+            assert line["source_events"] == [] and line["source"]["kind"] == "conference_records"

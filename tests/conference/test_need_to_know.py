@@ -54,6 +54,8 @@ class Conference:
 def two_municipalities(tmp_path: Path) -> list[Path]:
     """名張市 and a neighbour served by the same deployment, with the same directory under another code."""
     data = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
+    # No 推進会議 series: a network member would see it among its meetings, and these tests count them.
+    data["conference"] = {"promotion_meeting": {"cadence": "on_demand"}}
     paths = []
     for code, name in ((NABARI, "名張市"), (NEIGHBOUR, "隣町")):
         data["municipality"]["code"], data["municipality"]["name"] = code, name
@@ -133,11 +135,15 @@ async def test_the_agenda_of_a_municipality_with_a_confidential_tier3_case_names
     named = {dv, other, drafted.event_id, *(event.id for event in events)}
     assert [name for name in named if name and name in response.text] == []
     items = response.json()["items"]
-    new, _, awaiting = (line["detail"] for line in items["ウ"]["lines"])
+    needs = {line["detail"]["item"]: line["detail"] for line in items["ウ"]["lines"]}
+    new, awaiting = needs["new_difficult_cases"], needs["plans_awaiting_approval"]
     assert (new["cases"], new["by_tier"]) == (2, {"tier2": 1, "tier3": 1})
     assert new["by_pattern"] == {"multiple_members": 1, "prefecture_category": 1}
     assert awaiting["plans"] == 1
-    assert [line["detail"] for line in items["エ"]["lines"]] == [{"partner_type": "shelter", "cases": 1}]
+    assert [line["detail"] for line in items["エ"]["lines"]] == [
+        {"item": "resource_gaps", "cases": 1, "partner_types": 1, "by_area": {"unknown": 1}},
+        {"item": "resource_gap", "partner_type": "shelter", "cases": 1, "by_area": {"unknown": 1}},
+    ]
 
     # A network member reads it too; the neighbour's operator finds no such meeting, nor may convene here.
     member = await conference.client.get(

@@ -212,7 +212,7 @@ async def test_a_held_promotion_meetings_agenda_is_read_back_as_frozen_over_http
     body = {"attendance": [present(LEAD).model_dump()]}
     assert (await client.post(f"/v1/meetings/{meeting_id}/attendance", json=body, headers=lead)).status_code == 200
     frozen = (await client.get(f"/v1/promotion-meetings/{meeting_id}/agenda", headers=lead)).json()
-    assert frozen["items"]["ア_イ"]["lines"], "built when it was held"
+    assert frozen["items"]["ア"]["lines"], "built when it was held"
 
     with db.transaction(engine) as session:
         event = decided_event(str(uuid.uuid4()), ["hoken-07", "mie-saposute"], gaps=("shelter",))

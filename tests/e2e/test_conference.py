@@ -169,14 +169,20 @@ async def test_case_meeting_agenda_and_attendance(
         )
     }
     items = agenda["items"]
-    network = {line["detail"]["agency_id"] for line in items["ア_イ"]["lines"]}
+    network = {line["detail"]["agency_id"] for line in items["ア"]["lines"] if line["detail"]["item"] == "agency"}
     assert network >= ENGAGED_8050
-    new, overdue, _ = (line["detail"] for line in items["ウ"]["lines"])
+    needs = {line["detail"]["item"]: line["detail"] for line in items["ウ"]["lines"]}
+    new, overdue = needs["new_difficult_cases"], needs["overdue_reviews"]
     assert (new["item"], new["cases"]) == ("new_difficult_cases", 2)
     # review_after_days is 0: the case without a decision is due; the other's next review is 2027-03-01.
     assert (overdue["item"], overdue["cases"]) == ("overdue_reviews", 1)
-    [gap] = items["エ"]["lines"]
-    assert gap["detail"] == {"partner_type": "legal_support_center", "cases": 1}
+    [_, gap] = items["エ"]["lines"]
+    assert gap["detail"] == {
+        "item": "resource_gap",
+        "partner_type": "legal_support_center",
+        "cases": 1,
+        "by_area": {"chiiki-01": 1},
+    }
     [snapshot] = items["オ"]["lines"]
     assert snapshot["detail"]["municipality_code"] == "242080"
     assert indicator(snapshot["detail"], "M8")["value"] == 2

@@ -32,6 +32,8 @@
     tier2: "第2層（市町村域）",
     tier3: "第3層（都道府県域）",
     case_meeting: "ケース会議",
+    support_meeting: "支援会議",
+    plan_meeting: "重層的支援会議",
     promotion_meeting: "推進会議",
     p50: "中央値（p50）",
     p90: "90パーセンタイル（p90）",
@@ -193,7 +195,12 @@
       cell(row, indicator.id, "id");
       cell(row, indicator.name_ja ?? indicator.id, "", indicator.name_en ?? "");
       const value = indicator.value;
-      cell(row, formatNumber(value), isNumber(value) ? "num" : "num missing", isNumber(value) ? "" : "値がありません");
+      if (indicator.applicable === false) {
+        // Not "—" nor 0: nothing was to be counted here (e.g. 支援会議 where the 重層的支援体制整備事業 is not run).
+        cell(row, "対象外", "num not-applicable", indicator.definition ?? "この市町村・年度には該当しません");
+      } else {
+        cell(row, formatNumber(value), isNumber(value) ? "num" : "num missing", isNumber(value) ? "" : "値がありません");
+      }
       if (withTarget) cell(row, formatNumber(indicator.target), isNumber(indicator.target) ? "num" : "num missing");
       if (withAttainment) {
         const attainment = indicator.attainment;
