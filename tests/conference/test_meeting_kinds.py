@@ -151,9 +151,9 @@ async def test_a_support_meeting_without_consent_is_among_current_roster_members
     path = f"/v1/meetings/{meeting['id']}"
     member = bearer("nabari-shakyo", Scope.coordinator, municipalities=(NABARI,))
     assert (await client.get(path, headers=member)).status_code == 200
-    for outsider in (engaged_non_member, operator, stranger):
-        assert not_found(await client.get(path, headers=outsider), meeting["id"])
-        listed = (await client.get(f"/v1/meetings?case_id={case_id}", headers=outsider)).json()
+    for barred in (engaged_non_member, operator, stranger):
+        assert not_found(await client.get(path, headers=barred), meeting["id"])
+        listed = (await client.get(f"/v1/meetings?case_id={case_id}", headers=barred)).json()
         assert meeting["id"] not in {m["id"] for m in listed}
     reads = [r for r in conference.ledger() if r.channel == "meeting_record" and r.case_id == case_id]
     assert [(r.basis, r.basis_ref) for r in reads if r.recipient == "nabari-shakyo"] == [

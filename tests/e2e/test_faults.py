@@ -188,7 +188,8 @@ def unapplied(db: Database, service: str, fed: int) -> int:
     outbox (published or not: `log_staged_events` keeps the count, as the relay deletes what it publishes).
     """
     if service == "conference":
-        published = db.count("router.staged_event", _in(CONFERENCE_FOLLOWS))
+        # It follows the consultations too (what the 推進会議 agenda counts of them).
+        published = fed + db.count("router.staged_event", _in(CONFERENCE_FOLLOWS))
     else:
         staged = (db.count(f"{name}.staged_event", _in(METRICS_COUNTS)) for name in ("router", "conference"))
         published = fed + sum(staged)
