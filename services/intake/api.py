@@ -1,15 +1,16 @@
-"""Intake's HTTP API: consultations, contacts, consent, personal details, the disclosure ledger, possible
-same households and the 支援会議 roster."""
+"""Intake's HTTP API: consultations, contacts, transfers (転居), consent, personal details, the disclosure ledger,
+possible same households and the 支援会議 roster."""
 
 from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import anyio
 from fastapi import APIRouter, Depends, Form, Header, Path, Query, Request, Response, status
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from services.intake import service
+from services.intake import service, transfers
 from services.intake.context import IntakeContext
 from services.intake.errors import AgencyNotInDirectory, CaseNotFound, MunicipalityNotAdministered, NotTheSubmitter
 from services.intake.models import (
@@ -34,6 +35,8 @@ from services.intake.models import (
     RosterEntryUpdate,
     SupportMeetingMember,
     TokenResponse,
+    TransferAccepted,
+    TransferCreate,
 )
 from shared import idempotency
 from shared.api import PrincipalDep, RuntimeDep, context_of, in_transaction
@@ -173,21 +176,102 @@ async def add_contact(
     body: ContactCreate,
     request: Request,
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
-    """Add a later consultation about the same household to its case (counts in 延べ, not in 実件数)."""
+    """Add a later consultation about the same household to its case (counts in 延べ, not in 実件数).
+
+    It may bring new facts: members first seen now (`members`, appended after the known positions;
+    their personal details stored encrypted, never published), issues newly seen on known members
+    (`issues`), and a changed `urgency` (left out: unchanged). The router reassesses the case on them.
+    A case whose coordination ended (終結) takes a contact as any other, and is the same case.
+    """
     require(principal, Scope.submit)
 
     def work(session: Session) -> dict[str, Any]:
         case = service.get_case(session, case_id, principal)
         service.require_access(session, case, principal, allowed=service.WORK_ACCESS)
-        contact = service.add_contact(session, case=case, body=body, agency_id=principal.agency_id)
+        contact = service.add_contact(session, case=case, body=body, agency_id=principal.agency_id, vault=context.vault)
         return ContactAccepted(case_id=case.id, contact_id=contact.id, received_at=contact.received_at).model_dump(
             mode="json"
         )
 
     return await _idempotent(runtime, request, principal, idempotency_key, body, work, 202)
+
+
+@router.post(
+    "/cases/{case_id}/transfers",
+    tags=["cases"],
+    status_code=status.HTTP_201_CREATED,
+    response_model=TransferAccepted,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def transfer_case(
+    case_id: str,
+    body: TransferCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    context: IntakeContextDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """転居: the household moved to another municipality (the municipality's lead coordinator or an operator).
+
+    To a municipality this deployment serves, a new case opens there in `to_area` (required) and is
+    routed under its directory; members' personal details go with it only where a live consent
+    covers that municipality (`municipalities` of the consent), and that release is written to the
+    disclosure ledger. To one outside it, no case opens: print the hand-off summary for the household.
+    Both cases show the link; a case is transferred once (409 after), and stays readable as before.
+    Anyone else is answered as for a case it cannot read (404), or, if it may read the case, 403.
+    """
+
+    def work(session: Session) -> dict[str, Any]:
+        done = transfers.transfer(
+            session, case_id=case_id, body=body, principal=principal, directories=context.directories
+        )
+        return TransferAccepted(
+            case_id=done.case_id,
+            to_municipality_code=done.to_municipality_code,
+            to_case_id=done.to_case_id,
+            personal_details_copied=done.personal_details_copied,
+            transferred_at=done.transferred_at,
+            handoff_summary=None if done.to_case_id else f"/v1/cases/{done.case_id}/handoff-summary",
+        ).model_dump(mode="json")
+
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 201)
+
+
+@router.get(
+    "/cases/{case_id}/handoff-summary",
+    tags=["cases"],
+    response_class=HTMLResponse,
+    responses={
+        200: {
+            "description": "The printable hand-off summary (引継ぎ書), in Japanese",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 403, 404, 409, 422),
+    },
+)
+async def read_handoff_summary(
+    case_id: str, runtime: RuntimeDep, context: IntakeContextDep, principal: PrincipalDep
+) -> HTMLResponse:
+    """The hand-off summary (引継ぎ書) a household carries when it moved outside this deployment, to print.
+
+    Its issues, the agencies that took part (named from the directory), the lead and the dates; personal
+    details only of the members a live consent covering the receiving municipality covers. For the
+    municipality's lead coordinator and operators; every attempt is written to the audit log and the
+    disclosure ledger. A case that did not move outside the deployment has none (409).
+    """
+    outcome = await in_transaction(
+        runtime,
+        lambda session: transfers.handoff_summary(
+            session, case_id=case_id, principal=principal, directories=context.directories, vault=context.vault
+        ),
+    )
+    # A refusal is raised only now, once its audit entry and ledger row have committed.
+    return HTMLResponse(outcome.page())
 
 
 @router.get("/cases", tags=["cases"], response_model=list[CasePublic], responses=problem_responses(401, 403, 422))

@@ -10,6 +10,7 @@ from services.intake.privacy import BlindIndex, FieldCipher, Vault
 from shared.auth import AuthConfigError, load_issuer
 from shared.directory import read_directory_files
 from shared.events import (
+    CaseTransferred,
     ConsentGiven,
     ConsentRevoked,
     ConsultationReceived,
@@ -65,6 +66,7 @@ DEFINITION = ServiceDefinition(
         ConsentRevoked,
         HouseholdLinked,
         SupportMeetingRosterChanged,
+        CaseTransferred,
     ),
     wire=_wire,
     routers=(router,),

@@ -72,3 +72,22 @@ class RosterEntryNotFound(NotFound):
     """The agency is not on the municipality's 支援会議 roster."""
 
     code = "roster-entry-not-found"
+
+
+class NotTheLead(NotAllowed):
+    """A case is transferred (転居), and its hand-off summary printed, by the municipality's lead coordinator
+    (協働の中核) or an operator."""
+
+    code = "not-the-lead"
+
+
+class CaseAlreadyTransferred(Conflict):
+    """The household already moved away from this case: it stays readable, and is transferred once."""
+
+    code = "case-already-transferred"
+
+
+class CaseNotTransferredAway(Conflict):
+    """A hand-off summary is for a household that moved outside this deployment; this case did not."""
+
+    code = "case-not-transferred-away"

@@ -5,16 +5,17 @@ into an event. Events carry the case id, tags, age bands, area, route and flags.
 """
 
 from datetime import UTC, date, datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic import Field as DataField
 from sqlmodel import JSON, Field, SQLModel, Text
 
 from services.intake.privacy import PersonalDetails
 from shared.consultation import ConsultationFacts, HouseholdMember
 from shared.db import UTCDateTime
-from shared.events import ConsentGiver, ConsentRevocationReason, DisclosureBasis, DisclosureChannel
+from shared.events import ConsentGiver, ConsentRevocationReason, DisclosureBasis, DisclosureChannel, MemberIssues
 from shared.idempotency import IdempotencyRecordBase
 from shared.inbox import ProcessedEventBase
 from shared.municipality import is_valid_code
@@ -62,6 +63,17 @@ class Case(SQLModel, table=True):
     resource_gaps: list[str] = Field(default_factory=list, sa_type=JSON)
     possible_duplicates: list[str] = Field(default_factory=list, sa_type=JSON)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    # The urgency in force: the opening consultation's, until a later contact changes it.
+    urgency: str = Field(default="routine", max_length=20)
+    # 転居 away: set once, on the case the household left (to_case_id None: outside this deployment).
+    transferred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    transferred_by: str | None = Field(default=None, max_length=100)
+    transfer_reason: str | None = Field(default=None, max_length=20)
+    transferred_to_municipality: str | None = Field(default=None, max_length=6)
+    transferred_to_case_id: str | None = Field(default=None, max_length=36)
+    # 転居 in: on the case a transfer opened, the case the household came from.
+    transferred_from_case_id: str | None = Field(default=None, max_length=36)
+    transferred_from_municipality: str | None = Field(default=None, max_length=6)
 
 
 class Contact(SQLModel, table=True):
@@ -132,6 +144,8 @@ class Consent(SQLModel, table=True):
     given_by: str = Field(max_length=100)
     members: list[int] = Field(sa_type=JSON)
     share_with: list[str] = Field(sa_type=JSON)
+    # Municipalities (codes) the members' details may follow the household to when it moves (転居).
+    municipalities: list[str] = Field(default_factory=list, sa_type=JSON)
     purpose: str = Field(max_length=200)
     recorded_by: str = Field(max_length=100)
     given_at: datetime = Field(sa_type=UTCDateTime)
@@ -242,6 +256,7 @@ class IntakeProcessedEvent(ProcessedEventBase, table=True):
 
 
 PERSONAL_FIELDS = {"name", "kana", "birth_date", "address", "phone"}
+MAX_HOUSEHOLD = 30
 
 
 class MemberIn(HouseholdMember, PersonalDetails):
@@ -253,18 +268,25 @@ class MemberIn(HouseholdMember, PersonalDetails):
         return PersonalDetails.model_validate(self.model_dump(include=PERSONAL_FIELDS, exclude_none=True))
 
 
+def _check_municipality_code(value: str) -> str:
+    if not is_valid_code(value):
+        raise ValueError("check digit does not match (全国地方公共団体コード)")
+    return value
+
+
+MunicipalityCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$"), AfterValidator(_check_municipality_code)]
+
+
 class ConsultationCreate(ConsultationFacts):
     """Body of POST /v1/consultations: the municipality, the consultation and the household."""
 
     municipality_code: str = DataField(pattern=r"^\d{6}$", description="全国地方公共団体コード (6 digits)")
-    household: list[MemberIn] = DataField(min_length=1, max_length=30, description="世帯")
+    household: list[MemberIn] = DataField(min_length=1, max_length=MAX_HOUSEHOLD, description="世帯")
 
     @field_validator("municipality_code")
     @classmethod
     def _check_digit(cls, value: str) -> str:
-        if not is_valid_code(value):
-            raise ValueError("check digit does not match (全国地方公共団体コード)")
-        return value
+        return _check_municipality_code(value)
 
 
 class DuplicateCandidate(BaseModel):
@@ -288,15 +310,26 @@ class ConsultationAccepted(BaseModel):
 
 
 class ContactCreate(BaseModel):
-    """Body of POST /v1/cases/{id}/contacts: a later consultation about the same household."""
+    """Body of POST /v1/cases/{id}/contacts: a later consultation about the same household, with any new facts."""
 
     model_config = ConfigDict(extra="forbid")
 
     pathway: Pathway = DataField(description="相談受付経路")
     found_by: FoundBy = DataField(default=FoundBy.window, description="把握の経緯")
-    urgency: Urgency = DataField(default=Urgency.routine, description="緊急度")
+    urgency: Urgency | None = DataField(default=None, description="緊急度, when it changed (null: unchanged)")
     contact: ContactStatus = DataField(
         default=ContactStatus.reached, description="本人との接触: reached once someone has spoken with the person"
+    )
+    members: list[MemberIn] = DataField(
+        default=[],
+        max_length=MAX_HOUSEHOLD - 1,
+        description="世帯員 first seen at this contact, appended after the known ones (as a consultation's "
+        "household: personal details optional, stored encrypted, never published)",
+    )
+    issues: list[MemberIssues] = DataField(
+        default=[],
+        max_length=MAX_HOUSEHOLD,
+        description="課題 newly seen on members already known, by position (0-based, as in the consultation)",
     )
 
 
@@ -320,6 +353,12 @@ class ConsentCreate(BaseModel):
     members: list[int] = DataField(min_length=1, description="対象者: positions of the members it covers (0-based)")
     share_with: list[str] = DataField(
         min_length=1, description="共有先: agency ids, or 'engaged' for every agency engaged on the case"
+    )
+    municipalities: list[MunicipalityCode] = DataField(
+        default=[],
+        max_length=20,
+        description="転居先: municipality codes the covered members' personal details may follow the household "
+        "to when it moves (全国地方公共団体コード, 6 digits)",
     )
     purpose: str = DataField(default="multi-agency support", max_length=200, description="利用目的")
     given_at: datetime | None = DataField(default=None, description="同意日時 (default: now)")
@@ -350,6 +389,7 @@ class ConsentPublic(BaseModel):
     given_by: ConsentGiver
     members: list[int]
     share_with: list[str]
+    municipalities: list[str] = DataField(default=[], description="転居先 the consent covers")
     purpose: str
     given_at: datetime
     revoked_at: datetime | None
@@ -366,6 +406,23 @@ class ReferralSummary(BaseModel):
     agency_id: str
     agency_type: str
     status: str
+
+
+class TransferOut(BaseModel):
+    """Where the household moved (転居): the receiving municipality, and its case when this deployment serves it."""
+
+    municipality_code: str
+    case_id: str | None = DataField(description="The receiving municipality's case; null outside this deployment")
+    reason: str
+    transferred_by: str
+    transferred_at: datetime
+
+
+class TransferIn(BaseModel):
+    """Where the household came from (転居): the case it left."""
+
+    municipality_code: str
+    case_id: str
 
 
 class ContactSummary(BaseModel):
@@ -394,6 +451,10 @@ class CasePublic(BaseModel):
     consents: list[ConsentPublic]
     linked_cases: list[str] = DataField(
         default=[], description="Cases linked to this one as the same household, among those you may read too"
+    )
+    transferred_to: TransferOut | None = DataField(default=None, description="転居: where the household moved")
+    transferred_from: TransferIn | None = DataField(
+        default=None, description="転居: the case this one was opened from when the household moved here"
     )
 
 
@@ -503,6 +564,47 @@ class AuditEntryPublic(BaseModel):
     detail: str
 
 
+class TransferReason(StrEnum):
+    """Why a case goes to another municipality, as a code."""
+
+    moved = "moved"  # 転居
+
+
+class TransferCreate(BaseModel):
+    """Body of POST /v1/cases/{id}/transfers: the household moved (転居) to another municipality."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_municipality_code: str = DataField(pattern=r"^\d{6}$", description="転居先 (全国地方公共団体コード, 6 digits)")
+    to_area: str | None = DataField(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="圏域 of the receiving municipality: required when this deployment serves it",
+    )
+    reason: TransferReason = DataField(description="理由, as a code: moved 転居")
+
+    @field_validator("to_municipality_code")
+    @classmethod
+    def _check_digit(cls, value: str) -> str:
+        return _check_municipality_code(value)
+
+
+class TransferAccepted(BaseModel):
+    """Response to a transfer: the receiving case (within this deployment) or the hand-off summary to print."""
+
+    case_id: str
+    to_municipality_code: str
+    to_case_id: str | None = DataField(description="The case opened in the receiving municipality; null outside")
+    personal_details_copied: bool = DataField(
+        description="Whether personal details went with it (only where a live consent covers that municipality)"
+    )
+    transferred_at: datetime
+    handoff_summary: str | None = DataField(
+        description="Outside this deployment: GET here for the printable summary the household carries"
+    )
+
+
 class TokenResponse(BaseModel):
     """An OAuth 2.0 access token (client credentials grant, RFC 6749 §4.4)."""
 
@@ -534,7 +636,11 @@ FIELD_LABELS = {
     "share_with": "共有先",
     "purpose": "利用目的",
     "given_at": "同意日時",
-    "reason": "撤回理由",
+    "reason": "理由",
+    "municipalities": "転居先",
+    "position": "世帯員の番号",
+    "to_municipality_code": "転居先の市町村コード",
+    "to_area": "転居先の圏域",
     "note": "経緯・理由",
     "member_from": "構成員となった日",
     "member_until": "構成員でなくなる日",

@@ -27,6 +27,7 @@ from services.intake.errors import (
 )
 from services.intake.models import (
     FIELD_LABELS,
+    MAX_HOUSEHOLD,
     PERSONAL_FIELDS,
     AgencyCredential,
     AuditEntry,
@@ -46,6 +47,7 @@ from services.intake.models import (
     MatchKey,
     Member,
     MemberDetails,
+    MemberIn,
     PersonalDetailsRelease,
     RosterEntryUpdate,
     SupportMeetingMember,
@@ -69,6 +71,7 @@ from shared.events import (
     Envelope,
     EventData,
     HouseholdLinked,
+    MemberIssues,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
@@ -77,6 +80,7 @@ from shared.events import (
 )
 from shared.ids import new_id
 from shared.uow import unit_of
+from shared.vocabulary import IssueTag
 
 SOURCE = "/marugoto/intake"
 ENGAGED = "engaged"
@@ -100,11 +104,13 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _stage(session: Session, case: Case, data: EventData) -> None:
-    _stage_for(session, case.id, case.municipality_code, data)
+def stage(session: Session, case: Case, data: EventData) -> None:
+    """Stage `data` for publication, keyed by the case and tenanted by its municipality."""
+    stage_for(session, case.id, case.municipality_code, data)
 
 
-def _stage_for(session: Session, case_id: str, municipality_code: str, data: EventData) -> None:
+def stage_for(session: Session, case_id: str, municipality_code: str, data: EventData) -> None:
+    """Stage `data` for publication, keyed by `case_id` and tenanted by `municipality_code`."""
     event = new_event(data, source=SOURCE, subject=case_id, municipality_code=municipality_code)
     outbox.stage(session, IntakeOutbox, event)
 
@@ -226,6 +232,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
         opened_at=now,
         updated_at=now,
         possible_duplicates=duplicates,
+        urgency=body.urgency.value,
     )
     contact_id = new_id()
     unit.add_row(
@@ -266,7 +273,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
             matched_case_id=matched_case_id,
             created_at=now,
         )
-    _stage_for(
+    stage_for(
         session,
         case_id,
         body.municipality_code,
@@ -311,8 +318,30 @@ def _cases_matching(session: Session, digests: set[str], *, municipality_code: s
     return sorted(session.exec(query).all())
 
 
-def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id: str) -> Contact:
-    """Record a later consultation about the household of `case` (one more 延べ, the same 実件数)."""
+def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id: str, vault: Vault) -> Contact:
+    """Record a later consultation about the household of `case` (one more 延べ, the same 実件数), with its new facts.
+
+    Members first seen now are appended after the known ones, their personal details encrypted and
+    their match keys kept as a consultation's are; tags newly seen on known members join theirs; a
+    changed urgency becomes the case's. The event carries only what is new, and never personal details.
+    A case whose coordination ended (終結) takes contacts as any other: it is the same case.
+    """
+    # Two contacts adding members at once must not give two of them the same position.
+    session.refresh(case, with_for_update=True)
+    known = {m.position: m for m in session.exec(select(Member).where(Member.case_id == case.id)).all()}
+    errors = [
+        (f"issues.{i}.position", f"no household member at position {item.position}; known: {sorted(known)}")
+        for i, item in enumerate(body.issues)
+        if item.position not in known
+    ]
+    if len(known) + len(body.members) > MAX_HOUSEHOLD:
+        errors.append(("members", f"a household has at most {MAX_HOUSEHOLD} members; this case has {len(known)}"))
+    if errors:
+        raise InvalidFields(errors, FIELD_LABELS)
+    added_issues = _add_issues(session, known, body.issues)
+    added_members = _add_members(session, case, body.members, first_position=max(known, default=-1) + 1, vault=vault)
+    # Saying the urgency again changes nothing, and must not ask the router to reassess.
+    urgency = body.urgency if body.urgency is not None and body.urgency.value != case.urgency else None
     now = _now()
     contact = Contact(
         id=new_id(),
@@ -320,12 +349,18 @@ def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id:
         kind="follow_up",
         submitted_by=agency_id,
         received_at=now,
-        facts=body.model_dump(mode="json"),
+        facts={
+            **body.model_dump(mode="json", include={"pathway", "found_by", "contact", "urgency"}),
+            "members": [m.model_dump(mode="json") for m in added_members],
+            "issues": [i.model_dump(mode="json") for i in added_issues],
+        },
     )
     session.add(contact)
+    if urgency is not None:
+        case.urgency = urgency.value
     case.updated_at = now
     session.add(case)
-    _stage(
+    stage(
         session,
         case,
         ContactRecorded(
@@ -336,9 +371,51 @@ def add_contact(session: Session, *, case: Case, body: ContactCreate, agency_id:
             pathway=body.pathway,
             found_by=body.found_by,
             contact=body.contact,
+            added_members=added_members,
+            added_issues=added_issues,
+            urgency=urgency,
         ),
     )
     return contact
+
+
+def _add_issues(session: Session, known: Mapping[int, Member], items: Sequence[MemberIssues]) -> list[MemberIssues]:
+    """Add the tags to the known members; returns those that are new to them, by position."""
+    added: dict[int, list[IssueTag]] = {}
+    for item in items:
+        member = known[item.position]
+        new = [tag for tag in dict.fromkeys(item.issues) if tag.value not in member.issues]
+        if new:
+            # A new list, not an append: the JSON column is saved only when it is assigned.
+            member.issues = [*member.issues, *(tag.value for tag in new)]
+            session.add(member)
+            added.setdefault(item.position, []).extend(new)
+    return [MemberIssues(position=position, issues=tags) for position, tags in sorted(added.items())]
+
+
+def _add_members(
+    session: Session, case: Case, members: Sequence[MemberIn], *, first_position: int, vault: Vault
+) -> list[MemberSummary]:
+    """Append `members` to the case from `first_position`, with their match keys; returns them as events carry them."""
+    unit = unit_of(session)
+    for position, member_in in enumerate(members, start=first_position):
+        details = member_in.personal_details()
+        member_id = new_id()
+        unit.add_row(
+            Member,
+            id=member_id,
+            case_id=case.id,
+            position=position,
+            relation=member_in.relation.value,
+            age=member_in.age,
+            issues=[t.value for t in member_in.issues],
+            personal=encrypt_details(details, vault.cipher),
+        )
+        for digest in sorted(set(vault.index.household_match_keys(details))):
+            unit.add_row(
+                MatchKey, digest=digest, member_id=member_id, case_id=case.id, municipality_code=case.municipality_code
+            )
+    return [MemberSummary(relation=m.relation, issues=m.issues, age_band=age_band(m.age)) for m in members]
 
 
 # --- access -----------------------------------------------------------------------------------
@@ -444,7 +521,7 @@ def timeline(session: Session, case: Case, *, access: Access, principal: Princip
     ).all()
     consents = session.exec(select(Consent).where(Consent.case_id == case.id).order_by(col(Consent.given_at))).all()
     return {
-        **case.model_dump(exclude={"possible_duplicates", "updated_at", "decision_sequence"}),
+        **case.model_dump(include=_CASE_COLUMNS_SHOWN),
         "contacts": [c.model_dump(include={"id", "kind", "submitted_by", "received_at"}) for c in contacts],
         "referrals": [
             {"referral_id": r.referral_id, "agency_id": r.agency_id, "agency_type": r.agency_type, "status": r.status}
@@ -454,7 +531,41 @@ def timeline(session: Session, case: Case, *, access: Access, principal: Princip
             c.model_dump(exclude=None if access in {"submitter", "operator"} else {"revocation_note"}) for c in consents
         ],
         "linked_cases": linked_cases(session, case, principal),
+        "transferred_to": _transferred_to(case),
+        "transferred_from": _transferred_from(case),
     }
+
+
+# The case's own columns a timeline shows; the transfer links are shown as objects of their own.
+_CASE_COLUMNS_SHOWN = {
+    "id",
+    "municipality_code",
+    "submitted_by",
+    "opened_at",
+    "status",
+    "tier",
+    "lead",
+    "patterns",
+    "resource_gaps",
+}
+
+
+def _transferred_to(case: Case) -> dict[str, Any] | None:
+    if case.transferred_at is None:
+        return None
+    return {
+        "municipality_code": case.transferred_to_municipality,
+        "case_id": case.transferred_to_case_id,
+        "reason": case.transfer_reason,
+        "transferred_by": case.transferred_by,
+        "transferred_at": case.transferred_at,
+    }
+
+
+def _transferred_from(case: Case) -> dict[str, Any] | None:
+    if case.transferred_from_case_id is None:
+        return None
+    return {"municipality_code": case.transferred_from_municipality, "case_id": case.transferred_from_case_id}
 
 
 def read_case(session: Session, case_id: str, principal: Principal) -> dict[str, Any] | None:
@@ -528,12 +639,13 @@ def record_consent(session: Session, *, case: Case, body: ConsentCreate, agency_
         given_by=body.given_by.value,
         members=sorted(set(body.members)),
         share_with=sorted(set(body.share_with)),
+        municipalities=sorted(set(body.municipalities)),
         purpose=body.purpose,
         recorded_by=agency_id,
         given_at=body.given_at or _now(),
     )
     session.add(consent)
-    _stage(
+    stage(
         session,
         case,
         ConsentGiven(
@@ -559,7 +671,7 @@ def revoke_consent(session: Session, *, case: Case, consent_id: str, body: Conse
     consent.revocation_reason = body.reason.value
     consent.revocation_note = body.note
     session.add(consent)
-    _stage(
+    stage(
         session,
         case,
         ConsentRevoked(case_id=case.id, consent_id=consent.id, revoked_at=consent.revoked_at, reason=body.reason),
@@ -657,7 +769,7 @@ def release_personal_details(
     else:
         decision = _consent_grant(session, case, principal.agency_id)
     if isinstance(decision, _Grant):
-        release = _release(
+        release = release_of(
             session, case, vault, positions=decision.positions, consents=decision.consents, basis=decision.basis
         )
         outcome = DetailsOutcome(release, decision.reason)
@@ -718,7 +830,7 @@ def _emergency_grant(session: Session, case: Case, emergency: EmergencyRelease) 
     return _Grant(positions, "emergency", EMERGENCY_BASIS, [], f"emergency release ({EMERGENCY_BASIS})", emergency.note)
 
 
-def _release(
+def release_of(
     session: Session,
     case: Case,
     vault: Vault,
@@ -727,6 +839,7 @@ def _release(
     consents: list[str],
     basis: DisclosureBasis,
 ) -> PersonalDetailsRelease:
+    """The personal details of the case's members at `positions` (None: every member), decrypted."""
     members = session.exec(select(Member).where(Member.case_id == case.id).order_by(col(Member.position))).all()
     released = []
     for member in members:
@@ -904,7 +1017,7 @@ def decide_household_match(
     match.decided_at = _now()
     session.add(match)
     if link:
-        _stage_for(
+        stage_for(
             session,
             match.case_id,
             match.municipality_code,
