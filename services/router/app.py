@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.router import handlers, timers
+from services.router import handlers, monitoring, timers
 from services.router.api import router
 from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
@@ -20,6 +20,7 @@ from shared.directory import read_directory_files
 from shared.events import (
     AgencyFeedEntry,
     DisclosureRecorded,
+    MonitoringDue,
     ReferralOverdue,
     ReferralRequested,
     ReferralStatusChanged,
@@ -52,7 +53,8 @@ def _wire(runtime: Runtime) -> RouterContext:
 
 
 async def fire_timers(runtime: Runtime) -> None:
-    """Send due reminders and escalations, for as long as the service runs (timers are in the database)."""
+    """Send due reminders, escalations and monitoring items, for as long as the service runs (timers are in
+    the database)."""
     ctx = runtime.context_as(RouterContext)
     while True:
         try:
@@ -65,13 +67,20 @@ async def fire_timers(runtime: Runtime) -> None:
 
 
 def open_timers(runtime: Runtime) -> ScrapeGauges:
-    """The reminders and escalations not yet fired, counted when Prometheus scrapes."""
+    """The referral and monitoring timers not yet fired, counted when Prometheus scrapes."""
 
     def read() -> dict[str, float]:
         with Session(runtime.engine) as session:
-            return {"marugoto_open_timers": timers.open_timers(session)}
+            return {
+                "marugoto_open_timers": timers.open_timers(session),
+                "marugoto_open_monitoring_timers": monitoring.open_monitoring_timers(session),
+            }
 
-    return ScrapeGauges(runtime.service, {"marugoto_open_timers": "Referral deadline timers not yet fired"}, read)
+    gauges = {
+        "marugoto_open_timers": "Referral deadline timers not yet fired",
+        "marugoto_open_monitoring_timers": "支援プラン monitoring reminders and overdue items not yet fired",
+    }
+    return ScrapeGauges(runtime.service, gauges, read)
 
 
 DEFINITION = ServiceDefinition(
@@ -86,6 +95,7 @@ DEFINITION = ServiceDefinition(
         ReferralOverdue,
         AgencyFeedEntry,
         DisclosureRecorded,
+        MonitoringDue,
     ),
     wire=_wire,
     unit_of_work=RoutingBatch,

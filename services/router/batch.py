@@ -25,6 +25,9 @@ class RoutingBatch(UnitOfWork):
     decided: dict[str, DecisionPublic]
     # The cases of the batch that were decided before it (`decisions.prepare_batch`); None if not prepared.
     decided_before: set[str] | None
+    # The batch's cases with a later contact's facts waiting for their first decision (`PendingContact`);
+    # None if not prepared (then each routed case looks for its own).
+    contacts_waiting: set[str] | None
     # The directory version in force per municipality, read once per transaction.
     versions_in_force: dict[str, str | None]
     # Feed entries waiting for their sequence numbers.
@@ -34,5 +37,6 @@ class RoutingBatch(UnitOfWork):
         super().reset()
         self.decided = {}
         self.decided_before = None
+        self.contacts_waiting = None
         self.versions_in_force = {}
         self.pending_feed = []

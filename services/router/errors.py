@@ -24,6 +24,12 @@ class UnroutableConsultation(PermanentEventError):
     code = "unroutable-consultation"
 
 
+class UnappliableContact(PermanentEventError):
+    """A later contact whose new facts do not fit its case (e.g. issues for a member the case does not have)."""
+
+    code = "unappliable-contact"
+
+
 class NoOwner(UnroutableConsultation, Conflict):
     """A decision that would engage no agency; directory validation makes it unreachable, this is the safety net.
 

@@ -21,7 +21,9 @@ from shared.consultation import ConsultationSummary
 from shared.disclosure import stage_disclosure
 from shared.events import AgencyFeedEntry
 
-FeedEntryKind = Literal["referral_requested", "status_changed", "reminder", "escalated"]
+FeedEntryKind = Literal[
+    "referral_requested", "status_changed", "reminder", "escalated", "monitoring_due", "monitoring_overdue"
+]
 # What a feed entry tells its agency, on HTTP and Kafka alike (names for the disclosure ledger).
 FEED_ENTRY_FIELDS = (
     "referral_id", "case_id", "kind", "status", "tier", "agency_type", "rule_id", "issues", "area", "deadline", "at",
@@ -29,9 +31,18 @@ FEED_ENTRY_FIELDS = (
 
 
 def add_entry(
-    batch: RoutingBatch, config: MunicipalityConfig, facts: CaseView, referral: ReferralView, kind: FeedEntryKind
+    batch: RoutingBatch,
+    config: MunicipalityConfig,
+    facts: CaseView,
+    referral: ReferralView,
+    kind: FeedEntryKind,
+    *,
+    deadline: datetime | None = None,
 ) -> None:
-    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit."""
+    """Add an entry to the referral's agency's feed (and its Kafka feed, keyed by agency), numbered at commit.
+
+    The entry's deadline is the referral's, unless another is given (a plan's monitoring falling due).
+    """
     consultation = ConsultationSummary.model_validate(facts.consultation)
     agency = config.directory.agency(referral.agency_id)
     if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
@@ -57,7 +68,7 @@ def add_entry(
         "case_id": referral.case_id,
         "municipality_code": facts.municipality_code,
         "kind": kind,
-        "body": {**shown, "deadline": referral.deadline.isoformat() if referral.deadline else None},
+        "body": {**shown, "deadline": due.isoformat() if (due := deadline or referral.deadline) else None},
         "at": at,
     }
     published = {

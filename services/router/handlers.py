@@ -2,18 +2,34 @@
 
 from functools import partial
 
-from services.router import decisions
+from services.router import decisions, monitoring
 from services.router.context import RouterContext
 from services.router.models import RouterProcessedEvent
-from shared.events import ConsultationReceived
+from shared.events import (
+    CaseLifeChanged,
+    ConsultationReceived,
+    ContactRecorded,
+    MonitoringRecorded,
+    SupportPlanChanged,
+)
 from shared.runtime import Runtime
 
 
 def wire(runtime: Runtime, ctx: RouterContext) -> None:
-    """Route every received consultation."""
+    """Route every received consultation, reassess cases on new facts, and follow plans' monitoring."""
     runtime.consume(
         RouterProcessedEvent,
-        {ConsultationReceived: partial(decisions.route, ctx=ctx)},
-        description="Decides the tier and agencies of each consultation (社会福祉法106条の3); requests referrals.",
+        {
+            ConsultationReceived: partial(decisions.route, ctx=ctx),
+            ContactRecorded: partial(decisions.record_contact, ctx=ctx),
+            SupportPlanChanged: partial(monitoring.plan_changed, ctx=ctx),
+            MonitoringRecorded: partial(monitoring.monitoring_recorded, ctx=ctx),
+            CaseLifeChanged: partial(monitoring.case_life_changed, ctx=ctx),
+        },
+        description=(
+            "Decides the tier and agencies of each consultation (社会福祉法106条の3) and requests referrals; "
+            "reassesses a case on a later contact's new facts; "
+            "times the monitoring of approved 支援プラン until coordination ends."
+        ),
         prepare=decisions.prepare_batch,
     )

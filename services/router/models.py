@@ -9,7 +9,7 @@ from sqlalchemy import Index, UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
-from shared.events import ReferralStatus
+from shared.events import DecisionChanges, ReferralStatus
 from shared.inbox import ProcessedEventBase
 from shared.outbox import OutboxBase
 
@@ -50,7 +50,7 @@ class CaseFacts(SQLModel, table=True):
 class RoutingDecision(SQLModel, table=True):
     """A routing decision (振り分け) of a case, with every reason, as the directory then stood.
 
-    A case's first decision has sequence 1; each escalation or return adds one.
+    A case's first decision has sequence 1; each escalation, return or reassessment adds one.
     """
 
     __tablename__ = "decision"
@@ -70,6 +70,56 @@ class RoutingDecision(SQLModel, table=True):
     resource_gaps: list[dict[str, Any]] = Field(sa_type=JSON)
     directory_version: str = Field(max_length=40)
     decided_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    # What a reassessment changed against the decision before it (shared.events.DecisionChanges).
+    changes: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+
+
+class PendingContact(SQLModel, table=True):
+    """A later contact's new facts that arrived before its case was routed (topics are not ordered
+    against each other): kept here and applied as a reassessment once the case has its first decision."""
+
+    __tablename__ = "pending_contact"
+    __table_args__ = {"schema": SCHEMA}
+
+    contact_id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(index=True, max_length=36)
+    municipality_code: str = Field(max_length=6)
+    contact: dict[str, Any] = Field(sa_type=JSON)  # the ContactRecorded event's data
+    received_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class MonitoredPlan(SQLModel, table=True):
+    """An approved 支援プラン version as the router follows it: whom its monitoring timers address, how
+    often, and since when the present monitoring cycle runs (approval or last monitoring)."""
+
+    __tablename__ = "monitored_plan"
+    __table_args__ = {"schema": SCHEMA}
+
+    plan_id: str = Field(primary_key=True, max_length=36)
+    version: int = Field(primary_key=True)
+    case_id: str = Field(index=True, max_length=36)
+    municipality_code: str = Field(max_length=6)
+    main_agency: str = Field(max_length=100)  # 主担当
+    interval_days: int  # business days between monitorings
+    status: str = Field(max_length=20)  # approved | superseded | ended (終結: coordination ended)
+    cycle_from: datetime = Field(sa_type=UTCDateTime)
+
+
+class MonitoringTimer(SQLModel, table=True):
+    """A persisted monitoring deadline of a plan version (reminder to the 主担当, then overdue to the lead);
+    survives restarts. A superseded plan's or a reset cycle's pending timers are deleted."""
+
+    __tablename__ = "monitoring_timer"
+    __table_args__ = (Index("ix_router_monitoring_timer_due", "fired_at", "due_at"), {"schema": SCHEMA})
+
+    id: int | None = Field(default=None, primary_key=True)
+    plan_id: str = Field(index=True, max_length=36)
+    plan_version: int
+    case_id: str = Field(index=True, max_length=36)
+    kind: str = Field(max_length=20)  # reminder | overdue
+    due_at: datetime = Field(sa_type=UTCDateTime)  # when it fires
+    monitoring_due_at: datetime = Field(sa_type=UTCDateTime)  # when the monitoring fell due
+    fired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Referral(SQLModel, table=True):
@@ -181,7 +231,7 @@ class DecisionPublic(BaseModel):
     """A decision with its reasons, as coordinators and auditors see it.
 
     `view` is `full` for operators and the case's owner, `partner` for an agency engaged on the case:
-    then `engaged` holds its own engagement alone, and patterns, exclusions and gaps are left out.
+    then `engaged` holds its own engagement alone, and patterns, exclusions, gaps and changes are left out.
     """
 
     id: str
@@ -198,6 +248,9 @@ class DecisionPublic(BaseModel):
     resource_gaps: list[dict[str, Any]]
     directory_version: str
     decided_at: datetime
+    changes: DecisionChanges | None = DataField(
+        default=None, description="what a reassessment changed against the decision before it (full view only)"
+    )
     view: Literal["full", "partner"] = "full"
 
 

@@ -17,8 +17,9 @@ from shared.events import LIVE_REFERRAL_STATUSES
 # cancelled (e.g. superseded) one no longer does.
 TAKES_PART = LIVE_REFERRAL_STATUSES | {"completed"}
 DECISION_FIELDS = tuple(DecisionPublic.model_fields)
-# What a partner does not learn: why the case is what it is, who else was left out or is missing.
-PARTNER_WITHHELD = frozenset({"patterns", "excluded", "resource_gaps"})
+# What a partner does not learn: why the case is what it is, who else was left out or is missing, and
+# what a reassessment changed (other agencies, the household's new tags).
+PARTNER_WITHHELD = frozenset({"patterns", "excluded", "resource_gaps", "changes"})
 
 
 def served_by(principal: Principal) -> frozenset[str] | None:
@@ -94,8 +95,8 @@ def as_seen(
         # A re-routed or escalated referral stems from a decision that names another agency, and a later
         # decision may not name the partner at all: the decision in force still shows why it is there.
         origin = [r for r in access.referrals if in_force or r.decision_id == decision.id]
-        own = [_engagement_of(session, origin[0])] if origin else []
-    hidden: dict[str, Any] = {name: [] for name in PARTNER_WITHHELD}
+        own = [engagement_of(session, origin[0])] if origin else []
+    hidden: dict[str, Any] = {name: None if name == "changes" else [] for name in PARTNER_WITHHELD}
     return full.model_copy(update={**hidden, "engaged": own, "view": "partner"})
 
 
@@ -124,7 +125,7 @@ def record_read(
     )
 
 
-def _engagement_of(session: Session, referral: Referral) -> dict[str, Any]:
+def engagement_of(session: Session, referral: Referral) -> dict[str, Any]:
     """The engagement a referral carries out: as its decision recorded it, or as the referral says."""
     origin = session.get(RoutingDecision, referral.decision_id)
     for entry in origin.engaged if origin else []:

@@ -1,6 +1,6 @@
 """Referrals through their lifecycle (FHIR Task states): requested with deadlines, moved by the agency
-they are addressed to, re-routed when rejected, so that no case is ever left without an owner (no
-たらい回し)."""
+they are addressed to, re-routed when rejected or failed, so that no case is ever left without an owner
+(no たらい回し)."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -9,7 +9,7 @@ from sqlmodel import Session, col, select
 
 from services.router import rules as routing
 from services.router.batch import RoutingBatch
-from services.router.cases import CaseView, latest_decision, referrals_of_case, stage
+from services.router.cases import CaseView, latest_decision, live_load, referrals_of_case, stage
 from services.router.context import RouterContext
 from services.router.directories import MunicipalityConfig
 from services.router.errors import (
@@ -124,7 +124,11 @@ def refer(
 def transition(
     batch: RoutingBatch, *, referral_id: str, body: TransitionCreate, principal: Principal, ctx: RouterContext
 ) -> Referral:
-    """Move a referral to its next state; a rejection re-routes it so the case keeps an owner."""
+    """Move a referral to its next state; a rejection or a failure re-routes it so the case keeps an owner.
+
+    Cancelling is how a coordinator takes an agency off the case (a reassessment never does): the
+    case's lead or an operator cancels any referral of the case, with a coded reason.
+    """
     # The row lock orders this move against the escalation timer firing on the same referral: whichever
     # comes second sees the status the first one left.
     referral = locked_referral(batch, referral_id)
@@ -157,7 +161,9 @@ def transition(
     change_status(
         batch, config, facts, referral, to=body.to, reason=body.reason_code, note=body.note, by=principal.agency_id
     )
-    if body.to == "rejected":
+    # A failure of the lead's own referral is not handed on: the next agency of the lead's type is not a
+    # lead, and the lead would only be handed its own work back.
+    if body.to == "rejected" or (body.to == "failed" and referral.agency_id not in leads):
         _reroute(batch, ctx, config, facts, referral)
     return referral
 
@@ -264,13 +270,18 @@ def _check_reason(body: TransitionCreate) -> None:
 def _reroute(
     batch: RoutingBatch, ctx: RouterContext, config: MunicipalityConfig, facts: CaseFacts, rejected: Referral
 ) -> ReferralPublic:
-    """The next eligible agency of the same type, or else the lead, takes the rejected referral over."""
+    """The next eligible agency of the same type, or else the lead, takes the rejected or failed referral over."""
     consultation = ConsultationSummary.model_validate(facts.consultation)
     tried = {r.agency_id for r in referrals_of_case(batch, facts.case_id) if r.agency_type == rejected.agency_type}
     decision = batch.get(RoutingDecision, rejected.decision_id)
     assert decision is not None
     candidates = routing.alternatives(
-        consultation, config.directory, config.rules, rejected.agency_type, excluding=tried
+        consultation,
+        config.directory,
+        config.rules,
+        rejected.agency_type,
+        excluding=tried,
+        load=live_load(batch, config.directory, config.rules),
     )
     if candidates:
         # The next agency of the type does the same work, so it learns the same tags and no more.

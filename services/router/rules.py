@@ -13,7 +13,11 @@ Edge cases, decided here once so every caller gets the same answer:
 - tier 1 with no tier1_place for the area, or with it excluded: the general window receives it;
 - so that every first decision has an owner, a directory is refused whose lead is a tier1_place
   (shared.directory), or whose general window is one while the rules leave some confidential
-  consultation at tier 1 (`check_owners`).
+  consultation at tier 1 (`check_owners`);
+- capacity routing [LOCAL, off by default]: an agency holding as many live referrals as its directory
+  `capacity` is passed over for the next eligible one of its type (partners and tier-1 places; the lead
+  and the general window, owners of last resort, never are); each pass is an exclusion and a resource
+  gap `capacity:<agency_type>`, and a type with every agency full engages none of them.
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -63,6 +67,7 @@ GENERAL_WINDOW = Rule("general_window", "社会福祉法106条の3第1項第2号
 LEAD = Rule("lead", "社会福祉法106条の3第1項第3号; 指針 第三")
 PARTNER = Rule("partner", "実施要領 3(2) 表")
 CONFIDENTIAL_EXCLUSION = Rule("confidential_exclusion", "指針 第四 (seed L2258)")
+CAPACITY = Rule("capacity", "[LOCAL] the agency's capacity in the municipality's directory")
 
 PATTERNS: tuple[Rule, ...] = (
     PREFECTURE_CATEGORY,
@@ -137,6 +142,8 @@ class RuleSet(BaseModel):
     # The seed gives no number for "multiple" (DOMAIN.md §3.2); 2 is the plain reading.
     multiple_members_threshold: int = Field(default=2, ge=1)
     multiple_issues_threshold: int = Field(default=2, ge=1)
+    # Off: an agency's `capacity` in the directory is information only, and decisions are as without it.
+    capacity_routing: bool = False
 
     @field_validator("tag_partners")
     @classmethod
@@ -189,7 +196,10 @@ class Engagement(BaseModel):
 
 
 class ResourceGap(BaseModel):
-    """A partner type no agency provides for this area (社会資源の不足), and the tags that needed it."""
+    """A partner type no agency provides for this area (社会資源の不足), and the tags that needed it.
+
+    `capacity:<agency_type>` when an agency of the type was passed over as full (capacity routing).
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -237,15 +247,21 @@ class Decision(BaseModel):
         return [gap.partner_type for gap in self.resource_gaps]
 
 
-def decide(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
-    """Decide tier, lead and engaged agencies for a consultation under a municipality's rules."""
+Load = Mapping[str, int]
+"""Live referrals held, by agency id (what capacity routing compares with each agency's capacity)."""
+
+
+def decide(
+    consultation: ConsultationFacts, directory: Directory, rules: RuleSet, *, load: Load | None = None
+) -> Decision:
+    """Decide tier, lead and engaged agencies for a consultation under a municipality's rules.
+
+    `load` counts for capacity routing only (when the rules turn it on; missing agencies hold none).
+    """
     chain = [area.id for area in directory.ancestors(consultation.area)]
     patterns = fired_patterns(consultation, rules)
     tier = tier_of(patterns)
-    confidential = sorted(
-        {tag for member in consultation.household for tag in member.issues if tag in rules.confidential_tags}
-    )
-    plan = _Plan(confidential=[tag.value for tag in confidential])
+    plan = _new_plan(consultation, rules, load)
     if tier == 1:
         _engage_tier1_place(plan, directory, chain)
         lead = None
@@ -366,6 +382,8 @@ class _Plan:
     """The decision under construction; dicts keep first-insertion order, which makes output stable."""
 
     confidential: list[str]
+    # Live referrals by agency when capacity routing is on; None when it is off.
+    load: Load | None = None
     engaged: dict[str, _Engaging] = field(default_factory=dict)
     gaps: dict[str, list[str]] = field(default_factory=dict)
     excluded: dict[str, Exclusion] = field(default_factory=dict)
@@ -391,13 +409,42 @@ class _Plan:
                 reason=f"confidential {_join(self.confidential)}: tier-1 place not engaged as {as_what}",
             )
 
-    def pick(self, candidates: Iterable[Agency], as_what: str) -> Agency | None:
-        """The first allowed candidate; the one the rules would pick but for confidentiality is recorded."""
+    def has_room(self, agency: Agency) -> bool:
+        return self.load is None or agency.capacity is None or self.load.get(agency.id, 0) < agency.capacity
+
+    def pass_over(self, agency: Agency, as_what: str, tag: str | None) -> None:
+        """Record that a full agency was passed over: an exclusion with the count, and a resource gap."""
+        held = self.load.get(agency.id, 0) if self.load is not None else 0
+        if agency.id not in self.excluded:
+            self.excluded[agency.id] = Exclusion(
+                agency_id=agency.id,
+                rule_id=CAPACITY.id,
+                legal_basis=CAPACITY.legal_basis,
+                reason=f"at capacity {held}/{agency.capacity}: passed over as {as_what}",
+            )
+        tags = self.gaps.setdefault(f"capacity:{agency.type}", [])
+        if tag is not None and tag not in tags:
+            tags.append(tag)
+
+    def pick(
+        self, candidates: Iterable[Agency], as_what: str, *, by_capacity: bool = False, tag: str | None = None
+    ) -> Agency | None:
+        """The first allowed candidate (with room, if `by_capacity`); the one the rules would pick but for
+        confidentiality is recorded, and so is each full one passed over."""
         ordered = list(candidates)
-        chosen = next((agency for agency in ordered if self.allows(agency)), None)
-        if ordered and ordered[0] is not chosen:
+        allowed = [agency for agency in ordered if self.allows(agency)]
+        if ordered and (not allowed or ordered[0] is not allowed[0]):
             self.exclude(ordered[0], as_what)
-        return chosen
+        for agency in allowed:
+            if not by_capacity or self.has_room(agency):
+                return agency
+            self.pass_over(agency, as_what, tag)
+        return None
+
+
+def _new_plan(consultation: ConsultationFacts, rules: RuleSet, load: Load | None) -> _Plan:
+    confidential = sorted({t.value for m in consultation.household for t in m.issues if t in rules.confidential_tags})
+    return _Plan(confidential=confidential, load=(load or {}) if rules.capacity_routing else None)
 
 
 def _engage_tier1_place(plan: _Plan, directory: Directory, chain: list[str]) -> None:
@@ -407,7 +454,7 @@ def _engage_tier1_place(plan: _Plan, directory: Directory, chain: list[str]) -> 
         for agency in _smallest_first(a for a in directory.agencies if level in a.areas)
         if TIER1_PLACE_ROLE in agency.roles
     )
-    place = plan.pick(places, "tier-1 place")
+    place = plan.pick(places, "tier-1 place", by_capacity=True)
     if place is not None:
         plan.engage(place, TIER1_PLACE, f"tier-1 place for {chain[0]}")
         return
@@ -431,7 +478,12 @@ def _engage_partners(
     for member in consultation.household:
         for tag in _distinct(member.issues):
             for partner_type in rules.tag_partners.get(tag, []):
-                agency = plan.pick(_nearest(directory, partner_type, chain), f"{partner_type} for {tag}")
+                agency = plan.pick(
+                    _nearest(directory, partner_type, chain),
+                    f"{partner_type} for {tag}",
+                    by_capacity=True,
+                    tag=tag.value,
+                )
                 if agency is None:
                     tags = plan.gaps.setdefault(partner_type, [])
                     if tag.value not in tags:
@@ -492,38 +544,52 @@ def is_confidential(consultation: ConsultationFacts, rules: RuleSet) -> bool:
 
 
 def alternatives(
-    consultation: ConsultationFacts, directory: Directory, rules: RuleSet, agency_type: str, *, excluding: set[str]
+    consultation: ConsultationFacts,
+    directory: Directory,
+    rules: RuleSet,
+    agency_type: str,
+    *,
+    excluding: set[str],
+    load: Load | None = None,
 ) -> list[Agency]:
-    """Agencies of a type that may take a rejected referral over, nearest first (confidentiality kept)."""
+    """Agencies of a type that may take a rejected or failed referral over, nearest first (confidentiality
+    kept; under capacity routing, full ones left out)."""
     chain = [area.id for area in directory.ancestors(consultation.area)]
     confidential = is_confidential(consultation, rules)
+    plan = _new_plan(consultation, rules, load)
     seen: set[str] = set()
     ordered = []
     for agency in _nearest(directory, agency_type, chain):
         if agency.id in seen or agency.id in excluding or (confidential and TIER1_PLACE_ROLE in agency.roles):
+            continue
+        if not plan.has_room(agency):
             continue
         seen.add(agency.id)
         ordered.append(agency)
     return ordered
 
 
-def decide_backup(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
+def decide_backup(
+    consultation: ConsultationFacts, directory: Directory, rules: RuleSet, *, load: Load | None = None
+) -> Decision:
     """A tier-1 place asked the municipal team for backup (指針 第二の4): decide as a backup request."""
-    return decide(consultation.model_copy(update={"backup_requested": True}), directory, rules)
+    return decide(consultation.model_copy(update={"backup_requested": True}), directory, rules, load=load)
 
 
-def decide_prefecture_support(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
+def decide_prefecture_support(
+    consultation: ConsultationFacts, directory: Directory, rules: RuleSet, *, load: Load | None = None
+) -> Decision:
     """The lead asked for prefecture-level support: tier 3, the lead plus prefecture-scope partners."""
-    base = decide(consultation, directory, rules)
-    plan = _Plan(
-        confidential=sorted({t.value for m in consultation.household for t in m.issues if t in rules.confidential_tags})
-    )
+    base = decide(consultation, directory, rules, load=load)
+    plan = _new_plan(consultation, rules, load)
     lead = _engage_lead(plan, directory)
     for member in consultation.household:
         for tag in _distinct(member.issues):
             for partner_type in rules.tag_partners.get(tag, []):
                 prefecture_wide = [a for a in directory.agencies_of_type(partner_type) if a.scope == "prefecture"]
-                agency = plan.pick(prefecture_wide, f"prefecture-level {partner_type} for {tag}")
+                agency = plan.pick(
+                    prefecture_wide, f"prefecture-level {partner_type} for {tag}", by_capacity=True, tag=tag.value
+                )
                 if agency is None:
                     tags = plan.gaps.setdefault(partner_type, [])
                     if tag.value not in tags:
@@ -543,11 +609,12 @@ def decide_prefecture_support(consultation: ConsultationFacts, directory: Direct
     )
 
 
-def decide_return_to_community(consultation: ConsultationFacts, directory: Directory, rules: RuleSet) -> Decision:
+def decide_return_to_community(
+    consultation: ConsultationFacts, directory: Directory, rules: RuleSet, *, load: Load | None = None
+) -> Decision:
     """The lead returned the case to the community for watching over (見守り): tier 1, the local place."""
     chain = [area.id for area in directory.ancestors(consultation.area)]
-    confidential = sorted({t.value for m in consultation.household for t in m.issues if t in rules.confidential_tags})
-    plan = _Plan(confidential=confidential)
+    plan = _new_plan(consultation, rules, load)
     _engage_tier1_place(plan, directory, chain)
     engaged = [
         engagement.freeze().model_copy(
@@ -560,7 +627,7 @@ def decide_return_to_community(consultation: ConsultationFacts, directory: Direc
         patterns=[_fired(RETURN_TO_COMMUNITY, "the lead returned the case to the community (見守り)")],
         lead=None,
         engaged=engaged,
-        resource_gaps=[],
+        resource_gaps=[ResourceGap(partner_type=t, tags=tags) for t, tags in plan.gaps.items()],
         excluded=list(plan.excluded.values()),
         directory_version=directory.version,
     )

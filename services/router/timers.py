@@ -1,11 +1,13 @@
 """Referral deadlines, kept in the database so that they survive a restart: a reminder to an agency
-that has not answered, then an escalation that hands its referral to the lead (協働の中核)."""
+that has not answered, then an escalation that hands its referral to the lead (協働の中核). The same
+round fires the plans' monitoring timers (`monitoring`)."""
 
 from datetime import UTC, datetime
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
+from services.router import monitoring
 from services.router import rules as routing
 from services.router.batch import RoutingBatch
 from services.router.cases import stage
@@ -22,18 +24,25 @@ TIMER_ACTOR = "router:escalation"
 
 
 def fire_due_timers(batch: RoutingBatch, ctx: RouterContext, *, now: datetime | None = None, limit: int = 100) -> int:
-    """Send the reminders and escalations that are due; returns how many timers fired."""
+    """Send the referral reminders and escalations, and the plans' monitoring reminders and overdue items,
+    that are due; returns how many timers fired."""
     moment = now or datetime.now(UTC)
+    return _fire_referral_timers(batch, ctx, now=moment, limit=limit) + monitoring.fire_due(
+        batch, ctx, now=moment, limit=limit
+    )
+
+
+def _fire_referral_timers(batch: RoutingBatch, ctx: RouterContext, *, now: datetime, limit: int) -> int:
     query = (
         select(Timer)
-        .where(col(Timer.fired_at).is_(None), col(Timer.due_at) <= moment)
+        .where(col(Timer.fired_at).is_(None), col(Timer.due_at) <= now)
         .order_by(col(Timer.due_at), col(Timer.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
     timers = list(batch.exec(query).all())
     for timer in timers:
-        timer.fired_at = moment
+        timer.fired_at = now
         batch.add(timer)
         # Waits for an accept of the same referral in flight, then sees it accepted (see referrals.transition).
         referral = locked_referral(batch, timer.referral_id)

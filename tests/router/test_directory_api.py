@@ -158,7 +158,7 @@ async def test_a_decision_that_would_leave_the_case_without_an_owner_is_dead_let
     """The safety net behind the directory checks: rules that engage no one never store a decision."""
     from shared.deadletters import read_dead_letters
 
-    def engage_no_one(consultation: Any, directory: Directory, rules: Any) -> Decision:
+    def engage_no_one(consultation: Any, directory: Directory, rules: Any, *, load: Any = None) -> Decision:
         return Decision(
             tier=2, patterns=[], lead=None, engaged=[], resource_gaps=[], directory_version=directory.version
         )

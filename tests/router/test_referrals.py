@@ -51,6 +51,11 @@ def refused(
     return caught.value
 
 
+def replacing(engine: Engine, case_id: str, referral_id: str) -> list[Referral]:
+    with db.transaction(engine, RoutingBatch) as session:
+        return [r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == referral_id]
+
+
 def history(engine: Engine, referral_id: str) -> list[tuple[str, str, str | None, str]]:
     with db.transaction(engine, RoutingBatch) as session:
         rows = session.exec(
@@ -224,6 +229,46 @@ def test_rejections_go_to_the_next_agency_of_the_type_and_then_to_the_lead(
         ("mie-hikikomori", "reroute"),
         (LEAD, "reroute_to_lead"),
     ]
+
+
+def test_a_failed_referral_is_rerouted_like_a_rejected_one_and_at_the_end_goes_to_the_lead(
+    router_engine: Engine, ctx: RouterContext
+) -> None:
+    """An agency that took the case on and could not carry it (failed) hands it on as one that declined."""
+    body = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
+    body["agencies"].append(
+        {"id": "npo-hikikomori", "name": "NPO", "type": "hikikomori_support_center", "scope": "municipality",
+         "sector": "welfare"}
+    )  # fmt: skip
+    with db.transaction(router_engine, RoutingBatch) as session:
+        store_directory(session, body, source="test", activate=True)
+    case_id = route(router_engine, ctx, "chiiki-07", ["hikikomori"], EMPLOYMENT)
+    chain = [referrals_by_agency(router_engine, case_id)["npo-hikikomori"]]
+    for _ in range(2):
+        agency = as_agency(chain[-1].agency_id)
+        for to in ("accepted", "in_progress"):
+            move(router_engine, ctx, chain[-1].id, to, by=agency)
+        move(router_engine, ctx, chain[-1].id, "failed", "no_contact", by=agency)
+        with db.transaction(router_engine, RoutingBatch) as session:
+            [following] = [
+                r for r in cases.referrals_of_case(session, case_id) if r.replaces_referral_id == chain[-1].id
+            ]
+        chain.append(following)
+    assert [(r.agency_id, r.rule_id, r.tags) for r in chain] == [
+        ("npo-hikikomori", "partner", ["hikikomori"]),
+        ("mie-hikikomori", "reroute", ["hikikomori"]),
+        (LEAD, "reroute_to_lead", []),
+    ]
+    assert [history(router_engine, r.id)[-1][:3] for r in chain[:2]] == [("in_progress", "failed", "no_contact")] * 2
+
+
+def test_the_leads_own_failed_referral_is_not_handed_on(router_engine: Engine, ctx: RouterContext) -> None:
+    case_id = route(router_engine, ctx, "chiiki-07", POVERTY, EMPLOYMENT)
+    lead_referral = referrals_by_agency(router_engine, case_id)[LEAD]
+    for to in ("accepted", "in_progress"):
+        move(router_engine, ctx, lead_referral.id, to, by=as_agency(LEAD))
+    move(router_engine, ctx, lead_referral.id, "failed", "no_contact", by=as_agency(LEAD))
+    assert replacing(router_engine, case_id, lead_referral.id) == [], "the lead's type holds no other lead"
 
 
 def test_only_the_addressed_agency_moves_a_referral(router_engine: Engine, ctx: RouterContext) -> None:
