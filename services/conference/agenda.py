@@ -29,6 +29,7 @@ from services.conference.models import (
     NetworkMember,
     ResourceGapReport,
 )
+from services.conference.plans import open_overdue_monitorings
 from services.conference.promotion_meetings import last_held_promotion_meeting
 from shared.calendar import JST
 from shared.directory import UnknownArea
@@ -73,8 +74,9 @@ class IndicatorSnapshot:
 class Window:
     """What one agenda counts over: the municipality's records since its last held 推進会議, as of now.
 
-    `current` are the cases still followed: a 終結 without 見守り ends a case's part in the counts of now,
-    not in those of the needs the period brought.
+    `current` are the cases still followed: a 終結 without 見守り (or a 転居) ends a case's part in the
+    counts of now, not in those of the needs the period brought; a new contact that reopens it brings
+    it back.
     """
 
     session: Session
@@ -184,7 +186,7 @@ def _window(session: Session, config: MunicipalityConference, meeting: Meeting, 
         since=since,
         moment=moment,
         cases=cases,
-        current=[case for case in cases if not _closed(latest.get(case.case_id))],
+        current=[case for case in cases if case.life_state != "closed"],
         latest=latest,
         areas={intake.case_id: intake.area for intake in intakes},
     )
@@ -333,7 +335,7 @@ def _handoffs(window: Window) -> dict[str, Any]:
 
 def _needs(window: Window) -> list[dict[str, Any]]:
     """New difficult cases, the issues, gaps between systems and people not yet reached, by area; then the
-    reviews overdue and the plans awaiting approval."""
+    reviews overdue, the plans awaiting approval and the monitorings overdue."""
     received = window.session.exec(
         select(CaseIntake).where(
             CaseIntake.municipality_code == window.code, col(CaseIntake.received_at) > window.since
@@ -364,6 +366,7 @@ def _needs(window: Window) -> list[dict[str, Any]]:
         ),
         _overdue_reviews(window),
         _plans_awaiting_approval(window),
+        _overdue_monitorings(window),
     ]
 
 
@@ -446,6 +449,18 @@ def _plans_awaiting_approval(window: Window) -> dict[str, Any]:
         f"承認待ちの支援プラン: {len(awaiting)}件",
         {"item": "plans_awaiting_approval", "plans": len(awaiting)},
         window.source("case_decision", windowed=False),
+    )
+
+
+def _overdue_monitorings(window: Window) -> dict[str, Any]:
+    # The router's timers found these overdue and no monitoring has been recorded since: a state of now,
+    # of the plans in force of the cases still followed.
+    current = {c.case_id for c in window.current}
+    overdue = [row for row in open_overdue_monitorings(window.session, window.code) if row.case_id in current]
+    return _line(
+        f"モニタリング期日を過ぎた支援プラン（現時点）: {len(overdue)}件",
+        {"item": "overdue_monitorings", "plans": len(overdue)},
+        window.source("overdue_monitoring", "support_plan", windowed=False),
     )
 
 
@@ -553,11 +568,6 @@ def _line(text: str, detail: dict[str, Any], source: dict[str, Any]) -> dict[str
 
 def _difficult_since(case: CaseState) -> datetime:
     return case.difficult_since or case.routed_at
-
-
-def _closed(decision: CaseDecision | None) -> bool:
-    # A 終結 with 見守り keeps the 主担当 beside the household, so the case is still followed.
-    return decision is not None and decision.decision_type == "closure" and not decision.watch
 
 
 def _sorted_counts(keys: Iterable[str]) -> dict[str, int]:

@@ -1,5 +1,5 @@
-"""Conference's HTTP API: meetings, attendance and decisions, the 推進会議 and its agenda, and each
-agency's iCalendar feed."""
+"""Conference's HTTP API: meetings, attendance and decisions, each case's 支援プラン and its monitoring,
+the 推進会議 and its agenda, and each agency's iCalendar feed."""
 
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Response
 from icalendar import Calendar, Event, vCalAddress
 from sqlmodel import Session
 
-from services.conference import meetings, releases
+from services.conference import meetings, plans, releases
 from services.conference.agenda import IndicatorSnapshot, build_agenda, frozen_agenda
 from services.conference.config import MunicipalityConference, config_of
 from services.conference.context import ConferenceContext
@@ -23,6 +23,7 @@ from services.conference.errors import (
     NotYourCalendar,
 )
 from services.conference.kinds import KindPublic, public_kinds, rule_of
+from services.conference.life import life_of
 from services.conference.models import (
     AttendanceCreate,
     CancelRequest,
@@ -30,7 +31,11 @@ from services.conference.models import (
     DecisionCreate,
     Meeting,
     MeetingPublic,
+    MonitoringCreate,
+    MonitoringPublic,
+    PlanCreate,
     PlanMeetingCreate,
+    PlanPublic,
     PromotionMeetingCreate,
     RescheduleRequest,
     SupportMeetingCreate,
@@ -65,6 +70,7 @@ def _public(session: Session, meeting: Meeting, principal: Principal) -> Meeting
             "personal_details": releases.privacy_note(session, meeting),
             "attendance": meetings.attendance_of(session, meeting),
             "decisions": decisions,
+            "case_life": life_of(session.get(CaseState, meeting.case_id)) if meeting.case_id else None,
         }
     )
 
@@ -263,10 +269,15 @@ async def record_decision(
     """Record a held meeting's decision, of a type its kind takes (GET /v1/meeting-kinds): a plan (approved,
     or drafted where the 推進会議 approves; a 支援会議 only drafts), or at a 重層的支援会議 a 支援決定 (with
     the case's live 本人同意, 409 `consent-required` without) or a 終結 (its reason, the 主担当 that keeps
-    accompanying, 見守り). A correction is a new decision naming the one it `corrects`. 409 on a meeting
-    not held."""
+    accompanying, 見守り). A 支援決定 approves the 支援プラン version it names (`plan_version`; by default the
+    newest draft the meeting saw; 404 `plan-not-found` without one). A correction is a new decision naming
+    the one it `corrects`. 409 on a meeting not held."""
     return await _change(
-        runtime, context, meeting_id, principal, lambda s, m, c: meetings.record_decision(s, m, body, c)
+        runtime,
+        context,
+        meeting_id,
+        principal,
+        lambda s, m, c: meetings.record_decision(s, m, body, c, by=principal.agency_id),
     )
 
 
@@ -342,6 +353,129 @@ async def convene_plan_meeting(
         config = _case_organiser(session, context, principal, body.case_id)
         meeting = schedule_plan_meeting(session, config, case_id=body.case_id, not_before=body.not_before)
         return _public(session, meeting, principal)
+
+    return await in_transaction(runtime, work, stages_events=True)
+
+
+@router.post(
+    "/cases/{case_id}/plans",
+    tags=["plans"],
+    status_code=201,
+    response_model=PlanPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def draft_plan(
+    case_id: str, body: PlanCreate, runtime: RuntimeDep, context: ConferenceContextDep, principal: PrincipalDep
+) -> PlanPublic:
+    """Draft the next version of a tier-2/3 case's 支援プラン (the lead of its municipality, or an operator).
+
+    Version 1 takes what the body leaves out from the case (a role for each engaged agency, the lead as
+    主担当, the municipality's monitoring interval and first evaluation); a later version from the one
+    before it, and states its `reason` (422 `plan-reason-required`). Roles and the 主担当 are the case's
+    lead or engaged agencies (422 `not-engaged`). It is approved by the 支援決定 of a 重層的支援会議.
+    """
+
+    def work(session: Session) -> PlanPublic:
+        config = _case_organiser(session, context, principal, case_id)
+        state = session.get(CaseState, case_id)
+        assert state is not None, "_case_organiser found the case"
+        plan = plans.draft(session, config, state, body, by=principal.agency_id)
+        return plans.public(session, plan)
+
+    return await in_transaction(runtime, work, stages_events=True)
+
+
+def _plan_reader(
+    session: Session, principal: Principal, case_id: str
+) -> tuple[CaseState, tuple[DisclosureBasis, str | None] | None] | None:
+    """The case and the basis on which the credential reads its plan (None: no part in it); None: no case."""
+    state = session.get(CaseState, case_id)
+    if state is None:
+        return None
+    if not principal.serves(state.municipality_code):
+        return state, None
+    return state, plans.read_basis(session, state, principal.agency_id, operator=principal.has(Scope.operator))
+
+
+def _read_plans(
+    principal: Principal, case_id: str, version: int | None
+) -> Callable[[Session], list[PlanPublic] | None]:
+    """The work of a plan read: the versions asked for, the read (or its refusal) on the ledger."""
+
+    def work(session: Session) -> list[PlanPublic] | None:
+        reader = _plan_reader(session, principal, case_id)
+        if reader is None:
+            return None
+        state, basis = reader
+        if basis is None:
+            plans.record_read(session, state, principal.agency_id, PlanPublic.model_fields, None)
+            return None
+        chosen = plans.list_plans(session, case_id) if version is None else [plans.get_plan(session, case_id, version)]
+        shown = [plans.public(session, plan) for plan in chosen]
+        if shown:
+            released = sorted({field for plan in shown for field in plan.model_dump(exclude_none=True)})
+            plans.record_read(session, state, principal.agency_id, released, basis)
+        return shown
+
+    return work
+
+
+@router.get(
+    "/cases/{case_id}/plans",
+    tags=["plans"],
+    response_model=list[PlanPublic],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_plans(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> list[PlanPublic]:
+    """Every version of the case's 支援プラン, oldest first, with its monitorings: for the case's lead and
+    engaged agencies (on the live 本人同意, else their engagement) and operators of its municipality;
+    anyone else hears of no case (404). Each read, and each refusal, is on the disclosure ledger."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    shown = await in_transaction(runtime, _read_plans(principal, case_id, None), stages_events=True)
+    if shown is None:
+        raise CaseNotFound(case_id)
+    return shown
+
+
+@router.get(
+    "/cases/{case_id}/plans/{version}",
+    tags=["plans"],
+    response_model=PlanPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def get_plan(case_id: str, version: int, runtime: RuntimeDep, principal: PrincipalDep) -> PlanPublic:
+    """One version of the case's 支援プラン (404 `plan-not-found` when it has none such), read as the list is."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+    shown = await in_transaction(runtime, _read_plans(principal, case_id, version), stages_events=True)
+    if shown is None:
+        raise CaseNotFound(case_id)
+    return shown[0]
+
+
+@router.post(
+    "/cases/{case_id}/plans/{version}/monitorings",
+    tags=["plans"],
+    status_code=201,
+    response_model=MonitoringPublic,
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def record_monitoring(
+    case_id: str, version: int, body: MonitoringCreate, runtime: RuntimeDep, principal: PrincipalDep
+) -> MonitoringPublic:
+    """Record a monitoring (モニタリング) or evaluation (評価) of the plan version in force (409
+    `plan-not-approved` otherwise), by its 主担当, the case's lead or an engaged agency (403
+    `not-on-the-plan` for an operator); on time or not against the monitoring interval or the next
+    evaluation day. The note stays here; the event says only whether it was on time."""
+    require_any(principal, Scope.coordinator, Scope.operator)
+
+    def work(session: Session) -> MonitoringPublic:
+        reader = _plan_reader(session, principal, case_id)
+        if reader is None or reader[1] is None:
+            raise CaseNotFound(case_id)
+        state = reader[0]
+        plan = plans.get_plan(session, case_id, version)
+        row = plans.record_monitoring(session, state, plan, body, by=principal.agency_id)
+        return MonitoringPublic.model_validate(row.model_dump())
 
     return await in_transaction(runtime, work, stages_events=True)
 

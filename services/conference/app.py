@@ -14,6 +14,7 @@ from services.conference.models import ConferenceOutbox
 from services.conference.promotion_meetings import keep_series_scheduled
 from shared.api import in_transaction
 from shared.events import (
+    CaseLifeChanged,
     ConferenceCancelled,
     ConferenceDecisionRecorded,
     ConferenceHeld,
@@ -21,6 +22,8 @@ from shared.events import (
     ConferenceScheduled,
     DisclosureRecorded,
     MeetingInvitation,
+    MonitoringRecorded,
+    SupportPlanChanged,
 )
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
@@ -54,7 +57,8 @@ async def keep_series(runtime: Runtime) -> None:
 DEFINITION = ServiceDefinition(
     name="conference",
     title="Marugoto conference",
-    description="Schedules case meetings (ケース会議) and the 相談支援包括化推進会議, and records what they decide.",
+    description="Schedules case meetings (ケース会議) and the 相談支援包括化推進会議, records what they decide, "
+    "and keeps each case's 支援プラン, its monitoring and the case's life (終結, 見守り, reopening).",
     outbox_model=ConferenceOutbox,
     publishes=(
         ConferenceScheduled,
@@ -64,6 +68,9 @@ DEFINITION = ServiceDefinition(
         ConferenceDecisionRecorded,
         MeetingInvitation,
         DisclosureRecorded,
+        SupportPlanChanged,
+        MonitoringRecorded,
+        CaseLifeChanged,
     ),
     wire=_wire,
     routers=(router,),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from services.conference.config import MunicipalityConference, config_of
+from services.conference.life import reopen_on_contact
 from services.conference.meetings import cancel
 from services.conference.models import (
     CaseHandoff,
@@ -188,12 +189,14 @@ def apply_consultation_received(session: Session, envelope: Envelope[Consultatio
 
 
 def apply_contact_recorded(session: Session, envelope: Envelope[ContactRecorded]) -> None:
-    """A later contact that reached the person ends the case's `not_yet_reached` state (it never returns)."""
+    """A later contact that reached the person ends the case's `not_yet_reached` state (it never returns);
+    one on a closed or watched case reopens it (`life.reopen_on_contact`)."""
     data = envelope.data
     intake = session.get(CaseIntake, data.case_id)
     if intake is not None and data.contact == ContactStatus.reached and intake.contact != ContactStatus.reached:
         intake.contact = ContactStatus.reached
         session.add(intake)
+    reopen_on_contact(session, envelope)
 
 
 def apply_consent(session: Session, envelope: Envelope[ConsentGiven] | Envelope[ConsentRevoked]) -> None:

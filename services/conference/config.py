@@ -29,6 +29,18 @@ class PromotionMeetingConfig(BaseModel):
     duration_minutes: int = Field(default=120, ge=15)
 
 
+class PlansConfig(BaseModel):
+    """How a municipality runs its 支援プラン: where plans are approved, and the defaults of a first draft."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    # The 支援決定 of a 重層的支援会議 (Art. 106-4) approves plans; a municipality without the 事業 may
+    # approve them at the case meeting instead (a plan decision with plan_approved, with 本人同意).
+    approved_at: Literal["plan_meeting", "case_meeting"] = "plan_meeting"
+    monitoring_interval_days: int = Field(default=20, ge=1, le=260)  # business days (about a month)
+    evaluation_after_days: int = Field(default=90, ge=1, le=730)  # calendar days to the first 評価
+
+
 class ConferenceSettings(BaseModel):
     """The `conference:` section of a directory file."""
 
@@ -38,6 +50,7 @@ class ConferenceSettings(BaseModel):
     deadline_business_days: dict[str, int] = Field(default_factory=lambda: {"urgent": 2, "soon": 5, "routine": 10})
     rooms: list[dict[str, Any]] = Field(default_factory=list)
     promotion_meeting: PromotionMeetingConfig = PromotionMeetingConfig()
+    plans: PlansConfig = PlansConfig()
 
 
 @dataclass(frozen=True)

@@ -158,3 +158,52 @@ class DecisionIncomplete(Invalid):
     """A decision missing what its type needs: a 終結 its reason, a plan or 見守り its next review date."""
 
     code = "decision-incomplete"
+
+
+class PlanNotFound(NotFound):
+    """A 支援プラン version the case does not have (or, for a 支援決定 naming none, no draft to approve)."""
+
+    code = "plan-not-found"
+
+    def __init__(self, case_id: str, version: int | None) -> None:
+        which = f"version {version}" if version is not None else "drafted version to approve"
+        super().__init__(f"case {case_id} has no 支援プラン {which}")
+
+
+class PlanNotForThisCase(Conflict):
+    """A 支援プラン for a case that is not tier 2/3, or whose coordination has ended (終結, 転居)."""
+
+    code = "plan-not-for-this-case"
+
+
+class PlanReasonRequired(Invalid):
+    """A revision (version 2 on) that does not say why it was made."""
+
+    code = "plan-reason-required"
+
+    def __init__(self) -> None:
+        super().__init__("a revised 支援プラン states its reason")
+
+
+class NotEngaged(Invalid):
+    """A plan giving a role, or the 主担当, to an agency that is neither the case's lead nor engaged on it."""
+
+    code = "not-engaged"
+
+    def __init__(self, agencies: list[str]) -> None:
+        super().__init__(f"not the lead of the case nor engaged on it: {', '.join(agencies)}", agencies=agencies)
+
+
+class PlanNotApproved(Conflict):
+    """A monitoring of a plan version not in force, or a 支援決定 approving a superseded one."""
+
+    code = "plan-not-approved"
+
+
+class NotOnThePlan(NotAllowed):
+    """Only the plan's 主担当, the case's lead or an engaged agency records its monitoring."""
+
+    code = "not-on-the-plan"
+
+    def __init__(self) -> None:
+        super().__init__("the 主担当, the lead or an engaged agency records the plan's monitoring")

@@ -1,5 +1,5 @@
-"""Conference's subscribers: consultations, routing decisions, referrals and consent of the cases it meets
-about, and the 支援会議 roster."""
+"""Conference's subscribers: consultations, contacts, routing decisions, referrals, consent and transfers of
+the cases it meets about, the 支援会議 roster, and the router's overdue monitorings."""
 
 from functools import partial
 
@@ -12,13 +12,17 @@ from services.conference.case_meetings import (
     apply_routing_decided,
 )
 from services.conference.context import ConferenceContext
+from services.conference.life import apply_case_transferred
 from services.conference.models import ConferenceProcessedEvent
+from services.conference.plans import apply_monitoring_due
 from services.conference.support_meetings import apply_roster_changed
 from shared.events import (
+    CaseTransferred,
     ConsentGiven,
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
+    MonitoringDue,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
@@ -41,7 +45,10 @@ def wire(runtime: Runtime, context: ConferenceContext) -> None:
             ConsultationReceived: apply_consultation_received,
             ContactRecorded: apply_contact_recorded,
             SupportMeetingRosterChanged: apply_roster_changed,
+            MonitoringDue: apply_monitoring_due,
+            CaseTransferred: apply_case_transferred,
         },
         description="Schedules case meetings (ケース会議) of tier-2/3 cases and keeps their invitation lists current; "
-        "keeps the 支援会議 roster and what the 推進会議 agenda counts.",
+        "keeps the 支援会議 roster and what the 推進会議 agenda counts (overdue monitorings among it); reopens a "
+        "closed case on a new contact and closes one that moved away (転居).",
     )

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session, col, select
 
+from services.conference import life, plans
 from services.conference.config import MunicipalityConference
 from services.conference.errors import (
     CaseNotFound,
@@ -17,6 +18,7 @@ from services.conference.errors import (
     MeetingNotFound,
     MeetingNotHeld,
     MeetingNotScheduled,
+    PlanNotFound,
     WrongCase,
 )
 from services.conference.kinds import rule_of
@@ -28,6 +30,7 @@ from services.conference.models import (
     DecisionCreate,
     DecisionPublic,
     Meeting,
+    SupportPlan,
 )
 from services.conference.publishing import stage
 from services.conference.releases import takes_part
@@ -131,7 +134,8 @@ def record_attendance(
     agenda: dict[str, Any] | None = None,
     now: datetime | None = None,
 ) -> Meeting:
-    """The meeting was held: freeze its record (attendance, minutes, agenda, directory version) and publish it."""
+    """The meeting was held: freeze its record (attendance, minutes, agenda, directory version and, for a
+    重層的支援会議, the 支援プラン version before it) and publish it."""
     if meeting.status != "scheduled":
         raise MeetingNotScheduled(f"attendance of a {meeting.status} meeting is already settled")
     held_at = now or datetime.now(UTC)
@@ -143,6 +147,8 @@ def record_attendance(
     meeting.agenda = agenda
     meeting.held_at = held_at
     meeting.directory_version = config.directory.version
+    if meeting.kind == "plan_meeting" and meeting.case_id is not None:
+        meeting.plan_version = plans.latest_version(session, meeting.case_id)
     meeting.updated_at = held_at
     session.add(meeting)
     stage(
@@ -186,15 +192,17 @@ def decisions_of(session: Session, meeting: Meeting) -> list[DecisionPublic]:
 
 
 def record_decision(
-    session: Session, meeting: Meeting, body: DecisionCreate, config: MunicipalityConference
+    session: Session, meeting: Meeting, body: DecisionCreate, config: MunicipalityConference, *, by: str | None = None
 ) -> CaseDecision:
     """Record a held meeting's decision on a case, of a type its kind takes (`kinds.KINDS`).
 
     A plan is approved where the municipality approves plans (a case meeting only drafts where the
-    推進会議 approves; a 支援会議, without consent, only drafts). A 支援決定 approves the plan with the
-    case's live 本人同意; a 終結 ends coordination with its reason, the 主担当 that keeps accompanying
-    and, with 見守り, the next check-in. A correction is a new decision naming the one of this meeting it
-    corrects, of the same type; the corrected one stays.
+    推進会議 approves; a 支援会議, without consent, only drafts). A 支援決定 approves a 支援プラン version
+    with the case's live 本人同意 (`plans.to_approve`); where the municipality approves plans at case
+    meetings, an approved plan decision with consent approves the newest draft. A 終結 ends coordination
+    with its reason, the 主担当 that keeps accompanying and, with 見守り, the next check-in (the case's
+    life changes with it). A correction is a new decision naming the one of this meeting it corrects, of
+    the same type; the corrected one stays. `by` is who records it (default: the municipality's lead).
     """
     if meeting.status != "held":
         raise MeetingNotHeld(meeting.status)
@@ -223,16 +231,18 @@ def record_decision(
     consent = state.consents[0] if state is not None and state.consents else None
     if body.type == "support_decision" and consent is None:
         raise ConsentRequired(case_id)
+    plan_status = _plan_status(meeting, body, config, consent)
+    approving = _plan_to_approve(session, meeting, body, config, case_id, plan_status)
     decision = CaseDecision(
         meeting_id=meeting.id,
         case_id=case_id,
         decision_type=body.type,
-        plan_status=_plan_status(meeting, body, config),
+        plan_status=plan_status,
         lead_agency=body.lead_agency,
         roles=body.roles,
         next_review=body.next_review,
         consent_id=consent if body.type != "plan" else None,
-        plan_version=body.plan_version if body.type == "support_decision" else None,
+        plan_version=approving.version if approving is not None else None,
         closure_reason=body.closure_reason,
         watch=body.watch,
         corrects=body.corrects,
@@ -262,7 +272,36 @@ def record_decision(
     decision.event_id = event.id
     session.add(decision)
     session.flush()
+    recorder = by or config.directory.municipality.lead
+    if approving is not None:
+        plans.approve(session, approving, meeting_id=meeting.id, decision_id=decision.id, by=recorder)
+    if body.type == "closure":
+        life.record_closure(session, state, meeting.municipality_code, decision)
     return decision
+
+
+def _plan_to_approve(
+    session: Session,
+    meeting: Meeting,
+    body: DecisionCreate,
+    config: MunicipalityConference,
+    case_id: str,
+    plan_status: str,
+) -> SupportPlan | None:
+    """The 支援プラン version the decision approves: a 支援決定's (404 `plan-not-found` without one); where
+    plans are approved at case meetings, the newest draft, by a plan decision approved there (with
+    consent: see `_plan_status`)."""
+    if body.type == "support_decision":
+        return plans.to_approve(session, case_id, version=body.plan_version, seen=meeting.plan_version)
+    approves_at_case_meeting = config.settings.plans.approved_at == "case_meeting" and meeting.kind == "case_meeting"
+    if body.type != "plan" or not approves_at_case_meeting or plan_status != "approved":
+        return None
+    try:
+        return plans.to_approve(session, case_id, version=body.plan_version, seen=None)
+    except PlanNotFound:
+        if body.plan_version is not None:
+            raise
+        return None  # a plan decision of a case without a drafted 支援プラン approves only itself
 
 
 def _check_complete(body: DecisionCreate) -> None:
@@ -279,11 +318,13 @@ def _check_complete(body: DecisionCreate) -> None:
         raise DecisionIncomplete("a plan or 支援決定 states its next review (next_review)")
 
 
-def _plan_status(meeting: Meeting, body: DecisionCreate, config: MunicipalityConference) -> str:
+def _plan_status(meeting: Meeting, body: DecisionCreate, config: MunicipalityConference, consent: str | None) -> str:
     if body.type != "plan":
         # A 支援決定 is the plan's approval; a 終結 is decided, with nothing left to approve.
         return "approved"
     if meeting.kind == "support_meeting":
         return "drafted"  # without 本人同意, a plan may only be discussed (LAW-2020 §4.6)
+    if meeting.kind == "case_meeting" and config.settings.plans.approved_at == "case_meeting" and consent is None:
+        return "drafted"  # where case meetings approve plans, they do so with 本人同意 only
     approves_here = meeting.kind == "promotion_meeting" or not config.settings.promotion_meeting.approves_plans
     return "approved" if body.plan_approved and approves_here else "drafted"

@@ -1,14 +1,14 @@
 """Conference's tables (schema `conference`) and API shapes."""
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from pydantic import Field as DataField
 from sqlmodel import JSON, Field, SQLModel, Text
 
 from shared.db import UTCDateTime
-from shared.events import AttendanceRecord, DecisionType
+from shared.events import AttendanceRecord, CaseLifeState, DecisionType, PlanStatus
 from shared.inbox import ProcessedEventBase
 from shared.outbox import OutboxBase
 from shared.vocabulary import ClosureReason
@@ -49,6 +49,7 @@ class Meeting(SQLModel, table=True):
     agenda: dict[str, Any] | None = Field(default=None, sa_type=JSON)
     held_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     directory_version: str | None = Field(default=None, max_length=64)  # the directory the record saw
+    plan_version: int | None = None  # the 支援プラン version a held 重層的支援会議 saw
     sequence: int = 0  # iCalendar SEQUENCE: bumped on every change of time or invitees
     created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
@@ -114,6 +115,81 @@ class CaseState(SQLModel, table=True):
     difficult_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
     consents: list[str] = Field(default_factory=list, sa_type=JSON)  # live consent ids
     source_events: list[str] = Field(default_factory=list, sa_type=JSON)
+    # The case's life after routing (CaseLifeChanged): 終結 closes it, with 見守り it is watched, a new
+    # contact reopens it; a 転居 closes it as moved_away.
+    life_state: str = Field(default="active", max_length=20)  # CaseLifeState
+    life_reason: str | None = Field(default=None, max_length=20)  # ClosureReason
+    life_main_agency: str | None = Field(default=None, max_length=100)  # 主担当 that keeps accompanying
+    watch_until: date | None = None  # the next 見守り check-in
+    life_changed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Where a 転居 took the household: the receiving municipality's case (None: outside the deployment).
+    transferred_to_case: str | None = Field(default=None, max_length=36)
+    transferred_to_municipality: str | None = Field(default=None, max_length=6)
+
+
+class SupportPlan(SQLModel, table=True):
+    """One version of a case's 支援プラン: drafted by the lead, approved by a 支援決定, superseded by the next.
+
+    The goals are free text that may name people: they stay here and never go into an event.
+    """
+
+    __tablename__ = "support_plan"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: str = Field(primary_key=True, max_length=36)
+    version: int = Field(primary_key=True)
+    plan_id: str = Field(max_length=36)  # the same for every version of the case's plan
+    municipality_code: str = Field(max_length=6, index=True)
+    status: str = Field(default="drafted", max_length=20)  # PlanStatus
+    goals: list[str] = Field(default_factory=list, sa_type=JSON)
+    roles: dict[str, str] = Field(default_factory=dict, sa_type=JSON)  # 役割分担: agency id → role
+    main_agency: str = Field(max_length=100)  # 主担当
+    monitoring_interval_days: int  # business days between monitorings
+    next_evaluation: date
+    created_by: str = Field(max_length=100)
+    reason: str | None = Field(default=None, max_length=200)  # why this version was made (a revision's)
+    created_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    approved_at_meeting: str | None = Field(default=None, max_length=36)
+    approved_by_decision: int | None = None  # the CaseDecision (支援決定) that approved it
+    superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PlanMonitoring(SQLModel, table=True):
+    """A monitoring (モニタリング) or evaluation (評価) of a plan version; its note stays here."""
+
+    __tablename__ = "plan_monitoring"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: str = Field(index=True, max_length=36)
+    plan_version: int
+    kind: str = Field(max_length=20)  # monitoring | evaluation
+    note: str = Field(sa_type=Text)
+    recorded_by: str = Field(max_length=100)
+    recorded_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    # What it was measured against: a monitoring's due moment, an evaluation's next_evaluation day.
+    due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    due_on: date | None = None
+    on_time: bool
+
+
+class OverdueMonitoring(SQLModel, table=True):
+    """A monitoring the router's timer found overdue (MonitoringDue, stage overdue), until one is recorded.
+
+    The 推進会議 agenda counts those still open; it never names their cases.
+    """
+
+    __tablename__ = "overdue_monitoring"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: str = Field(primary_key=True, max_length=36)
+    plan_version: int = Field(primary_key=True)
+    due_at: datetime = Field(primary_key=True, sa_type=UTCDateTime)
+    municipality_code: str = Field(max_length=6, index=True)
+    noticed_at: datetime = Field(sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    event_id: str = Field(max_length=64)
 
 
 class CaseReferral(SQLModel, table=True):
@@ -278,6 +354,10 @@ class MeetingPublic(BaseModel):
     directory_version: str | None = DataField(default=None, description="the directory the held meeting saw")
     attendance: list[AttendanceRecord] = DataField(default_factory=list, description="as recorded when held")
     decisions: list[DecisionPublic] = DataField(default_factory=list, description="corrections included")
+    plan_version: int | None = DataField(default=None, description="the 支援プラン version a held 重層的支援会議 saw")
+    case_life: CaseLifeState | None = DataField(
+        default=None, description="the case's life: active, closed (終結), watching (見守り) or reopened"
+    )
 
 
 class RescheduleRequest(BaseModel):
@@ -361,3 +441,71 @@ class PromotionMeetingCreate(BaseModel):
 
     municipality_code: str = DataField(pattern=r"^\d{6}$")
     not_before: datetime | None = None
+
+
+class PlanCreate(BaseModel):
+    """Body of POST /v1/cases/{case_id}/plans: a new 支援プラン version, drafted.
+
+    Whatever is left out is taken from the version before (for version 1: from the case).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    goals: list[str] | None = DataField(
+        default=None, max_length=30, description="目標 (free text; kept in conference, never in an event)"
+    )
+    roles: dict[str, str] | None = DataField(
+        default=None, description="役割分担: agency id → role, among the case's lead and engaged agencies"
+    )
+    main_agency: str | None = DataField(default=None, min_length=1, max_length=100, description="主担当")
+    monitoring_interval_days: int | None = DataField(
+        default=None, ge=1, le=260, description="business days between monitorings"
+    )
+    next_evaluation: date | None = DataField(default=None, description="次回評価日")
+    reason: str | None = DataField(
+        default=None, min_length=1, max_length=200, description="why (required from version 2 on; no names)"
+    )
+
+
+class MonitoringCreate(BaseModel):
+    """Body of POST /v1/cases/{case_id}/plans/{version}/monitorings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["monitoring", "evaluation"] = DataField(description="モニタリング or 評価")
+    note: str = DataField(min_length=1, max_length=20_000, description="kept in conference, never in an event")
+
+
+class MonitoringPublic(BaseModel):
+    """A monitoring or evaluation of a plan version, as the plan's readers see it."""
+
+    id: int
+    plan_version: int
+    kind: Literal["monitoring", "evaluation"]
+    note: str
+    recorded_by: str
+    recorded_at: datetime
+    due_at: datetime | None
+    due_on: date | None
+    on_time: bool
+
+
+class PlanPublic(BaseModel):
+    """A 支援プラン version with who made it and why, and the monitorings recorded against it."""
+
+    case_id: str
+    plan_id: str
+    version: int
+    status: PlanStatus
+    goals: list[str]
+    roles: dict[str, str]
+    main_agency: str
+    monitoring_interval_days: int
+    next_evaluation: date
+    created_by: str
+    reason: str | None
+    created_at: datetime
+    approved_at: datetime | None
+    approved_at_meeting: str | None
+    superseded_at: datetime | None
+    monitorings: list[MonitoringPublic] = DataField(default_factory=list)

@@ -214,6 +214,11 @@ async def test_a_plan_meeting_records_the_support_decision_and_the_closure(
     )
     no_review = {k: v for k, v in decision.items() if k != "next_review"}
     assert problem(await client.post(f"{path}/decisions", json=no_review, headers=lead), 422, "decision-incomplete")
+    # The 支援決定 approves a 支援プラン version the case has (test_plans.py follows the plan itself).
+    missing = await client.post(f"{path}/decisions", json={**decision, "plan_version": 1}, headers=lead)
+    assert problem(missing, 404, "plan-not-found")
+    drafted = await client.post(f"/v1/cases/{case_id}/plans", json={"goals": ["生活の再建"]}, headers=lead)
+    assert drafted.status_code == 201, drafted.text
     approved = await client.post(
         f"{path}/decisions", json={**decision, "plan_version": 1, "roles": {"hoken-07": "見守り"}}, headers=lead
     )
