@@ -84,6 +84,11 @@ PAGE = """<!doctype html>
         <div class="chart-box"><canvas aria-label="受入までの時間のグラフ" role="img"></canvas></div>
         <p class="empty" hidden>データがありません</p>
       </figure>
+      <figure class="chart" id="chart-endings">
+        <figcaption>終結したケース（理由別）</figcaption>
+        <div class="chart-box"><canvas aria-label="終結したケースの理由別のグラフ" role="img"></canvas></div>
+        <p class="empty" hidden>データがありません</p>
+      </figure>
       <figure class="chart wide" id="chart-targets">
         <figcaption>目標と実績</figcaption>
         <div class="chart-box"><canvas aria-label="目標と実績のグラフ" role="img"></canvas></div>

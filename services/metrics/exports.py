@@ -7,7 +7,9 @@ municipality entered itself, by one rule applied to each row (an indicator's tot
 2. while a row's hidden cells are fewer than two or add up to less than N, its smallest shown cell is
    hidden too (complementary suppression), so the total minus the shown cells gives back no small count;
 3. a total below N is hidden, and with it the attainment;
-4. a share or ratio is hidden with the count it is computed from (share × total would give it back).
+4. a share or ratio is hidden with the count it is computed from (share × total would give it back); an
+   indicator whose value is a percent of its breakdown's counts (unit `percent`) has its value hidden
+   when any of those counts is.
 
 Totals at N or above stay visible, so rows that state the same total (M8 and R10) cannot give a hidden
 cell back either. Rows of separate exports (another month, another tier) are not cross-checked.
@@ -57,9 +59,11 @@ def _row(indicator: IndicatorValue, suppress_below: int | None) -> list[str | fl
     shares = indicator.shares or {}
     hidden: set[str] = set()
     hidden_shares: set[str] = set()
-    if suppress_below and indicator.unit == "count":
+    if suppress_below and indicator.unit in ("count", "percent"):
         hidden = hidden_cells(indicator.by_dimension, suppress_below)
-        if indicator.value is not None and 0 < indicator.value < suppress_below:
+        if indicator.value is not None and (
+            bool(hidden) if indicator.unit == "percent" else 0 < indicator.value < suppress_below
+        ):
             value, attainment = SUPPRESSED, ""
         # A share keyed like a cell follows that cell; a ratio of the whole row follows any hidden count.
         anything_hidden = bool(hidden) or value == SUPPRESSED

@@ -3,6 +3,8 @@
 from services.metrics import service
 from services.metrics.models import MetricsProcessedEvent
 from shared.events import (
+    CaseLifeChanged,
+    CaseTransferred,
     ConferenceCancelled,
     ConferenceHeld,
     ConferenceRescheduled,
@@ -11,10 +13,12 @@ from shared.events import (
     ContactRecorded,
     EventData,
     HouseholdLinked,
+    MonitoringRecorded,
     ReferralOverdue,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
+    SupportPlanChanged,
 )
 from shared.runtime import Runtime
 
@@ -30,17 +34,21 @@ COUNTED: tuple[type[EventData], ...] = (
     ConferenceCancelled,
     ConferenceHeld,
     HouseholdLinked,
+    SupportPlanChanged,
+    MonitoringRecorded,
+    CaseLifeChanged,
+    CaseTransferred,
 )
 
 
 def wire(runtime: Runtime) -> None:
-    """Record consultations, contacts, decisions, referrals, meetings and household links as facts, once each."""
+    """Record each counted event (cases, referrals, meetings, plans, case life, transfers) as facts, once."""
     runtime.consume(
         MetricsProcessedEvent,
         dict.fromkeys(COUNTED, service.count),
         prepare=service.prefetch,
         description=(
-            "Records every consultation, contact, decision, referral, meeting and household link for the "
-            "indicators, once."
+            "Records every consultation, contact, decision, referral, meeting, household link, 支援プラン "
+            "version, monitoring and evaluation, 終結/見守り/reopening and 転居 for the indicators, once."
         ),
     )

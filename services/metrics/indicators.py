@@ -13,8 +13,22 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from services.metrics.models import CaseFact, ContactFact, DecisionFact, MeetingFact, ReferralFact
+from services.metrics.models import (
+    CaseFact,
+    CaseLifeFact,
+    ContactFact,
+    DecisionFact,
+    MeetingFact,
+    MonitoringFact,
+    PlanVersionFact,
+    ReferralFact,
+    TransferFact,
+)
 from shared.events import LIVE_REFERRAL_STATUSES, MeetingKind
+
+Unit = Literal["count", "percent", "hours"]
+# The states a 終結 of coordination leaves a case in: closed, or closed with 見守り continuing.
+ENDED = frozenset({"closed", "watching"})
 
 
 @dataclass(frozen=True)
@@ -26,7 +40,7 @@ class Indicator:
     name_en: str
     definition: str
     source: str = "events"
-    unit: Literal["count", "hours"] = "count"
+    unit: Unit = "count"
 
 
 @dataclass(frozen=True)
@@ -53,6 +67,12 @@ class Facts:
     all_referrals: list[ReferralFact]
     meetings: list[MeetingFact]
     promotion_history: list[MeetingFact]
+    approved_plans: list[PlanVersionFact]  # plan versions approved (支援決定) in the window
+    evaluations: list[MonitoringFact]  # evaluations (評価) recorded in the window
+    endings: list[CaseLifeFact]  # 終結 in the window, in the order they happened
+    life_at_end: list[CaseLifeFact]  # each case's last change of life before the window's end
+    transfers_out: list[TransferFact]  # 転居 out of the municipality in the window, in the order they happened
+    transfers_in: list[TransferFact]  # 転居 into it from another of the deployment, likewise
 
 
 @dataclass(frozen=True)
@@ -123,7 +143,7 @@ EVENT_INDICATORS: list[EventIndicator] = []
 
 
 def indicator(
-    id: str, name_ja: str, name_en: str, definition: str, *, unit: Literal["count", "hours"] = "count"
+    id: str, name_ja: str, name_en: str, definition: str, *, unit: Unit = "count"
 ) -> Callable[[Measure], Measure]:
     """Register the decorated function as the measure of this indicator, after those registered before it."""
 
@@ -316,13 +336,20 @@ def cases_by_intake_route(facts: Facts, rules: Rules) -> Measured:
 # The 重層的支援体制整備事業's meetings (LAW-2020.md §3, §6): counted by the municipalities running the 事業.
 
 
-def _held_while_running(facts: Facts, rules: Rules, kind: MeetingKind) -> Measured:
-    """Meetings of this kind held in the window, if the municipality runs the 事業 in the report's year."""
+def _unless_running(facts: Facts, rules: Rules) -> Measured | None:
+    """Nothing to count, and why, if the municipality does not run the 事業 in the report's fiscal year."""
     since = rules.jusoteki_since_fiscal_year
     if since is None:
         return Measured({}, value=None, not_applicable="重層的支援体制整備事業を実施していない")
     if facts.fiscal_year < since:
         return Measured({}, value=None, not_applicable=f"重層的支援体制整備事業の実施は{since}年度から")
+    return None
+
+
+def _held_while_running(facts: Facts, rules: Rules, kind: MeetingKind) -> Measured:
+    """Meetings of this kind held in the window, if the municipality runs the 事業 in the report's year."""
+    if (not_running := _unless_running(facts, rules)) is not None:
+        return not_running
     return Measured(Counter(m.kind for m in _held(facts) if m.kind == kind))
 
 
@@ -348,6 +375,101 @@ def plan_meetings_held(facts: Facts, rules: Rules) -> Measured:
     """LAW-2020.md §3 and §6 (last bullet): 重層的支援会議 held (支援決定, plan review, 終結), which
     municipalities running the 重層的支援体制整備事業 report; not applicable in a fiscal year they do not."""
     return _held_while_running(facts, rules, "plan_meeting")
+
+
+# The 事業's 支援プラン (LAW-2020.md §4): approved by a 支援決定, then monitored and evaluated.
+
+
+@indicator(
+    "JUSO-SUPPORT-DECISIONS",
+    "支援決定の件数（支援プランの承認）",
+    "Support decisions (支援決定): plans approved",
+    "重層的支援会議で承認された支援プランの版（initial: 初回、revision: 見直し）; "
+    "重層的支援体制整備事業を実施する年度のみ",
+)
+def support_decisions(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §4 (steps 2–3) and §6: a 支援プラン version approved at a 重層的支援会議 is a 支援決定,
+    by first plan and revision. The 支援決定 is the 事業's own (its 多機関協働, Art. 106-4), so in a fiscal
+    year the municipality does not run the 事業 the indicator does not apply, rather than read 0."""
+    if (not_running := _unless_running(facts, rules)) is not None:
+        return not_running
+    return Measured(Counter("initial" if p.version == 1 else "revision" for p in facts.approved_plans))
+
+
+@indicator(
+    "JUSO-CASES-WITH-PLAN",
+    "支援プランが決定されたケース数",
+    "Cases with a plan approved",
+    "期間内に支援決定があったケース（世帯ごとに1件）; 重層的支援体制整備事業を実施する年度のみ",
+)
+def cases_with_plan(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §6 (last bullet): the cases with a plan that municipalities running the 事業 count,
+    as the cases (one per household, DOMAIN.md §6.4) whose plan a 支援決定 approved in the window; not
+    applicable where the 事業 is not run, for the reason JUSO-SUPPORT-DECISIONS gives."""
+    if (not_running := _unless_running(facts, rules)) is not None:
+        return not_running
+    cases = {_household(facts, p.case_id) for p in facts.approved_plans}
+    return Measured({"cases": len(cases)} if cases else {})
+
+
+@indicator(
+    "JUSO-EVALUATIONS-ON-TIME",
+    "期限内に評価された支援プランの割合（%）",
+    "Plan evaluations on time (%)",
+    "期間内に記録された評価のうち、評価予定日までに行われたものの割合; 重層的支援体制整備事業を実施する年度のみ",
+    unit="percent",
+)
+def evaluations_on_time(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §4 (step 4) and §6: plans are evaluated (評価) periodically, the 推進員's (エ) (DOMAIN.md
+    §4.2, seed L3423–L3425), and municipalities running the 事業 count plans reviewed. The value is the
+    share in percent of the evaluations recorded in the window that were on time, its breakdown the
+    on-time and late ones; no value without an evaluation. Not applicable where the 事業 is not run: the
+    plans evaluated are the 支援プラン its 支援決定 approved."""
+    if (not_running := _unless_running(facts, rules)) is not None:
+        return not_running
+    total = len(facts.evaluations)
+    if not total:
+        return Measured({}, value=None)
+    on_time = sum(e.on_time for e in facts.evaluations)
+    return Measured({"on_time": on_time, "late": total - on_time}, value=round(100 * on_time / total, 1))
+
+
+# A case's life after routing (LAW-2020.md §4, step 5): 終結 and 見守り, in every municipality.
+
+
+@indicator(
+    "CASES-ENDED",
+    "終結したケース数（理由別）",
+    "Cases ended (終結) by reason",
+    "期間内に終結したケース（見守りの継続を含む、見守りの終了は数えない）; 世帯ごとに1件、期間内の最後の終結の理由で",
+)
+def cases_ended(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §4 (step 5) and §6: coordination ends (終結) with a coded reason, and municipalities
+    running the 事業 count cases ended; here by reason. It applies to every municipality, whether or not
+    it runs the 事業: 終結件数 were counted before the 事業 existed (彦根市's target, DOMAIN.md §6.1, seed
+    L1074), and a 転居 out of the municipality ends a case (moved_away) wherever it happens. A case
+    ended, reopened and ended again in the window counts once, under its last reason; the end of a
+    見守り that followed a 終結 is no 終結 of its own."""
+    last = {_household(facts, change.case_id): change.reason or "unknown" for change in facts.endings}
+    return Measured(Counter(last.values()))
+
+
+@indicator(
+    "CASES-WATCHING",
+    "見守り中のケース数（期間末）",
+    "Cases under 見守り at the period's end",
+    "期間末に終結後の見守りが続いているケース; 世帯ごとに1件、主担当別",
+)
+def cases_watching(facts: Facts, rules: Rules) -> Measured:
+    """LAW-2020.md §4 (step 5) and §6: after a 終結 a 主担当 keeps accompanying the household (伴走) and
+    見守り may continue. The cases whose last change before the window's end left them watching (a
+    later contact that reopened one takes it out), by 主担当; every municipality, as CASES-ENDED."""
+    watching = {
+        _household(facts, change.case_id): change.main_agency or "unknown"
+        for change in facts.life_at_end
+        if change.state == "watching"
+    }
+    return Measured(Counter(watching.values()))
 
 
 # Operational measures: not asked for by the report, kept for the people who run the network.
@@ -468,6 +590,35 @@ def meetings_held(facts: Facts, rules: Rules) -> Measured:
     """Operational measure, no line of the report: meetings held, by kind (ケース会議, 支援会議,
     重層的支援会議, 推進会議), whether or not the municipality runs the 重層的支援体制整備事業."""
     return Measured(Counter(m.kind for m in _held(facts)))
+
+
+@indicator(
+    "OPS-TRANSFERS-OUT",
+    "転出したケース数（転居）",
+    "Cases moved away (転居)",
+    "他の市町村へ転居したケース（within_deployment: 同じ運用内の市町村へ引継ぎ、outside_deployment: 運用外へ）",
+)
+def transfers_out(facts: Facts, rules: Rules) -> Measured:
+    """Operational measure, no line of the report: cases (households) that moved away in the window, to a
+    municipality of this deployment (handed on as a case there) or outside it."""
+    moved = {
+        _household(facts, t.case_id): "within_deployment" if t.to_case_id is not None else "outside_deployment"
+        for t in facts.transfers_out
+    }
+    return Measured(Counter(moved.values()))
+
+
+@indicator(
+    "OPS-TRANSFERS-IN",
+    "転入したケース数（転居）",
+    "Cases moved in (転居)",
+    "同じ運用内の他の市町村から転居して引き継いだケース（転出元の市町村コード別）",
+)
+def transfers_in(facts: Facts, rules: Rules) -> Measured:
+    """Operational measure, no line of the report: cases handed on to this municipality in the window by
+    another of the deployment when the household moved here, by the municipality it came from."""
+    moved = {_household(facts, t.to_case_id): t.from_municipality for t in facts.transfers_in if t.to_case_id}
+    return Measured(Counter(moved.values()))
 
 
 # Entered, not counted: surveys, master data and figures only the municipality has.

@@ -4,7 +4,7 @@ Every event becomes facts keyed by the ids it carries, so a repeated event chang
 may arrive in any order across topics; the indicators are computed from the facts when asked.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -122,6 +122,81 @@ class HouseholdLinkFact(SQLModel, table=True):
     decided_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class PlanVersionFact(SQLModel, table=True):
+    """A 支援プラン version: when it was drafted, approved (the 支援決定) and superseded.
+
+    Each status has its own time, set by its own event, so the fact ends the same whatever order the
+    changes arrive in.
+    """
+
+    __tablename__ = "plan_version_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    plan_version_id: str = Field(primary_key=True, max_length=80)  # "<plan id>/v<version>"
+    plan_id: str = Field(max_length=64)
+    version: int
+    case_id: str = Field(index=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    drafted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    approved_at_meeting: str | None = Field(default=None, max_length=64)
+    superseded_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class MonitoringFact(SQLModel, table=True):
+    """A monitoring (モニタリング) or evaluation (評価) recorded against a plan version, and whether on time."""
+
+    __tablename__ = "monitoring_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    plan_id: str = Field(max_length=64)
+    plan_version: int
+    kind: str = Field(max_length=20)
+    recorded_at: datetime = Field(sa_type=UTCDateTime)
+    on_time: bool
+
+
+class CaseLifeFact(SQLModel, table=True):
+    """One change of a case's life after routing: 終結 (closed, or watching under 見守り), reopened, active.
+
+    Kept as a history, one row per event: a case may end, reopen and end again, and a report asks both
+    what ended within its window and what state each case was in at the window's end.
+    """
+
+    __tablename__ = "case_life_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(index=True, max_length=64)
+    municipality_code: str = Field(max_length=6, index=True)
+    state: str = Field(max_length=20)
+    reason: str | None = Field(default=None, max_length=20)
+    main_agency: str | None = Field(default=None, max_length=100)
+    watch_until: date | None = None
+    changed_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TransferFact(SQLModel, table=True):
+    """A 転居: a case moved from one municipality to another of the deployment, or away from the deployment.
+
+    `to_case_id` and `to_municipality` are the receiving case and municipality, both None when the
+    household left the deployment (where it went is no municipality metrics reports on).
+    """
+
+    __tablename__ = "transfer_fact"
+    __table_args__ = {"schema": SCHEMA}
+
+    event_id: str = Field(primary_key=True, max_length=64)
+    case_id: str = Field(max_length=64)
+    to_case_id: str | None = Field(default=None, max_length=64)
+    from_municipality: str = Field(max_length=6, index=True)
+    to_municipality: str | None = Field(default=None, max_length=6, index=True)
+    transferred_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class ManualValue(SQLModel, table=True):
     """A survey-based or master-data indicator entered for a fiscal year (M3, M4, M6, M7, M9, …)."""
 
@@ -165,6 +240,10 @@ FACT_TABLES: tuple[type[SQLModel], ...] = (
     ReferralFact,
     MeetingFact,
     HouseholdLinkFact,
+    PlanVersionFact,
+    MonitoringFact,
+    CaseLifeFact,
+    TransferFact,
     MetricsProcessedEvent,
 )
 
@@ -177,7 +256,8 @@ class IndicatorValue(BaseModel):
     name_en: str
     definition: str
     source: str  # events | manual
-    unit: Literal["count", "hours", "as_entered"] = "count"  # what small-cell suppression may hide: counts
+    # What small-cell suppression may hide: counts, and a percent computed from the counts of its breakdown.
+    unit: Literal["count", "percent", "hours", "as_entered"] = "count"
     value: float | None
     by_dimension: dict[str, float]
     shares: dict[str, float] | None = None

@@ -9,9 +9,10 @@ from typing import Any, TypeVar, cast
 from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, SQLModel, col, select
 
-from services.metrics.indicators import MANUAL, Facts, Rules, compute
+from services.metrics.indicators import ENDED, MANUAL, Facts, Rules, compute
 from services.metrics.models import (
     CaseFact,
+    CaseLifeFact,
     ContactFact,
     DecisionFact,
     HouseholdLinkFact,
@@ -19,12 +20,17 @@ from services.metrics.models import (
     IndicatorValue,
     ManualValue,
     MeetingFact,
+    MonitoringFact,
+    PlanVersionFact,
     ReferralFact,
     Target,
+    TransferFact,
 )
 from shared.calendar import JST
 from shared.db import rows_with
 from shared.events import (
+    CaseLifeChanged,
+    CaseTransferred,
     ConferenceCancelled,
     ConferenceHeld,
     ConferenceRescheduled,
@@ -34,10 +40,12 @@ from shared.events import (
     Envelope,
     EventData,
     HouseholdLinked,
+    MonitoringRecorded,
     ReferralOverdue,
     ReferralRequested,
     ReferralStatusChanged,
     RoutingDecided,
+    SupportPlanChanged,
 )
 from shared.uow import UnitOfWork
 from shared.vocabulary import FoundBy, Pathway
@@ -157,6 +165,71 @@ def count(batch: FactBatch, envelope: Envelope[EventData]) -> None:
             )
             if data.decided_at >= link.decided_at:
                 link.linked, link.decided_at = data.linked, data.decided_at
+        case SupportPlanChanged():
+            plan = _fact(
+                batch,
+                PlanVersionFact,
+                _plan_version_key(data),
+                plan_id=data.plan_id,
+                version=data.version,
+                case_id=data.case_id,
+                municipality_code=code,
+            )
+            match data.status:
+                case "drafted":
+                    plan.drafted_at = _earliest(plan.drafted_at, data.changed_at)
+                case "approved":
+                    if plan.approved_at is None or data.changed_at < plan.approved_at:
+                        plan.approved_at, plan.approved_at_meeting = data.changed_at, data.approved_at_meeting
+                case "superseded":
+                    plan.superseded_at = _earliest(plan.superseded_at, data.changed_at)
+        case MonitoringRecorded():
+            _put(
+                batch,
+                MonitoringFact,
+                envelope.id,
+                case_id=data.case_id,
+                municipality_code=code,
+                plan_id=data.plan_id,
+                plan_version=data.plan_version,
+                kind=data.kind,
+                recorded_at=data.recorded_at,
+                on_time=data.on_time,
+            )
+        case CaseLifeChanged():
+            _put(
+                batch,
+                CaseLifeFact,
+                envelope.id,
+                case_id=data.case_id,
+                municipality_code=code,
+                state=data.state,
+                reason=data.reason.value if data.reason is not None else None,
+                main_agency=data.main_agency,
+                watch_until=data.watch_until,
+                changed_at=data.changed_at,
+            )
+        case CaseTransferred():
+            within = data.to_case_id is not None
+            _put(
+                batch,
+                TransferFact,
+                envelope.id,
+                case_id=data.case_id,
+                to_case_id=data.to_case_id,
+                from_municipality=data.from_municipality,
+                to_municipality=data.to_municipality if within else None,
+                transferred_at=data.transferred_at,
+            )
+
+
+def _plan_version_key(data: SupportPlanChanged) -> str:
+    return f"{data.plan_id}/v{data.version}"
+
+
+def _earliest(kept: datetime | None, new: datetime) -> datetime:
+    # A status reached twice (a redelivery, a repeated change) dates from its first time, in any order.
+    return new if kept is None else min(kept, new)
 
 
 def _later_change(referral: ReferralFact, data: ReferralStatusChanged) -> bool:
@@ -245,8 +318,9 @@ def _fact(batch: FactBatch, model: type[FactT], key: str, **new: Any) -> FactT:
     return found  # type: ignore[return-value]
 
 
-def _fact_keys(data: EventData) -> Iterator[tuple[type[SQLModel], str]]:
+def _fact_keys(envelope: Envelope[Any]) -> Iterator[tuple[type[SQLModel], str]]:
     """The facts `count` reads for an event, by model and key."""
+    data = envelope.data
     match data:
         case ConsultationReceived():
             yield CaseFact, data.case_id
@@ -266,6 +340,14 @@ def _fact_keys(data: EventData) -> Iterator[tuple[type[SQLModel], str]]:
             yield MeetingFact, data.meeting_id
         case HouseholdLinked():
             yield HouseholdLinkFact, data.match_id
+        case SupportPlanChanged():
+            yield PlanVersionFact, _plan_version_key(data)
+        case MonitoringRecorded():
+            yield MonitoringFact, envelope.id
+        case CaseLifeChanged():
+            yield CaseLifeFact, envelope.id
+        case CaseTransferred():
+            yield TransferFact, envelope.id
 
 
 def prefetch(batch: FactBatch, envelopes: Sequence[Envelope[Any]]) -> None:
@@ -276,7 +358,7 @@ def prefetch(batch: FactBatch, envelopes: Sequence[Envelope[Any]]) -> None:
     """
     wanted: dict[type[SQLModel], set[str]] = {}
     for envelope in envelopes:
-        for model, key in _fact_keys(envelope.data):
+        for model, key in _fact_keys(envelope):
             wanted.setdefault(model, set()).add(key)
     made, absent = batch.made, batch.absent
     with batch.no_autoflush:
@@ -353,7 +435,55 @@ def _facts(session: Session, code: str, year: int, span: Window, tier: int | Non
         (m for m in meetings_all if m.kind == "promotion_meeting" and m.held_at is not None and m.held_at < year_end),
         key=lambda m: m.held_at or year_end,
     )
-    return Facts(year, cases, household, contacts, decisions, referrals, all_referrals, meetings, promotion_history)
+    plans = [p for p in of(PlanVersionFact, lambda r: r.approved_at) if in_tier(p.case_id)]
+    evaluations = [
+        m for m in of(MonitoringFact, lambda r: r.recorded_at) if m.kind == "evaluation" and in_tier(m.case_id)
+    ]
+    # Each case's life up to the window's end, in order (changes at one instant in the order published:
+    # event ids are version 7 UUIDs): what ended within the window, and where each case stood at its end.
+    life = sorted(
+        (
+            change
+            for change in session.exec(select(CaseLifeFact).where(CaseLifeFact.municipality_code == code))
+            if change.changed_at < span.end and in_tier(change.case_id)
+        ),
+        key=lambda change: (change.changed_at, change.event_id),
+    )
+    moved_out = session.exec(
+        select(TransferFact).where(TransferFact.from_municipality == code).order_by(col(TransferFact.transferred_at))
+    )
+    moved_in = session.exec(
+        select(TransferFact).where(TransferFact.to_municipality == code).order_by(col(TransferFact.transferred_at))
+    )
+    return Facts(
+        year,
+        cases,
+        household,
+        contacts,
+        decisions,
+        referrals,
+        all_referrals,
+        meetings,
+        promotion_history,
+        approved_plans=plans,
+        evaluations=evaluations,
+        endings=[change for change in _endings(life) if change.changed_at in span],
+        life_at_end=list({change.case_id: change for change in life}.values()),
+        transfers_out=[t for t in moved_out if t.transferred_at in span and in_tier(t.case_id)],
+        transfers_in=[t for t in moved_in if t.transferred_at in span and in_tier(t.to_case_id)],
+    )
+
+
+def _endings(life: Iterable[CaseLifeFact]) -> Iterator[CaseLifeFact]:
+    """The changes of cases' lives (in time order) that were a 終結: from an open case to closed or watching.
+
+    A case whose 見守り later ends (watching, then closed) ended once, when coordination did.
+    """
+    before: dict[str, str] = {}
+    for change in life:
+        if change.state in ENDED and before.get(change.case_id) not in ENDED:
+            yield change
+        before[change.case_id] = change.state
 
 
 def households(cases: Iterable[CaseFact], links: Iterable[HouseholdLinkFact]) -> dict[str, str]:

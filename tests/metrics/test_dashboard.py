@@ -44,7 +44,7 @@ CHROMIUM_FLAGS = (
     "--disable-quic",
 )
 MUNICIPALITY = "242080"
-CHARTS = ("chart-routes", "chart-tiers", "chart-meetings", "chart-time-to-accept", "chart-targets")
+CHARTS = ("chart-routes", "chart-tiers", "chart-meetings", "chart-time-to-accept", "chart-endings", "chart-targets")
 MEETING_INDICATORS = ("OPS-MEETINGS-HELD", "M5", "M13")
 SCREENSHOT_COPY = Path("/tmp/marugoto-dashboard.png")
 
@@ -173,6 +173,7 @@ def expected_values(report: dict[str, Any]) -> dict[str, Any]:
         "chart-tiers": by_id["OPS-DECISIONS"]["by_dimension"] if "OPS-DECISIONS" in by_id else {},
         "chart-meetings": {i: by_id[i]["value"] for i in MEETING_INDICATORS if i in by_id},
         "chart-time-to-accept": {k: time_to_accept[k] for k in ("p50", "p90") if k in time_to_accept},
+        "chart-endings": by_id["CASES-ENDED"]["by_dimension"] if "CASES-ENDED" in by_id else {},
         "chart-targets": {
             i["id"]: {"value": i["value"], "target": i["target"]}
             for i in report["indicators"]
@@ -217,7 +218,8 @@ def screenshot(driver: "WebDriver", path: Path, copy_to: Path) -> None:
 
 
 def seed(settings: Settings, year: int) -> None:
-    """Three cases (two 当事者, one 行政), three decisions, two acceptances and one case meeting.
+    """Three cases (two 当事者, one 行政), three decisions, two acceptances and one case meeting; c2's plan
+    approved and evaluated once on time and once late, c2 ended under 見守り and c3 ended as refused.
 
     Through the service's own event application (`service.count`), straight into the metrics
     database: what the consumers would do on receiving these events, without the broker.
@@ -227,14 +229,17 @@ def seed(settings: Settings, year: int) -> None:
     from shared.consultation import ConsultationSummary
     from shared.events import (
         AttendanceRecord,
+        CaseLifeChanged,
         ConferenceHeld,
         ConsultationReceived,
         EventData,
+        MonitoringRecorded,
         ReferralStatusChanged,
         RoutingDecided,
+        SupportPlanChanged,
         new_event,
     )
-    from shared.vocabulary import FoundBy, Pathway
+    from shared.vocabulary import ClosureReason, FoundBy, Pathway
 
     start = datetime(year, 4, 10, 1, 0, tzinfo=UTC)  # 10:00 JST on 10 April: inside the fiscal year
     cases = [("c1", Pathway.self_, 1, 6), ("c2", Pathway.self_, 2, 30), ("c3", Pathway.government, 2, None)]
@@ -310,6 +315,56 @@ def seed(settings: Settings, year: int) -> None:
             ),
         )
     )
+    events.append(
+        (
+            "c2",
+            SupportPlanChanged(
+                case_id="c2",
+                plan_id="plan-c2",
+                version=1,
+                status="approved",
+                main_agency="agency-a",
+                roles={"agency-a": "主担当", "agency-b": "就労"},
+                goals=2,
+                monitoring_interval_days=20,
+                next_evaluation=(start + timedelta(days=60)).date(),
+                changed_by="lead",
+                approved_at_meeting="plan-meeting-1",
+                changed_at=start + timedelta(days=7),
+            ),
+        )
+    )
+    for days, on_time in ((30, True), (60, False)):
+        events.append(
+            (
+                "c2",
+                MonitoringRecorded(
+                    case_id="c2",
+                    plan_id="plan-c2",
+                    plan_version=1,
+                    kind="evaluation",
+                    recorded_by="agency-a",
+                    recorded_at=start + timedelta(days=days),
+                    on_time=on_time,
+                ),
+            )
+        )
+    for case_id, state, reason in (
+        ("c2", "watching", ClosureReason.goals_met),
+        ("c3", "closed", ClosureReason.refused),
+    ):
+        events.append(
+            (
+                case_id,
+                CaseLifeChanged(
+                    case_id=case_id,
+                    state=state,
+                    reason=reason,
+                    main_agency="agency-a",
+                    changed_at=start + timedelta(days=90),
+                ),
+            )
+        )
     engine = db.make_engine(settings, "metrics")
     try:
         for subject, data in events:
@@ -363,6 +418,7 @@ def test_dashboard_draws_the_metrics_api_numbers_in_chromium(
         assert shown["chart-meetings"] == {"OPS-MEETINGS-HELD": 1, "M5": 1, "M13": 1}
         if shown["chart-time-to-accept"]:
             assert shown["chart-time-to-accept"] == {"p50": 6, "p90": 30}
+        assert shown["chart-endings"] == {"goals_met": 1, "refused": 1}
         assert shown["chart-targets"]["M8"] == {"value": 3, "target": 4}
 
         # Intake routes over time: each month's new cases by route, as the API reports that month.
@@ -390,6 +446,17 @@ def test_dashboard_draws_the_metrics_api_numbers_in_chromium(
             assert "目標" in headings
         m8 = browser.find_element(By.CSS_SELECTOR, '#indicator-table tr[data-indicator="M8"]')
         assert "総合相談窓口での相談受付数（実件数）" in m8.text and "3" in m8.text
+
+        def value_cell(indicator: str) -> str:
+            row = browser.find_element(By.CSS_SELECTOR, f'#indicator-table tr[data-indicator="{indicator}"]')
+            return str(row.find_elements(By.TAG_NAME, "td")[2].text)
+
+        # The case-life indicators: one 支援決定, evaluations half on time (a percent), one case under 見守り.
+        assert [value_cell(i) for i in ("JUSO-SUPPORT-DECISIONS", "JUSO-EVALUATIONS-ON-TIME", "CASES-WATCHING")] == [
+            "1",
+            "50%",
+            "1",
+        ]
 
         assert browser.find_element(By.TAG_NAME, "html").get_attribute("lang") == "ja"
         text = browser.find_element(By.TAG_NAME, "body").text
@@ -464,6 +531,22 @@ STUB_REPORT: dict[str, Any] = {
             "by_dimension": {"p50": 12.5, "p90": 40.25},
         },
         {
+            "id": "CASES-ENDED",
+            "name_ja": "終結したケース数（理由別）",
+            "name_en": "Cases ended (終結) by reason",
+            "unit": "count",
+            "value": 5.0,
+            "by_dimension": {"goals_met": 3.0, "moved_away": 2.0},
+        },
+        {
+            "id": "JUSO-EVALUATIONS-ON-TIME",
+            "name_ja": "期限内に評価された支援プランの割合（%）",
+            "name_en": "Plan evaluations on time (%)",
+            "unit": "percent",
+            "value": 66.7,
+            "by_dimension": {"late": 1.0, "on_time": 2.0},
+        },
+        {
             "id": "M3",
             "name_ja": "関係機関の情報共有ルール・ツール等の整備件数",
             "name_en": "Information-sharing rules and tools",
@@ -521,6 +604,7 @@ def test_dashboard_draws_every_optional_chart_and_says_what_is_wrong(browser: "W
         assert shown["chart-routes"] == {"family_or_community": 8, "self": 12}, "R10 before M8"
         assert shown["chart-meetings"] == {"OPS-MEETINGS-HELD": 4, "M5": 2}, "M13 absent: left out"
         assert shown["chart-time-to-accept"] == {"p50": 12.5, "p90": 40.25}
+        assert shown["chart-endings"] == {"goals_met": 3, "moved_away": 2}
         assert shown["chart-targets"] == {
             "M8": {"value": 10, "target": 40},
             "OPS-MEETINGS-HELD": {"value": 4, "target": 6},
@@ -531,6 +615,10 @@ def test_dashboard_draws_every_optional_chart_and_says_what_is_wrong(browser: "W
         assert headings == ["ID", "指標名", "値", "目標", "達成率"]
         m8 = [td.text for td in browser.find_elements(By.CSS_SELECTOR, '#indicator-table tr[data-indicator="M8"] td')]
         assert m8 == ["M8", "総合相談窓口での相談受付数（実件数）", "10", "40", "25%"]
+        on_time = browser.find_elements(
+            By.CSS_SELECTOR, '#indicator-table tr[data-indicator="JUSO-EVALUATIONS-ON-TIME"] td'
+        )
+        assert on_time[2].text == "66.7%", "a percent is shown as one"
         m3 = [td.text for td in browser.find_elements(By.CSS_SELECTOR, '#indicator-table tr[data-indicator="M3"] td')]
         assert m3[2:] == ["—", "—", "—"], "a missing value, target and attainment are shown as such"
         assert browser.find_element(By.ID, "municipality").text == "名張市（242080）"
@@ -545,6 +633,7 @@ def test_dashboard_draws_every_optional_chart_and_says_what_is_wrong(browser: "W
         assert shown_values(browser) == expected_values(BARE_REPORT) == {chart: {} for chart in CHARTS}
         assert set(chart_states(browser).values()) == {"empty"}
         assert "指標 R10 / M8 はレポートにありません" in browser.find_element(By.ID, "chart-routes").text
+        assert "指標 CASES-ENDED はレポートにありません" in browser.find_element(By.ID, "chart-endings").text
         headings = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#indicator-table thead th")]
         assert headings == ["ID", "指標名", "値"], "no target columns when the report has none"
         assert browser.find_element(By.ID, "month-row").is_displayed() is False

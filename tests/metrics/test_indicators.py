@@ -423,12 +423,15 @@ async def test_targets_manual_values_and_exports(
     small = await export("&suppress_below=10")
     for i in api["indicators"]:
         row = small[i["id"]]
-        if i["unit"] != "count":
-            assert row == full[i["id"]], f"{i['id']} is not a count: never suppressed"
+        if i["unit"] not in ("count", "percent"):
+            assert row == full[i["id"]], f"{i['id']} is neither a count nor a share of counts: never suppressed"
             continue
         hidden = {k for k, v in row[7].items() if v == "x"}
         assert {k for k, v in i["by_dimension"].items() if 0 < v < 10} <= hidden, i["id"]
         assert all(row[7][k] == v for k, v in i["by_dimension"].items() if k not in hidden), i["id"]
+        if i["unit"] == "percent":
+            assert row[5] == ("x" if hidden else i["value"]), f"{i['id']}: a share goes with its counts"
+            continue
         total_hidden = i["value"] is not None and 0 < i["value"] < 10
         assert row[5] == ("x" if total_hidden else i["value"]), i["id"]
         if hidden and not total_hidden and i["value"] == sum(i["by_dimension"].values()):

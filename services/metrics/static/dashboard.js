@@ -37,6 +37,19 @@
     promotion_meeting: "推進会議",
     p50: "中央値（p50）",
     p90: "90パーセンタイル（p90）",
+    initial: "初回",
+    revision: "見直し",
+    on_time: "期限内",
+    late: "期限超過",
+    goals_met: "目標達成",
+    moved_away: "転居",
+    refused: "本人の拒否",
+    died: "死亡",
+    transferred: "他の支援・制度へ移行",
+    other: "その他",
+    unknown: "不明",
+    within_deployment: "運用内の市町村へ",
+    outside_deployment: "運用外へ",
   };
   const MEETING_INDICATORS = [
     ["OPS-MEETINGS-HELD", "会議の開催回数"],
@@ -199,7 +212,8 @@
         // Not "—" nor 0: nothing was to be counted here (e.g. 支援会議 where the 重層的支援体制整備事業 is not run).
         cell(row, "対象外", "num not-applicable", indicator.definition ?? "この市町村・年度には該当しません");
       } else {
-        cell(row, formatNumber(value), isNumber(value) ? "num" : "num missing", isNumber(value) ? "" : "値がありません");
+        const shown = indicator.unit === "percent" ? formatPercent(value) : formatNumber(value);
+        cell(row, shown, isNumber(value) ? "num" : "num missing", isNumber(value) ? "" : "値がありません");
       }
       if (withTarget) cell(row, formatNumber(indicator.target), isNumber(indicator.target) ? "num" : "num missing");
       if (withAttainment) {
@@ -354,6 +368,7 @@
     dimensionChart("chart-tiers", indicators, ["OPS-DECISIONS"], { kind: "doughnut", datasetLabel: "振り分け決定件数" });
     meetingsChart(indicators);
     timeToAcceptChart(indicators);
+    dimensionChart("chart-endings", indicators, ["CASES-ENDED"], { kind: "bar", datasetLabel: "終結したケース数" });
     targetsChart(report);
   }
 
