@@ -3,6 +3,7 @@ the 推進会議 agenda built from events (in counts, naming no case), and atten
 
 import json
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,12 +34,14 @@ DEBT = {  # nabari-14: poverty and debt; no legal support centre in the director
 }
 
 
-@pytest.fixture
-def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
-    data = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
-    data["conference"] = {"promotion_meeting": {"review_after_days": 0, "reuses": "支援調整会議"}}
+@contextmanager
+def agenda_stack(
+    settings: Settings, tmp_path: Path, directory_data: dict[str, Any]
+) -> Iterator[dict[str, ServiceProcess]]:
+    """The four services on one directory, conference with its own credentials to fetch the indicators
+    from metrics for the 推進会議 agenda."""
     directory = tmp_path / "directory.yaml"
-    directory.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+    directory.write_text(yaml.safe_dump(directory_data, allow_unicode=True), encoding="utf-8")
     upgrade_databases(settings)
     engine = db.make_engine(settings, "intake")
     with db.transaction(engine) as session:
@@ -64,6 +67,14 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProce
     finally:
         for service in services.values():
             service.stop()
+
+
+@pytest.fixture
+def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProcess]]:
+    data = yaml.safe_load(demo_directory_path().read_text(encoding="utf-8"))
+    data["conference"] = {"promotion_meeting": {"review_after_days": 0, "reuses": "支援調整会議"}}
+    with agenda_stack(settings, tmp_path, data) as services:
+        yield services
 
 
 def present(participant: str, kind: str = "agency", sector: str = "welfare") -> dict[str, Any]:

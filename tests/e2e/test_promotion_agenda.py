@@ -11,14 +11,11 @@ import httpx
 import pytest
 import yaml
 
-from services.cli import upgrade_databases
-from services.intake import service as intake
-from shared import db
 from shared.auth import Scope
 from shared.directory import demo_directory_path
 from shared.settings import Settings
-from tests.conftest import service_env
 from tests.e2e.processes import ServiceProcess
+from tests.e2e.test_conference import agenda_stack
 from tests.e2e.test_spine import CONSULTATION_8050, indicator, poll_json
 
 pytestmark = pytest.mark.e2e
@@ -56,32 +53,8 @@ def stack(settings: Settings, tmp_path: Path) -> Iterator[dict[str, ServiceProce
             "sector": "welfare",
         }
     )
-    directory = tmp_path / "directory.yaml"
-    directory.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
-    upgrade_databases(settings)
-    engine = db.make_engine(settings, "intake")
-    with db.transaction(engine) as session:
-        secret = intake.issue_credential(
-            session, agency_id="svc", name="conference", scopes=[Scope.operator, Scope.platform], municipalities=[]
-        )
-    engine.dispose()
-    env = service_env(settings, MARUGOTO_DIRECTORY_FILES=json.dumps([str(directory)]))
-    services = {name: ServiceProcess(name, env, tmp_path) for name in ("intake", "router", "conference", "metrics")}
-    services["conference"].env.update(
-        MARUGOTO_SERVICE_CLIENT_ID="svc",
-        MARUGOTO_SERVICE_CLIENT_SECRET=secret,
-        MARUGOTO_INTAKE_URL=services["intake"].url,
-        MARUGOTO_METRICS_URL=services["metrics"].url,
-    )
-    try:
-        for service in services.values():
-            service.start()
-        for service in services.values():
-            service.wait_ready()
+    with agenda_stack(settings, tmp_path, data) as services:
         yield services
-    finally:
-        for service in services.values():
-            service.stop()
 
 
 def lines(agenda: dict[str, Any], section: str, item: str) -> list[dict[str, Any]]:
