@@ -50,8 +50,8 @@ from tests.e2e.processes import ServiceProcess, running
 pytestmark = pytest.mark.e2e
 
 MUNICIPALITY = "242080"  # the demo municipality of shared/demo_directory.yaml
-STREAM = 2000
-FEED_PER_SECOND = 60.0  # the pace of the kill -9 test's stream
+STREAM = 1200
+FEED_PER_SECOND = 40.0  # the pace of the kill -9 test's stream: half a minute, the kills six seconds apart
 # Households that take different routes through the demo directory: tier 1, tier 2 (case meetings)
 # and tier 3 (prefecture support), one or several partner agencies.
 HOUSEHOLDS: tuple[tuple[str, tuple[str, ...]], ...] = (
