@@ -539,6 +539,24 @@ class CaseTransferred(EventData):
     transferred_at: datetime
 
 
+
+class DirectoryPublished(EventData):
+    """A municipality's directory version came into force (an admin's PUT at the router, or the files a
+    fresh deployment was seeded from); keyed by municipality code. Every service keeps the version in
+    force from it, so a change reaches them all without a restart.
+
+    `body` is the directory file's shape (municipality, agencies, tag_partners, rules and the services'
+    sections: routing, conference, metrics): no personal details."""
+
+    event_type: ClassVar[str] = "jp.marugoto.directory.published"
+    topic: ClassVar[str] = topics.DIRECTORY_PUBLISHED
+
+    version: str  # the router's content hash of the body (DirectoryVersion.version)
+    body: dict[str, Any]
+    source: str  # who published it: "admin:<agency>", or the seed file
+    published_at: datetime
+
+
 # Defined above the models that name them in quotes.
 ContactRecorded.model_rebuild()
 RoutingDecided.model_rebuild()
@@ -569,6 +587,7 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         MonitoringRecorded,
         CaseLifeChanged,
         CaseTransferred,
+        DirectoryPublished,
     )
 }
 

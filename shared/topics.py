@@ -28,6 +28,8 @@ MONITORING_DUE = "marugoto.plan.monitoring_due"
 MONITORING_RECORDED = "marugoto.plan.monitoring_recorded"
 CASE_LIFE_CHANGED = "marugoto.case.life_changed"
 CASE_TRANSFERRED = "marugoto.case.transferred"
+# Each municipality's directory version in force, keyed by municipality code.
+DIRECTORY_PUBLISHED = "marugoto.directory.published"
 
 EVENT_TOPICS = (
     CONSULTATION_RECEIVED,
@@ -53,6 +55,7 @@ EVENT_TOPICS = (
     MONITORING_RECORDED,
     CASE_LIFE_CHANGED,
     CASE_TRANSFERRED,
+    DIRECTORY_PUBLISHED,
 )
 
 

@@ -23,6 +23,7 @@ def counted_municipalities(settings: Settings) -> dict[str, CountedMunicipality]
             networked_last_k=int(section.get("networked_last_k", 3)),
             sectors={agency.id: agency.sector for agency in directory.agencies},
             jusoteki_since_fiscal_year=directory.municipality.jusoteki_since_fiscal_year,
+            directory=directory,
         )
         found[code] = CountedMunicipality(name=directory.municipality.name, rules=rules)
     return found

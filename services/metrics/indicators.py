@@ -24,6 +24,7 @@ from services.metrics.models import (
     ReferralFact,
     TransferFact,
 )
+from shared.directory import Directory
 from shared.events import LIVE_REFERRAL_STATUSES, MeetingKind
 
 Unit = Literal["count", "percent", "hours"]
@@ -52,6 +53,9 @@ class Rules:
     networked_last_k: int = 3
     sectors: Mapping[str, str] | None = None  # agency id → welfare | non_welfare
     jusoteki_since_fiscal_year: int | None = None
+    # The directory version in force: what indicators computable from it (windows, areas covered,
+    # agencies by type) count, unless a manual value is given.
+    directory: Directory | None = None
 
 
 @dataclass
