@@ -539,7 +539,6 @@ class CaseTransferred(EventData):
     transferred_at: datetime
 
 
-
 class DirectoryPublished(EventData):
     """A municipality's directory version came into force (an admin's PUT at the router, or the files a
     fresh deployment was seeded from); keyed by municipality code. Every service keeps the version in

@@ -8,11 +8,13 @@ from sqlmodel import Session
 
 from services.conference import handlers
 from services.conference.api import router
-from services.conference.config import load_configs
+from services.conference.config import build_configs
 from services.conference.context import ConferenceContext
+from services.conference.directories import follow_directories, load_stored
 from services.conference.models import ConferenceOutbox
 from services.conference.promotion_meetings import keep_series_scheduled
 from shared.api import in_transaction
+from shared.directory import read_directory_files
 from shared.events import (
     CaseLifeChanged,
     ConferenceCancelled,
@@ -33,7 +35,11 @@ SERIES_CHECK_S = 60.0
 
 
 def _wire(runtime: Runtime) -> ConferenceContext:
-    context = ConferenceContext(configs=load_configs(runtime.settings.directory_files))
+    files = read_directory_files(runtime.settings.directory_files)
+    context = ConferenceContext(configs=build_configs(files), directories=dict(files))
+    # The files seed a fresh deployment; the versions the router published since replace them.
+    with Session(runtime.engine) as session:
+        load_stored(session, context)
     handlers.wire(runtime, context)
     return context
 
@@ -74,7 +80,7 @@ DEFINITION = ServiceDefinition(
     ),
     wire=_wire,
     routers=(router,),
-    background=(keep_series,),
+    background=(keep_series, follow_directories),
 )
 
 

@@ -80,7 +80,12 @@ class MunicipalityConference:
 
 def load_configs(paths: Iterable[Any]) -> dict[str, MunicipalityConference]:
     """Each configured municipality's conference configuration, from the directory files."""
-    read = read_directory_files(paths)
+    return build_configs(read_directory_files(paths))
+
+
+def build_configs(read: Mapping[str, tuple[Directory, Mapping[str, Any]]]) -> dict[str, MunicipalityConference]:
+    """Each municipality's conference configuration from its directory and the directory's data (the file's
+    shape, with its `conference:` section)."""
     # An agency is one agency under one id in every directory that lists it (e.g. mie-dv, scope prefecture).
     serving: defaultdict[str, set[str]] = defaultdict(set)
     for code, (directory, _) in read.items():

@@ -147,10 +147,12 @@ async def submit_consultation(
     """
     require(principal, Scope.submit)
     require_municipality(principal, body.municipality_code)
-    service.validate_place(body, context.directories, FIELD_LABELS)
+    directory = service.validate_place(body, context.directories, FIELD_LABELS)
 
     def work(session: Session) -> dict[str, Any]:
-        submitted = service.submit(session, body=body, principal=principal, vault=context.vault)
+        submitted = service.submit(
+            session, body=body, principal=principal, vault=context.vault, directory_version=directory.version
+        )
         return ConsultationAccepted(
             case_id=submitted.case_id,
             consultation_id=submitted.consultation_id,

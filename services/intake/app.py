@@ -1,10 +1,12 @@
 """Intake's composition root."""
 
 from fastapi import FastAPI
+from sqlmodel import Session
 
 from services.intake import handlers
 from services.intake.api import router
 from services.intake.context import IntakeContext
+from services.intake.directories import follow_directories, load_stored
 from services.intake.models import FIELD_LABELS, IntakeOutbox
 from services.intake.privacy import BlindIndex, FieldCipher, Vault
 from shared.auth import AuthConfigError, load_issuer
@@ -50,7 +52,10 @@ def _wire(runtime: Runtime) -> IntakeContext:
             code: directory for code, (directory, _data) in read_directory_files(settings.directory_files).items()
         },
     )
-    handlers.wire(runtime)
+    # The files seed a fresh deployment; the versions the router published since replace them.
+    with Session(runtime.engine) as session:
+        load_stored(session, context)
+    handlers.wire(runtime, context)
     return context
 
 
@@ -70,6 +75,7 @@ DEFINITION = ServiceDefinition(
     ),
     wire=_wire,
     routers=(router,),
+    background=(follow_directories,),
     field_labels=FIELD_LABELS,
 )
 

@@ -1,14 +1,25 @@
 """Intake's subscribers: the router's decisions and referrals, for the case timeline and access; and every
 other service's releases of case information, for the disclosure ledger."""
 
+from functools import partial
+
 from services.intake import service
+from services.intake.context import IntakeContext
+from services.intake.directories import apply_directory_published
 from services.intake.models import IntakeProcessedEvent
-from shared.events import DisclosureRecorded, ReferralRequested, ReferralStatusChanged, RoutingDecided
+from shared.events import (
+    DirectoryPublished,
+    DisclosureRecorded,
+    ReferralRequested,
+    ReferralStatusChanged,
+    RoutingDecided,
+)
 from shared.runtime import Runtime
 
 
-def wire(runtime: Runtime) -> None:
-    """Follow each case's routing decision and the agencies its referrals engage; keep the ledger."""
+def wire(runtime: Runtime, context: IntakeContext) -> None:
+    """Follow each case's routing decision and the agencies its referrals engage; keep the ledger and the
+    directory in force."""
     runtime.consume(
         IntakeProcessedEvent,
         {
@@ -16,8 +27,10 @@ def wire(runtime: Runtime) -> None:
             ReferralRequested: service.apply_referral_requested,
             ReferralStatusChanged: service.apply_referral_status,
             DisclosureRecorded: service.apply_disclosure_recorded,
+            DirectoryPublished: partial(apply_directory_published, context=context),
         },
         description="Shows each routing decision on its case's timeline, lets referred agencies see the case, "
-        "and writes every release of case information by another service to the disclosure ledger.",
+        "writes every release of case information by another service to the disclosure ledger, "
+        "and keeps each municipality's directory in force (the areas a consultation may name).",
         stages_events=False,  # intake's outbox fills from submissions, which a held consumer would not slow
     )

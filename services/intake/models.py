@@ -45,6 +45,19 @@ class AgencyCredential(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class DirectoryInForce(SQLModel, table=True):
+    """The directory version in force for a municipality, as the router last published it: read at start,
+    so a restart keeps a change made through the router's admin API (the files only seed a fresh one)."""
+
+    __tablename__ = "directory_in_force"
+    __table_args__ = {"schema": SCHEMA}
+
+    municipality_code: str = Field(primary_key=True, max_length=6)
+    version: str = Field(max_length=40)
+    body: dict[str, Any] = Field(sa_type=JSON)
+    published_at: datetime = Field(sa_type=UTCDateTime)
+
+
 class Case(SQLModel, table=True):
     """A household's case (ケース): opened by its first consultation, joined by later contacts."""
 
@@ -68,6 +81,8 @@ class Case(SQLModel, table=True):
     # 転居 away: set once, on the case the household left (to_case_id None: outside this deployment).
     transferred_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     transferred_by: str | None = Field(default=None, max_length=100)
+    # The directory version the consultation's area was accepted under (None: opened before versions).
+    directory_version: str | None = Field(default=None, max_length=40)
     transfer_reason: str | None = Field(default=None, max_length=20)
     transferred_to_municipality: str | None = Field(default=None, max_length=6)
     transferred_to_case_id: str | None = Field(default=None, max_length=36)

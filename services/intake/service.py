@@ -165,8 +165,8 @@ def authenticate_client(session: Session, *, client_id: str, client_secret: str)
 # --- consultations and contacts ---------------------------------------------------------------
 
 
-def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory], labels: dict[str, str]) -> None:
-    """The municipality must be one this deployment serves and the area one of its areas."""
+def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory], labels: dict[str, str]) -> Directory:
+    """The municipality's directory in force, if it is one this deployment serves and the area one of its areas."""
     directory = directories.get(body.municipality_code)
     if directory is None:
         raise InvalidFields(
@@ -179,6 +179,7 @@ def validate_place(body: ConsultationCreate, directories: Mapping[str, Directory
         raise InvalidFields(
             [("area", f"unknown area {body.area!r}; areas of this municipality: {known}")], labels
         ) from None
+    return directory
 
 
 @dataclass(frozen=True)
@@ -191,7 +192,14 @@ class Submitted:
     possible_duplicates: list[str]
 
 
-def submit(session: Session, *, body: ConsultationCreate, principal: Principal, vault: Vault) -> Submitted:
+def submit(
+    session: Session,
+    *,
+    body: ConsultationCreate,
+    principal: Principal,
+    vault: Vault,
+    directory_version: str | None = None,
+) -> Submitted:
     """Open a case for a consultation, with its opening contact, members and their match keys.
 
     Every case whose match keys meet the new case's becomes a possible-same-household item for the
@@ -233,6 +241,7 @@ def submit(session: Session, *, body: ConsultationCreate, principal: Principal, 
         updated_at=now,
         possible_duplicates=duplicates,
         urgency=body.urgency.value,
+        directory_version=directory_version,
     )
     contact_id = new_id()
     unit.add_row(

@@ -10,7 +10,7 @@ from services.metrics import exports, service
 from services.metrics.context import MetricsContext
 from services.metrics.errors import NotAManualIndicator
 from services.metrics.indicators import MANUAL_IDS
-from services.metrics.models import IndicatorReport, ManualValue, Target, ValueIn
+from services.metrics.models import IndicatorReport, TargetIn, ValueIn
 from shared.api import PrincipalDep, RuntimeDep, context_of, in_snapshot, in_transaction
 from shared.auth import Principal, Scope, require_any, require_municipality
 from shared.problems import problem_responses
@@ -117,25 +117,12 @@ def _may_enter(principal: Principal, code: str) -> None:
     require_municipality(principal, code)
 
 
-async def _set(
-    runtime: Runtime,
-    principal: Principal,
-    model: type[ManualValue] | type[Target],
-    code: str,
-    year: int,
-    indicator: str,
-    body: ValueIn,
+async def _set_manual(
+    runtime: Runtime, principal: Principal, code: str, year: int, indicator: str, body: ValueIn
 ) -> None:
     def work(session: Session) -> None:
-        service.set_value(
-            session,
-            model,
-            code=code,
-            year=year,
-            indicator=indicator,
-            value=body.value,
-            by=principal.agency_id,
-            note=body.note,
+        service.set_manual(
+            session, code=code, year=year, indicator=indicator, value=body.value, by=principal.agency_id, note=body.note
         )
 
     await in_transaction(runtime, work)
@@ -157,7 +144,7 @@ async def put_manual(
     _may_enter(principal, code)
     if indicator not in MANUAL_IDS:
         raise NotAManualIndicator(indicator, MANUAL_IDS)
-    await _set(runtime, principal, ManualValue, code, year, indicator, body)
+    await _set_manual(runtime, principal, code, year, indicator, body)
     return Response(status_code=204)
 
 
@@ -170,11 +157,28 @@ async def put_target(
     code: Code,
     year: Year,
     indicator: Annotated[str, Path(min_length=1, max_length=40)],
-    body: ValueIn,
+    body: TargetIn,
     runtime: RuntimeDep,
     principal: PrincipalDep,
 ) -> Response:
-    """Set a target for an indicator and fiscal year in advance (実施要領 3(6))."""
+    """Set a target for an indicator and fiscal year, in advance (実施要領 3(6); seed L3331, L3469).
+
+    Each PUT is a new version and the earlier ones stay: the year is reported against the target in
+    force when it began, with every later revision beside it. Once the year has begun a `reason` is
+    required (422 `target-reason-required` without one).
+    """
     _may_enter(principal, code)
-    await _set(runtime, principal, Target, code, year, indicator, body)
+
+    def work(session: Session) -> None:
+        service.set_target(
+            session,
+            code=code,
+            year=year,
+            indicator=indicator,
+            value=body.value,
+            by=principal.agency_id,
+            reason=body.reason,
+        )
+
+    await in_transaction(runtime, work)
     return Response(status_code=204)

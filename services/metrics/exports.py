@@ -16,6 +16,15 @@ cell back either. Rows of separate exports (another month, another tier) are not
 
 An indicator that does not apply to the municipality in that year (支援会議 held, where the
 重層的支援体制整備事業 is not run) has a blank actual value, never 0, and its definition says 対象外 and why.
+
+Breakdowns are laid out as in a 実績報告 table: one labelled Japanese column per breakdown value that has
+a label (当事者, 家族・地域, 専門機関, 行政, 知人; each tier; each pattern; …, `labels.LABELS`), each with
+its percentage beside it (the share the API gives, else the count's share of the row's value). Values
+without a label (an agency, an actor, a municipality code) stay in one その他の内訳 cell. A percentage
+is hidden with its count, and with the row's total.
+
+The target is the one in force when the fiscal year began; any later revision is listed beside it
+with its value, author, reason and date (目標の改定).
 """
 
 import csv
@@ -24,15 +33,22 @@ from collections.abc import Iterator, Mapping
 
 from openpyxl import Workbook
 from openpyxl.styles import Font
+from openpyxl.utils import get_column_letter
 
-from services.metrics.models import IndicatorReport, IndicatorValue
+from services.metrics.labels import LABELS, ROUTES
+from services.metrics.models import IndicatorReport, IndicatorValue, TargetRevision
+from shared.calendar import JST
 
-HEADERS = ["指標ID", "指標名", "定義", "区分", "目標値", "実績値", "達成率(%)", "内訳", "割合・比率"]
+LEADING = ["指標ID", "指標名", "定義", "区分", "目標値", "実績値", "達成率(%)", "目標の改定"]
+TRAILING = ["その他の内訳", "その他の割合・比率"]
+PERCENT = "（%）"  # the header suffix of the percentage beside a breakdown column
 SUPPRESSED = "x"  # 秘匿: the mark Japanese official statistics use for suppressed cells
-SOURCE_LABELS = {"events": "イベント集計", "manual": "入力値"}
+SOURCE_LABELS = {"events": "イベント集計", "manual": "入力値", "directory": "ディレクトリ集計"}
+
+Cell = str | float
 
 
-def _number(value: float | None) -> str | float:
+def _number(value: float | None) -> Cell:
     if value is None:
         return ""
     return int(value) if float(value).is_integer() else value
@@ -53,9 +69,40 @@ def _joined(values: Mapping[str, float], hidden: set[str]) -> str:
     return "; ".join(f"{key}: {SUPPRESSED if key in hidden else _number(v)}" for key, v in values.items())
 
 
-def _row(indicator: IndicatorValue, suppress_below: int | None) -> list[str | float]:
-    value: str | float = _number(indicator.value)
-    attainment: str | float = "" if indicator.attainment is None else indicator.attainment
+def columns(report: IndicatorReport) -> list[str]:
+    """The breakdown keys that get columns of their own: every route, and each labelled key the report
+    uses, in the order of the labels table."""
+    used = {key for i in report.indicators for key in (*i.by_dimension, *(i.shares or {}))}
+    return [key for key in LABELS if key in ROUTES or key in used]
+
+
+def headers(report: IndicatorReport) -> list[str]:
+    """The header row: the indicator, its target and value, then a labelled column and its percentage per key."""
+    labelled = [header for key in columns(report) for header in (LABELS[key], LABELS[key] + PERCENT)]
+    return [*LEADING, *labelled, *TRAILING]
+
+
+def _revisions(revisions: list[TargetRevision]) -> str:
+    return "; ".join(
+        f"{r.set_at.astimezone(JST):%Y-%m-%d} {_number(r.value)}（{r.set_by}、理由: {r.reason}）" for r in revisions
+    )
+
+
+def _percent(indicator: IndicatorValue, key: str) -> float | None:
+    """The share the API gives for a key, else its count's share of the row's value (counts only)."""
+    shares = indicator.shares or {}
+    if key in shares:
+        return shares[key]
+    count = indicator.by_dimension.get(key)
+    base = {"count": indicator.value, "percent": sum(indicator.by_dimension.values())}.get(indicator.unit)
+    if count is None or not base:
+        return None
+    return round(100 * count / base, 1)
+
+
+def _row(indicator: IndicatorValue, keys: list[str], suppress_below: int | None) -> list[Cell]:
+    value: Cell = _number(indicator.value)
+    attainment: Cell = "" if indicator.attainment is None else indicator.attainment
     shares = indicator.shares or {}
     hidden: set[str] = set()
     hidden_shares: set[str] = set()
@@ -68,6 +115,17 @@ def _row(indicator: IndicatorValue, suppress_below: int | None) -> list[str | fl
         # A share keyed like a cell follows that cell; a ratio of the whole row follows any hidden count.
         anything_hidden = bool(hidden) or value == SUPPRESSED
         hidden_shares = {k for k in shares if k in hidden or (k not in indicator.by_dimension and anything_hidden)}
+    labelled: list[Cell] = []
+    for key in keys:
+        count = indicator.by_dimension.get(key)
+        percent = _percent(indicator, key)
+        # A percentage with a hidden total gives the total back from the count beside it.
+        percent_hidden = key in hidden_shares or key in hidden or (value == SUPPRESSED and percent is not None)
+        labelled += [
+            SUPPRESSED if key in hidden else _number(count),
+            SUPPRESSED if percent_hidden and percent is not None else _number(percent),
+        ]
+    columned = set(keys)
     return [
         indicator.id,
         indicator.name_ja,
@@ -76,15 +134,18 @@ def _row(indicator: IndicatorValue, suppress_below: int | None) -> list[str | fl
         _number(indicator.target),
         value,
         attainment,
-        _joined(indicator.by_dimension, hidden),
-        _joined(shares, hidden_shares),
+        _revisions(indicator.target_revisions),
+        *labelled,
+        _joined({k: v for k, v in indicator.by_dimension.items() if k not in columned}, hidden),
+        _joined({k: v for k, v in shares.items() if k not in columned}, hidden_shares),
     ]
 
 
-def rows(report: IndicatorReport, suppress_below: int | None = None) -> Iterator[list[str | float]]:
-    """One row per indicator: id, name, definition, source, target, actual, attainment, breakdown, shares."""
+def rows(report: IndicatorReport, suppress_below: int | None = None) -> Iterator[list[Cell]]:
+    """One row per indicator, cell for cell under `headers(report)`."""
+    keys = columns(report)
     for indicator in report.indicators:
-        yield _row(indicator, suppress_below)
+        yield _row(indicator, keys, suppress_below)
 
 
 def title(report: IndicatorReport) -> str:
@@ -99,7 +160,7 @@ def to_csv(report: IndicatorReport, suppress_below: int | None = None) -> bytes:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([title(report)])
-    writer.writerow(HEADERS)
+    writer.writerow(headers(report))
     writer.writerows(rows(report, suppress_below))
     return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
@@ -112,13 +173,17 @@ def to_xlsx(report: IndicatorReport, suppress_below: int | None = None) -> bytes
     sheet.title = "成果把握項目"
     sheet.append([title(report)])
     sheet["A1"].font = Font(bold=True, size=13)
-    sheet.append(HEADERS)
+    header = headers(report)
+    sheet.append(header)
     for cell in sheet[2]:
         cell.font = Font(bold=True)
     for row in rows(report, suppress_below):
         sheet.append(row)
-    for column, width in zip("ABCDEFGHI", (12, 48, 40, 12, 10, 10, 10, 48, 40), strict=True):
-        sheet.column_dimensions[column].width = width
+    widths = [12, 48, 40, 12, 10, 10, 10, 40]
+    for index, name in enumerate(header, start=1):
+        width = widths[index - 1] if index <= len(widths) else max(10, 2 * len(name) + 2)
+        sheet.column_dimensions[get_column_letter(index)].width = width
+    sheet.freeze_panes = "C3"
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

@@ -9,8 +9,8 @@ it is an operational measure the report does not ask for.
 
 import math
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from services.metrics.models import (
@@ -24,7 +24,7 @@ from services.metrics.models import (
     ReferralFact,
     TransferFact,
 )
-from shared.directory import Directory
+from shared.directory import TIER1_PLACE_ROLE, Agency, Directory
 from shared.events import LIVE_REFERRAL_STATUSES, MeetingKind
 
 Unit = Literal["count", "percent", "hours"]
@@ -46,8 +46,9 @@ class Indicator:
 
 @dataclass(frozen=True)
 class Rules:
-    """A municipality's counting choices [LOCAL]: who counts as networked, agencies' sectors, and the
-    fiscal year from which it runs the 重層的支援体制整備事業 (Art. 106-4; None: it does not)."""
+    """A municipality's counting choices [LOCAL]: who counts as networked, agencies' sectors, the fiscal
+    year from which it runs the 重層的支援体制整備事業 (Art. 106-4; None: it does not), and which cases are
+    困難事例等; with the directory in force."""
 
     networked_min_attended: int = 2
     networked_last_k: int = 3
@@ -56,6 +57,16 @@ class Rules:
     # The directory version in force: what indicators computable from it (windows, areas covered,
     # agencies by type) count, unless a manual value is given.
     directory: Directory | None = None
+    # [LOCAL] Which cases are 困難事例等 for M10–M12 (seed L1959–L1960): None, the report's reading,
+    # counts every case that a survey, outreach or an agency outside welfare brought (the report's 等 and
+    # 呉市's example, where the survey's cases were then judged for support, L1960, do not narrow it to
+    # a tier); a number counts only cases whose latest tier is at least that (2: multi-agency, 第三).
+    difficult_min_tier: int | None = None
+
+    @property
+    def difficult_scope(self) -> str:
+        """Which cases are 困難事例等, in the words of M10–M12's definitions."""
+        return "全件（報告書の読み）" if self.difficult_min_tier is None else f"最新の層が{self.difficult_min_tier}以上"
 
 
 @dataclass
@@ -77,6 +88,9 @@ class Facts:
     life_at_end: list[CaseLifeFact]  # each case's last change of life before the window's end
     transfers_out: list[TransferFact]  # 転居 out of the municipality in the window, in the order they happened
     transfers_in: list[TransferFact]  # 転居 into it from another of the deployment, likewise
+    # Every case of the municipality whatever its time (within the report's tier): the intake route,
+    # submitter and latest tier of a household received before the window but contacted in it.
+    every_case: list[CaseFact] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -158,9 +172,11 @@ def indicator(
     return register
 
 
-def compute(facts: Facts, rules: Rules) -> list[Computed]:
-    """Every event-based indicator, in the report's order."""
-    return [entry.computed(facts, rules) for entry in EVENT_INDICATORS]
+def compute(facts: Facts, rules: Rules, manual: Mapping[str, float] | None = None) -> list[Computed]:
+    """Every event-based indicator, in the report's order, then those the directory in force counts
+    (a manual value given for one of these wins over the directory's)."""
+    computed = [entry.computed(facts, rules) for entry in EVENT_INDICATORS]
+    return computed + [entry.computed(rules.directory, manual or {}) for entry in DIRECTORY_INDICATORS]
 
 
 def _household(facts: Facts, case_id: str) -> str:
@@ -191,6 +207,69 @@ def _networked(history: list[MeetingFact], rules: Rules) -> dict[str, str]:
 def _percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[max(0, math.ceil(share * len(ordered)) - 1)]
+
+
+def _known_cases(facts: Facts) -> dict[str, CaseFact]:
+    """Every case the facts know, by id: those received in the window and those before it."""
+    known = {c.case_id: c for c in facts.every_case}
+    known.update((c.case_id, c) for c in facts.cases)
+    return known
+
+
+class Household(NamedTuple):
+    """A household contacted in the window (実件数, seed L1955): its intake route, whether it was first
+    received in the window (new) or before it (continuing), and who received its case."""
+
+    route: str
+    new: bool
+    submitted_by: str | None
+
+
+def _contacted(facts: Facts) -> dict[str, Household]:
+    """The households with at least one contact (first or later) in the window: 実件数 (DOMAIN.md §6.4,
+    seed L1955, L3687). A household first received in the window is new; one received before it and
+    contacted again is continuing, and counts as much: supported this year, it is one of this year's 実件数.
+
+    The route is the intake route of the household's case (相談受付経路, R10); for a continuing household
+    whose case the facts do not carry, that of its first contact in the window."""
+    known = _known_cases(facts)
+    new = {c.case_id for c in facts.cases}
+    first_contact: dict[str, str] = {}
+    for contact in sorted(facts.contacts, key=lambda c: c.received_at):
+        first_contact.setdefault(_household(facts, contact.case_id), contact.pathway)
+    found: dict[str, Household] = {}
+    for household in new | first_contact.keys():
+        case = known.get(household)
+        route = (case.pathway if case else None) or first_contact.get(household) or "unknown"
+        found[household] = Household(route, household in new, case.submitted_by if case else None)
+    return found
+
+
+def _at_general_window(households: Mapping[str, Household], rules: Rules) -> dict[str, Household]:
+    """The households whose case the directory's general window (総合相談窓口) received; all of them
+    where no directory is in force, as there is no window to tell them by."""
+    if rules.directory is None:
+        return dict(households)
+    window = rules.directory.municipality.general_window
+    return {h: found for h, found in households.items() if found.submitted_by == window}
+
+
+def _difficult(facts: Facts, rules: Rules) -> Callable[[str], bool]:
+    """Whether a household's case is one of the 困難事例等 M10–M12 count, under the [LOCAL] rule
+    `Rules.difficult_min_tier` (seed L1959–L1960): by the case's latest tier, every case by default."""
+    least = rules.difficult_min_tier
+    if least is None:
+        return lambda household: True
+    tiers = {case_id: case.tier for case_id, case in _known_cases(facts).items()}
+    for decision in sorted(facts.decisions, key=lambda d: d.decided_at):
+        # A case the facts know only by its decisions: its latest decision's tier is its tier.
+        if decision.case_id not in tiers or tiers[decision.case_id] is None:
+            tiers[decision.case_id] = decision.tier
+    return lambda household: (tiers.get(household) or 0) >= least
+
+
+def _routes(households: Iterable[Household]) -> Counter[str]:
+    return Counter(h.route for h in households)
 
 
 # The multi-agency program's indicators (多機関事業, DOMAIN.md §6.2) that events can count.
@@ -241,62 +320,105 @@ def non_welfare_division_attendances(facts: Facts, rules: Rules) -> Measured:
 @indicator(
     "M8",
     "総合相談窓口での相談受付数（実件数）",
-    "Consultations received: distinct cases",
-    "新規ケース（世帯）ごとに1件",
+    "Consultations received at the general window: households",
+    "名簿の総合相談窓口が受け付けた世帯のうち、期間内に相談（初回・以後）があった世帯ごとに1件、"
+    "受付経路別（名簿がなければ全機関）",
 )
 def consultations_received(facts: Facts, rules: Rules) -> Measured:
-    """M8, seed L1954–L1955: consultations received, as 実件数 (one per household; §6.4, seed L1955,
-    L3687), by intake route."""
-    return Measured(_by_route(facts))
+    """M8, seed L1954–L1955: consultations received at the general window (総合相談窓口), as 実件数:
+    each household with at least one contact in the window, new or continuing, once (§6.4; 能美市's
+    寺井あんしん相談センター, L1955: 実件数 24, 延べ 85), by intake route. Scoped to the households the
+    directory's general window received; every partner's are M8-全機関."""
+    return Measured(_routes(_at_general_window(_contacted(facts), rules).values()))
+
+
+@indicator(
+    "M8-新規継続",
+    "総合相談窓口での相談受付数（実件数）のうち新規・継続",
+    "Consultations received at the general window: new and continuing households",
+    "M8 の世帯を、期間内に初めて受け付けた世帯（new）と期間前から続く世帯（continuing）に分ける",
+)
+def consultations_received_new_or_continuing(facts: Facts, rules: Rules) -> Measured:
+    """M8 split, seed L1955 (能美市: 新規 consultations reported beside 実件数): the households of M8 first
+    received in the window (new) and those received before it and contacted again (continuing). A row of
+    its own rather than keys beside M8's routes, so that each breakdown adds up to its value."""
+    households = _at_general_window(_contacted(facts), rules).values()
+    return Measured(Counter("new" if h.new else "continuing" for h in households))
 
 
 @indicator(
     "M8-延べ",
     "総合相談窓口での相談受付数（延べ件数）",
-    "Consultations received: all contacts",
-    "初回と以後の相談をすべて数える（実件数と合算しない）",
+    "Consultations received at the general window: all contacts",
+    "M8 の世帯の初回と以後の相談をすべて数える、受付経路別（実件数と合算しない）",
 )
 def contacts_received(facts: Facts, rules: Rules) -> Measured:
     """M8 as 延べ件数, seed L1955 and L3687 (能美市: 実件数 24, 延べ件数 85): every contact, first and later,
-    kept apart from 実件数 and never added to it (§6.4)."""
-    return Measured(Counter(c.pathway for c in facts.contacts))
+    of the households M8 counts, kept apart from 実件数 and never added to it (§6.4)."""
+    counted = _at_general_window(_contacted(facts), rules)
+    return Measured(Counter(c.pathway for c in facts.contacts if _household(facts, c.case_id) in counted))
 
 
-@indicator("M10", "調査等の実施により把握した困難事例等の数", "Cases found by surveys", "把握の経緯が調査のケース")
+@indicator(
+    "M8-全機関",
+    "相談受付数（実件数、全機関）",
+    "Consultations received by every partner: households",
+    "どの機関が受け付けたかを問わず、期間内に相談（初回・以後）があった世帯ごとに1件、受付経路別",
+)
+def consultations_received_by_every_partner(facts: Facts, rules: Rules) -> Measured:
+    """M8's second figure, seed L1954–L1955 and §6.4: 実件数 as M8 counts it, of every partner's households,
+    not only the general window's, by intake route."""
+    return Measured(_routes(_contacted(facts).values()))
+
+
+@indicator(
+    "M10",
+    "調査等の実施により把握した困難事例等の数",
+    "Difficult cases found by surveys",
+    "把握の経緯が調査の新規ケース、受付経路別（困難事例等の範囲: {rules.difficult_scope}）",
+)
 def cases_found_by_surveys(facts: Facts, rules: Rules) -> Measured:
-    """M10, seed L1959–L1960: cases found by surveys, by intake route."""
-    return Measured(Counter(c.pathway or "unknown" for c in facts.cases if c.found_by == "survey"))
+    """M10, seed L1959–L1960: 困難事例等 found by surveys (呉市's survey of the 包括), as the cases received
+    in the window that a survey found, by intake route; which are 困難事例等 as M11 and M12 read it."""
+    difficult = _difficult(facts, rules)
+    return Measured(
+        Counter(c.pathway or "unknown" for c in facts.cases if c.found_by == "survey" and difficult(c.case_id))
+    )
 
 
 @indicator(
     "M11",
     "アウトリーチによって把握・対応した困難事例等の数",
-    "Cases found or handled by outreach",
-    "受付または以後の相談がアウトリーチのケース",
+    "Difficult cases found or handled by outreach",
+    "受付または期間内の以後の相談がアウトリーチのケース（困難事例等の範囲: {rules.difficult_scope}）",
 )
 def cases_reached_by_outreach(facts: Facts, rules: Rules) -> Measured:
-    """M11, seed L1959: cases found or handled by outreach, at their first consultation or a later one."""
+    """M11, seed L1959: 困難事例等 found or handled by outreach, at their first consultation or a later one
+    in the window, once per household; which are 困難事例等 as M10 and M12 read it."""
+    difficult = _difficult(facts, rules)
     cases = {c.case_id for c in facts.cases if c.found_by == "outreach"} | {
         _household(facts, c.case_id) for c in facts.contacts if c.found_by == "outreach"
     }
-    return Measured({"cases": len(cases)} if cases else {})
+    counted = {case for case in cases if difficult(case)}
+    return Measured({"cases": len(counted)} if counted else {})
 
 
 @indicator(
     "M12",
     "福祉関係機関以外からの困難事例等の受付件数",
     "Difficult cases from outside welfare agencies",
-    "tier 2/3 のケースで、提出機関が福祉分野以外",
+    "提出機関が福祉分野以外の新規ケース、受付経路別（困難事例等の範囲: {rules.difficult_scope}）",
 )
 def difficult_cases_from_outside_welfare(facts: Facts, rules: Rules) -> Measured:
-    """M12, seed L1959: difficult (tier 2/3) cases submitted by agencies outside welfare, by intake route."""
+    """M12, seed L1959: 困難事例等 received from agencies outside welfare, as the cases received in the
+    window that such an agency submitted, by intake route; which are 困難事例等 as M10 and M11 read it."""
     sectors = rules.sectors or {}
-    difficult = {_household(facts, d.case_id) for d in facts.decisions if d.tier >= 2}
+    difficult = _difficult(facts, rules)
     return Measured(
         Counter(
             c.pathway or "unknown"
             for c in facts.cases
-            if c.case_id in difficult and sectors.get(c.submitted_by or "") == "non_welfare"
+            if sectors.get(c.submitted_by or "") == "non_welfare" and difficult(c.case_id)
         )
     )
 
@@ -481,8 +603,24 @@ def cases_watching(facts: Facts, rules: Rules) -> Measured:
 
 @indicator("OPS-DECISIONS", "振り分け決定件数（層別）", "Routing decisions by tier", "決定（エスカレーション含む）")
 def routing_decisions(facts: Facts, rules: Rules) -> Measured:
-    """Operational measure, no line of the report: routing decisions (escalations included) by tier."""
+    """Operational measure, no line of the report: routing decisions (escalations included) by tier, per
+    decision: an escalated case counts in each tier it was decided in (per case: OPS-CASE-TIERS)."""
     return Measured(Counter(f"tier{d.tier}" for d in facts.decisions))
+
+
+@indicator(
+    "OPS-CASE-TIERS",
+    "振り分けられたケース数（最新の層別）",
+    "Cases routed, by latest tier",
+    "期間内に振り分け決定があったケース（世帯ごとに1件）、期間内の最後の決定の層で",
+)
+def cases_by_latest_tier(facts: Facts, rules: Rules) -> Measured:
+    """Operational measure, no line of the report: the cases (households, §6.4) with a routing decision in
+    the window, each once under its latest tier, beside OPS-DECISIONS, where an escalated case counts in
+    every tier it was decided in."""
+    # The last decision in the window sets the tier: a later one, in a later report, does not rewrite this.
+    latest = {_household(facts, d.case_id): d.tier for d in sorted(facts.decisions, key=lambda d: d.decided_at)}
+    return Measured(Counter(f"tier{tier}" for tier in latest.values()))
 
 
 @indicator("OPS-PATTERNS", "該当した類型", "Patterns fired", "決定で該当した類型の延べ数")
@@ -625,7 +763,106 @@ def transfers_in(facts: Facts, rules: Rules) -> Measured:
     return Measured(Counter(moved.values()))
 
 
-# Entered, not counted: surveys, master data and figures only the municipality has.
+# Counted from the directory in force (master data, DOMAIN.md §6.2–6.3 source MD), unless entered by hand.
+
+
+@dataclass(frozen=True)
+class DirectoryIndicator:
+    """An indicator the directory can count; a manual value entered for it wins (the municipality may
+    know windows or places its directory does not list)."""
+
+    indicator: Indicator
+    count: Callable[[Directory], float | None]
+
+    def computed(self, directory: Directory | None, manual: Mapping[str, float]) -> Computed:
+        """The manual value if one was given, else the directory's count (None without a directory)."""
+        given = manual.get(self.indicator.id)
+        source = "manual" if given is not None else "directory"
+        value = given if given is not None else (self.count(directory) if directory is not None else None)
+        shown = Indicator(
+            self.indicator.id,
+            self.indicator.name_ja,
+            self.indicator.name_en,
+            self.indicator.definition,
+            source,
+            self.indicator.unit,
+        )
+        return Computed(shown, value, {}, None, True)
+
+
+def _general_windows(directory: Directory) -> list[Agency]:
+    return [directory.agency(directory.municipality.general_window)]
+
+
+def _tier1_places(directory: Directory) -> list[Agency]:
+    return sorted((a for a in directory.agencies if TIER1_PLACE_ROLE in a.roles), key=lambda a: a.id)
+
+
+def _coverage(directory: Directory, agencies: list[Agency]) -> float | None:
+    """The share in percent of the municipality's smallest areas (those no other area lies within) that
+    the agencies serve: an area served covers the areas within it; an agency serving the whole
+    municipality (or prefecture) covers all. None if the directory has no areas."""
+    parents = {area.parent for area in directory.municipality.areas}
+    leaves = [area.id for area in directory.municipality.areas if area.id not in parents]
+    if not leaves:
+        return None
+    if any(agency.scope != "area" for agency in agencies):
+        return 100.0
+    served = {area_id for agency in agencies for area_id in agency.areas}
+    covered = [leaf for leaf in leaves if any(a.id in served for a in directory.ancestors(leaf))]
+    return round(100 * len(covered) / len(leaves), 1)
+
+
+# M7, seed L1954–L1955, and R8, seed L2013–L2014: each "the number, and the share of the area covered",
+# two values under two ids (the second with the suffix -カバー率). R6 (activity hubs, L1997) and R14 (newly
+# involved actors, L2042) stay entered by hand: the directory lists no hubs, nor when an agency joined.
+DIRECTORY_INDICATORS = (
+    DirectoryIndicator(
+        Indicator(
+            "M7",
+            "総合相談窓口の設置数",
+            "General windows",
+            "名簿の総合相談窓口の数（設置数・カバー率の二項目のうち設置数）; 入力値があればそれを用いる",
+        ),
+        lambda directory: float(len(_general_windows(directory))),
+    ),
+    DirectoryIndicator(
+        Indicator(
+            "M7-カバー率",
+            "総合相談窓口がカバーしている地域の割合（%）",
+            "Share of areas the general windows cover (%)",
+            "名簿の最小単位の地域のうち総合相談窓口が担当する地域の割合（二項目のうちカバー率）; "
+            "入力値があればそれを用いる",
+            unit="percent",
+        ),
+        lambda directory: _coverage(directory, _general_windows(directory)),
+    ),
+    DirectoryIndicator(
+        Indicator(
+            "R8",
+            "丸ごと受け止める場の数",
+            "Places that receive consultations whole",
+            "名簿で丸ごと受け止める場（tier1_place）とされた機関の数（数・カバー率の二項目のうち数）; "
+            "入力値があればそれを用いる",
+        ),
+        lambda directory: float(len(_tier1_places(directory))),
+    ),
+    DirectoryIndicator(
+        Indicator(
+            "R8-カバー率",
+            "丸ごと受け止める場がカバーしている地域の割合（%）",
+            "Share of areas the places cover (%)",
+            "名簿の最小単位の地域のうち丸ごと受け止める場が担当する地域の割合（二項目のうちカバー率）; "
+            "入力値があればそれを用いる",
+            unit="percent",
+        ),
+        lambda directory: _coverage(directory, _tier1_places(directory)),
+    ),
+)
+
+
+# Entered, not counted: surveys, master data and figures only the municipality has. R3 (seed L1990) and
+# R6 (L1997) have two parts, each entered under its own id (the second with a suffix: -参加者数, -カバー率).
 MANUAL = (
     Indicator(
         "M3",
@@ -648,7 +885,6 @@ MANUAL = (
         "庁内アンケート",
         "manual",
     ),
-    Indicator("M7", "総合相談窓口の設置数・カバー率", "General windows and area covered", "マスタ", "manual"),
     Indicator("M9", "総合相談窓口に対する認知度", "Awareness of the general windows", "住民アンケート", "manual"),
     Indicator(
         "M14",
@@ -669,12 +905,13 @@ MANUAL = (
         for n, name, name_en in (
             (1, "参加意識の向上に向けた取組の実施回数", "Sessions to raise participation awareness"),
             (2, "住民等における参加意識の向上", "Residents' participation awareness"),
-            (3, "担い手増加に向けた取組の実施回数・参加者数", "Events and trainings for supporters"),
+            (3, "担い手増加に向けた取組の実施回数", "Events and trainings for supporters"),
+            ("3-参加者数", "担い手増加に向けた取組の参加者数", "Participants in events and trainings for supporters"),
             (4, "地域福祉に取り組む担い手の増加数", "Increase in supporters"),
             (5, "担い手の活動実績", "Supporters' activity record"),
-            (6, "活動拠点の数・カバー率", "Activity hubs and area covered"),
+            (6, "活動拠点の数", "Activity hubs"),
+            ("6-カバー率", "活動拠点がカバーしている地域の割合（%）", "Share of areas activity hubs cover (%)"),
             (7, "活動拠点の利用状況", "Hub usage"),
-            (8, "丸ごと受け止める場の数・カバー率", "Receive-whole places and area covered"),
             (9, "場の運営に参画する住民ボランティア・団体数", "Volunteers running the places"),
             (11, "地域生活課題に関する検討への参加者数", "Participants in issue discussions"),
             (12, "新たに認識された課題の種類・数", "Newly recognised issues"),
@@ -683,4 +920,5 @@ MANUAL = (
         )
     ),
 )
-MANUAL_IDS = frozenset(i.id for i in MANUAL)
+# What may be entered by hand: the manual indicators, and those the directory counts (the entry wins).
+MANUAL_IDS = frozenset(i.id for i in (*MANUAL, *(entry.indicator for entry in DIRECTORY_INDICATORS)))

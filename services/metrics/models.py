@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from pydantic import Field as DataField
 from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
@@ -213,7 +214,12 @@ class ManualValue(SQLModel, table=True):
 
 
 class Target(SQLModel, table=True):
-    """A target a municipality set in advance for an indicator and fiscal year (実施要領 3(6))."""
+    """One version of a target a municipality set for an indicator and fiscal year (目標, 実施要領 3(6)).
+
+    Versions are never overwritten: the one in force when the year began is what the year is reported
+    against (seed L3331, L3469: targets are set in advance), and each later version is a revision
+    shown beside it, with who set it, when and why.
+    """
 
     __tablename__ = "target"
     __table_args__ = {"schema": SCHEMA}
@@ -221,9 +227,11 @@ class Target(SQLModel, table=True):
     municipality_code: str = Field(primary_key=True, max_length=6)
     fiscal_year: int = Field(primary_key=True)
     indicator: str = Field(primary_key=True, max_length=40)  # event ids run longer than the catalog's
+    version: int = Field(default=1, primary_key=True)
     value: float
     set_by: str = Field(max_length=100)
     set_at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
+    reason: str = Field(default="", max_length=500)
 
 
 class MetricsProcessedEvent(ProcessedEventBase, table=True):
@@ -248,6 +256,15 @@ FACT_TABLES: tuple[type[SQLModel], ...] = (
 )
 
 
+class TargetRevision(BaseModel):
+    """A target changed after the one the year is reported against: the new value, who, when and why."""
+
+    value: float
+    set_by: str
+    set_at: datetime
+    reason: str
+
+
 class IndicatorValue(BaseModel):
     """One indicator's value, its breakdown, and its target where one was set."""
 
@@ -261,8 +278,12 @@ class IndicatorValue(BaseModel):
     value: float | None
     by_dimension: dict[str, float]
     shares: dict[str, float] | None = None
+    # Japanese label of every key of `by_dimension` and `shares` (services/metrics/labels.py).
+    labels: dict[str, str] = {}
+    # The target in force when the fiscal year began (else the first one set), and attainment against it.
     target: float | None = None
     attainment: float | None = None
+    target_revisions: list[TargetRevision] = []
     # False: the indicator does not apply to this municipality and fiscal year (e.g. 支援会議 held, where
     # the 重層的支援体制整備事業 is not run); its value is null, never 0, and its definition says why.
     applicable: bool = True
@@ -278,10 +299,20 @@ class IndicatorReport(BaseModel):
     month: int | None
     tier: int | None
     indicators: list[IndicatorValue]
+    directory_version: str | None = DataField(
+        default=None, description="the directory version in force the report counted with (general windows, sectors)"
+    )
 
 
 class ValueIn(BaseModel):
-    """Body of PUT of a manual value or a target."""
+    """Body of PUT of a manual value."""
 
     value: float
     note: str = ""
+
+
+class TargetIn(BaseModel):
+    """Body of PUT of a target: a reason is required once the fiscal year has begun."""
+
+    value: float
+    reason: str = Field(default="", max_length=500)

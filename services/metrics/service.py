@@ -10,6 +10,7 @@ from sqlalchemy import inspect as sa_inspect
 from sqlmodel import Session, SQLModel, col, select
 
 from services.metrics.indicators import ENDED, MANUAL, Facts, Rules, compute
+from services.metrics.labels import labels_of
 from services.metrics.models import (
     CaseFact,
     CaseLifeFact,
@@ -24,10 +25,12 @@ from services.metrics.models import (
     PlanVersionFact,
     ReferralFact,
     Target,
+    TargetRevision,
     TransferFact,
 )
 from shared.calendar import JST
 from shared.db import rows_with
+from shared.errors import Invalid
 from shared.events import (
     CaseLifeChanged,
     CaseTransferred,
@@ -50,7 +53,9 @@ from shared.events import (
 from shared.uow import UnitOfWork
 from shared.vocabulary import FoundBy, Pathway
 
-REIWA_FIRST_YEAR = 2019
+# 和暦 eras by the calendar year they began: a fiscal year takes the era of its April (平成31年4月 was
+# still 平成, but the 年度 that began then is by custom called 令和元年度, as 改元 came on 1 May 2019).
+ERAS = ((2019, "令和"), (1989, "平成"))
 PREFETCH_CHUNK = 1000  # keys per IN list (well under SQLite's and PostgreSQL's parameter limits)
 NEVER = datetime.max.replace(tzinfo=UTC)  # a case whose consultation has not arrived sorts last
 
@@ -62,10 +67,12 @@ def fiscal_year(moment: datetime) -> int:
 
 
 def fiscal_year_label(year: int) -> str:
-    """E.g. 2025 → '令和7年度 (FY2025)'."""
-    reiwa = year - REIWA_FIRST_YEAR + 1
-    era = "令和元年度" if reiwa == 1 else f"令和{reiwa}年度"
-    return f"{era} (FY{year})"
+    """E.g. 2025 → '令和7年度 (FY2025)', 2018 → '平成30年度 (FY2018)'; before 平成, the Western year only."""
+    for first, era in ERAS:
+        if year >= first:
+            number = year - first + 1
+            return f"{era}{'元' if number == 1 else number}年度 (FY{year})"
+    return f"{year}年度 (FY{year})"
 
 
 FactKey = tuple[type[SQLModel], str]
@@ -471,6 +478,9 @@ def _facts(session: Session, code: str, year: int, span: Window, tier: int | Non
         life_at_end=list({change.case_id: change for change in life}.values()),
         transfers_out=[t for t in moved_out if t.transferred_at in span and in_tier(t.case_id)],
         transfers_in=[t for t in moved_in if t.transferred_at in span and in_tier(t.to_case_id)],
+        # Every case of the municipality, whenever received: a household seen again in the period is
+        # continuing (実件数), and its case says where it came in.
+        every_case=[c for c in every_case if in_tier(c.case_id, c.tier)],
     )
 
 
@@ -526,12 +536,7 @@ def report(
     """Every indicator of a municipality for a fiscal year (optionally a month, a tier), with targets."""
     span = window(year, month)
     facts = _facts(session, municipality_code, year, span, tier)
-    targets = {
-        t.indicator: t.value
-        for t in session.exec(
-            select(Target).where(Target.municipality_code == municipality_code, Target.fiscal_year == year)
-        )
-    }
+    targets = _targets(session, municipality_code, year)
     manual = {
         m.indicator: m.value
         for m in session.exec(
@@ -553,7 +558,7 @@ def report(
             shares=shares,
             applicable=applicable,
         )
-        for i, value, breakdown, shares, applicable in compute(facts, rules or Rules())
+        for i, value, breakdown, shares, applicable in compute(facts, rules or Rules(), manual)
     ]
     values += [
         IndicatorValue(
@@ -569,10 +574,15 @@ def report(
         for i in MANUAL
     ]
     for value in values:
-        target = targets.get(value.id)
-        if target is not None:
-            value.target = target
+        value.labels = labels_of([*value.by_dimension, *(value.shares or {})])
+        versions = targets.get(value.id)
+        if versions:
+            initial, revisions = _initial_and_revisions(versions, window(year, None).start)
+            value.target = target = initial.value
             value.attainment = round(100 * value.value / target, 1) if value.value is not None and target else None
+            value.target_revisions = [
+                TargetRevision(value=r.value, set_by=r.set_by, set_at=r.set_at, reason=r.reason) for r in revisions
+            ]
     return IndicatorReport(
         municipality_code=municipality_code,
         municipality_name=municipality_name,
@@ -581,29 +591,83 @@ def report(
         month=month,
         tier=tier,
         indicators=values,
+        directory_version=rules.directory.version if rules is not None and rules.directory is not None else None,
     )
 
 
-def set_value(
+class TargetReasonRequired(Invalid):
+    """A target changed once its fiscal year has begun, without saying why."""
+
+    code = "target-reason-required"
+
+    def __init__(self, indicator: str, year: int) -> None:
+        super().__init__(f"{fiscal_year_label(year)} has begun: a change to the target of {indicator} needs a reason")
+
+
+def _targets(session: Session, code: str, year: int) -> dict[str, list[Target]]:
+    """Every version of every target of a municipality and fiscal year, oldest first, by indicator."""
+    versions: dict[str, list[Target]] = {}
+    query = (
+        select(Target)
+        .where(Target.municipality_code == code, Target.fiscal_year == year)
+        .order_by(col(Target.indicator), col(Target.version))
+    )
+    for target in session.exec(query):
+        versions.setdefault(target.indicator, []).append(target)
+    return versions
+
+
+def _initial_and_revisions(versions: list[Target], start: datetime) -> tuple[Target, list[Target]]:
+    """The version in force when the year began (else the first one set), and the versions after it."""
+    before = [v for v in versions if v.set_at < start]
+    initial = before[-1] if before else versions[0]
+    return initial, versions[versions.index(initial) + 1 :]
+
+
+def set_manual(
+    session: Session, *, code: str, year: int, indicator: str, value: float, by: str, note: str = ""
+) -> None:
+    """Record a manual value (replacing the previous one)."""
+    session.merge(
+        ManualValue(
+            municipality_code=code, fiscal_year=year, indicator=indicator, value=value, note=note, entered_by=by
+        )
+    )
+
+
+def set_target(
     session: Session,
-    model: type[ManualValue] | type[Target],
     *,
     code: str,
     year: int,
     indicator: str,
     value: float,
     by: str,
-    note: str = "",
-) -> None:
-    """Record a manual value or a target (replacing the previous one)."""
-    if model is ManualValue:
-        session.merge(
-            ManualValue(
-                municipality_code=code, fiscal_year=year, indicator=indicator, value=value, note=note, entered_by=by
-            )
-        )
-    else:
-        session.merge(Target(municipality_code=code, fiscal_year=year, indicator=indicator, value=value, set_by=by))
+    reason: str = "",
+    now: datetime | None = None,
+) -> Target:
+    """Record a new version of a target; once the year has begun it needs a reason (the earlier ones stay)."""
+    moment = now or datetime.now(UTC)
+    if moment >= window(year, None).start and not reason.strip():
+        raise TargetReasonRequired(indicator, year)
+    latest = session.exec(
+        select(Target)
+        .where(Target.municipality_code == code, Target.fiscal_year == year, Target.indicator == indicator)
+        .order_by(col(Target.version).desc())
+        .limit(1)
+    ).first()
+    target = Target(
+        municipality_code=code,
+        fiscal_year=year,
+        indicator=indicator,
+        version=latest.version + 1 if latest else 1,
+        value=value,
+        set_by=by,
+        set_at=moment,
+        reason=reason.strip(),
+    )
+    session.add(target)
+    return target
 
 
 def wipe(session: Session, tables: Iterable[type]) -> None:

@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.router import handlers, monitoring, timers
+from services.router import handlers, hsds, monitoring, timers
 from services.router.api import router
 from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
@@ -19,6 +19,7 @@ from shared.api import in_transaction
 from shared.directory import read_directory_files
 from shared.events import (
     AgencyFeedEntry,
+    DirectoryPublished,
     DisclosureRecorded,
     MonitoringDue,
     ReferralOverdue,
@@ -96,10 +97,11 @@ DEFINITION = ServiceDefinition(
         AgencyFeedEntry,
         DisclosureRecorded,
         MonitoringDue,
+        DirectoryPublished,
     ),
     wire=_wire,
     unit_of_work=RoutingBatch,
-    routers=(router,),
+    routers=(router, hsds.router),
     background=(fire_timers,),
     collectors=(open_timers,),
 )

@@ -136,7 +136,7 @@ def escalate(
         asker = config.directory.find_agency(principal.agency_id)
         is_place = asker is not None and routing.TIER1_PLACE_ROLE in asker.roles and asker.id in on_case
         if not (is_place or operator):
-            raise NotATier1Place("backup is asked by the tier-1 place on the case (指針 第二の4)")
+            raise NotATier1Place("backup is asked by the tier-1 place on the case (指針 第二 一4, seed L2214)")
         decision = routing.decide_backup(consultation, config.directory, config.rules, load=load)
     else:
         if not (principal.agency_id == lead or operator):

@@ -14,8 +14,12 @@ from services.router import rules as routing
 from services.router.batch import RoutingBatch
 from services.router.deadlines import RoutingDeadlines
 from services.router.errors import InvalidDirectory, UnknownMunicipality
-from services.router.models import DirectoryVersion
+from services.router.models import DirectoryVersion, RouterOutbox
+from shared import outbox
 from shared.directory import Directory, DirectoryError, load_directory
+from shared.events import DirectoryPublished, new_event
+
+SOURCE = "/marugoto/router"
 
 
 @dataclass(frozen=True)
@@ -47,7 +51,7 @@ def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
 
 
 def store_directory(session: Session, body: Mapping[str, Any], *, source: str, activate: bool) -> DirectoryVersion:
-    """Record a directory version (validated); activate it if asked or if it is new."""
+    """Record a directory version (validated); activate it if asked or if it is new, and publish it then."""
     config = parse_config(body)
     code = config.directory.municipality.code
     row = session.get(DirectoryVersion, (code, config.version))
@@ -57,7 +61,21 @@ def store_directory(session: Session, body: Mapping[str, Any], *, source: str, a
     elif activate:
         row.activated_at = datetime.now(UTC)
         session.add(row)
+    else:
+        return row
+    publish(session, row, source=source)
     return row
+
+
+def publish(session: Session, row: DirectoryVersion, *, source: str) -> None:
+    """Tell every service that `row` is in force from now, in the transaction that put it in force.
+
+    `published_at` is the activation time, so a consumer keeps the latest activation whatever order
+    the events arrive in.
+    """
+    data = DirectoryPublished(version=row.version, body=dict(row.body), source=source, published_at=row.activated_at)
+    event = new_event(data, source=SOURCE, subject=row.municipality_code, municipality_code=row.municipality_code)
+    outbox.stage(session, RouterOutbox, event)
 
 
 def replace_directory(

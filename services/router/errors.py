@@ -116,7 +116,7 @@ class NotYourReferral(NotAllowed):
 
 
 class NotATier1Place(NotAllowed):
-    """Backup asked for by someone other than the tier-1 place on the case (指針 第二の4)."""
+    """Backup asked for by someone other than the tier-1 place on the case (指針 第二 一4, seed L2214)."""
 
     code = "not-a-tier1-place"
 

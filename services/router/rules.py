@@ -56,18 +56,54 @@ class Rule:
     legal_basis: str
 
 
-PREFECTURE_CATEGORY = Rule("prefecture_category", "社会福祉法106条の3第1項; 指針 第四")
-MULTIPLE_MEMBERS = Rule("multiple_members", "実施要領 3(2) ①")
-MULTIPLE_ISSUES = Rule("multiple_issues", "実施要領 3(2) ②")
-GAP_BETWEEN_SYSTEMS = Rule("gap_between_systems", "実施要領 3(2) ③")
-BACKUP_REQUESTED = Rule("backup_requested", "社会福祉法106条の3第1項第2号; 指針 第二の4")
-TIER1_PLACE = Rule("tier1_place", "社会福祉法106条の3第1項第2号; 指針 第二")
-# The general window stands in for the missing tier-1 place, so it rests on the same text.
-GENERAL_WINDOW = Rule("general_window", "社会福祉法106条の3第1項第2号; 指針 第二")
-LEAD = Rule("lead", "社会福祉法106条の3第1項第3号; 指針 第三")
-PARTNER = Rule("partner", "実施要領 3(2) 表")
-CONFIDENTIAL_EXCLUSION = Rule("confidential_exclusion", "指針 第四 (seed L2258)")
-CAPACITY = Rule("capacity", "[LOCAL] the agency's capacity in the municipality's directory")
+# Every basis names the seed line it rests on (seed/000_2cdb01159b995531.txt, as DOMAIN.md cites it) or the
+# Act's article; what the system decides beyond the text says so ("設計上の選択", a design choice), so a
+# reader of a decision never takes an inference of ours for law (tests/router/test_citations.py).
+DESIGN_CHOICE = "設計上の選択"
+
+PREFECTURE_CATEGORY = Rule(
+    "prefecture_category",
+    "指針 第四 (seed L2258): 都道府県が市町村と連携して支援体制を構築する対象 (医療的ケア児、難病・がん患者、"
+    "配偶者からの暴力を受けた者、刑務所出所者等); 通知 第二の4 (seed L2825)",
+)
+MULTIPLE_MEMBERS = Rule(
+    "multiple_members", f"実施要領 3(2) ① (seed L3381); {DESIGN_CHOICE}: 「複数」の人数 ([LOCAL], 既定 2)"
+)
+MULTIPLE_ISSUES = Rule(
+    "multiple_issues", f"実施要領 3(2) ② (seed L3381); {DESIGN_CHOICE}: 「複数」の課題数 ([LOCAL], 既定 2)"
+)
+GAP_BETWEEN_SYSTEMS = Rule(
+    "gap_between_systems",
+    f"実施要領 3(2) ③ (seed L3381); 指針 第三 一 「制度の狭間にある課題」 (seed L2230); "
+    f"{DESIGN_CHOICE}: 表の例 (seed L3387–L3389) を③とみなす",
+)
+BACKUP_REQUESTED = Rule(
+    "backup_requested",
+    "社会福祉法106条の3第1項第2号 (seed L2103); 指針 第二 一4 バックアップ体制 (seed L2214)",
+)
+TIER1_PLACE = Rule(
+    "tier1_place",
+    "社会福祉法106条の3第1項第2号 (seed L2103); 指針 第二 一1 相談を包括的に受け止める場 (seed L2202)",
+)
+# The general window stands in for the missing tier-1 place: the 通知 names one window for all consultations
+# as a way to run that place; sending it what no tier-1 place may take is ours.
+GENERAL_WINDOW = Rule(
+    "general_window",
+    f"社会福祉法106条の3第1項第2号 (seed L2103); 通知 第二の2 各種の相談窓口を一つに集約 (seed L2758); "
+    f"{DESIGN_CHOICE}: 受け止める場のないとき総合相談窓口が受ける",
+)
+LEAD = Rule("lead", "社会福祉法106条の3第1項第3号 (seed L2105); 指針 第三 一1 協働の中核 (seed L2234–L2236)")
+PARTNER = Rule(
+    "partner",
+    f"実施要領 3(2) 表 (seed L3383–L3389); 3(8)ウ 福祉以外の関係機関 (seed L3489); "
+    f"{DESIGN_CHOICE}: 表にない課題の連携先 ([LOCAL])",
+)
+CONFIDENTIAL_EXCLUSION = Rule(
+    "confidential_exclusion",
+    f"{DESIGN_CHOICE}: 住民に身近な圏域の場には回さない; 理由とする記述: 指針 第四 「身近な地域では当事者が"
+    f"声を上げにくく」 (seed L2258); 通知 第二の2 留意点 (seed L2744)",
+)
+CAPACITY = Rule("capacity", f"{DESIGN_CHOICE} [LOCAL]: 名簿の受入上限 (capacity) に達した機関は次の機関に替える")
 
 PATTERNS: tuple[Rule, ...] = (
     PREFECTURE_CATEGORY,
@@ -77,7 +113,8 @@ PATTERNS: tuple[Rule, ...] = (
     BACKUP_REQUESTED,
 )
 
-# 実施要領 3(2) table (seed L3381-L3389), extended to every tag of shared.vocabulary.IssueTag.
+# 実施要領 3(2) table (seed L3383–L3389) and 3(8)ウ (seed L3489), extended to every tag of
+# shared.vocabulary.IssueTag (the extension is a design choice; see PARTNER).
 DEFAULT_TAG_PARTNERS: Mapping[str, tuple[str, ...]] = {
     "long_term_care": ("community_comprehensive_support_center",),
     "childcare": ("child_rearing_support_hub", "nursery"),
@@ -302,8 +339,8 @@ def check_owners(directory: Directory, rules: RuleSet) -> None:
             raise DirectoryError(
                 f"general window {window.id!r} has role {TIER1_PLACE_ROLE}, but under these rules a consultation "
                 f"with only the confidential tag {tag} stays at tier 1, where the general window is the last "
-                f"resort and a tier-1 place may not take it (指針 第四); choose another general window, drop the "
-                f"role {TIER1_PLACE_ROLE} from {window.id!r}, or make {tag} a prefecture or gap tag",
+                f"resort and a tier-1 place may not take it (confidential_exclusion); choose another general window, "
+                f"drop the role {TIER1_PLACE_ROLE} from {window.id!r}, or make {tag} a prefecture or gap tag",
                 field="municipality.general_window",
             )
 
@@ -527,11 +564,31 @@ def _join(items: list[str] | list[IssueTag]) -> str:
 
 
 # The rules of the decisions after the first one (escalations, returns, re-routing).
-PREFECTURE_SUPPORT = Rule("prefecture_support_requested", "社会福祉法106条の3第1項; 指針 第四 (都道府県との連携)")
-RETURN_TO_COMMUNITY = Rule("return_to_community", "指針 第三 (住民・ボランティアとの協働); 指針 第二 (見守り)")
-REROUTE = Rule("reroute", "社会福祉法106条の2 (支援関係機関の連携); 実施要領 3(2) 表")
-REROUTE_TO_LEAD = Rule("reroute_to_lead", "社会福祉法106条の3第1項第3号 (協働の中核); no other agency of the type")
-ESCALATION = Rule("escalation", "実施要領 3(4)ア (相談支援包括化推進員); referral not accepted in time")
+PREFECTURE_SUPPORT = Rule(
+    "prefecture_support_requested",
+    f"指針 第四 都道府県の支援 (seed L2258); 通知 第二の4 (seed L2825); "
+    f"{DESIGN_CHOICE}: 中核の求めで都道府県域の機関を加える",
+)
+RETURN_TO_COMMUNITY = Rule(
+    "return_to_community",
+    f"指針 第三 一4 地域住民等との連携 (seed L2248); 実施要領 3(2)エ (seed L3375); "
+    f"{DESIGN_CHOICE}: 見守りは身近な圏域の場へ (報告書の整理 seed L1242; 指針の文言ではない)",
+)
+REROUTE = Rule(
+    "reroute",
+    f"実施要領 3(2) 「たらい回し」を生じさせない (seed L3367); 連携先は同表 (seed L3383–L3389); "
+    f"{DESIGN_CHOICE}: 断られた紹介は同種の次の機関へ",
+)
+REROUTE_TO_LEAD = Rule(
+    "reroute_to_lead",
+    f"社会福祉法106条の3第1項第3号 (seed L2105); 指針 第三 一1 協働の中核 (seed L2234–L2236); "
+    f"{DESIGN_CHOICE}: 同種の機関が他にないとき中核が引き受ける",
+)
+ESCALATION = Rule(
+    "escalation",
+    f"{DESIGN_CHOICE} [LOCAL]: 期限内に受諾されない紹介は協働の中核へ; 関連: 実施要領 3(4)ア(エ) "
+    f"推進員による支援の実施状況の把握 (seed L3425)",
+)
 
 # Referrals under these rules make their agency the case's owner (the lead, or the tier-1 place or
 # general window at tier 1): engaged for no tag in particular, it sees every tag of the household.
@@ -539,7 +596,7 @@ OWNER_RULES = frozenset({*_OWNING_RULES, RETURN_TO_COMMUNITY.id, REROUTE_TO_LEAD
 
 
 def is_confidential(consultation: ConsultationFacts, rules: RuleSet) -> bool:
-    """True when a member has a tag that must never reach the neighbourhood (指針 第四)."""
+    """True when a member has a tag that must never reach the neighbourhood (CONFIDENTIAL_EXCLUSION)."""
     return any(tag in rules.confidential_tags for member in consultation.household for tag in member.issues)
 
 
@@ -572,7 +629,7 @@ def alternatives(
 def decide_backup(
     consultation: ConsultationFacts, directory: Directory, rules: RuleSet, *, load: Load | None = None
 ) -> Decision:
-    """A tier-1 place asked the municipal team for backup (指針 第二の4): decide as a backup request."""
+    """A tier-1 place asked the municipal team for backup (指針 第二 一4): decide as a backup request."""
     return decide(consultation.model_copy(update={"backup_requested": True}), directory, rules, load=load)
 
 

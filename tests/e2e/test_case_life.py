@@ -211,7 +211,7 @@ async def test_a_case_is_reassessed_planned_monitored_ended_and_reopened(
         f"/v1/indicators?municipality={TOWN}",
         lambda b: indicator(b, "JUSO-SUPPORT-DECISIONS")["value"] == 2 and indicator(b, "CASES-ENDED")["value"] == 1,
     )
-    assert indicator(report, "M8")["value"] == 1, "reopened, not a new case"
+    assert indicator(report, "M8-全機関")["value"] == 1, "reopened, not a new case"
     assert indicator(report, "JUSO-EVALUATIONS-ON-TIME")["value"] == 100
     async with httpx.AsyncClient(headers=operator.headers, timeout=10) as client:
         exported = await client.get(f"{stack['metrics'].url}/v1/indicators/export.csv?municipality={TOWN}")

@@ -196,7 +196,7 @@ async def test_case_meeting_agenda_and_attendance(
     }
     [snapshot] = items["オ"]["lines"]
     assert snapshot["detail"]["municipality_code"] == "242080"
-    assert indicator(snapshot["detail"], "M8")["value"] == 2
+    assert indicator(snapshot["detail"], "M8-全機関")["value"] == 2
     # Not an event: the line names the report it is, where it came from and when it was fetched.
     assert snapshot["source_events"] == []
     source = snapshot["source"]

@@ -323,7 +323,7 @@ def test_kill_9_mid_stream_loses_nothing_and_applies_nothing_twice(
         assert_exactly_once(db, baseline_stream)
         without_faults = indicators(services["metrics"], operator)
 
-    assert next(i for i in with_faults if i["id"] == "M8")["value"] >= STREAM
+    assert next(i for i in with_faults if i["id"] == "M8-全機関")["value"] >= STREAM
     assert with_faults == without_faults, "the indicators of the run with three crashes equal those without"
 
 

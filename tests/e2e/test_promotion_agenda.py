@@ -118,11 +118,14 @@ async def test_the_agenda_counts_what_the_network_did(
 
     # A target for M8 (相談の実件数), set in advance as 実施要領 3(6) asks; metrics has counted the three.
     report = await poll_json(
-        f"{metrics}/v1/indicators?municipality={CODE}", lambda body: indicator(body, "M8")["value"] == 3, operator
+        f"{metrics}/v1/indicators?municipality={CODE}",
+        lambda body: indicator(body, "M8-全機関")["value"] == 3,
+        operator,
     )
     async with httpx.AsyncClient(base_url=metrics, headers=operator, timeout=10) as client:
         target = await client.put(
-            f"/v1/municipalities/{CODE}/fiscal-years/{report['fiscal_year']}/targets/M8", json={"value": 10}
+            f"/v1/municipalities/{CODE}/fiscal-years/{report['fiscal_year']}/targets/M8-全機関",
+            json={"value": 10, "reason": "年度途中に設定"},
         )
         assert target.status_code == 204, target.text
 
@@ -179,7 +182,7 @@ async def test_the_agenda_counts_what_the_network_did(
 
     # (オ) M8 against its target, from the metrics service's own report.
     [m8] = lines(agenda, "オ", "indicator")
-    assert (m8["id"], m8["value"], m8["target"], m8["attainment"]) == ("M8", 3, 10, 30.0)
+    assert (m8["id"], m8["value"], m8["target"], m8["attainment"]) == ("M8-全機関", 3, 10, 30.0)
 
     # No case, nor a referral or routing decision of one, is named anywhere in it.
     text = json.dumps(agenda, ensure_ascii=False)

@@ -150,7 +150,7 @@ def _wait_for_consultations(port: int, expected: int, token: str, timeout_s: flo
         )
         body = response.json()
         counts = {i["id"]: i["value"] for i in body["indicators"]}
-        if counts["M8"] == expected and counts["OPS-DECISIONS"] == expected:
+        if counts["M8-全機関"] == expected and counts["OPS-DECISIONS"] == expected:
             return body
         time.sleep(0.3)
     raise AssertionError(f"demo consultations not all counted: {body}")

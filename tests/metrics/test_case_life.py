@@ -314,7 +314,7 @@ async def test_the_api_and_both_exports_carry_them_with_small_cells_suppressed(
 
         put = await client.put(
             f"/v1/municipalities/{NABARI}/fiscal-years/{YEAR}/targets/JUSO-EVALUATIONS-ON-TIME",
-            json={"value": 90},
+            json={"value": 90, "reason": "実施計画の目標"},  # the year has begun: a reason is required
             headers=operator,
         )
         assert put.status_code == 204, put.text
@@ -335,22 +335,38 @@ async def test_the_api_and_both_exports_carry_them_with_small_cells_suppressed(
     assert (on_time["unit"], on_time["target"], on_time["attainment"]) == ("percent", 90, 83.3)
 
     row = full["JUSO-EVALUATIONS-ON-TIME"]
-    assert (row["実績値"], row["目標値"], row["達成率(%)"], row["内訳"]) == ("75", "90", "83.3", "late: 1; on_time: 3")
-    assert (full["CASES-ENDED"]["実績値"], full["CASES-ENDED"]["内訳"]) == (
+    assert (row["実績値"], row["目標値"], row["達成率(%)"]) == ("75", "90", "83.3")
+    assert [row[h] for h in ("期限内", "期限内（%）", "期限超過", "期限超過（%）")] == ["3", "75", "1", "25"]
+    ended = full["CASES-ENDED"]
+    assert [ended[h] for h in ("実績値", "目標達成", "転居", "本人の拒否", "死亡", "その他の内訳")] == [
         "7",
-        "died: 1; goals_met: 3; moved_away: 2; refused: 1",
-    )
-    assert full["JUSO-SUPPORT-DECISIONS"]["内訳"] == "initial: 2; revision: 1"
-    assert full["OPS-TRANSFERS-IN"]["内訳"] == f"{NEIGHBOUR}: 1"
+        "3",
+        "2",
+        "1",
+        "1",
+        "",
+    ]
+    assert (ended["目標達成（%）"], ended["死亡（%）"]) == ("42.9", "14.3"), "each reason's share of the 7 ended"
+    decisions = full["JUSO-SUPPORT-DECISIONS"]
+    assert (decisions["初回"], decisions["見直し"]) == ("2", "1")
+    assert full["OPS-TRANSFERS-IN"]["その他の内訳"] == f"{NEIGHBOUR}: 1", "a municipality code has no label"
     # Below 10 every count here is small: hidden, and the share of on-time evaluations with its counts.
     row = hidden["JUSO-EVALUATIONS-ON-TIME"]
-    assert (row["実績値"], row["達成率(%)"], row["内訳"]) == ("x", "", "late: x; on_time: x")
-    assert (hidden["CASES-ENDED"]["実績値"], hidden["CASES-ENDED"]["内訳"]) == (
+    assert [row[h] for h in ("実績値", "達成率(%)", "期限内", "期限内（%）", "期限超過", "期限超過（%）")] == [
         "x",
-        "died: x; goals_met: x; moved_away: x; refused: x",
-    )
+        "",
+        "x",
+        "x",
+        "x",
+        "x",
+    ]
+    ended = hidden["CASES-ENDED"]
+    assert {ended[h] for h in ("実績値", "目標達成", "目標達成（%）", "転居", "本人の拒否", "死亡", "死亡（%）")} == {
+        "x"
+    }
     for indicator in JUSO:
-        assert (neighbour[indicator]["実績値"], neighbour[indicator]["内訳"]) == ("", ""), "blank, never 0"
+        cells = list(neighbour[indicator].values())
+        assert neighbour[indicator]["実績値"] == "" and set(cells[8:]) == {""}, "blank, never 0"
         assert "対象外" in neighbour[indicator]["定義"]
     assert neighbour["CASES-ENDED"]["実績値"] == "2"
 
@@ -383,11 +399,12 @@ def test_a_percent_is_suppressed_with_the_counts_it_comes_from() -> None:
             indicators=[indicator],
         )
         [row] = exports.rows(one, suppress_below=10)
-        return [row[5], row[7]]
+        cells = dict(zip(exports.headers(one), row, strict=True))
+        return [cells[h] for h in ("実績値", "期限超過", "期限内", "期限内（%）")]
 
-    assert exported(30, 12, 71.4) == [71.4, "late: 12; on_time: 30"], "no small count: the share stays"
-    assert exported(30, 2, 93.8) == ["x", "late: x; on_time: x"], "2 late of 32 would follow from 93.8%"
-    assert exported(5, 0, 100.0) == ["x", "late: 0; on_time: x"], "100% of 5 evaluations"
+    assert exported(30, 12, 71.4) == [71.4, 12, 30, 71.4], "no small count: the share stays"
+    assert exported(30, 2, 93.8) == ["x", "x", "x", "x"], "2 late of 32 would follow from 93.8%"
+    assert exported(5, 0, 100.0) == ["x", 0, "x", "x"], "100% of 5 evaluations"
 
 
 async def test_a_rebuild_from_the_topics_reproduces_them(

@@ -258,7 +258,7 @@ def seed(settings: Settings, year: int) -> None:
                 ConsultationReceived(
                     case_id=case_id,
                     consultation_id=f"{case_id}-0",
-                    submitted_by="nabari-shakyo",
+                    submitted_by="nabari-houkatsu",  # the general window, which M8 counts (seed L1954)
                     received_at=received,
                     consultation=summary,
                 ),
@@ -395,7 +395,7 @@ def test_dashboard_draws_the_metrics_api_numbers_in_chromium(
     with serving(with_dashboard(create(settings))) as base:
         target = httpx.put(
             f"{base}/v1/municipalities/{MUNICIPALITY}/fiscal-years/{year}/targets/M8",
-            json={"value": 4},
+            json={"value": 4, "reason": "実施計画の目標"},
             headers=operator,
         )
         assert target.status_code == 204, target.text
@@ -414,6 +414,11 @@ def test_dashboard_draws_the_metrics_api_numbers_in_chromium(
         # …and those are the seeded ones: 2 当事者 + 1 行政, tiers 1/2/2, one case meeting with two
         # agencies and a non-welfare division, acceptance after 6 and 30 hours, a target of 4 for M8.
         assert shown["chart-routes"] == {"self": 2, "government": 1}
+        by_id = {i["id"]: i for i in report["indicators"]}
+        routes = by_id.get("R10") or by_id["M8"]  # as the page picks it
+        assert (routes["labels"]["self"], routes["labels"]["government"]) == ("当事者", "行政")
+        drawn = browser.find_element(By.CSS_SELECTOR, "#chart-routes canvas").get_attribute("textContent")
+        assert drawn == "、".join(f"{routes['labels'][k]}: {n:g}件" for k, n in routes["by_dimension"].items())
         assert shown["chart-tiers"] == {"tier1": 1, "tier2": 2}
         assert shown["chart-meetings"] == {"OPS-MEETINGS-HELD": 1, "M5": 1, "M13": 1}
         if shown["chart-time-to-accept"]:
@@ -489,6 +494,9 @@ STUB_REPORT: dict[str, Any] = {
             "by_dimension": {"self": 10.0},
             "target": 40.0,
             "attainment": 25.0,
+            "target_revisions": [
+                {"value": 45.0, "set_by": "agency-x", "set_at": "2026-06-01T01:00:00Z", "reason": "補正予算"}
+            ],
         },
         {
             "id": "R10",
@@ -497,6 +505,8 @@ STUB_REPORT: dict[str, Any] = {
             "value": 20.0,
             "by_dimension": {"family_or_community": 8.0, "self": 12.0},
             "shares": {"family_or_community": 40.0, "self": 60.0},
+            # A label the page cannot know itself: it shows what the API says.
+            "labels": {"family_or_community": "家族・地域（スタブ）", "self": "当事者（スタブ）"},
             "target": None,
             "attainment": None,
         },
@@ -614,7 +624,13 @@ def test_dashboard_draws_every_optional_chart_and_says_what_is_wrong(browser: "W
         headings = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#indicator-table thead th")]
         assert headings == ["ID", "指標名", "値", "目標", "達成率"]
         m8 = [td.text for td in browser.find_elements(By.CSS_SELECTOR, '#indicator-table tr[data-indicator="M8"] td')]
-        assert m8 == ["M8", "総合相談窓口での相談受付数（実件数）", "10", "40", "25%"]
+        assert m8 == ["M8", "総合相談窓口での相談受付数（実件数）", "10", "40（改定: 45）", "25%"]
+        revised = browser.find_element(By.CSS_SELECTOR, '#indicator-table tr[data-indicator="M8"] td.revised')
+        assert "agency-x" in (revised.get_attribute("title") or "") and "補正予算" in (
+            revised.get_attribute("title") or ""
+        )
+        routes_text = browser.find_element(By.CSS_SELECTOR, "#chart-routes canvas").get_attribute("textContent")
+        assert routes_text == "家族・地域（スタブ）: 8件、当事者（スタブ）: 12件", "the API's labels"
         on_time = browser.find_elements(
             By.CSS_SELECTOR, '#indicator-table tr[data-indicator="JUSO-EVALUATIONS-ON-TIME"] td'
         )

@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.cli import upgrade_databases
 from services.metrics.app import create
+from services.metrics.exports import SOURCE_LABELS
 from services.metrics.rebuild import rebuild
 from services.metrics.service import fiscal_year
 from shared.auth import Scope
@@ -264,7 +265,8 @@ async def test_replayed_topics_change_nothing_and_rebuild_gives_identical_number
     await publish(metrics_settings, events, code)
     await deliveries_reach(metrics, before, Counter((prefix + data.topic, "applied") for _, data in events))
     first = (await metrics.get(f"/v1/indicators?municipality={code}&fiscal_year={YEAR}", headers=operator)).json()
-    assert value(first, "M8")["value"] == 4
+    # The 社協 received these: every partner's 実件数 (M8 is the general window's, seed L1954).
+    assert value(first, "M8-全機関")["value"] == 4
     assert value(first, "OPS-TIME-TO-ACCEPT")["by_dimension"] == {"p50": 2.0, "p90": 4.0}
     assert value(first, "OPS-TIME-TO-ACCEPT")["value"] == 2.0
     assert value(first, "M10")["value"] == 1
@@ -363,22 +365,33 @@ def number(cell: Any) -> Any:
     return cell if cell == "x" else float(cell)
 
 
-def exported(csv_body: bytes, xlsx_body: bytes) -> dict[str, list[Any]]:
-    """Both exports, checked to carry the same cells, as rows by indicator id (numbers normalised)."""
+def exported(csv_body: bytes, xlsx_body: bytes, api: dict[str, Any]) -> dict[str, list[Any]]:
+    """Both exports, checked to carry the same cells, as rows by indicator id (numbers normalised): the
+    leading cells, then the breakdown and the shares gathered back from the labelled columns (found by
+    the API's label of each key) and the その他 cells."""
     lines = list(csv.reader(io.StringIO(csv_body.decode("utf-8-sig"))))
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx_body)).active
     assert sheet is not None
     cells = [list(row) for row in sheet.iter_rows(values_only=True)]
-    assert (
-        lines[1]
-        == list(cells[1])
-        == ["指標ID", "指標名", "定義", "区分", "目標値", "実績値", "達成率(%)", "内訳", "割合・比率"]
-    )
+    header = lines[1]
+    assert header == list(cells[1])
+    assert header[:8] == ["指標ID", "指標名", "定義", "区分", "目標値", "実績値", "達成率(%)", "目標の改定"]
+    assert header[8:13:2] == ["当事者", "家族・地域", "専門機関"], "the routes first, in the report's order"
+    assert header[-2:] == ["その他の内訳", "その他の割合・比率"]
     assert lines[0][0] == cells[0][0]
+    labels = {i["id"]: i["labels"] for i in api["indicators"]}
 
     def normal(row: list[Any]) -> list[Any]:
-        return [*row[:4], *(number(c) for c in row[4:7]), parsed(row[7]), parsed(row[8])]
+        by = dict(zip(header, row, strict=True))
+        breakdown, shares = parsed(by["その他の内訳"]), parsed(by["その他の割合・比率"])
+        for key, label in labels[row[0]].items():
+            if label in header and by[label] not in (None, ""):
+                breakdown[key] = number(by[label])
+            if label in header and key in (api_shares[row[0]] or {}):
+                shares[key] = number(by[label + "（%）"])
+        return [*row[:4], *(number(c) for c in row[4:7]), breakdown, shares]
 
+    api_shares = {i["id"]: i["shares"] for i in api["indicators"]}
     from_csv, from_xlsx = [normal(row) for row in lines[2:]], [normal(row) for row in cells[2:]]
     assert from_csv == from_xlsx, "the CSV and the workbook carry the same cells"
     return {row[0]: row for row in from_xlsx}
@@ -390,7 +403,8 @@ async def test_targets_manual_values_and_exports(
     code = "232114"  # 豊田市
     seed_export_case_mix(metrics_settings, code)
     base = f"/v1/municipalities/{code}/fiscal-years/{YEAR}"
-    assert (await metrics.put(f"{base}/targets/M8", json={"value": 40}, headers=operator)).status_code == 204
+    target = {"value": 40, "reason": "実施計画の改定"}  # the year has begun: a target needs a reason
+    assert (await metrics.put(f"{base}/targets/M8", json=target, headers=operator)).status_code == 204
     assert (
         await metrics.put(f"{base}/manual/M3", json={"value": 2, "note": "共有ルール"}, headers=operator)
     ).status_code == 204
@@ -409,15 +423,29 @@ async def test_targets_manual_values_and_exports(
             response = await metrics.get(f"/v1/indicators/export.{extension}?{query}{suffix}", headers=operator)
             assert response.status_code == 200, response.text
             bodies.append(response.content)
-        return exported(*bodies)
+        return exported(bodies[0], bodies[1], api)
 
     # Without suppression: every row, every cell, exactly the API's.
     full = await export()
     assert list(full) == [i["id"] for i in api["indicators"]]
     for i in api["indicators"]:
-        label = "イベント集計" if i["source"] == "events" else "入力値"
+        # Counted from events, entered, or (M7, R8) counted from the directory: each under the export's label.
+        label = SOURCE_LABELS.get(i["source"], i["source"])
         expected = [i["id"], i["name_ja"], i["definition"], label, i["target"], i["value"], i["attainment"]]
         assert full[i["id"]] == [*expected, i["by_dimension"], i["shares"] or {}], i["id"]
+
+    # R10 as the 実績報告 lays it out: a labelled column per route, its percentage beside it.
+    response = await metrics.get(f"/v1/indicators/export.csv?{query}", headers=operator)
+    lines = list(csv.reader(io.StringIO(response.content.decode("utf-8-sig"))))
+    r10 = dict(zip(lines[1], next(row for row in lines[2:] if row[0] == "R10"), strict=True))
+    routes = ("当事者", "家族・地域", "専門機関", "行政", "知人")
+    assert [(r10[route], r10[route + "（%）"]) for route in routes] == [
+        ("12", "31.6"),
+        ("", ""),
+        ("", ""),
+        ("25", "65.8"),
+        ("1", "2.6"),
+    ]
 
     # With suppression below 10: only counts are hidden, and none can be recovered from its row's total.
     small = await export("&suppress_below=10")

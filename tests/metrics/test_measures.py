@@ -204,7 +204,8 @@ def test_m12_counts_difficult_cases_that_agencies_outside_welfare_brought(engine
     for case_id, by, pathway, tier in cases:
         count(engine, envelope(case_id, consultation(case_id, by=by, pathway=pathway)))
         count(engine, envelope(case_id, decision(case_id, tier)))
-    m12 = report(engine, rules=Rules(sectors=sectors))["M12"]
+    # 困難事例等 as tier 2 and above, the [LOCAL] choice; by default every case counts (test_definitions.py).
+    m12 = report(engine, rules=Rules(sectors=sectors, difficult_min_tier=2))["M12"]
     assert (m12.value, m12.by_dimension) == (2, {"government": 1, "specialist_agency": 1})
 
 
@@ -349,9 +350,10 @@ async def test_the_tier_filter_of_get_indicators(
             await client.get("/v1/indicators", params={"municipality": CODE, "tier": 4}, headers=headers)
         ).status_code == 422
 
-    assert everything["M8"]["by_dimension"] == {"government": 2, "self": 2}
+    # Every partner's 実件数: these cases came from the 社協, not the general window M8 counts (seed L1954).
+    assert everything["M8-全機関"]["by_dimension"] == {"government": 2, "self": 2}
     assert tier2["tier"] == 2
-    assert tier2["M8"]["by_dimension"] == {"government": 1, "self": 1}, "c2, and c3 at its latest tier"
+    assert tier2["M8-全機関"]["by_dimension"] == {"government": 1, "self": 1}, "c2, and c3 at its latest tier"
     assert tier2["OPS-DECISIONS"]["by_dimension"] == {"tier2": 2}, "each decision at its own tier"
     assert tier2["OPS-REFERRALS"]["by_dimension"] == {"tier2": 1}
     assert tier2["OPS-CASE-MEETINGS"]["by_dimension"] == {"tier2": 1}
@@ -440,7 +442,12 @@ async def test_indicators_exports_and_entries_are_limited_to_the_municipalities_
 ) -> None:
     """An operator and an admin of 名張市 find no other municipality here: 404, as for one that does not exist."""
     other = "242081"
-    count(engine, envelope("c1", consultation("c1")), envelope("x1", consultation("x1"), code=other))
+    # c1 at 名張市's general window, which M8 counts (seed L1954); 242081 has no directory: every partner's.
+    count(
+        engine,
+        envelope("c1", consultation("c1", by="nabari-houkatsu")),
+        envelope("x1", consultation("x1"), code=other),
+    )
     app = create(settings)
     transport = httpx.ASGITransport(app=app)
     operator = bearer("operator", Scope.operator, municipalities=(CODE,))
@@ -464,7 +471,7 @@ async def test_indicators_exports_and_entries_are_limited_to_the_municipalities_
 
         for headers in (operator, admin):
             assert (
-                await client.put(entry(CODE, "targets", "M8"), json={"value": 10}, headers=headers)
+                await client.put(entry(CODE, "targets", "M8"), json={"value": 10, "reason": "見直し"}, headers=headers)
             ).status_code == 204
             for kind, indicator in (("targets", "M8"), ("manual", "M3")):
                 put = await client.put(entry(other, kind, indicator), json={"value": 99}, headers=headers)

@@ -213,7 +213,7 @@ async def test_the_report_over_http_and_the_csv_export_carry_them(
         for code in (NABARI, NEIGHBOUR):
             put = await client.put(
                 f"/v1/municipalities/{code}/fiscal-years/{YEAR}/targets/JUSO-SUPPORT-MEETINGS",
-                json={"value": 6},
+                json={"value": 6, "reason": "実施計画の目標"},  # the year has begun: a reason is required
                 headers=operator,
             )
             assert put.status_code == 204, put.text
@@ -237,15 +237,17 @@ async def test_the_report_over_http_and_the_csv_export_carry_them(
 
     row = exported[NABARI]["JUSO-SUPPORT-MEETINGS"]
     assert (row["指標名"], row["目標値"], row["実績値"], row["達成率(%)"]) == ("支援会議の開催回数", "6", "3", "50.0")
-    assert row["内訳"] == "support_meeting: 3"
+    assert (row["支援会議"], row["支援会議（%）"], row["その他の内訳"]) == ("3", "100", "")
     assert exported[NABARI]["JUSO-PLAN-MEETINGS"]["実績値"] == "2"
     for indicator in JUSO:
         row = exported[NEIGHBOUR][indicator]
-        assert (row["実績値"], row["達成率(%)"], row["内訳"]) == ("", "", ""), "blank, not 0"
+        assert (row["実績値"], row["達成率(%)"]) == ("", "") and set(list(row.values())[8:]) == {""}, "blank, not 0"
         assert "対象外" in row["定義"], "the row says why it is blank"
     meetings = exported[NABARI]["OPS-MEETINGS-HELD"]
     assert meetings["実績値"] == "10"
-    assert meetings["内訳"] == "case_meeting: 4; plan_meeting: 2; promotion_meeting: 1; support_meeting: 3"
+    kinds = ("ケース会議", "重層的支援会議", "推進会議", "支援会議")
+    assert [meetings[kind] for kind in kinds] == ["4", "2", "1", "3"]
+    assert [meetings[kind + "（%）"] for kind in kinds] == ["40", "20", "10", "30"]
 
 
 def test_the_dashboard_shows_not_applicable_where_the_jigyo_is_not_run(

@@ -9,6 +9,7 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from services.router import rules as routing
 from services.router.directories import parse_config
 from services.router.rules import DEFAULT_TAG_PARTNERS, RuleSet, UnknownArea, decide
 from shared.consultation import Consultation
@@ -206,11 +207,14 @@ def test_every_pattern_carries_its_basis_and_reason() -> None:
     )
     assert decision.tier == 3
     assert [(p.id, p.legal_basis) for p in decision.patterns] == [
-        ("prefecture_category", "社会福祉法106条の3第1項; 指針 第四"),
-        ("multiple_members", "実施要領 3(2) ①"),
-        ("multiple_issues", "実施要領 3(2) ②"),
-        ("gap_between_systems", "実施要領 3(2) ③"),
-        ("backup_requested", "社会福祉法106条の3第1項第2号; 指針 第二の4"),
+        (rule.id, rule.legal_basis)  # each basis checked against the seed in test_citations.py
+        for rule in (
+            routing.PREFECTURE_CATEGORY,
+            routing.MULTIPLE_MEMBERS,
+            routing.MULTIPLE_ISSUES,
+            routing.GAP_BETWEEN_SYSTEMS,
+            routing.BACKUP_REQUESTED,
+        )
     ]
     assert decision.patterns[0].reason == "self: cancer"
     assert decision.patterns[2].reason == "self: cancer, employment"
@@ -229,14 +233,14 @@ def test_engaged_lists_lead_first_and_each_agency_once() -> None:
     assert decision.lead == "lead-office"
     assert decision.engaged_ids == ["lead-office", "houkatsu-main"]
     lead = decision.engaged[0]
-    assert (lead.rule_id, lead.legal_basis) == ("lead", "社会福祉法106条の3第1項第3号; 指針 第三")
+    assert (lead.rule_id, lead.legal_basis) == ("lead", routing.LEAD.legal_basis)
     assert lead.reason == (
         "協働の中核 of テスト町; tag poverty → independence_support_agency; tag housing → independence_support_agency"
     )
     partner = decision.engaged[1]
     assert (partner.rule_id, partner.legal_basis, partner.reason) == (
         "partner",
-        "実施要領 3(2) 表",
+        routing.PARTNER.legal_basis,
         "tag long_term_care → community_comprehensive_support_center",
     )
 
@@ -262,7 +266,7 @@ def test_a_confidential_tag_excludes_tier1_places_even_as_partners() -> None:
     assert decision.tier == 3
     assert decision.engaged_ids == ["lead-office", "welfare-office", "pref-dv", "houkatsu-main"]
     assert [(e.agency_id, e.rule_id, e.legal_basis) for e in decision.excluded] == [
-        ("place-north", "confidential_exclusion", "指針 第四 (seed L2258)")
+        ("place-north", "confidential_exclusion", routing.CONFIDENTIAL_EXCLUSION.legal_basis)
     ]
 
 

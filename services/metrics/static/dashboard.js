@@ -17,40 +17,6 @@
   const FONT = '"Noto Sans CJK JP", "Noto Sans JP", "Hiragino Sans", "Yu Gothic", Meiryo, system-ui, sans-serif';
   const COLORS = ["#2f6f9f", "#e07b39", "#3f9f6f", "#9f3f6f", "#8c7ae6", "#c9a227", "#5f7f8f", "#d94f4f"];
 
-  // Japanese labels of the dimension keys the API uses (shared/vocabulary.py, shared/events.py).
-  const DIMENSION_LABELS = {
-    "": "区分なし",
-    self: "当事者",
-    family_or_community: "家族・地域",
-    specialist_agency: "専門機関",
-    government: "行政",
-    acquaintance: "知人",
-    window: "窓口",
-    outreach: "アウトリーチ",
-    survey: "調査",
-    tier1: "第1層（身近な圏域）",
-    tier2: "第2層（市町村域）",
-    tier3: "第3層（都道府県域）",
-    case_meeting: "ケース会議",
-    support_meeting: "支援会議",
-    plan_meeting: "重層的支援会議",
-    promotion_meeting: "推進会議",
-    p50: "中央値（p50）",
-    p90: "90パーセンタイル（p90）",
-    initial: "初回",
-    revision: "見直し",
-    on_time: "期限内",
-    late: "期限超過",
-    goals_met: "目標達成",
-    moved_away: "転居",
-    refused: "本人の拒否",
-    died: "死亡",
-    transferred: "他の支援・制度へ移行",
-    other: "その他",
-    unknown: "不明",
-    within_deployment: "運用内の市町村へ",
-    outside_deployment: "運用外へ",
-  };
   const MEETING_INDICATORS = [
     ["OPS-MEETINGS-HELD", "会議の開催回数"],
     ["M5", "福祉以外の部門の出席回数（M5）"],
@@ -66,7 +32,8 @@
   const formatNumber = (x) => (isNumber(x) ? numberFormat.format(x) : "—");
   // `attainment` is already a percentage (100 × value / target), as the API computes it.
   const formatPercent = (x) => (isNumber(x) ? `${numberFormat.format(x)}%` : "—");
-  const dimensionLabel = (key) => DIMENSION_LABELS[key] ?? key;
+  // The API labels every key of a breakdown (services/metrics/labels.py), so the page and the exports agree.
+  const dimensionLabel = (indicator, key) => indicator?.labels?.[key] ?? key;
   const has = (object, key) =>
     object !== null && typeof object === "object" && Object.prototype.hasOwnProperty.call(object, key);
 
@@ -215,13 +182,28 @@
         const shown = indicator.unit === "percent" ? formatPercent(value) : formatNumber(value);
         cell(row, shown, isNumber(value) ? "num" : "num missing", isNumber(value) ? "" : "値がありません");
       }
-      if (withTarget) cell(row, formatNumber(indicator.target), isNumber(indicator.target) ? "num" : "num missing");
+      if (withTarget) targetCell(row, indicator);
       if (withAttainment) {
         const attainment = indicator.attainment;
         cell(row, formatPercent(attainment), isNumber(attainment) ? "num" : "num missing");
       }
       body.append(row);
     }
+  }
+
+  // The target the year is reported against (in force when it began), and each later revision beside it.
+  function targetCell(row, indicator) {
+    const revisions = Array.isArray(indicator.target_revisions) ? indicator.target_revisions : [];
+    if (!isNumber(indicator.target)) {
+      cell(row, formatNumber(indicator.target), "num missing");
+      return;
+    }
+    const latest = revisions.at(-1);
+    const text = latest ? `${formatNumber(indicator.target)}（改定: ${formatNumber(latest.value)}）` : formatNumber(indicator.target);
+    const detail = revisions
+      .map((r) => `${String(r.set_at).slice(0, 10)} ${formatNumber(r.value)}（${r.set_by}、理由: ${r.reason}）`)
+      .join("\n");
+    cell(row, text, revisions.length ? "num revised" : "num", detail ? `目標の改定\n${detail}` : "");
   }
 
   function drawChart(id, { values, source, hasData, emptyText, config, summary }) {
@@ -273,7 +255,7 @@
     const indicator = ids.map((id) => indicators.get(id)).find(Boolean);
     const values = indicator?.by_dimension ?? {};
     const keys = Object.keys(values);
-    const labels = keys.map(dimensionLabel);
+    const labels = keys.map((key) => dimensionLabel(indicator, key));
     const numbers = keys.map((k) => values[k]);
     const shares = indicator?.shares ?? {};
     const tooltip = {
@@ -322,7 +304,7 @@
     const dims = indicator?.by_dimension ?? {};
     const keys = ["p50", "p90"].filter((k) => has(dims, k));
     const values = Object.fromEntries(keys.map((k) => [k, dims[k]]));
-    const labels = keys.map(dimensionLabel);
+    const labels = keys.map((key) => dimensionLabel(indicator, key));
     const numbers = keys.map((k) => values[k]);
     drawChart("chart-time-to-accept", {
       values,
@@ -379,9 +361,11 @@
   function monthlyRoutesChart(monthly) {
     const values = {};
     const routes = new Set();
+    const routeLabels = {};
     monthly.forEach((report, i) => {
       const m8 = report.indicators.find((indicator) => indicator.id === "M8");
       values[FISCAL_MONTHS[i]] = m8?.by_dimension ?? {};
+      Object.assign(routeLabels, m8?.labels ?? {});
       Object.keys(values[FISCAL_MONTHS[i]]).forEach((route) => routes.add(route));
     });
     const ordered = [...routes].sort();
@@ -397,7 +381,7 @@
         data: {
           labels,
           datasets: ordered.map((route, j) => ({
-            label: dimensionLabel(route),
+            label: routeLabels[route] ?? route,
             data: FISCAL_MONTHS.map((month) => values[month][route] ?? 0),
             backgroundColor: COLORS[j % COLORS.length],
           })),
