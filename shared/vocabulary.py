@@ -78,6 +78,31 @@ class IssueTag(StrEnum):
     legal = "legal"  # 法律問題
 
 
+# The issue tags as staff write them (実施要領 3(2)), for reports, exports and the papers households carry.
+ISSUE_TAG_LABELS: dict[str, str] = {
+    IssueTag.long_term_care: "介護",
+    IssueTag.childcare: "子育て",
+    IssueTag.disability: "障害",
+    IssueTag.suspected_disability: "障害の疑い（手帳なし）",
+    IssueTag.higher_brain_dysfunction: "高次脳機能障害",
+    IssueTag.mental_health: "精神保健",
+    IssueTag.health: "保健医療",
+    IssueTag.cancer: "がん",
+    IssueTag.intractable_disease: "難病（指定）",
+    IssueTag.undesignated_intractable_disease: "難病（指定外）",
+    IssueTag.medical_care_child: "医療的ケア児",
+    IssueTag.employment: "就労",
+    IssueTag.hikikomori: "ひきこもり",
+    IssueTag.poverty: "生活困窮",
+    IssueTag.housing: "住まい",
+    IssueTag.social_isolation: "社会的孤立",
+    IssueTag.education: "教育",
+    IssueTag.domestic_violence: "配偶者からの暴力",
+    IssueTag.released_prisoner: "刑務所出所者",
+    IssueTag.legal: "法律問題",
+}
+
+
 class ClosureReason(StrEnum):
     """Why coordination of a case ended (終結理由), decided at a 重層的支援会議."""
 

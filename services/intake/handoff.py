@@ -7,7 +7,7 @@ from html import escape
 
 from services.intake.models import MemberDetails
 from shared.calendar import JST
-from shared.vocabulary import IssueTag, Relation
+from shared.vocabulary import ISSUE_TAG_LABELS, Relation
 
 RELATION_LABELS: dict[str, str] = {
     Relation.self_: "本人",
@@ -18,28 +18,6 @@ RELATION_LABELS: dict[str, str] = {
     Relation.grandchild: "孫",
     Relation.sibling: "きょうだい",
     Relation.other: "その他",
-}
-ISSUE_LABELS: dict[str, str] = {
-    IssueTag.long_term_care: "介護",
-    IssueTag.childcare: "子育て",
-    IssueTag.disability: "障害",
-    IssueTag.suspected_disability: "障害の疑い（手帳なし）",
-    IssueTag.higher_brain_dysfunction: "高次脳機能障害",
-    IssueTag.mental_health: "精神保健",
-    IssueTag.health: "保健医療",
-    IssueTag.cancer: "がん",
-    IssueTag.intractable_disease: "難病（指定）",
-    IssueTag.undesignated_intractable_disease: "難病（指定外）",
-    IssueTag.medical_care_child: "医療的ケア児",
-    IssueTag.employment: "就労",
-    IssueTag.hikikomori: "ひきこもり",
-    IssueTag.poverty: "生活困窮",
-    IssueTag.housing: "住まい",
-    IssueTag.social_isolation: "社会的孤立",
-    IssueTag.education: "教育",
-    IssueTag.domestic_violence: "配偶者からの暴力",
-    IssueTag.released_prisoner: "刑務所出所者",
-    IssueTag.legal: "法律問題",
 }
 REFERRAL_STATUS_LABELS = {
     "requested": "依頼中",
@@ -116,7 +94,7 @@ def _date(value: datetime) -> str:
 
 
 def _issues(tags: list[str]) -> str:
-    return "、".join(escape(ISSUE_LABELS.get(tag, tag)) for tag in tags) or "（なし）"
+    return "、".join(escape(ISSUE_TAG_LABELS.get(tag, tag)) for tag in tags) or "（なし）"
 
 
 def _member_rows(members: list[HandoffMember]) -> str:

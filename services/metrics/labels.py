@@ -6,7 +6,7 @@ A key without a label (an agency or actor id, a tag a municipality added) is sho
 
 from collections.abc import Iterable
 
-from shared.vocabulary import ClosureReason, IssueTag, Pathway
+from shared.vocabulary import ISSUE_TAG_LABELS, ClosureReason, Pathway
 
 ROUTES: dict[str, str] = {
     Pathway.self_: "当事者",
@@ -49,28 +49,6 @@ CLOSURE_REASONS: dict[str, str] = {
     ClosureReason.other: "その他",
 }
 
-ISSUE_TAGS: dict[str, str] = {
-    IssueTag.long_term_care: "介護",
-    IssueTag.childcare: "子育て",
-    IssueTag.disability: "障害",
-    IssueTag.suspected_disability: "障害の疑い（手帳なし）",
-    IssueTag.higher_brain_dysfunction: "高次脳機能障害",
-    IssueTag.mental_health: "精神保健",
-    IssueTag.health: "保健医療",
-    IssueTag.cancer: "がん",
-    IssueTag.intractable_disease: "難病（指定）",
-    IssueTag.undesignated_intractable_disease: "難病（指定外）",
-    IssueTag.medical_care_child: "医療的ケア児",
-    IssueTag.employment: "就労",
-    IssueTag.hikikomori: "ひきこもり",
-    IssueTag.poverty: "生活困窮",
-    IssueTag.housing: "住まい",
-    IssueTag.social_isolation: "社会的孤立",
-    IssueTag.education: "教育",
-    IssueTag.domestic_violence: "配偶者からの暴力",
-    IssueTag.released_prisoner: "刑務所出所者",
-    IssueTag.legal: "法律問題",
-}
 
 OTHER: dict[str, str] = {
     "": "区分なし",
@@ -98,7 +76,7 @@ OTHER: dict[str, str] = {
 # Routes first, in the report's order (seed L2018–L2031), then the other groups; a key is in one group only.
 LABELS: dict[str, str] = {
     str(key): label
-    for group in (ROUTES, TIERS, PATTERNS, MEETING_KINDS, CLOSURE_REASONS, ISSUE_TAGS, OTHER)
+    for group in (ROUTES, TIERS, PATTERNS, MEETING_KINDS, CLOSURE_REASONS, ISSUE_TAG_LABELS, OTHER)
     for key, label in group.items()
 }
 
