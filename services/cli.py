@@ -199,10 +199,11 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 DEMO_AGENCIES = {
-    # A partner agency that submits (名張市社会福祉協議会 of the demo directory), the lead's 推進員,
-    # an operator, and the conference service's own client (it reads the indicators for agendas).
+    # A partner agency that submits (名張市社会福祉協議会 of the demo directory), the lead's 推進員 at the
+    # general window (総合相談窓口, which receives consultations too), an operator, and the conference
+    # service's own client (it reads the indicators for agendas).
     "nabari-shakyo": ("名張市社会福祉協議会", "submit,read_own"),
-    "nabari-houkatsu": ("名張市地域包括支援センター (推進員)", "coordinator,read_own"),
+    "nabari-houkatsu": ("名張市地域包括支援センター (推進員)", "submit,coordinator,read_own"),
     "operator": ("Marugoto operator", "operator,read_own,coordinator,admin"),
     # A component of the platform: it fetches every served municipality's indicators for its agendas.
     "svc-conference": ("conference service", "operator,platform"),
@@ -287,16 +288,19 @@ def wait_ready(urls: dict[str, str], timeout_s: float, processes: dict[str, subp
             time.sleep(0.2)
 
 
-def submit_demo(intake_url: str, token: str, directory_file: Path, count: int, *, out: Any = sys.stderr) -> int:
-    """Submit `count` demo consultations with a progress bar; returns how many were accepted."""
+def submit_demo(
+    intake_url: str, tokens: Sequence[str], directory_file: Path, count: int, *, out: Any = sys.stderr
+) -> int:
+    """Submit `count` demo consultations with a progress bar, by the agencies of `tokens` in turn; returns
+    how many were accepted."""
     from services.demo import consultations
 
     accepted = 0
     width = 30
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=intake_url, timeout=10.0, headers=headers) as client:
+    with httpx.Client(base_url=intake_url, timeout=10.0) as client:
         for index, body in enumerate(consultations(directory_file, count), start=1):
-            response = client.post("/v1/consultations", json=body)
+            token = tokens[index % len(tokens)]
+            response = client.post("/v1/consultations", json=body, headers={"Authorization": f"Bearer {token}"})
             if response.status_code == 202:
                 accepted += 1
             else:
@@ -318,7 +322,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     settings = get_settings()
     url = args.intake_url or settings.base_url("intake")
     token = fetch_token(url, args.client_id, args.client_secret)
-    accepted = submit_demo(url, token, _demo_directory(settings), args.count)
+    accepted = submit_demo(url, [token], _demo_directory(settings), args.count)
     print(f"{accepted} of {args.count} consultations accepted by {url}")
     return 0 if accepted == args.count else 1
 
@@ -417,8 +421,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         if args.demo:
             members = seed_roster(urls["intake"], operator_token, _demo_directory(settings))
             print(f"支援会議 roster of the demo municipality: {', '.join(members)}", flush=True)
-            token = fetch_token(urls["intake"], "nabari-shakyo", secrets["nabari-shakyo"])
-            accepted = submit_demo(urls["intake"], token, _demo_directory(settings), args.demo, out=sys.stdout)
+            # The 社協 and the general window (so that M8, the window's consultations, has numbers too).
+            tokens = [
+                fetch_token(urls["intake"], agency, secrets[agency]) for agency in ("nabari-shakyo", "nabari-houkatsu")
+            ]
+            accepted = submit_demo(urls["intake"], tokens, _demo_directory(settings), args.demo, out=sys.stdout)
             print(f"{accepted} demo consultations submitted; watch them at the URLs above.", flush=True)
         while True:
             for name, process in processes.items():

@@ -88,7 +88,7 @@ class Municipality(BaseModel):
 
 
 class Directory(BaseModel):
-    """A validated municipality directory; build it with load_directory so version is the content hash."""
+    """A validated municipality directory; build it with load_directory so version is the body's version id."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -157,7 +157,7 @@ def load_directory(data: Mapping[str, Any]) -> Directory:
             agencies.append(Agency.model_validate(item))
         except ValidationError as error:
             raise DirectoryError(_first_error(error, f"agencies[{index}]")) from None
-    return Directory(municipality=municipality, agencies=agencies, version=_version(municipality, agencies))
+    return Directory(municipality=municipality, agencies=agencies, version=_version(municipality, agencies, data))
 
 
 def load_directory_file(path: Path) -> Directory:
@@ -238,9 +238,13 @@ def _check_acyclic(areas: list[Area]) -> None:
             current = parents.get(current)
 
 
-def _version(municipality: Municipality, agencies: list[Agency]) -> str:
-    # Hash normalised models in id order: spelling out a default (roles: []) or reordering entries
-    # changes no decision (ties go to the smallest id), so it must not change the version either.
+def _version(municipality: Municipality, agencies: list[Agency], data: Mapping[str, Any]) -> str:
+    """The version id of a directory body: a short content hash of the whole body (the directory with the
+    router's rules and deadlines and every service's section). The router stores and publishes a body under
+    it, and every service reads the same id from the same body, so a record made anywhere names the version
+    the router put in force."""
+    # The directory part is hashed as normalised models in id order: spelling out a default (roles: []) or
+    # reordering entries changes no decision (ties go to the smallest id), so it must not change the version.
     body = municipality.model_dump(mode="json")
     if body["jusoteki_since_fiscal_year"] is None:
         # Added later: a directory that does not set it keeps the version it had before the field existed.
@@ -248,12 +252,14 @@ def _version(municipality: Municipality, agencies: list[Agency]) -> str:
     body["areas"] = sorted(body["areas"], key=lambda area: area["id"])
     canonical = json.dumps(
         {
+            **{key: value for key, value in data.items() if key not in ("municipality", "agencies")},
             "municipality": body,
             "agencies": sorted((agency.model_dump(mode="json") for agency in agencies), key=lambda a: a["id"]),
         },
         sort_keys=True,
         ensure_ascii=False,
         separators=(",", ":"),
+        default=str,
     )
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
 

@@ -10,11 +10,11 @@ from services.conference import handlers
 from services.conference.api import router
 from services.conference.config import build_configs
 from services.conference.context import ConferenceContext
-from services.conference.directories import follow_directories, load_stored
 from services.conference.models import ConferenceOutbox
 from services.conference.promotion_meetings import keep_series_scheduled
 from shared.api import in_transaction
 from shared.directory import read_directory_files
+from shared.directory_in_force import follow_directories
 from shared.events import (
     CaseLifeChanged,
     ConferenceCancelled,
@@ -39,7 +39,7 @@ def _wire(runtime: Runtime) -> ConferenceContext:
     context = ConferenceContext(configs=build_configs(files), directories=dict(files))
     # The files seed a fresh deployment; the versions the router published since replace them.
     with Session(runtime.engine) as session:
-        load_stored(session, context)
+        context.in_force.load_stored(session)
     handlers.wire(runtime, context)
     return context
 

@@ -12,7 +12,6 @@ from services.conference.case_meetings import (
     apply_routing_decided,
 )
 from services.conference.context import ConferenceContext
-from services.conference.directories import apply_directory_published
 from services.conference.life import apply_case_transferred
 from services.conference.models import ConferenceProcessedEvent
 from services.conference.plans import apply_monitoring_due
@@ -49,7 +48,7 @@ def wire(runtime: Runtime, context: ConferenceContext) -> None:
             SupportMeetingRosterChanged: apply_roster_changed,
             MonitoringDue: apply_monitoring_due,
             CaseTransferred: apply_case_transferred,
-            DirectoryPublished: partial(apply_directory_published, context=context),
+            DirectoryPublished: context.in_force.apply,
         },
         description="Schedules case meetings (ケース会議) of tier-2/3 cases and keeps their invitation lists current; "
         "keeps the 支援会議 roster and what the 推進会議 agenda counts (overdue monitorings among it); reopens a "

@@ -8,6 +8,7 @@ from pydantic import Field as DataField
 from sqlmodel import JSON, Field, SQLModel, Text
 
 from shared.db import UTCDateTime
+from shared.directory_in_force import DirectoryInForceColumns
 from shared.events import AttendanceRecord, CaseLifeState, DecisionType, PlanStatus
 from shared.inbox import ProcessedEventBase
 from shared.outbox import OutboxBase
@@ -509,3 +510,11 @@ class PlanPublic(BaseModel):
     approved_at_meeting: str | None
     superseded_at: datetime | None
     monitorings: list[MonitoringPublic] = DataField(default_factory=list)
+
+
+class DirectoryInForce(DirectoryInForceColumns, table=True):
+    """The directory version in force for a municipality, as the router last published it
+    (shared/directory_in_force.py)."""
+
+    __tablename__ = "directory_in_force"
+    __table_args__ = {"schema": SCHEMA}

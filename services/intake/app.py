@@ -6,11 +6,11 @@ from sqlmodel import Session
 from services.intake import handlers
 from services.intake.api import router
 from services.intake.context import IntakeContext
-from services.intake.directories import follow_directories, load_stored
 from services.intake.models import FIELD_LABELS, IntakeOutbox
 from services.intake.privacy import BlindIndex, FieldCipher, Vault
 from shared.auth import AuthConfigError, load_issuer
 from shared.directory import read_directory_files
+from shared.directory_in_force import follow_directories
 from shared.events import (
     CaseTransferred,
     ConsentGiven,
@@ -54,7 +54,7 @@ def _wire(runtime: Runtime) -> IntakeContext:
     )
     # The files seed a fresh deployment; the versions the router published since replace them.
     with Session(runtime.engine) as session:
-        load_stored(session, context)
+        context.in_force.load_stored(session)
     handlers.wire(runtime, context)
     return context
 

@@ -1,11 +1,14 @@
 """What intake needs beyond its database, built once when it starts (`app.py`) and given to each request."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from typing import Any
 
+from services.intake.models import DirectoryInForce
 from services.intake.privacy import Vault
 from shared.auth import TokenIssuer
 from shared.directory import Directory
+from shared.directory_in_force import DirectoriesInForce
 
 
 @dataclass(frozen=True)
@@ -13,21 +16,17 @@ class IntakeContext:
     """The municipalities served (their directories in force), the keys of personal details, and the token
     issuer.
 
-    `directories` changes while the service runs: each DirectoryPublished replaces a municipality's entry
-    (services/intake/directories.py), and `published` holds when the one in force was published.
+    `directories` changes while the service runs: each version the router publishes replaces a
+    municipality's entry (`in_force`, shared/directory_in_force.py).
     """
 
     directories: dict[str, Directory]
     vault: Vault
     issuer: TokenIssuer
-    published: dict[str, datetime] = field(default_factory=dict)
+    in_force: DirectoriesInForce = field(init=False)
 
-    def keep(self, directory: Directory, published_at: datetime) -> bool:
-        """Put `directory` in force unless a later one already is; True if it now is."""
-        code = directory.municipality.code
-        current = self.published.get(code)
-        if current is not None and current >= published_at:
-            return False
-        self.directories[code] = directory
-        self.published[code] = published_at
-        return True
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "in_force", DirectoriesInForce(DirectoryInForce, self._put_in_force))
+
+    def _put_in_force(self, directory: Directory, _body: Mapping[str, Any]) -> None:
+        self.directories[directory.municipality.code] = directory

@@ -1,11 +1,8 @@
 """Intake's subscribers: the router's decisions and referrals, for the case timeline and access; and every
 other service's releases of case information, for the disclosure ledger."""
 
-from functools import partial
-
 from services.intake import service
 from services.intake.context import IntakeContext
-from services.intake.directories import apply_directory_published
 from services.intake.models import IntakeProcessedEvent
 from shared.events import (
     DirectoryPublished,
@@ -27,7 +24,7 @@ def wire(runtime: Runtime, context: IntakeContext) -> None:
             ReferralRequested: service.apply_referral_requested,
             ReferralStatusChanged: service.apply_referral_status,
             DisclosureRecorded: service.apply_disclosure_recorded,
-            DirectoryPublished: partial(apply_directory_published, context=context),
+            DirectoryPublished: context.in_force.apply,
         },
         description="Shows each routing decision on its case's timeline, lets referred agencies see the case, "
         "writes every release of case information by another service to the disclosure ledger, "

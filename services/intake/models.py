@@ -15,6 +15,7 @@ from sqlmodel import JSON, Field, SQLModel, Text
 from services.intake.privacy import PersonalDetails
 from shared.consultation import ConsultationFacts, HouseholdMember
 from shared.db import UTCDateTime
+from shared.directory_in_force import DirectoryInForceColumns
 from shared.events import ConsentGiver, ConsentRevocationReason, DisclosureBasis, DisclosureChannel, MemberIssues
 from shared.idempotency import IdempotencyRecordBase
 from shared.inbox import ProcessedEventBase
@@ -45,17 +46,12 @@ class AgencyCredential(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-class DirectoryInForce(SQLModel, table=True):
-    """The directory version in force for a municipality, as the router last published it: read at start,
-    so a restart keeps a change made through the router's admin API (the files only seed a fresh one)."""
+class DirectoryInForce(DirectoryInForceColumns, table=True):
+    """The directory version in force for a municipality, as the router last published it
+    (shared/directory_in_force.py)."""
 
     __tablename__ = "directory_in_force"
     __table_args__ = {"schema": SCHEMA}
-
-    municipality_code: str = Field(primary_key=True, max_length=6)
-    version: str = Field(max_length=40)
-    body: dict[str, Any] = Field(sa_type=JSON)
-    published_at: datetime = Field(sa_type=UTCDateTime)
 
 
 class Case(SQLModel, table=True):
@@ -461,6 +457,10 @@ class CasePublic(BaseModel):
     lead: str | None
     patterns: list[str]
     resource_gaps: list[str]
+    directory_version: str | None = DataField(
+        default=None,
+        description="the directory version (as the router published it) the consultation was checked against",
+    )
     contacts: list[ContactSummary]
     referrals: list[ReferralSummary]
     consents: list[ConsentPublic]

@@ -556,6 +556,7 @@ _CASE_COLUMNS_SHOWN = {
     "lead",
     "patterns",
     "resource_gaps",
+    "directory_version",
 }
 
 

@@ -12,6 +12,7 @@ from services.metrics.context import CountedMunicipality, MetricsContext
 from services.metrics.indicators import Rules
 from services.metrics.service import FactBatch
 from shared.directory import Directory, read_directory_files
+from shared.directory_in_force import follow_directories
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
@@ -42,11 +43,11 @@ def counted_municipality(directory: Directory, data: Mapping[str, Any]) -> Count
 def _wire(runtime: Runtime) -> MetricsContext:
     # The files seed a fresh deployment; the versions the router published since replace them, and a
     # DirectoryPublished replaces a municipality's rules in place while the service runs.
-    in_force = handlers.InForce(counted_municipalities(runtime.settings), counted_municipality)
+    context = MetricsContext(municipalities=counted_municipalities(runtime.settings), counted_of=counted_municipality)
     with Session(runtime.engine) as session:
-        in_force.load_stored(session)
-    handlers.wire(runtime, in_force)
-    return MetricsContext(municipalities=in_force)
+        context.in_force.load_stored(session)
+    handlers.wire(runtime, context.in_force)
+    return context
 
 
 DEFINITION = ServiceDefinition(
@@ -58,7 +59,7 @@ DEFINITION = ServiceDefinition(
     wire=_wire,
     unit_of_work=FactBatch,
     routers=(router, dashboard.router),
-    background=(handlers.follow_directories,),
+    background=(follow_directories,),
 )
 
 

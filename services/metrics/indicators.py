@@ -30,6 +30,8 @@ from shared.events import LIVE_REFERRAL_STATUSES, MeetingKind
 Unit = Literal["count", "percent", "hours"]
 # The states a 終結 of coordination leaves a case in: closed, or closed with 見守り continuing.
 ENDED = frozenset({"closed", "watching"})
+# The meetings held on one case (a 推進会議 discusses none).
+CASE_MEETING_KINDS: frozenset[MeetingKind] = frozenset({"case_meeting", "support_meeting", "plan_meeting"})
 
 
 @dataclass(frozen=True)
@@ -427,15 +429,16 @@ def difficult_cases_from_outside_welfare(facts: Facts, rules: Rules) -> Measured
     "M13",
     "多機関が連携した対応を実施した事例等の数",
     "Cases with a case meeting of ≥2 agencies",
-    "2機関以上が出席したケース会議が開かれたケース",
+    "2機関以上が出席した個別事例の会議（ケース会議・支援会議・重層的支援会議）が開かれたケース",
 )
 def multi_agency_cases(facts: Facts, rules: Rules) -> Measured:
-    """M13, seed L1964–L1965: cases handled by several agencies, by the seed's proxy (L1964) of a case
-    meeting attended by at least two agencies."""
+    """M13, seed L1964–L1965: cases handled by several agencies, by the seed's proxy (L1964: ケース会議の
+    開催等) of a meeting on the case attended by at least two agencies. The 支援会議 and 重層的支援会議 of
+    the 2020 amendment (LAW-2020.md §3) are such meetings too; the 推進会議 discusses no single case."""
     cases = {
         _household(facts, m.case_id)
         for m in _held(facts)
-        if m.kind == "case_meeting"
+        if m.kind in CASE_MEETING_KINDS
         and m.case_id
         and len({a["participant"] for a in m.attendance if a.get("attended") and a.get("kind") == "agency"}) >= 2
     }
@@ -903,20 +906,28 @@ MANUAL = (
     *(
         Indicator(f"R{n}", name, name_en, "入力値", "manual")
         for n, name, name_en in (
-            (1, "参加意識の向上に向けた取組の実施回数", "Sessions to raise participation awareness"),
-            (2, "住民等における参加意識の向上", "Residents' participation awareness"),
-            (3, "担い手増加に向けた取組の実施回数", "Events and trainings for supporters"),
-            ("3-参加者数", "担い手増加に向けた取組の参加者数", "Participants in events and trainings for supporters"),
+            (
+                1,
+                "住民等における地域福祉等に対する参加意識の向上に向けた取組の実施回数",
+                "Sessions to raise participation awareness",
+            ),
+            (2, "住民等における地域福祉等に対する参加意識の向上", "Residents' participation awareness"),
+            (3, "地域福祉に取り組む担い手増加に向けた取組の実施回数", "Events and trainings for supporters"),
+            (
+                "3-参加者数",
+                "地域福祉に取り組む担い手増加に向けた取組の参加者数",
+                "Participants in events and trainings for supporters",
+            ),
             (4, "地域福祉に取り組む担い手の増加数", "Increase in supporters"),
-            (5, "担い手の活動実績", "Supporters' activity record"),
+            (5, "地域福祉に取り組む担い手の活動実績", "Supporters' activity record"),
             (6, "活動拠点の数", "Activity hubs"),
             ("6-カバー率", "活動拠点がカバーしている地域の割合（%）", "Share of areas activity hubs cover (%)"),
             (7, "活動拠点の利用状況", "Hub usage"),
-            (9, "場の運営に参画する住民ボランティア・団体数", "Volunteers running the places"),
+            (9, "丸ごと受け止める場の運営に参画する住民ボランティア・団体数", "Volunteers running the places"),
             (11, "地域生活課題に関する検討への参加者数", "Participants in issue discussions"),
             (12, "新たに認識された課題の種類・数", "Newly recognised issues"),
             (13, "課題解決に向けた取組の実施件数", "Issue-solving initiatives"),
-            (14, "新たに巻き込んだ主体の数", "Newly involved actors"),
+            (14, "課題解決に向けた取組にあたり新たに巻き込んだ主体の数", "Newly involved actors"),
         )
     ),
 )

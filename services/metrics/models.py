@@ -12,6 +12,7 @@ from pydantic import Field as DataField
 from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
+from shared.directory_in_force import DirectoryInForceColumns
 from shared.inbox import ProcessedEventBase
 
 SCHEMA = "metrics"
@@ -316,3 +317,11 @@ class TargetIn(BaseModel):
 
     value: float
     reason: str = Field(default="", max_length=500)
+
+
+class DirectoryInForce(DirectoryInForceColumns, table=True):
+    """The directory version in force for a municipality, as the router last published it
+    (shared/directory_in_force.py)."""
+
+    __tablename__ = "directory_in_force"
+    __table_args__ = {"schema": SCHEMA}

@@ -1,8 +1,6 @@
 """Each municipality's directory, rules and deadlines: stored as versions, the latest activated one in
 force, each version parsed once. A decision names the version it was made under."""
 
-import hashlib
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,12 +30,6 @@ class MunicipalityConfig:
     deadlines: RoutingDeadlines
 
 
-def body_version(body: Mapping[str, Any]) -> str:
-    """A short content hash of a directory body (directory, rules and deadlines together)."""
-    canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
-
-
 def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
     """Validate a directory body (the scenario-file shape, plus `routing:`); raises DirectoryError."""
     directory = load_directory(body)
@@ -47,7 +39,7 @@ def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
     except ValueError as error:
         raise DirectoryError(str(error)) from None
     routing.check_owners(directory, rules)
-    return MunicipalityConfig(version=body_version(body), directory=directory, rules=rules, deadlines=deadlines)
+    return MunicipalityConfig(version=directory.version, directory=directory, rules=rules, deadlines=deadlines)
 
 
 def store_directory(session: Session, body: Mapping[str, Any], *, source: str, activate: bool) -> DirectoryVersion:

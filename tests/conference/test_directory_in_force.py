@@ -13,7 +13,6 @@ from sqlalchemy import Engine
 
 from services.conference.config import build_configs
 from services.conference.context import ConferenceContext
-from services.conference.directories import apply_directory_published, load_stored
 from shared import db
 from shared.directory import demo_directory_path, load_directory
 from shared.events import DirectoryPublished, Envelope, new_event
@@ -56,7 +55,7 @@ def published(body: dict[str, Any], at: datetime) -> Envelope[DirectoryPublished
 
 def apply(engine: Engine, context: ConferenceContext, envelope: Envelope[DirectoryPublished]) -> None:
     with db.transaction(engine) as session:
-        apply_directory_published(session, envelope, context=context)
+        context.in_force.apply(session, envelope)
 
 
 def test_a_later_version_replaces_the_configuration_and_an_older_one_does_not(engine: Engine) -> None:
@@ -83,7 +82,7 @@ def test_a_restart_keeps_the_latest_published_version(engine: Engine) -> None:
     restarted = seeded()
     assert restarted.configs["242080"].directory.municipality.lead == "nabari-houkatsu"  # the file
     with db.transaction(engine) as session:
-        load_stored(session, restarted)
+        restarted.in_force.load_stored(session)
     assert restarted.configs["242080"].directory.municipality.lead == "nabari-jiritsu"
 
 

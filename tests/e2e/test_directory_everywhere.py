@@ -83,7 +83,7 @@ async def test_admin_directory_change_reaches_every_service_without_restart(
         put = await router.put("/v1/directories/242080", json=body, headers=admin)
         assert put.status_code == 200, put.text
     router_version = put.json()["version"]
-    new_version = load_directory(body).version
+    assert router_version == load_directory(body).version, "one version id, whoever reads the body"
 
     # The router published it, keyed by the municipality, naming the version it put in force.
     records = await read_events(
@@ -106,6 +106,11 @@ async def test_admin_directory_change_reaches_every_service_without_restart(
         f"{stack['conference'].url}/v1/meetings?case_id={case_id}", lambda b: len(b) == 1, operator
     )
     assert NEW_LEAD in meeting["participants"] and OLD_LEAD not in meeting["participants"]
+    # Every record names the one version id: the router's decision and intake's case.
+    decision = await poll_json(f"{stack['router'].url}/v1/cases/{case_id}/decision", lambda b: True, operator)
+    assert decision["directory_version"] == router_version
+    case = await poll_json(f"{stack['intake'].url}/v1/cases/{case_id}", lambda b: True, partner)
+    assert case["directory_version"] == router_version
 
     # Conference's own configuration changed too: the new lead (not an operator) runs the meeting, the
     # old one no longer may, and the held record freezes the new version.
@@ -120,7 +125,7 @@ async def test_admin_directory_change_reaches_every_service_without_restart(
             f"/v1/meetings/{meeting['id']}/attendance", json=attendance, headers=bearer(NEW_LEAD, Scope.coordinator)
         )
         assert held.status_code == 200, held.text
-    assert held.json()["directory_version"] == new_version
+    assert held.json()["directory_version"] == router_version
 
     # Metrics counts with the new directory: the 社協 is now the general window (総合相談窓口), so its
     # consultation is one of M8's; under the seeded directory (window: 地域包括) it was not.

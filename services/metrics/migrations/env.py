@@ -1,6 +1,6 @@
 """Alembic environment of the metrics schema: `marugoto db upgrade` and `marugoto db revision` run it."""
 
-from services.metrics import handlers, models  # noqa: F401  (the tables a new revision is compared with)
+from services.metrics import models  # noqa: F401  (the tables a new revision is compared with)
 from shared.migrations import run_environment
 
 run_environment("metrics")
