@@ -17,9 +17,9 @@ ROUTES: dict[str, str] = {
 }
 
 TIERS: dict[str, str] = {
-    "tier1": "tier 1 (身近な圏域)",
-    "tier2": "tier 2 (市町村域)",
-    "tier3": "tier 3 (都道府県域)",
+    "tier1": "住民に身近な圏域",
+    "tier2": "市町村域",
+    "tier3": "都道府県域",
 }
 
 # 支援対象者の類型 (services/router/rules.py PATTERNS) and the kinds of later decisions that fire one.

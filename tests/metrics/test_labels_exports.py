@@ -29,12 +29,12 @@ def test_the_routes_are_the_reports_five_in_its_order() -> None:
 
 def test_labels_of_tiers_patterns_and_keys_without_one() -> None:
     assert labels_of(["tier2", "multiple_members", "goals_met", "plan_meeting"]) == {
-        "tier2": "tier 2 (市町村域)",
+        "tier2": "市町村域",
         "multiple_members": "複数の世帯員が課題を抱える",
         "goals_met": "目標達成",
         "plan_meeting": "重層的支援会議",
     }
-    assert label("tier3:pref-center") == "tier 3 (都道府県域): pref-center", "labelled by its tier"
+    assert label("tier3:pref-center") == "都道府県域: pref-center", "labelled by its tier"
     assert label("agency-17") == "agency-17", "an id is shown as it is"
 
 
@@ -80,7 +80,7 @@ def test_a_labelled_column_per_route_tier_and_pattern_with_its_percentage() -> N
         ("6", "15"),
         ("", ""),
     ], "the API's shares beside the counts; a route with none is blank"
-    tiers = ("tier 1 (身近な圏域)", "tier 2 (市町村域)", "tier 3 (都道府県域)")
+    tiers = ("住民に身近な圏域", "市町村域", "都道府県域")
     assert [(decisions[t], decisions[t + "（%）"]) for t in tiers] == [("15", "75"), ("4", "20"), ("1", "5")]
     # A decision may fire several patterns: each is a share of the decisions, not of the patterns.
     assert (patterns["複数の世帯員が課題を抱える"], patterns["複数の世帯員が課題を抱える（%）"]) == ("6", "75")
@@ -103,7 +103,7 @@ def test_suppression_hides_each_small_cell_and_its_percentage() -> None:
     ]
     assert r10["実績値"] == "40"
     # 4 and 1 are small and add up to 5, less than 10: the 15 goes too, and the total of 20 stays.
-    tiers = ("tier 1 (身近な圏域)", "tier 2 (市町村域)", "tier 3 (都道府県域)")
+    tiers = ("住民に身近な圏域", "市町村域", "都道府県域")
     assert [(decisions[t], decisions[t + "（%）"]) for t in tiers] == [("x", "x")] * 3
     assert decisions["実績値"] == "20"
 
