@@ -227,7 +227,14 @@ class AgencyFeedEntry(EventData):
     referral_id: str
     case_id: str
     kind: Literal[
-        "referral_requested", "status_changed", "reminder", "escalated", "monitoring_due", "monitoring_overdue"
+        "referral_requested",
+        "status_changed",
+        "reminder",
+        "escalated",
+        "monitoring_due",
+        "monitoring_overdue",
+        "use_restricted",
+        "use_restriction_lifted",
     ]
     status: ReferralStatus
     tier: Literal[1, 2, 3]
@@ -539,6 +546,21 @@ class CaseTransferred(EventData):
     transferred_at: datetime
 
 
+class UseRestrictionChanged(EventData):
+    """利用停止 (個人情報保護法 Art. 35): the household asked that its case's data stop being used and
+    shared (`restricted`), or the stop was lifted. While it holds, no agency's feed shows the case and
+    personal details are released to no one on consent or 支援会議 membership. Keyed by case id; the
+    request's free-text note stays in intake."""
+
+    event_type: ClassVar[str] = "jp.marugoto.case.use_restriction_changed"
+    topic: ClassVar[str] = topics.USE_RESTRICTION_CHANGED
+
+    case_id: str
+    restricted: bool
+    request_id: str
+    changed_at: datetime
+
+
 class DirectoryPublished(EventData):
     """A municipality's directory version came into force (an admin's PUT at the router, or the files a
     fresh deployment was seeded from); keyed by municipality code. Every service keeps the version in
@@ -586,6 +608,7 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         MonitoringRecorded,
         CaseLifeChanged,
         CaseTransferred,
+        UseRestrictionChanged,
         DirectoryPublished,
     )
 }

@@ -28,6 +28,8 @@ MONITORING_DUE = "marugoto.plan.monitoring_due"
 MONITORING_RECORDED = "marugoto.plan.monitoring_recorded"
 CASE_LIFE_CHANGED = "marugoto.case.life_changed"
 CASE_TRANSFERRED = "marugoto.case.transferred"
+# 利用停止 (APPI): the household asked that its data stop being used and shared, or the stop was lifted.
+USE_RESTRICTION_CHANGED = "marugoto.case.use_restriction"
 # Each municipality's directory version in force, keyed by municipality code.
 DIRECTORY_PUBLISHED = "marugoto.directory.published"
 
@@ -55,6 +57,7 @@ EVENT_TOPICS = (
     MONITORING_RECORDED,
     CASE_LIFE_CHANGED,
     CASE_TRANSFERRED,
+    USE_RESTRICTION_CHANGED,
     DIRECTORY_PUBLISHED,
 )
 

@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from services.intake import service, transfers
+from services.intake import requests, service, transfers
 from services.intake.context import IntakeContext
 from services.intake.errors import AgencyNotInDirectory, CaseNotFound, MunicipalityNotAdministered, NotTheSubmitter
 from services.intake.models import (
@@ -33,10 +33,13 @@ from services.intake.models import (
     PersonalDetailsRelease,
     RosterEntryPublic,
     RosterEntryUpdate,
+    SubjectRequestPublic,
     SupportMeetingMember,
     TokenResponse,
     TransferAccepted,
     TransferCreate,
+    UseRestrictionCreate,
+    UseRestrictionLift,
 )
 from shared import idempotency
 from shared.api import PrincipalDep, RuntimeDep, context_of, in_transaction
@@ -367,6 +370,86 @@ async def revoke_consent(
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
     return await _idempotent(runtime, request, principal, idempotency_key, body, work, 200)
+
+
+@router.post(
+    "/cases/{case_id}/use-restriction",
+    tags=["requests"],
+    status_code=201,
+    response_model=SubjectRequestPublic,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def restrict_use(
+    case_id: str,
+    body: UseRestrictionCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Record the household's 利用停止 (個人情報保護法 Art. 35), in effect now (submitting agency or operator).
+
+    From now on no agency's feed or queue shows the case and personal details are released to no one on
+    consent or 支援会議 membership (each refusal on the ledger), until it is lifted; the lead is told on
+    its feed. 409 `use-already-restricted` if one is in effect.
+    """
+    require_any(principal, Scope.submit, Scope.operator)
+
+    def work(session: Session) -> dict[str, Any]:
+        case = service.get_case(session, case_id, principal)
+        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
+            raise NotTheSubmitter("only the submitting agency or an operator records a 利用停止")
+        recorded = requests.restrict_use(session, case=case, body=body, principal=principal)
+        return SubjectRequestPublic.model_validate(recorded.model_dump()).model_dump(mode="json")
+
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 201)
+
+
+@router.post(
+    "/cases/{case_id}/use-restriction/lift",
+    tags=["requests"],
+    response_model=SubjectRequestPublic,
+    responses=problem_responses(400, 401, 403, 404, 409, 422),
+)
+async def lift_use_restriction(
+    case_id: str,
+    body: UseRestrictionLift,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Lift the 利用停止 in effect (submitting agency or operator): feeds, queues and releases on their
+    bases resume. 409 `use-not-restricted` if none is in effect."""
+    require_any(principal, Scope.submit, Scope.operator)
+
+    def work(session: Session) -> dict[str, Any]:
+        case = service.get_case(session, case_id, principal)
+        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
+            raise NotTheSubmitter("only the submitting agency or an operator lifts a 利用停止")
+        lifted = requests.lift_use_restriction(session, case=case, body=body, principal=principal)
+        return SubjectRequestPublic.model_validate(lifted.model_dump()).model_dump(mode="json")
+
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 200)
+
+
+@router.get(
+    "/cases/{case_id}/requests",
+    tags=["requests"],
+    response_model=list[SubjectRequestPublic],
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def list_requests(case_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> list[SubjectRequestPublic]:
+    """The household's requests on the case with their outcome (submitting agency or operator)."""
+    require_any(principal, Scope.submit, Scope.operator)
+
+    def work(session: Session) -> list[SubjectRequestPublic]:
+        case = service.get_case(session, case_id, principal)
+        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
+            raise NotTheSubmitter("only the submitting agency or an operator reads the household's requests")
+        return [SubjectRequestPublic.model_validate(r.model_dump()) for r in requests.requests_of(session, case)]
+
+    return await in_transaction(runtime, work)
 
 
 @router.get(

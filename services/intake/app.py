@@ -19,6 +19,7 @@ from shared.events import (
     ContactRecorded,
     HouseholdLinked,
     SupportMeetingRosterChanged,
+    UseRestrictionChanged,
 )
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
@@ -72,6 +73,7 @@ DEFINITION = ServiceDefinition(
         HouseholdLinked,
         SupportMeetingRosterChanged,
         CaseTransferred,
+        UseRestrictionChanged,
     ),
     wire=_wire,
     routers=(router,),

@@ -91,3 +91,15 @@ class CaseNotTransferredAway(Conflict):
     """A hand-off summary is for a household that moved outside this deployment; this case did not."""
 
     code = "case-not-transferred-away"
+
+
+class UseAlreadyRestricted(Conflict):
+    """A 利用停止 is already in effect on the case: a second request is the same stop."""
+
+    code = "use-already-restricted"
+
+
+class UseNotRestricted(Conflict):
+    """No 利用停止 is in effect on the case to lift."""
+
+    code = "use-not-restricted"

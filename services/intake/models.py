@@ -85,6 +85,8 @@ class Case(SQLModel, table=True):
     # 転居 in: on the case a transfer opened, the case the household came from.
     transferred_from_case_id: str | None = Field(default=None, max_length=36)
     transferred_from_municipality: str | None = Field(default=None, max_length=6)
+    # 利用停止 in effect since (None: the case's data may be used and shared on their bases).
+    use_restricted_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class Contact(SQLModel, table=True):
@@ -164,6 +166,29 @@ class Consent(SQLModel, table=True):
     revocation_reason: str | None = Field(default=None, max_length=200)
     # Free text that may name people: kept here only, never put in an event.
     revocation_note: str | None = Field(default=None, sa_type=Text)
+
+
+class SubjectRequest(SQLModel, table=True):
+    """A request of the household under 個人情報保護法 (開示・訂正・利用停止・消去), with its outcome.
+
+    `kind` is use_restriction (利用停止, Art. 35): in effect from when it is recorded until lifted.
+    """
+
+    __tablename__ = "subject_request"
+    __table_args__ = {"schema": SCHEMA}
+
+    id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key=f"{SCHEMA}.case.id", index=True, max_length=36)
+    kind: str = Field(max_length=30)
+    requested_by: str = Field(max_length=30)  # a ConsentGiver code: who asked, never a name
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    recorded_by: str = Field(max_length=100)
+    status: str = Field(max_length=20)  # in_effect | lifted
+    # Free text that may name people: kept here only, never put in an event.
+    note: str | None = Field(default=None, sa_type=Text)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_by: str | None = Field(default=None, max_length=100)
+    close_note: str | None = Field(default=None, sa_type=Text)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -391,6 +416,52 @@ class ConsentRevoke(BaseModel):
         description="撤回の経緯 (free text): stored in intake only, never published; shown only to the "
         "submitting agency and operators.",
     )
+
+
+class UseRestrictionCreate(BaseModel):
+    """Body of POST /v1/cases/{id}/use-restriction: the household asks that its data stop being used and
+    shared (利用停止, 個人情報保護法 Art. 35)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    requested_by: ConsentGiver = DataField(
+        description="請求者, as a code: self 本人, family 家族, guardian 成年後見人等, legal_representative "
+        "法定代理人・任意代理人, other その他. Never a name: the change is published."
+    )
+    received_at: datetime | None = DataField(default=None, description="受付日時 (default: now)")
+    note: str | None = DataField(
+        default=None,
+        min_length=1,
+        max_length=500,
+        description="経緯 (free text): stored in intake only, never published; shown only to the submitting "
+        "agency and operators.",
+    )
+
+
+class UseRestrictionLift(BaseModel):
+    """Body of lifting a 利用停止 (the household withdrew its request, or the stop was found unfounded)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    note: str | None = DataField(
+        default=None, min_length=1, max_length=500, description="解除の経緯 (free text, kept in intake only)"
+    )
+
+
+class SubjectRequestPublic(BaseModel):
+    """A household's request as the submitting agency and operators see it."""
+
+    id: str
+    case_id: str
+    kind: str
+    requested_by: ConsentGiver
+    received_at: datetime
+    recorded_by: str
+    status: str
+    note: str | None
+    closed_at: datetime | None
+    closed_by: str | None
+    close_note: str | None
 
 
 class ConsentPublic(BaseModel):

@@ -733,6 +733,11 @@ class DetailsOutcome:
 PersonalDetailsBasis = Literal["consent", "support_meeting"]
 
 
+# The bases a 利用停止 stops; an emergency release (Art. 27(1)(ii)) and the submitter's own records stay.
+RESTRICTED_BASES = frozenset({"consent", "support_meeting"})
+USE_RESTRICTED = "利用停止: the household asked that its data stop being used and shared (個人情報保護法 Art. 35)"
+
+
 def release_personal_details(
     session: Session,
     *,
@@ -750,7 +755,8 @@ def release_personal_details(
     that consent covers), current membership of the municipality's 支援会議 (`basis="support_meeting"`,
     every member), or an emergency (`emergency`, with its note). An agency whose referral was completed,
     rejected, cancelled or failed is refused, even under a consent to share with "every engaged agency":
-    its support has ended. Granted or refused, the attempt goes to the audit log and the disclosure
+    its support has ended. While a 利用停止 is in effect, consent and 支援会議 membership release nothing
+    (services/intake/requests.py). Granted or refused, the attempt goes to the audit log and the disclosure
     ledger; the caller raises a refusal (`DetailsOutcome.released`) only after this transaction has
     committed them.
     """
@@ -778,6 +784,10 @@ def release_personal_details(
         decision = _support_meeting_grant(session, case, principal.agency_id, today or local_today())
     else:
         decision = _consent_grant(session, case, principal.agency_id)
+    if case.use_restricted_since is not None and isinstance(decision, _Grant) and decision.basis in RESTRICTED_BASES:
+        decision = _refused(
+            "利用停止: the household asked that its data stop being used and shared (個人情報保護法 Art. 35)"
+        )
     if isinstance(decision, _Grant):
         release = release_of(
             session, case, vault, positions=decision.positions, consents=decision.consents, basis=decision.basis

@@ -178,7 +178,9 @@ async def list_referrals(
     case_id: str | None = None,
     status: str | None = None,
 ) -> list[ReferralPublic]:
-    """Referrals in an agency's queue (yours, or any for operators) where you serve, optionally of a case or status."""
+    """Referrals in an agency's queue (yours, or any for operators) where you serve, optionally of a case or status.
+
+    A case under 利用停止 is in no agency's queue until it is lifted (operators still see it)."""
     require_any(principal, Scope.coordinator, Scope.operator)
     if not principal.has(Scope.operator):
         if agency_id not in (None, principal.agency_id):
@@ -187,7 +189,12 @@ async def list_referrals(
 
     def work(session: Session) -> list[ReferralPublic]:
         rows = referrals.list_referrals(
-            session, agency_id=agency_id, case_id=case_id, status=status, municipalities=reads.served_by(principal)
+            session,
+            agency_id=agency_id,
+            case_id=case_id,
+            status=status,
+            municipalities=reads.served_by(principal),
+            hide_restricted=not principal.has(Scope.operator),
         )
         return [ReferralPublic.model_validate(r.model_dump()) for r in rows]
 

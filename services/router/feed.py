@@ -8,22 +8,33 @@ was engaged for, the case's owner the whole household.
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import update
+from sqlalchemy import exists, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, or_, select
 
 from services.router import rules as routing
 from services.router.batch import PendingFeedEntry, RoutingBatch
 from services.router.cases import SOURCE, CaseView, ReferralView, is_owner, stage
 from services.router.directories import MunicipalityConfig
-from services.router.models import FeedCounter, FeedEntry, RouterOutbox
+from services.router.models import FeedCounter, FeedEntry, RestrictedCase, RouterOutbox
 from shared.consultation import ConsultationSummary
 from shared.disclosure import stage_disclosure
 from shared.events import AgencyFeedEntry
 
 FeedEntryKind = Literal[
-    "referral_requested", "status_changed", "reminder", "escalated", "monitoring_due", "monitoring_overdue"
+    "referral_requested",
+    "status_changed",
+    "reminder",
+    "escalated",
+    "monitoring_due",
+    "monitoring_overdue",
+    "use_restricted",
+    "use_restriction_lifted",
 ]
+# What a case under 利用停止 still puts on a feed: the lead's notice that it began (and the return of the
+# case to its agencies' feeds when it is lifted). Every other entry of such a case is neither written
+# nor shown (services/router/restriction.py).
+RESTRICTION_NOTICES = frozenset({"use_restricted", "use_restriction_lifted"})
 # What a feed entry tells its agency, on HTTP and Kafka alike (names for the disclosure ledger).
 FEED_ENTRY_FIELDS = (
     "referral_id", "case_id", "kind", "status", "tier", "agency_type", "rule_id", "issues", "area", "deadline", "at",
@@ -43,6 +54,8 @@ def add_entry(
 
     The entry's deadline is the referral's, unless another is given (a plan's monitoring falling due).
     """
+    if kind not in RESTRICTION_NOTICES and batch.get(RestrictedCase, referral.case_id) is not None:
+        return  # 利用停止: the case is on no agency's feed until it is lifted
     consultation = ConsultationSummary.model_validate(facts.consultation)
     agency = config.directory.agency(referral.agency_id)
     if routing.is_confidential(consultation, config.rules) and routing.TIER1_PLACE_ROLE in agency.roles:
@@ -99,10 +112,15 @@ def add_entry(
 def feed_entries(
     session: Session, agency_id: str, *, after: int, limit: int, municipalities: frozenset[str] | None = None
 ) -> list[FeedEntry]:
-    """An agency's feed entries after a cursor (a sequence number), in order; only of `municipalities` when given."""
+    """An agency's feed entries after a cursor (a sequence number), in order; only of `municipalities` when given.
+
+    The entries of a case under 利用停止 are left out, but for the notices of it.
+    """
+    restricted = select(RestrictedCase.case_id).where(RestrictedCase.case_id == FeedEntry.case_id)
     query = (
         select(FeedEntry)
         .where(FeedEntry.agency_id == agency_id, col(FeedEntry.sequence) > after)
+        .where(or_(~exists(restricted), col(FeedEntry.kind).in_(RESTRICTION_NOTICES)))
         .order_by(col(FeedEntry.sequence))
         .limit(limit)
     )

@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from services.router import decisions, monitoring
+from services.router import decisions, monitoring, restriction
 from services.router.context import RouterContext
 from services.router.models import RouterProcessedEvent
 from shared.events import (
@@ -11,6 +11,7 @@ from shared.events import (
     ContactRecorded,
     MonitoringRecorded,
     SupportPlanChanged,
+    UseRestrictionChanged,
 )
 from shared.runtime import Runtime
 
@@ -25,11 +26,13 @@ def wire(runtime: Runtime, ctx: RouterContext) -> None:
             SupportPlanChanged: partial(monitoring.plan_changed, ctx=ctx),
             MonitoringRecorded: partial(monitoring.monitoring_recorded, ctx=ctx),
             CaseLifeChanged: partial(monitoring.case_life_changed, ctx=ctx),
+            UseRestrictionChanged: partial(restriction.use_restriction_changed, ctx=ctx),
         },
         description=(
             "Decides the tier and agencies of each consultation (社会福祉法106条の3) and requests referrals; "
             "reassesses a case on a later contact's new facts; "
-            "times the monitoring of approved 支援プラン until coordination ends."
+            "times the monitoring of approved 支援プラン until coordination ends; "
+            "keeps a case under 利用停止 off every agency's feed and queue until it is lifted."
         ),
         prepare=decisions.prepare_batch,
     )

@@ -188,6 +188,17 @@ class FeedCounter(SQLModel, table=True):
     last_sequence: int = 0
 
 
+class RestrictedCase(SQLModel, table=True):
+    """A case under 利用停止 (intake's UseRestrictionChanged): off every agency's feed and queue until lifted."""
+
+    __tablename__ = "restricted_case"
+    __table_args__ = {"schema": SCHEMA}
+
+    case_id: str = Field(primary_key=True, max_length=36)
+    request_id: str = Field(max_length=36)
+    since: datetime = Field(sa_type=UTCDateTime)
+
+
 class FeedEntry(SQLModel, table=True):
     """One entry of an agency's feed, numbered 1, 2, 3… per agency in commit order.
 

@@ -5,6 +5,7 @@ they are addressed to, re-routed when rejected or failed, so that no case is eve
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import exists
 from sqlmodel import Session, col, select
 
 from services.router import rules as routing
@@ -28,6 +29,7 @@ from services.router.models import (
     Referral,
     ReferralPublic,
     ReferralTransition,
+    RestrictedCase,
     RoutingDecision,
     Timer,
     TransitionCreate,
@@ -231,9 +233,13 @@ def list_referrals(
     case_id: str | None = None,
     status: str | None = None,
     municipalities: frozenset[str] | None = None,
+    hide_restricted: bool = False,
 ) -> list[Referral]:
-    """Referrals of an agency's queue or of a case, oldest first; only of `municipalities` when given."""
+    """Referrals of an agency's queue or of a case, oldest first; only of `municipalities` when given;
+    without the cases under 利用停止 if `hide_restricted`."""
     query = select(Referral).order_by(col(Referral.requested_at), col(Referral.id))
+    if hide_restricted:
+        query = query.where(~exists(select(RestrictedCase.case_id).where(RestrictedCase.case_id == Referral.case_id)))
     if agency_id is not None:
         query = query.where(Referral.agency_id == agency_id)
     if case_id is not None:
