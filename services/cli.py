@@ -199,10 +199,10 @@ def cmd_dlq(args: argparse.Namespace) -> int:
 
 
 DEMO_AGENCIES = {
-    # A partner agency that submits (名張市社会福祉協議会 of the demo directory), the lead's 推進員 at the
+    # A partner agency that submits and works its referrals (名張市社会福祉協議会), the lead's 推進員 at the
     # general window (総合相談窓口, which receives consultations too), an operator, and the conference
     # service's own client (it reads the indicators for agendas).
-    "nabari-shakyo": ("名張市社会福祉協議会", "submit,read_own"),
+    "nabari-shakyo": ("名張市社会福祉協議会", "submit,coordinator,read_own"),
     "nabari-houkatsu": ("名張市地域包括支援センター (推進員)", "submit,coordinator,read_own"),
     "operator": ("Marugoto operator", "operator,read_own,coordinator,admin"),
     # A component of the platform: it fetches every served municipality's indicators for its agendas.
@@ -407,6 +407,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print("Marugoto is up. Open:", flush=True)
         print(f"  intake API      {urls['intake']}/docs")
         print(f"  router API      {urls['router']}/docs   (decisions, referral queues)")
+        print(f"  console         {urls['router']}/console   (coordinators: sign in with an agency's credentials)")
         print(f"  conference API  {urls['conference']}/v1/meetings")
         print(f"  indicators      {urls['metrics']}/v1/indicators?municipality=242080")
         operator_token = fetch_token(urls["intake"], "operator", secrets["operator"])

@@ -94,10 +94,12 @@ class Settings(BaseSettings):
     router_timer_interval_s: float = Field(default=1.0, gt=0)
 
     # A service calling another (conference fetching the indicator snapshot from metrics) uses its own
-    # client credentials, exchanged at intake like any agency's.
+    # client credentials, exchanged at intake like any agency's. The router's console page reaches intake
+    # and conference through the router (the caller's own token, handed on).
     service_client_id: str | None = None
     service_client_secret: SecretStr | None = None
     intake_url: str | None = None
+    conference_url: str | None = None
     metrics_url: str | None = None
 
     log_level: str = "INFO"

@@ -112,3 +112,61 @@ class ClosureReason(StrEnum):
     died = "died"  # 死亡
     transferred = "transferred"  # 他の支援・制度へ移行
     other = "other"  # その他
+
+
+# Japanese labels: the one table the APIs, the exports, the dashboard, the console and the hand-off summary
+# read, so that a route, tier, pattern or state has the same name everywhere.
+
+ROUTE_LABELS: dict[str, str] = {
+    Pathway.self_: "当事者",
+    Pathway.family_or_community: "家族・地域",
+    Pathway.specialist_agency: "専門機関",
+    Pathway.government: "行政",
+    Pathway.acquaintance: "知人",
+}
+
+TIER_LABELS: dict[str, str] = {
+    "tier1": "住民に身近な圏域",
+    "tier2": "市町村域",
+    "tier3": "都道府県域",
+}
+
+# 支援対象者の類型 (services/router/rules.py PATTERNS) and the kinds of later decisions that fire one.
+PATTERN_LABELS: dict[str, str] = {
+    "prefecture_category": "都道府県域の対象（類型）",
+    "multiple_members": "複数の世帯員が課題を抱える",
+    "multiple_issues": "一人が複数の課題を抱える",
+    "gap_between_systems": "制度の狭間",
+    "backup_requested": "後方支援の要請",
+    "prefecture_support": "都道府県への支援要請",
+    "return_to_community": "地域への戻し（見守り）",
+}
+
+MEETING_KIND_LABELS: dict[str, str] = {
+    "case_meeting": "ケース会議",
+    "support_meeting": "支援会議",
+    "plan_meeting": "重層的支援会議",
+    "promotion_meeting": "推進会議",
+}
+
+CLOSURE_REASON_LABELS: dict[str, str] = {
+    ClosureReason.goals_met: "目標達成",
+    ClosureReason.moved_away: "転居",
+    ClosureReason.refused: "本人の拒否",
+    ClosureReason.died: "死亡",
+    ClosureReason.transferred: "他の支援・制度へ移行",
+    ClosureReason.other: "その他",
+}
+
+# Referral states (FHIR Task) as staff say them.
+REFERRAL_STATUS_LABELS: dict[str, str] = {
+    "requested": "依頼中",
+    "received": "受付済",
+    "accepted": "受諾済み",
+    "rejected": "辞退",
+    "in_progress": "対応中",
+    "on_hold": "保留中（見守り）",
+    "completed": "完了",
+    "failed": "不成立",
+    "cancelled": "取消",
+}

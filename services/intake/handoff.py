@@ -19,14 +19,6 @@ RELATION_LABELS: dict[str, str] = {
     Relation.sibling: "きょうだい",
     Relation.other: "その他",
 }
-REFERRAL_STATUS_LABELS = {
-    "requested": "依頼中",
-    "received": "受付済",
-    "accepted": "受諾",
-    "in_progress": "支援中",
-    "on_hold": "保留中",
-    "completed": "支援終了",
-}
 PERSONAL_LABELS = (
     ("name", "氏名"),
     ("kana", "フリガナ"),

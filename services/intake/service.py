@@ -520,7 +520,8 @@ def timeline(session: Session, case: Case, *, access: Access, principal: Princip
     """The case with its contacts, referrals and consents, oldest first, as `access` may see it.
 
     A revocation's free-text note may name people, so only the submitter and operators see it. A
-    case linked as the same household is named only to a reader who may read it too.
+    partner (engaged, or its referral completed) sees its own referrals only, the lead and the submitter
+    every one. A case linked as the same household is named only to a reader who may read it too.
     """
     contacts = session.exec(
         select(Contact).where(Contact.case_id == case.id).order_by(col(Contact.received_at), col(Contact.id))
@@ -528,6 +529,9 @@ def timeline(session: Session, case: Case, *, access: Access, principal: Princip
     referrals = session.exec(
         select(Engagement).where(Engagement.case_id == case.id).order_by(col(Engagement.agency_id))
     ).all()
+    if access in ("engaged", "completed") and principal.agency_id != case.lead:
+        # A partner learns its own part, as the router's decision tells it: not who else is engaged.
+        referrals = [r for r in referrals if r.agency_id == principal.agency_id]
     consents = session.exec(select(Consent).where(Consent.case_id == case.id).order_by(col(Consent.given_at))).all()
     return {
         **case.model_dump(include=_CASE_COLUMNS_SHOWN),

@@ -35,6 +35,7 @@ from shared.errors import DomainError, InvalidFields
 from shared.events import LIVE_REFERRAL_STATUSES, CaseTransferred, ConsultationReceived, DisclosureBasis
 from shared.ids import new_id
 from shared.uow import unit_of
+from shared.vocabulary import REFERRAL_STATUS_LABELS
 
 
 def _now() -> datetime:
@@ -461,6 +462,6 @@ def _agencies(session: Session, case: Case, directory: Directory | None) -> list
         if status.get(engagement.agency_id) not in LIVE_REFERRAL_STATUSES:
             status[engagement.agency_id] = engagement.status
     return [
-        handoff.HandoffAgency(name=_agency_name(directory, agency_id), status=handoff.REFERRAL_STATUS_LABELS[s])
+        handoff.HandoffAgency(name=_agency_name(directory, agency_id), status=REFERRAL_STATUS_LABELS[s])
         for agency_id, s in status.items()
     ]

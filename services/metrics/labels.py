@@ -6,48 +6,20 @@ A key without a label (an agency or actor id, a tag a municipality added) is sho
 
 from collections.abc import Iterable
 
-from shared.vocabulary import ISSUE_TAG_LABELS, ClosureReason, Pathway
+from shared.vocabulary import (
+    CLOSURE_REASON_LABELS,
+    ISSUE_TAG_LABELS,
+    MEETING_KIND_LABELS,
+    PATTERN_LABELS,
+    ROUTE_LABELS,
+    TIER_LABELS,
+)
 
-ROUTES: dict[str, str] = {
-    Pathway.self_: "当事者",
-    Pathway.family_or_community: "家族・地域",
-    Pathway.specialist_agency: "専門機関",
-    Pathway.government: "行政",
-    Pathway.acquaintance: "知人",
-}
-
-TIERS: dict[str, str] = {
-    "tier1": "住民に身近な圏域",
-    "tier2": "市町村域",
-    "tier3": "都道府県域",
-}
-
-# 支援対象者の類型 (services/router/rules.py PATTERNS) and the kinds of later decisions that fire one.
-PATTERNS: dict[str, str] = {
-    "prefecture_category": "都道府県域の対象（類型）",
-    "multiple_members": "複数の世帯員が課題を抱える",
-    "multiple_issues": "一人が複数の課題を抱える",
-    "gap_between_systems": "制度の狭間",
-    "backup_requested": "後方支援の要請",
-    "prefecture_support": "都道府県への支援要請",
-    "return_to_community": "地域への戻し（見守り）",
-}
-
-MEETING_KINDS: dict[str, str] = {
-    "case_meeting": "ケース会議",
-    "support_meeting": "支援会議",
-    "plan_meeting": "重層的支援会議",
-    "promotion_meeting": "推進会議",
-}
-
-CLOSURE_REASONS: dict[str, str] = {
-    ClosureReason.goals_met: "目標達成",
-    ClosureReason.moved_away: "転居",
-    ClosureReason.refused: "本人の拒否",
-    ClosureReason.died: "死亡",
-    ClosureReason.transferred: "他の支援・制度へ移行",
-    ClosureReason.other: "その他",
-}
+ROUTES = ROUTE_LABELS
+TIERS = TIER_LABELS
+PATTERNS = PATTERN_LABELS
+MEETING_KINDS = MEETING_KIND_LABELS
+CLOSURE_REASONS = CLOSURE_REASON_LABELS
 
 
 OTHER: dict[str, str] = {

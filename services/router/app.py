@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from services.router import handlers, hsds, monitoring, timers
+from services.router import console, handlers, hsds, monitoring, timers
 from services.router.api import router
 from services.router.batch import RoutingBatch
 from services.router.context import RouterContext
@@ -101,7 +101,7 @@ DEFINITION = ServiceDefinition(
     ),
     wire=_wire,
     unit_of_work=RoutingBatch,
-    routers=(router, hsds.router),
+    routers=(router, hsds.router, console.router),
     background=(fire_timers,),
     collectors=(open_timers,),
 )
