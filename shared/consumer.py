@@ -200,23 +200,31 @@ def register_consumers(
         dead_letters.add(record.topic)
         tell(record.topic, "dead_lettered")
 
-    async def one_by_one(
+    async def split(
         items: list[tuple[Envelope[Any], Effect]], records: list["ConsumerRecord[Any, Any]"]
     ) -> list[bool | None]:
+        """Apply a batch whose transaction failed: each half in a transaction of its own, the half that fails
+        split again, down to the event that cannot be applied, which is dead-lettered. A batch of n with
+        one such event takes about 2·log2(n) transactions, not n. The left half is settled before the
+        right one, so the events of a partition keep their order."""
+        middle = max(1, len(items) // 2)
         outcomes: list[bool | None] = []
-        for item, record in zip(items, records, strict=True):
+        for part, part_records in ((items[:middle], records[:middle]), (items[middle:], records[middle:])):
+            if not part:
+                continue
             try:
-                [applied] = await _with_retries(
-                    partial(apply_batch, engine, inbox, [item], consumer=consumer, unit=unit, prepare=prepare),
+                outcomes += await _with_retries(
+                    partial(apply_batch, engine, inbox, part, consumer=consumer, unit=unit, prepare=prepare),
                     consumer=consumer,
                 )
             except Exception as exc:
                 if is_retryable(exc):
                     raise
-                await reject(record, exc)
-                outcomes.append(None)
-                continue
-            outcomes.append(applied)
+                if len(part) == 1:
+                    await reject(part_records[0], exc)
+                    outcomes.append(None)
+                else:
+                    outcomes += await split(part, part_records)
         return outcomes
 
     async def handle(message: KafkaMessage) -> None:
@@ -249,7 +257,7 @@ def register_consumers(
                     tell(record.topic, "retried")
                 raise
             log.info("event_batch_split", consumer=consumer, size=len(items), error=repr(exc))
-            outcomes = await one_by_one(items, records)
+            outcomes = await split(items, records)
         for record, outcome in zip(records, outcomes, strict=True):
             if outcome is not None:
                 tell(record.topic, "applied" if outcome else "duplicate")

@@ -80,6 +80,37 @@ async def test_poison_messages_go_to_the_dead_letter_topic_and_the_stream_flows_
     assert b"area outside the municipality" in dict(by_key[b"breaks-rule"].headers)["x-dlq-reason"]
 
 
+async def test_a_failed_batch_is_split_until_only_its_bad_events_are_dead_lettered_in_order(
+    engine: Engine, settings: Settings
+) -> None:
+    """One partition's batch with two events that break a rule: the batch is split in halves until each
+    bad event stands alone; every other event is applied once, in the partition's order."""
+    topic = topic_of(settings, ConsultationReceived)
+    names = [f"bad-{n}" if n in (37, 71) else f"ok-{n}" for n in range(100)]
+    await produce(settings, topic, [(b"one-household", encode(consultation_event(name))) for name in names])
+    broker = make_broker(settings, client_id="test-split")
+    dead_letters = DeadLetterCounter()
+
+    def apply(session: Session, envelope: Envelope[ConsultationReceived]) -> None:
+        if envelope.data.case_id.startswith("bad-"):
+            raise PermanentEventError("area outside the municipality")
+        session.add(Effect(event_id=envelope.id, case_id=envelope.data.case_id))
+
+    subscribe(broker, settings, engine, apply, dead_letters)
+    await broker.start()
+    try:
+        await wait_until(lambda: dead_letters.by_topic.get(topic, 0) >= 2 and _effects(engine) >= 98)
+    finally:
+        await broker.stop()
+    with Session(engine) as session:
+        applied = [e.case_id for e in session.exec(select(Effect).order_by(Effect.id))]  # type: ignore[arg-type]
+    assert applied == [name for name in names if name.startswith("ok-")], "each once, in order"
+    records = await read_events(
+        str(settings.kafka_bootstrap_servers), dead_letter_topic(topic), until=lambda r: len(r) >= 2
+    )
+    assert sorted(json.loads(r.value)["data"]["case_id"] for r in records) == ["bad-37", "bad-71"]
+
+
 async def test_transient_failures_are_retried_not_dead_lettered(engine: Engine, settings: Settings) -> None:
     topic = topic_of(settings, ConsultationReceived)
     await produce(settings, topic, [(b"flaky", encode(consultation_event("flaky")))])
