@@ -13,6 +13,27 @@ from typing import IO
 import httpx
 
 from shared.embedded_broker import free_port
+from tests.conftest import docker_available
+
+# On the embedded broker a consumer-group join takes about half the session timeout, with a floor of about
+# a second (docs/adr/0006), and a member killed with SIGKILL holds its partitions until its session expires.
+# The services' default (6 s, a 3 s join) would cost every start and every take-over seconds of waiting;
+# these tests use a 2 s session (a 1 s join), with heartbeats often enough to keep it. Apache Kafka
+# refuses sessions under its `group.min.session.timeout.ms` (6 s by default), so only on the embedded one.
+FAST_GROUP_SETTINGS = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
+
+
+def fast_group_settings() -> dict[str, int]:
+    """The short consumer-group session (as Settings fields), when the session's broker is the embedded one;
+    for a service a test runs in-process (`settings.model_copy(update=fast_group_settings())`)."""
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ or docker_available():
+        return {}
+    return dict(FAST_GROUP_SETTINGS)
+
+
+def fast_group_env() -> dict[str, str]:
+    """The same, as the environment of a service process."""
+    return {f"MARUGOTO_{name.upper()}": str(value) for name, value in fast_group_settings().items()}
 
 
 class ServiceProcess:
@@ -21,7 +42,8 @@ class ServiceProcess:
     def __init__(self, name: str, env: dict[str, str], log_dir: Path) -> None:
         self.name = name
         self.port = free_port()
-        self.env = {**env, f"MARUGOTO_{name.upper()}_PORT": str(self.port)}
+        # A test that sets the session itself keeps its own.
+        self.env = {**fast_group_env(), **env, f"MARUGOTO_{name.upper()}_PORT": str(self.port)}
         self.log_path = log_dir / f"{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
@@ -108,9 +130,12 @@ def alive(pid: int) -> bool:
 
 
 @contextmanager
-def running(names: Iterable[str], env: dict[str, str], log_dir: Path) -> Iterator[dict[str, ServiceProcess]]:
-    """Start services as separate processes, wait until each is ready, and stop them afterwards."""
-    services = {name: ServiceProcess(name, env, log_dir) for name in names}
+def running(
+    names: Iterable[str], env: dict[str, str], log_dir: Path, *, env_of: dict[str, dict[str, str]] | None = None
+) -> Iterator[dict[str, ServiceProcess]]:
+    """Start services as separate processes, wait until each is ready, and stop them afterwards.
+    `env_of` adds to the environment of the services it names (kept when a test restarts one)."""
+    services = {name: ServiceProcess(name, {**env, **(env_of or {}).get(name, {})}, log_dir) for name in names}
     try:
         for service in services.values():
             service.start()

@@ -40,7 +40,7 @@ OFFER_INTERVAL_S = 0.1  # a steady ten consultations a second
 BROKER_OUTAGE_S = 5.0  # from the broker's exit to its restart
 DATABASE_OUTAGE_S = 4.0  # from PostgreSQL's stop to its start
 ROUTED_BEFORE_FAULT = 10  # the stream is flowing end to end when the fault strikes
-ACCEPTED_AFTER_RECOVERY = 30
+ACCEPTED_AFTER_RECOVERY = 10  # a second of the stream: intake takes consultations again, and they are routed
 
 
 @dataclass

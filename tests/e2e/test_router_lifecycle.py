@@ -29,7 +29,7 @@ from tests.router.scenario_files import NABARI
 pytestmark = pytest.mark.e2e
 
 # Deadlines in business hours; one business hour lasts one second of wall clock in this test.
-REMINDER_AFTER, ESCALATE_AFTER = 6, 12
+REMINDER_AFTER, ESCALATE_AFTER = 6, 9
 # The escalation must still be seconds away when the router is killed (its referral is about 1 s old then).
 KILL_MARGIN_S = 3.0
 
