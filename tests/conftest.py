@@ -8,6 +8,7 @@ so consumer groups and counts never leak between tests.
 """
 
 import asyncio
+import functools
 import json
 import os
 import shutil
@@ -39,6 +40,7 @@ TEST_MUNICIPALITIES = (
 )  # fmt: skip
 
 
+@functools.cache
 def docker_available() -> bool:
     """True when a Docker engine answers (never on our machines; CI elsewhere may have one)."""
     if shutil.which("docker") is None:
@@ -50,6 +52,27 @@ def docker_available() -> bool:
     except Exception:
         return False
     return True
+
+
+# On the embedded broker a consumer-group join takes about half the session timeout, with a floor of about
+# a second (docs/adr/0006), and a member killed with SIGKILL holds its partitions until its session
+# expires. The services' default (6 s, a 3 s join) would cost every app start, reader and take-over in the
+# suite seconds of waiting; the tests use a 2 s session (a 1 s join), with heartbeats often enough to keep
+# it. Apache Kafka refuses sessions under its `group.min.session.timeout.ms` (6 s by default), so only on
+# the embedded one.
+FAST_GROUP_SETTINGS = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
+
+
+def fast_group_settings() -> dict[str, int]:
+    """The short consumer-group session (as Settings fields) when the session's broker is the embedded one."""
+    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ or docker_available():
+        return {}
+    return dict(FAST_GROUP_SETTINGS)
+
+
+def fast_group_env() -> dict[str, str]:
+    """The same, as the environment of a service process."""
+    return {f"MARUGOTO_{name.upper()}": str(value) for name, value in fast_group_settings().items()}
 
 
 @pytest.fixture(scope="session")
@@ -156,7 +179,7 @@ def make_settings(
     kafka_bootstrap: str, database_url: str, topic_prefix: str, secrets_env: dict[str, str], tmp_path: Path
 ) -> Settings:
     """Settings for the given broker, database, topic namespace and keys."""
-    return Settings(
+    settings = Settings(
         KAFKA_BOOTSTRAP_SERVERS=kafka_bootstrap,
         DATABASE_URL=database_url,
         kafka_topic_prefix=topic_prefix,
@@ -168,6 +191,7 @@ def make_settings(
         personal_data_keys=json.loads(secrets_env["MARUGOTO_PERSONAL_DATA_KEYS"]),
         personal_index_key=secrets_env["MARUGOTO_PERSONAL_INDEX_KEY"],
     )
+    return settings.model_copy(update=fast_group_settings())
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +229,8 @@ def service_env(settings: Settings, **extra: Any) -> dict[str, str]:
         MARUGOTO_KAFKA_TOPIC_PARTITIONS=str(settings.kafka_topic_partitions),
         MARUGOTO_DATA_DIR=str(settings.data_dir),
         MARUGOTO_OUTBOX_POLL_INTERVAL_S=str(settings.outbox_poll_interval_s),
+        MARUGOTO_KAFKA_SESSION_TIMEOUT_MS=str(settings.kafka_session_timeout_ms),
+        MARUGOTO_KAFKA_HEARTBEAT_INTERVAL_MS=str(settings.kafka_heartbeat_interval_ms),
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
@@ -218,8 +244,8 @@ def _reader(bootstrap: str, *topics: str) -> AIOKafkaConsumer:
         group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
-        session_timeout_ms=6000,
-        heartbeat_interval_ms=1000,
+        session_timeout_ms=FAST_GROUP_SETTINGS["kafka_session_timeout_ms"] if fast_group_settings() else 6000,
+        heartbeat_interval_ms=FAST_GROUP_SETTINGS["kafka_heartbeat_interval_ms"] if fast_group_settings() else 1000,
     )
 
 

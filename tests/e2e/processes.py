@@ -13,27 +13,7 @@ from typing import IO
 import httpx
 
 from shared.embedded_broker import free_port
-from tests.conftest import docker_available
-
-# On the embedded broker a consumer-group join takes about half the session timeout, with a floor of about
-# a second (docs/adr/0006), and a member killed with SIGKILL holds its partitions until its session expires.
-# The services' default (6 s, a 3 s join) would cost every start and every take-over seconds of waiting;
-# these tests use a 2 s session (a 1 s join), with heartbeats often enough to keep it. Apache Kafka
-# refuses sessions under its `group.min.session.timeout.ms` (6 s by default), so only on the embedded one.
-FAST_GROUP_SETTINGS = {"kafka_session_timeout_ms": 2000, "kafka_heartbeat_interval_ms": 300}
-
-
-def fast_group_settings() -> dict[str, int]:
-    """The short consumer-group session (as Settings fields), when the session's broker is the embedded one;
-    for a service a test runs in-process (`settings.model_copy(update=fast_group_settings())`)."""
-    if "KAFKA_BOOTSTRAP_SERVERS" in os.environ or docker_available():
-        return {}
-    return dict(FAST_GROUP_SETTINGS)
-
-
-def fast_group_env() -> dict[str, str]:
-    """The same, as the environment of a service process."""
-    return {f"MARUGOTO_{name.upper()}": str(value) for name, value in fast_group_settings().items()}
+from tests.conftest import fast_group_env
 
 
 class ServiceProcess:

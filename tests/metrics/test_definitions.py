@@ -29,7 +29,7 @@ from shared.directory import demo_directory_path, load_directory
 from shared.events import ConsultationReceived, ContactRecorded, EventData, new_event
 from shared.settings import Settings
 from shared.vocabulary import FoundBy, Pathway
-from tests.e2e.processes import fast_group_settings
+from tests.conftest import fast_group_settings
 
 YEAR = 2024
 IN_YEAR = datetime(YEAR, 10, 1, 1, 0, tzinfo=UTC)  # 10:00 JST, 1 October 2024

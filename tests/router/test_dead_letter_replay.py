@@ -16,8 +16,7 @@ from shared.auth import Scope
 from shared.deadletters import read_dead_letters
 from shared.events import ConsultationReceived
 from shared.settings import Settings
-from tests.conftest import service_env
-from tests.e2e.processes import fast_group_env, fast_group_settings
+from tests.conftest import fast_group_env, fast_group_settings, service_env
 from tests.router.test_directory_api import demo_body, poll_json_asgi, publish_consultation
 
 
