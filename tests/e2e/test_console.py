@@ -32,6 +32,7 @@ from shared import db, problems
 from shared.auth import Scope
 from shared.embedded_broker import free_port
 from shared.settings import Settings
+from tests.chromium import start_chromium
 from tests.conftest import make_settings, new_database, new_topic_prefix, service_env
 from tests.e2e.processes import ServiceProcess
 from tests.router.test_console import serving
@@ -44,19 +45,6 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).parents[2]
 AXE = Path(__file__).parent / "vendor" / "axe.min.js"
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-)
 MUNICIPALITY = "242080"
 SUBMITTER = "nabari-shakyo"  # 名張市社会福祉協議会: submits the consultations
 PARTNER = "nabari-jiritsu"  # 名張市生活支援相談センター: engaged for 生活困窮
@@ -157,24 +145,7 @@ def stack(
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator["WebDriver"]:
     """Headless Chromium at a desk's size, through Debian's chromedriver (Selenium Manager downloads nothing)."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
-    if missing:
-        pytest.fail(f"missing {', '.join(missing)}: apt-get install -y chromium chromium-driver", pytrace=False)
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
-    options.add_argument("--window-size=1280,900")
-    options.add_argument("--lang=ja-JP")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("SE_OFFLINE", "true")
-        driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(30)
+    driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"), width=1280, height=900)
     # The page itself at exactly a desk's 1280×900, whatever the browser's own frame takes.
     driver.execute_cdp_cmd(
         "Emulation.setDeviceMetricsOverride", {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False}

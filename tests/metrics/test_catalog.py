@@ -31,6 +31,7 @@ from services.metrics.indicators import (
     compute,
 )
 from services.metrics.models import CaseFact, ContactFact, MeetingFact
+from tests.metrics.test_definitions import case, contact
 
 Kind = Literal["events", "directory", "manual"]
 Naming = Callable[[str], str]
@@ -257,36 +258,6 @@ def report_name(row: Row) -> str:
 # Facts built in memory.
 
 
-def case(
-    case_id: str,
-    route: str | None = "self",
-    *,
-    by: str = "window",
-    found_by: str = "window",
-    at: datetime = IN_YEAR,
-) -> CaseFact:
-    return CaseFact(
-        case_id=case_id,
-        municipality_code=CODE,
-        received_at=at,
-        pathway=route,
-        found_by=found_by,
-        submitted_by=by,
-    )
-
-
-def contact(case_id: str, n: int, found_by: str = "window", route: str = "self") -> ContactFact:
-    return ContactFact(
-        contact_id=f"{case_id}-{n}",
-        case_id=case_id,
-        municipality_code=CODE,
-        received_at=IN_YEAR + timedelta(days=n),
-        pathway=route,
-        found_by=found_by,
-        opening=n == 0,
-    )
-
-
 def present(participant: str, kind: str = "agency", sector: str = "welfare", attended: bool = True) -> dict[str, Any]:
     """An attendance record as metrics stores it (shared.events.AttendanceRecord, dumped)."""
     return {"participant": participant, "kind": kind, "sector": sector, "attended": attended}
@@ -486,12 +457,12 @@ def test_m11_counts_households_reached_by_outreach_at_intake_or_a_later_contact_
     contacts = [
         contact("found", 0),
         contact("handled", 0),
-        contact("handled", 2, "outreach"),
+        contact("handled", 2, found_by="outreach"),
         contact("window-only", 0),
         contact("window-only", 1),
-        contact("earlier", 3, "outreach"),
-        contact("earlier", 4, "outreach"),
-        contact("linked", 5, "outreach"),  # a case linked to "earlier": the same household
+        contact("earlier", 3, found_by="outreach"),
+        contact("earlier", 4, found_by="outreach"),
+        contact("linked", 5, found_by="outreach"),  # a case linked to "earlier": the same household
     ]
     window = facts(new, contacts, before=[earlier, quiet], household={"linked": "earlier"})
     m11 = by_id(compute(window, Rules()))["M11"]

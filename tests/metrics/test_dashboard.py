@@ -26,23 +26,11 @@ from services.metrics import dashboard
 from shared.auth import Scope
 from shared.embedded_broker import free_port
 from shared.settings import Settings
+from tests.chromium import start_chromium
 
 if TYPE_CHECKING:
     from selenium.webdriver.chrome.webdriver import WebDriver
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-)
 MUNICIPALITY = "242080"
 CHARTS = ("chart-routes", "chart-tiers", "chart-meetings", "chart-time-to-accept", "chart-endings", "chart-targets")
 MEETING_INDICATORS = ("OPS-MEETINGS-HELD", "M5", "M13")
@@ -53,31 +41,9 @@ SCREENSHOT_COPY = Path("/tmp/marugoto-dashboard.png")
 
 
 @pytest.fixture
-def browser(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["WebDriver"]:
+def browser(tmp_path: Path) -> Iterator["WebDriver"]:
     """Headless Chromium through chromedriver, both Debian's; Selenium Manager never downloads anything."""
-    missing = [str(path) for path in (CHROMIUM, CHROMEDRIVER) if not path.is_file()]
-    if missing:
-        pytest.fail(
-            f"missing {', '.join(missing)}: the dashboard test needs Debian's packages `chromium` and "
-            "`chromium-driver` (apt-get install -y chromium chromium-driver)",
-            pytrace=False,
-        )
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        pytest.fail("selenium is not installed: it belongs in the test extras (pip install selenium)", pytrace=False)
-    monkeypatch.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tmp_path / 'chromium-profile'}")
-    options.add_argument("--window-size=1280,1800")
-    options.add_argument("--lang=ja-JP")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(executable_path=str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(30)
+    driver = start_chromium(tmp_path / "chromium-profile", width=1280, height=1800)
     try:
         yield driver
     finally:

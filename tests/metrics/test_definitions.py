@@ -39,12 +39,18 @@ NABARI = "242080"  # the demo directory: its general window is nabari-houkatsu
 
 
 def case(
-    case_id: str, route: str, *, by: str = "window", found_by: str = "window", tier: int | None = None
+    case_id: str,
+    route: str | None = "self",
+    *,
+    by: str = "window",
+    found_by: str = "window",
+    tier: int | None = None,
+    at: datetime = IN_YEAR,
 ) -> CaseFact:
     return CaseFact(
         case_id=case_id,
         municipality_code=NABARI,
-        received_at=IN_YEAR,
+        received_at=at,
         pathway=route,
         found_by=found_by,
         submitted_by=by,
