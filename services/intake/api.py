@@ -16,6 +16,7 @@ from services.intake.errors import AgencyNotInDirectory, CaseNotFound, Municipal
 from services.intake.models import (
     FIELD_LABELS,
     AuditEntryPublic,
+    Case,
     CasePublic,
     ConsentCreate,
     ConsentPublic,
@@ -341,6 +342,15 @@ async def record_consent(
     return await _idempotent(runtime, request, principal, idempotency_key, body, work, 201)
 
 
+def _submitter_or_operator_case(session: Session, case_id: str, principal: Principal, does: str) -> Case:
+    """The case, for its submitting agency or an operator; anyone else with a part in it hears
+    NotTheSubmitter (saying who `does` it), anyone without one CaseNotFound."""
+    case = service.get_case(session, case_id, principal)
+    if service.require_access(session, case, principal) not in {"submitter", "operator"}:
+        raise NotTheSubmitter(f"only the submitting agency or an operator {does}")
+    return case
+
+
 @router.post(
     "/cases/{case_id}/consents/{consent_id}/revocation",
     tags=["consent"],
@@ -363,9 +373,7 @@ async def revoke_consent(
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Session) -> dict[str, Any]:
-        case = service.get_case(session, case_id, principal)
-        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
-            raise NotTheSubmitter("only the submitting agency or an operator revokes consent")
+        case = _submitter_or_operator_case(session, case_id, principal, "revokes consent")
         consent = service.revoke_consent(session, case=case, consent_id=consent_id, body=body)
         return ConsentPublic.model_validate(consent.model_dump()).model_dump(mode="json")
 
@@ -396,9 +404,7 @@ async def restrict_use(
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Session) -> dict[str, Any]:
-        case = service.get_case(session, case_id, principal)
-        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
-            raise NotTheSubmitter("only the submitting agency or an operator records a 利用停止")
+        case = _submitter_or_operator_case(session, case_id, principal, "records a 利用停止")
         recorded = requests.restrict_use(session, case=case, body=body, principal=principal)
         return SubjectRequestPublic.model_validate(recorded.model_dump()).model_dump(mode="json")
 
@@ -424,9 +430,7 @@ async def lift_use_restriction(
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Session) -> dict[str, Any]:
-        case = service.get_case(session, case_id, principal)
-        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
-            raise NotTheSubmitter("only the submitting agency or an operator lifts a 利用停止")
+        case = _submitter_or_operator_case(session, case_id, principal, "lifts a 利用停止")
         lifted = requests.lift_use_restriction(session, case=case, body=body, principal=principal)
         return SubjectRequestPublic.model_validate(lifted.model_dump()).model_dump(mode="json")
 
@@ -444,9 +448,7 @@ async def list_requests(case_id: str, runtime: RuntimeDep, principal: PrincipalD
     require_any(principal, Scope.submit, Scope.operator)
 
     def work(session: Session) -> list[SubjectRequestPublic]:
-        case = service.get_case(session, case_id, principal)
-        if service.require_access(session, case, principal) not in {"submitter", "operator"}:
-            raise NotTheSubmitter("only the submitting agency or an operator reads the household's requests")
+        case = _submitter_or_operator_case(session, case_id, principal, "reads the household's requests")
         return [SubjectRequestPublic.model_validate(r.model_dump()) for r in requests.requests_of(session, case)]
 
     return await in_transaction(runtime, work)
