@@ -19,6 +19,7 @@ create() {  # create FILE from stdin unless it exists
 }
 
 openssl rand -hex 24 | create postgres_password
+openssl rand -hex 24 | create keystore_password
 if [[ ! -e "$dir/auth-private.pem" ]]; then
   openssl genpkey -algorithm ed25519 -out "$dir/auth-private.pem"
   openssl pkey -in "$dir/auth-private.pem" -pubout -out "$dir/auth-public.pem"
@@ -26,6 +27,8 @@ if [[ ! -e "$dir/auth-private.pem" ]]; then
 fi
 printf 'DATABASE_URL=postgresql://marugoto:%s@postgres:5432/marugoto\n' "$(cat "$dir/postgres_password")" \
   | create database.env
+printf 'MARUGOTO_KEYSTORE_URL=postgresql://keystore:%s@keystore:5432/keystore\n' "$(cat "$dir/keystore_password")" \
+  | create keystore.env
 printf 'MARUGOTO_PERSONAL_DATA_KEYS=["%s"]\nMARUGOTO_PERSONAL_INDEX_KEY=%s\n' "$(fernet_key)" "$(fernet_key)" \
   | create intake.env
 cat <<'CONF' | create conference.env

@@ -168,6 +168,47 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(args: argparse.Namespace) -> int:
+    """`marugoto retention preview|run`: the cases past their municipality's retention period, or erase them."""
+    from sqlmodel import Session
+
+    from services.intake import retention
+    from services.intake.models import DirectoryInForce
+    from shared.case_keys import CaseKeys
+    from shared.directory import read_directory_files
+    from shared.directory_in_force import DirectoriesInForce
+    from shared.privacy_policy import DEFAULT_POLICY, IntakePolicy, policy_of
+
+    settings = get_settings()
+    _service_definition("intake")
+    as_of = datetime.fromisoformat(args.as_of) if args.as_of else datetime.now().astimezone()
+    if as_of.tzinfo is None:
+        as_of = as_of.astimezone()
+    policies: dict[str, IntakePolicy] = {
+        code: policy_of(body) for code, (_directory, body) in read_directory_files(settings.directory_files).items()
+    }
+    engine = db.make_engine(settings, "intake")
+    try:
+        with Session(engine) as session:
+            in_force = DirectoriesInForce(
+                DirectoryInForce, lambda d, body: policies.__setitem__(d.municipality.code, policy_of(body))
+            )
+            in_force.load_stored(session)
+        policy = lambda code: policies.get(code, DEFAULT_POLICY)  # noqa: E731
+        if args.action == "preview":
+            with Session(engine) as session:
+                found = retention.due(session, policy, until=as_of)
+            for entry in found:
+                print(f"{entry.case_id}\t{entry.municipality_code}\t{entry.basis}\t{entry.erase_on.date()}")
+            print(f"{len(found)} case(s) past their retention period by {as_of.isoformat()}")
+        else:
+            erased = retention.run_once(engine, CaseKeys.from_settings(settings), policy, as_of=as_of)
+            print(f"erased {len(erased)} case(s) past their retention period by {as_of.isoformat()}")
+    finally:
+        engine.dispose()
+    return 0
+
+
 def cmd_dlq(args: argparse.Namespace) -> int:
     """`marugoto dlq list|show|replay`: dead letters, their reasons, and replay after a fix."""
     from shared.deadletters import read_dead_letters, replay
@@ -551,6 +592,16 @@ def build_parser() -> argparse.ArgumentParser:
     dlq.add_argument("reference", nargs="*", help="<dlq topic>:<partition>:<offset>, as `list` prints")
     dlq.add_argument("--all", action="store_true", help="every dead letter")
     dlq.set_defaults(func=cmd_dlq)
+
+    retention = sub.add_parser("retention", help="保存期間: cases past their retention period")
+    retention.add_argument(
+        "action", choices=["preview", "run"], help="preview: list them; run: erase them now (the daily job's work)"
+    )
+    retention.add_argument(
+        "--as-of",
+        help="count periods as of this ISO date-time instead of now (a drill: what a later run will erase)",
+    )
+    retention.set_defaults(func=cmd_retention)
 
     metrics = sub.add_parser("metrics", help="the metrics service's data")
     metrics.add_argument("action", choices=["rebuild"], help="recompute everything from the topics' beginning")

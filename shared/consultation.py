@@ -57,6 +57,11 @@ class Consultation(ConsultationFacts):
 
 
 class ConsultationSummary(ConsultationFacts):
-    """A consultation as events carry it: no exact ages and no personal details."""
+    """A consultation as events carry it: no exact ages and no personal details.
 
-    household: list[MemberSummary] = Field(min_length=1, max_length=30, description="世帯")
+    The area and the household are sealed under the case's key on the wire (shared/sealing.py): a reader
+    without the key (metrics; anyone once the case is erased) sees them empty.
+    """
+
+    area: str = Field(default="", max_length=64, description="圏域: area id; empty where sealed")
+    household: list[MemberSummary] = Field(default_factory=list, max_length=30, description="世帯; empty where sealed")

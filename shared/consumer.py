@@ -15,6 +15,7 @@ failure is dead-lettered again (a replay applies it once all the same).
 """
 
 import asyncio
+import json
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -29,12 +30,14 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
+from shared.case_keys import CaseKeys, MissingCaseKey
 from shared.db import is_transient, transaction
 from shared.errors import DomainError
-from shared.events import Envelope, EventData, decode
+from shared.events import Envelope, EventData, InvalidEvent, decode, decode_object
 from shared.inbox import ProcessedEventBase, claimed
 from shared.kafka import consumer_options
 from shared.outbox import OutboxGate
+from shared.sealing import unseal
 from shared.settings import Settings
 from shared.topics import dead_letter_topic
 from shared.uow import UnitOfWork
@@ -43,8 +46,9 @@ log = structlog.get_logger()
 
 RETRY_DELAYS_S = (0.1, 0.3, 1.0, 3.0)
 
-EventOutcome = Literal["applied", "duplicate", "dead_lettered", "retried"]
-"""What became of one delivery: `retried` means it failed transiently and will be redelivered."""
+EventOutcome = Literal["applied", "duplicate", "dead_lettered", "retried", "erased"]
+"""What became of one delivery: `retried` means it failed transiently and will be redelivered; `erased`
+that its sealed fields belong to an erased case, so it was skipped."""
 
 ObserveOutcome = Callable[[str, EventOutcome], None]
 """ObserveOutcome(topic, outcome): told of each delivery's outcome; must not do I/O."""
@@ -161,6 +165,47 @@ async def dead_letter(broker: KafkaBroker, record: "ConsumerRecord[Any, Any]", *
     )
 
 
+# How a sealed event's JSON spells its sealed part (the relay writes it without spaces); unsealed events
+# carry `"sealed":null`, so the bytes tell which records need a key before any is parsed.
+_SEALED_MARK = b'"sealed":"'
+
+
+async def _open_sealed(
+    keys: CaseKeys, records: list["ConsumerRecord[Any, Any]"], by_topic: Mapping[str, tuple[type[EventData], Effect]]
+) -> dict[int, Envelope[Any] | BaseException | None]:
+    """Each sealed record opened with its case's key (one key store query for the batch): the envelope,
+    None for an erased case, or the error that makes it a dead letter."""
+    parsed: dict[int, dict[str, Any] | BaseException] = {}
+    for record in records:
+        try:
+            parsed[id(record)] = json.loads(record.value)
+        except ValueError as exc:
+            parsed[id(record)] = InvalidEvent(f"not JSON: {exc}")
+    cases = {p.get("sealedkey") for p in parsed.values() if isinstance(p, dict)}
+    found = await anyio.to_thread.run_sync(
+        partial(keys.keys_for, {c for c in cases if isinstance(c, str)}, create=False)
+    )
+    opened: dict[int, Envelope[Any] | BaseException | None] = {}
+    for record in records:
+        obj = parsed[id(record)]
+        if isinstance(obj, BaseException):
+            opened[id(record)] = obj
+            continue
+        case_id = obj.get("sealedkey")
+        if case_id not in found:
+            opened[id(record)] = MissingCaseKey(f"no key for case {case_id} in the key store")
+            continue
+        key = found[case_id]
+        if key is None:
+            opened[id(record)] = None
+            continue
+        try:
+            opened[id(record)] = decode_object(unseal(obj, key), by_topic[record.topic][0])
+        except Exception as exc:
+            opened[id(record)] = exc
+    return opened
+
+
 def register_consumers(
     broker: KafkaBroker,
     settings: Settings,
@@ -176,6 +221,7 @@ def register_consumers(
     prepare: Prepare | None = None,
     gate: OutboxGate | None = None,
     unit: type[UnitOfWork] = UnitOfWork,
+    keys: CaseKeys | None = None,
 ) -> None:
     """Subscribe `service`'s consumer group to the topics of `handlers`, applying their events in batches.
 
@@ -185,7 +231,8 @@ def register_consumers(
     Each batch is applied in a unit of work of type `unit`, which the effects receive.
     `on_applied` is called after a transaction that applied at least one event (to wake the outbox relay);
     `prepare`, if given, once per batch transaction before the effects (see `Prepare`). `gate`, if
-    given, holds each batch while the service's outbox is full.
+    given, holds each batch while the service's outbox is full. With `keys`, sealed fields are opened
+    (shared/sealing.py) and an event of an erased case is skipped; without, they are read empty.
     """
     consumer = f"marugoto-{service}"
     group_id = settings.kafka_topic_prefix + consumer
@@ -232,12 +279,23 @@ def register_consumers(
         batch = raw if isinstance(raw, tuple) else (raw,)
         items: list[tuple[Envelope[Any], Effect]] = []
         records: list[ConsumerRecord[Any, Any]] = []
+        sealed = (
+            [r for r in batch if _SEALED_MARK in r.value and by_topic[r.topic][0].sealed_fields]
+            if keys is not None
+            else []
+        )
+        opened = await _open_sealed(keys, sealed, by_topic) if keys is not None and sealed else {}
         for record in batch:
             model, effect = by_topic[record.topic]
             try:
-                envelope = decode(record.value, model)
+                envelope = opened[id(record)] if id(record) in opened else decode(record.value, model)
+                if isinstance(envelope, BaseException):
+                    raise envelope
             except Exception as exc:
                 await reject(record, exc)
+                continue
+            if envelope is None:
+                tell(record.topic, "erased")
                 continue
             items.append((envelope, effect))
             records.append(record)

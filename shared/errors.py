@@ -39,6 +39,12 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class Gone(DomainError):
+    """The thing existed and the caller had a part in it, but it was erased for good (消去)."""
+
+    code = "gone"
+
+
 class Invalid(DomainError):
     """Well-formed input that the domain refuses (an area not in the municipality, a missing reason)."""
 

@@ -22,6 +22,9 @@ class EventData(BaseModel):
     event_type: ClassVar[str]
     topic: ClassVar[str]
     schema_version: ClassVar[int] = 1
+    # Fields sealed under the case's key on the wire (shared/sealing.py): dotted paths, `*` for each item of
+    # a list. Each must accept an empty value ([], {}, "" or None), which stays in clear in its place.
+    sealed_fields: ClassVar[tuple[str, ...]] = ()
 
 
 class ConsultationReceived(EventData):
@@ -29,6 +32,7 @@ class ConsultationReceived(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.consultation.received"
     topic: ClassVar[str] = topics.CONSULTATION_RECEIVED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("consultation.area", "consultation.household")
 
     case_id: str
     consultation_id: str
@@ -42,6 +46,7 @@ class ContactRecorded(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.contact.recorded"
     topic: ClassVar[str] = topics.CONTACT_RECORDED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("added_members", "added_issues")
 
     case_id: str
     contact_id: str
@@ -125,6 +130,7 @@ class RoutingDecided(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.routing.decided"
     topic: ClassVar[str] = topics.ROUTING_DECIDED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("engaged.*.tags", "engaged.*.reason", "changes.added_issues")
 
     case_id: str
     decision_id: str
@@ -147,6 +153,7 @@ class ReferralRequested(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.referral.requested"
     topic: ClassVar[str] = topics.REFERRAL_REQUESTED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("tags",)
 
     referral_id: str
     case_id: str
@@ -221,6 +228,7 @@ class AgencyFeedEntry(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.agency.feed_entry"
     topic: ClassVar[str] = topics.AGENCY_FEED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("issues", "area")
 
     entry_id: int
     agency_id: str
@@ -235,6 +243,7 @@ class AgencyFeedEntry(EventData):
         "monitoring_overdue",
         "use_restricted",
         "use_restriction_lifted",
+        "personal_details_corrected",
     ]
     status: ReferralStatus
     tier: Literal[1, 2, 3]
@@ -273,6 +282,7 @@ class ConferenceRescheduled(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.conference.rescheduled"
     topic: ClassVar[str] = topics.CONFERENCE_RESCHEDULED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("reason",)
 
     meeting_id: str
     case_id: str | None
@@ -290,6 +300,7 @@ class ConferenceCancelled(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.conference.cancelled"
     topic: ClassVar[str] = topics.CONFERENCE_CANCELLED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("reason",)
 
     meeting_id: str
     case_id: str | None
@@ -332,6 +343,7 @@ class ConferenceDecisionRecorded(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.conference.decision_recorded"
     topic: ClassVar[str] = topics.CONFERENCE_DECISION_RECORDED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("roles",)
     schema_version: ClassVar[int] = 2  # 2: decision_type, consent_id, plan_version, closure fields
 
     meeting_id: str
@@ -464,6 +476,7 @@ class SupportPlanChanged(EventData):
 
     event_type: ClassVar[str] = "jp.marugoto.plan.changed"
     topic: ClassVar[str] = topics.PLAN_CHANGED
+    sealed_fields: ClassVar[tuple[str, ...]] = ("roles", "reason")
 
     case_id: str
     plan_id: str
@@ -561,6 +574,49 @@ class UseRestrictionChanged(EventData):
     changed_at: datetime
 
 
+class CorrectionReason(StrEnum):
+    """Why a member's personal details were corrected (訂正の理由), as a code; any free-text note stays in intake."""
+
+    person_request = "person_request"  # 本人の申し出
+    recorded_in_error = "recorded_in_error"  # 誤登録
+    changed = "changed"  # 転居・改姓などによる変更
+    other = "other"  # その他
+
+
+class PersonalDetailsCorrected(EventData):
+    """訂正 (個人情報保護法 Art. 34): personal details of a member of the case were corrected, and `agency_id`
+    received the old value of at least one of `fields` before. Keyed by agency id, one event per such agency.
+    It names the member (position) and the fields, never their values: the agency reads the new ones at
+    intake (`GET /v1/cases/{id}/personal-details`, on its basis and on the ledger)."""
+
+    event_type: ClassVar[str] = "jp.marugoto.case.personal_details_corrected"
+    topic: ClassVar[str] = topics.PERSONAL_DETAILS_CORRECTED
+
+    case_id: str
+    correction_id: str
+    agency_id: str
+    member: int  # the member's position in the household (0-based)
+    fields: list[str]  # the corrected fields the agency had received (name, kana, birth_date, address, phone)
+    version: int  # the member's personal details version the correction made
+    reason: CorrectionReason
+    corrected_by: str
+    corrected_at: datetime
+
+
+class CaseErased(EventData):
+    """消去: the case's personal details were erased and its key destroyed, at the end of its retention period
+    or on the household's request. Every service drops its copies of the case's sensitive data; the case's
+    events stay in the topics with their sensitive fields unreadable, so the counts stay rebuildable.
+    Keyed by case id; says that an erasure happened, not what was erased."""
+
+    event_type: ClassVar[str] = "jp.marugoto.case.erased"
+    topic: ClassVar[str] = topics.CASE_ERASED
+
+    case_id: str
+    reason: Literal["retention", "request"]
+    erased_at: datetime
+
+
 class DirectoryPublished(EventData):
     """A municipality's directory version came into force (an admin's PUT at the router, or the files a
     fresh deployment was seeded from); keyed by municipality code. Every service keeps the version in
@@ -609,6 +665,8 @@ EVENT_MODELS: dict[str, type[EventData]] = {
         CaseLifeChanged,
         CaseTransferred,
         UseRestrictionChanged,
+        PersonalDetailsCorrected,
+        CaseErased,
         DirectoryPublished,
     )
 }
@@ -631,6 +689,10 @@ class Envelope(BaseModel, Generic[DataT]):
     municipalitycode: str = Field(pattern=r"^\d{6}$")
     schemaversion: int = Field(ge=1)
     data: DataT
+    # Set while the event's sensitive fields are sealed (shared/sealing.py): the case whose key sealed
+    # them, and the sealed part; both None once opened, or when nothing was sealed.
+    sealedkey: str | None = None
+    sealed: str | None = None
 
 
 _ENVELOPES: dict[type[EventData], type[Envelope[Any]]] = {}
@@ -672,11 +734,27 @@ def encode(envelope: Envelope[Any]) -> bytes:
 
 
 def decode(raw: bytes, model: type[DataT]) -> Envelope[DataT]:
-    """Parse and validate a wire message that must carry an event of `model`'s type."""
+    """Parse and validate a wire message that must carry an event of `model`'s type.
+
+    Sealed fields (shared/sealing.py) come back empty; a reader with the case's key opens them first.
+    """
     try:
         envelope = envelope_of(model).model_validate_json(raw)
     except ValidationError as exc:
         raise InvalidEvent(f"not a valid {model.event_type} event: {_summary(exc)}") from exc
+    return _checked(envelope, model)
+
+
+def decode_object(obj: Any, model: type[DataT]) -> Envelope[DataT]:
+    """`decode` for a message already parsed from JSON (e.g. one whose sealed fields were opened)."""
+    try:
+        envelope = envelope_of(model).model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidEvent(f"not a valid {model.event_type} event: {_summary(exc)}") from exc
+    return _checked(envelope, model)
+
+
+def _checked(envelope: Envelope[DataT], model: type[DataT]) -> Envelope[DataT]:
     if envelope.type != model.event_type:
         raise InvalidEvent(f"expected type {model.event_type}, got {envelope.type}")
     if envelope.schemaversion > model.schema_version:

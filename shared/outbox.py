@@ -167,8 +167,12 @@ class OutboxRelay:
         max_backoff_s: float = 10.0,
         vacuum_every: int = 10_000,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        seal: Callable[[list["Pending"]], list["Pending"]] | None = None,
     ) -> None:
         self._engine = engine
+        # Seals the sensitive fields of a batch's payloads under their cases' keys (shared/sealing.py), in
+        # the relay's thread: the outbox row keeps the event in clear only until it is published.
+        self._seal = seal
         self._model = model
         self._publish = publish
         self._batch_size = batch_size
@@ -292,7 +296,8 @@ class OutboxRelay:
         columns = (col(model.id), col(model.event_id), col(model.topic), col(model.key), col(model.payload))
         query = sa.select(*columns).order_by(col(model.id)).limit(self._batch_size)  # sqlmodel's takes 4 at most
         with self._engine.connect() as connection:
-            return [Pending._make(row) for row in connection.execute(query)]
+            rows = [Pending._make(row) for row in connection.execute(query)]
+        return self._seal(rows) if self._seal is not None and rows else rows
 
     def _delete_published(self, ids: list[int]) -> None:
         model = self._model

@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import is_transient
-from shared.errors import Conflict, DomainError, Invalid, NotAllowed, NotFound
+from shared.errors import Conflict, DomainError, Gone, Invalid, NotAllowed, NotFound
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "https://marugoto.example/problems/"
@@ -21,7 +21,13 @@ DATABASE_RETRY_AFTER_S = 2
 
 
 # The one mapping from the domain's kinds of error to HTTP statuses.
-STATUS_OF_KIND: dict[type[DomainError], int] = {NotFound: 404, NotAllowed: 403, Conflict: 409, Invalid: 422}
+STATUS_OF_KIND: dict[type[DomainError], int] = {
+    NotFound: 404,
+    NotAllowed: 403,
+    Conflict: 409,
+    Gone: 410,
+    Invalid: 422,
+}
 
 
 def status_of(error: DomainError) -> int:
@@ -137,6 +143,7 @@ _DESCRIPTIONS = {
     403: "The credential may not do this (problem+json).",
     404: "Not found (problem+json).",
     409: "Conflicts with the current state (problem+json).",
+    410: "Erased for good (problem+json).",
     422: "Invalid fields, listed one by one with their Japanese labels (problem+json).",
     503: "A dependency is unavailable (problem+json).",
 }

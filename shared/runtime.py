@@ -19,12 +19,14 @@ from sqlalchemy import Engine
 
 from shared import auth, db, problems
 from shared.bearer import install_auth
+from shared.case_keys import CaseKeys
 from shared.consumer import DeadLetterCounter, Effect, Prepare, apply_batch, register_consumers
 from shared.events import Envelope, EventData, envelope_of
 from shared.inbox import ProcessedEventBase
 from shared.kafka import make_broker
 from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
-from shared.outbox import OutboxBase, OutboxGate, OutboxRelay, backlog
+from shared.outbox import OutboxBase, OutboxGate, OutboxRelay, Pending, backlog
+from shared.sealing import seal_batch
 from shared.settings import Settings
 from shared.uow import UnitOfWork
 
@@ -49,6 +51,9 @@ class Runtime:
     metrics: ServiceMetrics | None = None
     # The unit of work its consumer batches and endpoints run in (`ServiceDefinition.unit_of_work`).
     unit_of_work: type[UnitOfWork] = UnitOfWork
+    # The per-case keys its relay seals with and (`ServiceDefinition.opens_sealed`) its consumer opens with.
+    case_keys: CaseKeys | None = None
+    opens_sealed: bool = False
 
     def context_as(self, kind: type[C]) -> C:
         """The service's context, as the type its `wire` built."""
@@ -93,6 +98,7 @@ class Runtime:
             on_applied=self.notify_outbox,
             prepare=prepare,
             gate=self.outbox_gate if stages_events else None,
+            keys=self.case_keys if self.opens_sealed else None,
         )
 
     def apply_once(self, inbox: type[ProcessedEventBase], envelope: Envelope[Any], effect: Effect) -> bool:
@@ -126,6 +132,9 @@ class ServiceDefinition:
     background: tuple[Callable[[Runtime], Coroutine[Any, Any, None]], ...] = ()
     # Metrics read when Prometheus scrapes (e.g. the router's open timers), registered while it runs.
     collectors: tuple[Callable[[Runtime], Collector], ...] = ()
+    # Whether its consumer reads the sealed fields of events (shared/sealing.py) and so needs the case keys;
+    # a service that counts only what stays in clear (metrics) reads them empty and holds no key.
+    opens_sealed: bool = False
 
 
 def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
@@ -258,7 +267,10 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
         DeadLetterCounter(),
         metrics=metrics,
         unit_of_work=definition.unit_of_work,
+        opens_sealed=definition.opens_sealed,
     )
+    if definition.outbox_model is not None or definition.opens_sealed:
+        runtime.case_keys = CaseKeys.from_settings(settings)
     if definition.outbox_model is not None and settings.outbox_backlog_limit:
         runtime.outbox_gate = OutboxGate(engine, definition.outbox_model, settings.outbox_backlog_limit)
     runtime.context = definition.wire(runtime)
@@ -298,5 +310,23 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
             vacuum_every=settings.outbox_vacuum_every,
+            seal=_sealer(runtime.case_keys) if runtime.case_keys is not None else None,
         )
     return runtime
+
+
+def _sealer(keys: CaseKeys) -> Callable[[list[Pending]], list[Pending]]:
+    """The relay's sealing of a batch: each case's key made on first use, read once per batch."""
+
+    def seal(rows: list[Pending]) -> list[Pending]:
+        payloads = seal_batch(
+            [row.payload for row in rows],
+            [row.topic for row in rows],
+            lambda cases: keys.keys_for(cases, create=True),
+        )
+        return [
+            row if payload is row.payload else row._replace(payload=payload)
+            for row, payload in zip(rows, payloads, strict=True)
+        ]
+
+    return seal

@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     personal_data_keys: list[SecretStr] = Field(default_factory=list)
     personal_index_key: SecretStr | None = None
 
+    # The key store of per-case keys (shared/case_keys.py): a database of its own in production, with
+    # short-lived backups; unset, the service database's `keystore` schema or `keystore.db` in the data dir.
+    keystore_url: SecretStr | None = None
+    # Retention (intake): how often the job looks for cases past their municipality's retention period.
+    retention_interval_s: float = Field(default=86_400.0, gt=0)
+
     # Referral deadlines are in business hours of the municipality's calendar; tests shorten the clock.
     router_business_hour_s: float = Field(default=3600.0, gt=0)
     router_wall_clock: bool = False  # count every hour, not only opening hours (tests, demos)

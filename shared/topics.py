@@ -30,6 +30,11 @@ CASE_LIFE_CHANGED = "marugoto.case.life_changed"
 CASE_TRANSFERRED = "marugoto.case.transferred"
 # 利用停止 (APPI): the household asked that its data stop being used and shared, or the stop was lifted.
 USE_RESTRICTION_CHANGED = "marugoto.case.use_restriction"
+# 訂正 (APPI): a member's personal details were corrected; one event per agency that received the old value,
+# keyed by agency id. Field names only, never values.
+PERSONAL_DETAILS_CORRECTED = "marugoto.case.personal_details_corrected"
+# 消去: a case was erased (retention or request) and its key destroyed; every service drops its copies.
+CASE_ERASED = "marugoto.case.erased"
 # Each municipality's directory version in force, keyed by municipality code.
 DIRECTORY_PUBLISHED = "marugoto.directory.published"
 
@@ -58,6 +63,8 @@ EVENT_TOPICS = (
     CASE_LIFE_CHANGED,
     CASE_TRANSFERRED,
     USE_RESTRICTION_CHANGED,
+    CASE_ERASED,
+    PERSONAL_DETAILS_CORRECTED,
     DIRECTORY_PUBLISHED,
 )
 

@@ -8,6 +8,7 @@ so consumer groups and counts never leak between tests.
 """
 
 import asyncio
+import dataclasses
 import functools
 import json
 import os
@@ -22,12 +23,15 @@ import psycopg
 import pytest
 from aiokafka import AIOKafkaConsumer
 from psycopg import sql
+from sqlalchemy import create_engine
 
 from shared.auth import Scope, TokenIssuer, load_issuer
+from shared.case_keys import CaseKeys, keystore_url
 from shared.devsecrets import ensure_dev_secrets
 from shared.embedded_broker import EmbeddedBroker
 from shared.events import EventData
 from shared.kafka import ensure_topics
+from shared.sealing import unseal
 from shared.settings import Settings
 
 POSTGRES_URL = os.environ.get("MARUGOTO_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -191,7 +195,36 @@ def make_settings(
         personal_data_keys=json.loads(secrets_env["MARUGOTO_PERSONAL_DATA_KEYS"]),
         personal_index_key=secrets_env["MARUGOTO_PERSONAL_INDEX_KEY"],
     )
+    _keystores_in_use.append(keystore_url(settings))
+    del _keystores_in_use[:-3]
     return settings.model_copy(update=fast_group_settings())
+
+
+# The key stores of the tests' latest settings: the test readers open sealed events with them, as the
+# services that hold keys do (shared/sealing.py); `read_events(..., opened=False)` reads them as on the wire.
+_keystores_in_use: list[str] = []
+_SEALED_MARK = b'"sealed":"'
+
+
+@functools.cache
+def _case_keys(url: str) -> CaseKeys:
+    return CaseKeys(create_engine(url), ttl_s=0)
+
+
+def open_record(record: Any) -> Any:
+    """`record` with its sealed fields opened by the key of its case, where a key store of the tests holds it."""
+    if not isinstance(record.value, bytes) or _SEALED_MARK not in record.value:
+        return record
+    envelope = json.loads(record.value)
+    case_id = envelope["sealedkey"]
+    for url in reversed(_keystores_in_use):
+        try:
+            key = _case_keys(url).keys_for({case_id}, create=False).get(case_id)
+        except Exception:
+            continue
+        if key is not None:
+            return dataclasses.replace(record, value=json.dumps(unseal(envelope, key)).encode())
+    return record
 
 
 @pytest.fixture(scope="session")
@@ -255,18 +288,28 @@ async def read_events(
     *,
     until: Callable[[list[Any]], bool],
     timeout_s: float = 30.0,
+    opened: bool = True,
 ) -> list[Any]:
-    """Read records of `topic` from the beginning until `until` holds (or the timeout passes)."""
-    return await _read(_reader(bootstrap, topic), until=until, idle_s=None, timeout_s=timeout_s)
+    """Read records of `topic` from the beginning until `until` holds (or the timeout passes); sealed fields
+    opened (`opened`) as a service holding keys reads them, or as they are on the wire."""
+    return await _read(_reader(bootstrap, topic), until=until, idle_s=None, timeout_s=timeout_s, opened=opened)
 
 
-async def read_all(bootstrap: str, topics: list[str], *, idle_s: float = 2.0, timeout_s: float = 30.0) -> list[Any]:
+async def read_all(
+    bootstrap: str, topics: list[str], *, idle_s: float = 2.0, timeout_s: float = 30.0, opened: bool = True
+) -> list[Any]:
     """Every record of `topics` from the beginning: read until nothing new arrives for `idle_s`."""
-    return await _read(_reader(bootstrap, *topics), until=lambda _: False, idle_s=idle_s, timeout_s=timeout_s)
+    reader = _reader(bootstrap, *topics)
+    return await _read(reader, until=lambda _: False, idle_s=idle_s, timeout_s=timeout_s, opened=opened)
 
 
 async def _read(
-    consumer: AIOKafkaConsumer, *, until: Callable[[list[Any]], bool], idle_s: float | None, timeout_s: float
+    consumer: AIOKafkaConsumer,
+    *,
+    until: Callable[[list[Any]], bool],
+    idle_s: float | None,
+    timeout_s: float,
+    opened: bool = True,
 ) -> list[Any]:
     await consumer.start()
     records: list[Any] = []
@@ -279,7 +322,7 @@ async def _read(
                 break
             batches = await consumer.getmany(timeout_ms=500)
             for batch in batches.values():
-                records.extend(batch)
+                records.extend(map(open_record, batch) if opened else batch)
                 last_new = loop.time()
     finally:
         await consumer.stop()

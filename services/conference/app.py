@@ -81,6 +81,7 @@ DEFINITION = ServiceDefinition(
     wire=_wire,
     routers=(router,),
     background=(keep_series, follow_directories),
+    opens_sealed=True,
 )
 
 

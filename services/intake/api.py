@@ -10,7 +10,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel
 from sqlmodel import Session
 
-from services.intake import requests, service, transfers
+from services.intake import disclosure_export, requests, service, transfers
 from services.intake.context import IntakeContext
 from services.intake.errors import AgencyNotInDirectory, CaseNotFound, MunicipalityNotAdministered, NotTheSubmitter
 from services.intake.models import (
@@ -452,6 +452,107 @@ async def list_requests(case_id: str, runtime: RuntimeDep, principal: PrincipalD
         return [SubjectRequestPublic.model_validate(r.model_dump()) for r in requests.requests_of(session, case)]
 
     return await in_transaction(runtime, work)
+
+
+# --- 開示 (disclosure request) ------------------------------------------------------------------
+
+
+def _operators_case(session: Session, case_id: str, principal: Principal) -> Case:
+    """The case, for an operator of its municipality; anyone else hears CaseNotFound."""
+    case = service.get_case(session, case_id, principal)
+    service.require_operator_of(principal, case)
+    return case
+
+
+def _export_links(case_id: str, request_id: str) -> tuple[str, str]:
+    base = f"/v1/cases/{case_id}/disclosure-requests/{request_id}/export"
+    return f"{base}?format=json", f"{base}?format=html"
+
+
+@router.post(
+    "/cases/{case_id}/disclosure-requests",
+    tags=["requests"],
+    status_code=201,
+    response_model=disclosure_export.DisclosureRequestAccepted,
+    responses=problem_responses(400, 401, 404, 409, 422),
+)
+async def record_disclosure_request(
+    case_id: str,
+    body: disclosure_export.DisclosureRequestCreate,
+    request: Request,
+    runtime: RuntimeDep,
+    context: IntakeContextDep,
+    principal: PrincipalDep,
+    idempotency_key: IdempotencyKey = None,
+) -> dict[str, Any]:
+    """Record the household's 開示請求 (個人情報保護法 Art. 33 / Art. 76), answered at once by its export.
+
+    For an operator of the case's municipality (the municipality answers it); anyone else gets 404, as
+    for a case that does not exist. The request is `disclosed` now; its `deadline` is the receipt plus
+    the municipality's `intake: requests: answer_within_days` (default 30). The export covers the case
+    and every case linked to it as the same household, and nothing of any other household.
+    """
+
+    def work(session: Session) -> dict[str, Any]:
+        case = _operators_case(session, case_id, principal)
+        recorded = disclosure_export.record_request(
+            session, case=case, body=body, principal=principal, policy=context.policy(case.municipality_code)
+        )
+        as_json, as_html = _export_links(case.id, recorded.id)
+        return disclosure_export.DisclosureRequestAccepted(
+            request=SubjectRequestPublic.model_validate(recorded.model_dump()), export_json=as_json, export_html=as_html
+        ).model_dump(mode="json")
+
+    return await _idempotent(runtime, request, principal, idempotency_key, body, work, 201)
+
+
+@router.get(
+    "/cases/{case_id}/disclosure-requests/{request_id}/export",
+    tags=["requests"],
+    response_model=disclosure_export.DisclosureExport,
+    responses={
+        200: {
+            "description": "The export: JSON (format marugoto.disclosure-export/1) or a printable HTML page",
+            "content": {"text/html": {"schema": {"type": "string"}}},
+        },
+        **problem_responses(401, 404, 422),
+    },
+)
+async def read_disclosure_export(
+    case_id: str,
+    request_id: str,
+    http_request: Request,
+    runtime: RuntimeDep,
+    context: IntakeContextDep,
+    principal: PrincipalDep,
+    export_format: Annotated[
+        Literal["json", "html"] | None,
+        Query(alias="format", description="json or html (default: by the Accept header, else json)"),
+    ] = None,
+) -> Response:
+    """The 開示 export of a recorded request: what intake holds about the household and its disclosure ledger.
+
+    Re-built from what is held at each read (not a copy kept from when the request was answered), so a
+    later read may show more; each read is written to the audit log. Operators of the case's
+    municipality only (anyone else: 404).
+    """
+    chosen: disclosure_export.ExportFormat = export_format or (
+        "html" if "text/html" in http_request.headers.get("accept", "") else "json"
+    )
+
+    def work(session: Session) -> disclosure_export.DisclosureExport:
+        case = _operators_case(session, case_id, principal)
+        recorded = disclosure_export.get_request(session, case, request_id)
+        export = disclosure_export.build(session, case=case, request=recorded, vault=context.vault)
+        disclosure_export.record_export(session, case=case, request=recorded, principal=principal, export_format=chosen)
+        return export
+
+    export = await in_transaction(runtime, work)
+    if chosen == "html":
+        return HTMLResponse(disclosure_export.render_html(export), headers=dict(disclosure_export.PAGE_HEADERS))
+    return Response(
+        export.model_dump_json(), media_type="application/json", headers=dict(disclosure_export.JSON_HEADERS)
+    )
 
 
 @router.get(

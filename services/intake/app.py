@@ -3,7 +3,7 @@
 from fastapi import FastAPI
 from sqlmodel import Session
 
-from services.intake import handlers
+from services.intake import corrections, handlers, retention
 from services.intake.api import router
 from services.intake.context import IntakeContext
 from services.intake.models import FIELD_LABELS, IntakeOutbox
@@ -12,15 +12,18 @@ from shared.auth import AuthConfigError, load_issuer
 from shared.directory import read_directory_files
 from shared.directory_in_force import follow_directories
 from shared.events import (
+    CaseErased,
     CaseTransferred,
     ConsentGiven,
     ConsentRevoked,
     ConsultationReceived,
     ContactRecorded,
     HouseholdLinked,
+    PersonalDetailsCorrected,
     SupportMeetingRosterChanged,
     UseRestrictionChanged,
 )
+from shared.privacy_policy import policy_of
 from shared.runtime import Runtime, ServiceDefinition, create_app
 from shared.settings import Settings
 
@@ -46,12 +49,12 @@ def _wire(runtime: Runtime) -> IntakeContext:
     settings = runtime.settings
     if settings.auth_private_key_file is None:
         raise AuthConfigError("intake issues tokens: set MARUGOTO_AUTH_PRIVATE_KEY_FILE")
+    read = read_directory_files(settings.directory_files)
     context = IntakeContext(
         issuer=load_issuer(settings.auth_private_key_file.read_text(), ttl_s=settings.auth_token_ttl_s),
         vault=vault_from(settings),
-        directories={
-            code: directory for code, (directory, _data) in read_directory_files(settings.directory_files).items()
-        },
+        directories={code: directory for code, (directory, _data) in read.items()},
+        policies={code: policy_of(data) for code, (_directory, data) in read.items()},
     )
     # The files seed a fresh deployment; the versions the router published since replace them.
     with Session(runtime.engine) as session:
@@ -74,11 +77,14 @@ DEFINITION = ServiceDefinition(
         SupportMeetingRosterChanged,
         CaseTransferred,
         UseRestrictionChanged,
+        PersonalDetailsCorrected,
+        CaseErased,
     ),
     wire=_wire,
-    routers=(router,),
-    background=(follow_directories,),
+    routers=(router, corrections.router, retention.router),
+    background=(follow_directories, retention.retention_job),
     field_labels=FIELD_LABELS,
+    opens_sealed=True,
 )
 
 

@@ -1,6 +1,6 @@
 """What a request to intake did wrong, in the domain's words: each maps to one problem type by its `code`."""
 
-from shared.errors import Conflict, NotAllowed, NotFound
+from shared.errors import Conflict, Gone, NotAllowed, NotFound
 
 
 class CaseNotFound(NotFound):
@@ -103,3 +103,15 @@ class UseNotRestricted(Conflict):
     """No 利用停止 is in effect on the case to lift."""
 
     code = "use-not-restricted"
+
+
+class CaseErased(Gone):
+    """The case's personal details were erased (retention or a 消去 request): nothing of them is left."""
+
+    code = "case-erased"
+
+
+class ErasureNotAllowed(Conflict):
+    """A 消去 ahead of the retention period needs the case ended (終結), or a ground the law gives for it."""
+
+    code = "erasure-not-allowed"

@@ -1,10 +1,11 @@
 """Intake's subscribers: the router's decisions and referrals, for the case timeline and access; and every
 other service's releases of case information, for the disclosure ledger."""
 
-from services.intake import service
+from services.intake import retention, service
 from services.intake.context import IntakeContext
 from services.intake.models import IntakeProcessedEvent
 from shared.events import (
+    CaseLifeChanged,
     DirectoryPublished,
     DisclosureRecorded,
     ReferralRequested,
@@ -24,10 +25,12 @@ def wire(runtime: Runtime, context: IntakeContext) -> None:
             ReferralRequested: service.apply_referral_requested,
             ReferralStatusChanged: service.apply_referral_status,
             DisclosureRecorded: service.apply_disclosure_recorded,
+            CaseLifeChanged: retention.apply_case_life_changed,
             DirectoryPublished: context.in_force.apply,
         },
         description="Shows each routing decision on its case's timeline, lets referred agencies see the case, "
         "writes every release of case information by another service to the disclosure ledger, "
-        "and keeps each municipality's directory in force (the areas a consultation may name).",
+        "keeps each municipality's directory in force (the areas a consultation may name), "
+        "and learns each case's 終結, from which its retention period counts.",
         stages_events=False,  # intake's outbox fills from submissions, which a held consumer would not slow
     )

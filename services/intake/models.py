@@ -10,6 +10,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic import Field as DataField
+from sqlalchemy import UniqueConstraint
 from sqlmodel import JSON, Field, SQLModel, Text
 
 from services.intake.privacy import PersonalDetails
@@ -87,6 +88,11 @@ class Case(SQLModel, table=True):
     transferred_from_municipality: str | None = Field(default=None, max_length=6)
     # 利用停止 in effect since (None: the case's data may be used and shared on their bases).
     use_restricted_since: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # 終結 as conference last reported it (None: open, or reopened); the retention period counts from it.
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # The case's personal details were erased (retention or a 消去 request): what was erased is not kept.
+    erased_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    erasure_reason: str | None = Field(default=None, max_length=20)
 
 
 class Contact(SQLModel, table=True):
@@ -171,7 +177,8 @@ class Consent(SQLModel, table=True):
 class SubjectRequest(SQLModel, table=True):
     """A request of the household under 個人情報保護法 (開示・訂正・利用停止・消去), with its outcome.
 
-    `kind` is use_restriction (利用停止, Art. 35): in effect from when it is recorded until lifted.
+    `kind` is use_restriction (利用停止, Art. 35): in effect from when it is recorded until lifted; or
+    disclosure (開示, Art. 33): answered at once by its export (services/intake/disclosure_export.py).
     """
 
     __tablename__ = "subject_request"
@@ -183,12 +190,40 @@ class SubjectRequest(SQLModel, table=True):
     requested_by: str = Field(max_length=30)  # a ConsentGiver code: who asked, never a name
     received_at: datetime = Field(sa_type=UTCDateTime)
     recorded_by: str = Field(max_length=100)
-    status: str = Field(max_length=20)  # in_effect | lifted
+    # in_effect | lifted (use_restriction); corrected (correction); disclosed (disclosure)
+    status: str = Field(max_length=20)
     # Free text that may name people: kept here only, never put in an event.
     note: str | None = Field(default=None, sa_type=Text)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_by: str | None = Field(default=None, max_length=100)
     close_note: str | None = Field(default=None, sa_type=Text)
+    # When the answer is due (開示・訂正: without delay, at the latest the municipality's set period).
+    deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class PersonalDetailVersion(SQLModel, table=True):
+    """A 訂正 of a member's personal details (services/intake/corrections.py): the version it made, the fields
+    it changed with their previous values (ciphertexts, as `Member.personal` holds them), who and why.
+
+    The member's details as first submitted are version 1; each correction adds one.
+    """
+
+    __tablename__ = "personal_detail_version"
+    __table_args__ = (UniqueConstraint("case_id", "position", "version"), {"schema": SCHEMA})
+
+    id: str = Field(primary_key=True, max_length=36)
+    case_id: str = Field(foreign_key=f"{SCHEMA}.case.id", index=True, max_length=36)
+    position: int
+    version: int
+    fields: list[str] = Field(sa_type=JSON)
+    # Field name to the ciphertext it held before; a field the member had no value for is absent.
+    previous: dict[str, str] = Field(default_factory=dict, sa_type=JSON)
+    corrected_by: str = Field(max_length=100)
+    reason: str = Field(max_length=30)  # a CorrectionReason code
+    request_id: str = Field(max_length=36)  # the household's request (SubjectRequest, kind correction)
+    # Free text that may name people: kept here only, never put in an event.
+    note: str | None = Field(default=None, sa_type=Text)
+    at: datetime = Field(default_factory=_now, sa_type=UTCDateTime)
 
 
 class AuditEntry(SQLModel, table=True):
@@ -462,6 +497,9 @@ class SubjectRequestPublic(BaseModel):
     closed_at: datetime | None
     closed_by: str | None
     close_note: str | None
+    deadline: datetime | None = DataField(
+        default=None, description="回答期限: when the answer is due (the municipality's period from receipt)"
+    )
 
 
 class ConsentPublic(BaseModel):
@@ -542,6 +580,10 @@ class CasePublic(BaseModel):
     transferred_from: TransferIn | None = DataField(
         default=None, description="転居: the case this one was opened from when the household moved here"
     )
+    closed_at: datetime | None = DataField(default=None, description="終結, from which the retention period counts")
+    erased_at: datetime | None = DataField(
+        default=None, description="消去: the case's personal details were erased (nothing of them is kept)"
+    )
 
 
 class MemberDetails(BaseModel):
@@ -605,11 +647,12 @@ class DisclosurePublic(BaseModel):
     at: datetime
     case_id: str
     recipient: str
-    channel: DisclosureChannel
+    # erasure: the row saying that the case was erased (消去), by whom and when; it names no field.
+    channel: DisclosureChannel | Literal["erasure"]
     fields: list[str]
     basis: DisclosureBasis
     basis_ref: str | None
-    outcome: Literal["released", "refused"]
+    outcome: Literal["released", "refused", "erased"]
     released_by: str
     note: str | None
 
@@ -728,6 +771,10 @@ FIELD_LABELS = {
     "to_municipality_code": "転居先の市町村コード",
     "to_area": "転居先の圏域",
     "note": "経緯・理由",
+    "member": "世帯員",
+    "details": "訂正後の個人情報",
+    "requested_by": "請求者",
+    "received_at": "受付日時",
     "member_from": "構成員となった日",
     "member_until": "構成員でなくなる日",
     "confidentiality_acknowledged": "守秘義務の確認",

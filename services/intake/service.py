@@ -16,6 +16,7 @@ from sqlalchemy import true
 from sqlmodel import Session, col, or_, select
 
 from services.intake.errors import (
+    CaseErased,
     CaseNotFound,
     ConsentAlreadyRevoked,
     ConsentNotFound,
@@ -561,6 +562,8 @@ _CASE_COLUMNS_SHOWN = {
     "patterns",
     "resource_gaps",
     "directory_version",
+    "closed_at",
+    "erased_at",
 }
 
 
@@ -768,6 +771,8 @@ def release_personal_details(
     if case is None:
         raise CaseNotFound(case_id)
     access = access_of(session, case, principal)
+    if access is not None and case.erased_at is not None:
+        raise CaseErased(f"case {case.id} was erased on {case.erased_at:%Y-%m-%d}: no personal details are kept")
     decision: _Grant | _Refusal
     if access is None:
         decision = _Refusal("your agency has no part in this case", CaseNotFound(case.id))

@@ -104,6 +104,7 @@ DEFINITION = ServiceDefinition(
     routers=(router, hsds.router, console.router),
     background=(fire_timers,),
     collectors=(open_timers,),
+    opens_sealed=True,
 )
 
 

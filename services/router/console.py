@@ -94,6 +94,7 @@ FEED_KIND_LABELS: dict[str, str] = {
     "monitoring_overdue": "モニタリング期限超過",
     "use_restricted": "利用停止",
     "use_restriction_lifted": "利用停止の解除",
+    "personal_details_corrected": "個人情報の訂正",
 }
 # Why a decision engaged (or passed over) an agency, by the rule's id (services/router/rules.py), as staff
 # say it; the pattern rules are labelled as patterns (PATTERN_LABELS). The test checks every rule has one.

@@ -85,6 +85,10 @@ def route(batch: RoutingBatch, envelope: Envelope[ConsultationReceived], *, ctx:
         existing = _decided_before(batch, received.case_id)
     if existing is not None:
         return DecisionPublic.model_validate(existing.model_dump())
+    if not received.consultation.household or not received.consultation.area:
+        # The event models accept them empty (what a reader without the case's key sees of sealed fields);
+        # a consultation to route names both.
+        raise UnroutableConsultation("a consultation names its area and at least one household member")
     config = ctx.configs.active(batch, envelope.municipalitycode)
     try:
         decision = routing.decide(

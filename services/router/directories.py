@@ -16,6 +16,7 @@ from services.router.models import DirectoryVersion, RouterOutbox
 from shared import outbox
 from shared.directory import Directory, DirectoryError, load_directory
 from shared.events import DirectoryPublished, new_event
+from shared.privacy_policy import policy_of
 
 SOURCE = "/marugoto/router"
 
@@ -36,6 +37,7 @@ def parse_config(body: Mapping[str, Any]) -> MunicipalityConfig:
     try:
         rules = routing.RuleSet.from_mapping(body)
         deadlines = RoutingDeadlines.model_validate(body.get("routing") or {})
+        policy_of(body)  # intake's section: refused here rather than failing where intake puts it in force
     except ValueError as error:
         raise DirectoryError(str(error)) from None
     routing.check_owners(directory, rules)

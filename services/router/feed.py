@@ -30,6 +30,7 @@ FeedEntryKind = Literal[
     "monitoring_overdue",
     "use_restricted",
     "use_restriction_lifted",
+    "personal_details_corrected",
 ]
 # What a case under 利用停止 still puts on a feed: the lead's notice that it began (and the return of the
 # case to its agencies' feeds when it is lifted). Every other entry of such a case is neither written

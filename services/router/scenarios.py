@@ -14,7 +14,16 @@ from shared.consultation import Consultation
 from shared.directory import Directory, DirectoryError, UnknownArea, load_directory
 
 _PATTERN_IDS = [rule.id for rule in PATTERNS]
-_TOP_LEVEL_KEYS = {"municipality", "agencies", "scenarios", "routing", "conference", "metrics", *RuleSet.model_fields}
+_TOP_LEVEL_KEYS = {
+    "municipality",
+    "agencies",
+    "scenarios",
+    "routing",
+    "intake",
+    "conference",
+    "metrics",
+    *RuleSet.model_fields,
+}
 
 
 class ScenarioFileError(Exception):

@@ -25,7 +25,7 @@ K8S = DEPLOY / "k8s"
 REPLICATION_FACTOR = 3
 MIN_INSYNC_REPLICAS = 2
 # Names of variables whose value would be a secret; *_FILE(S) name a mounted file instead.
-SECRET_LOOKING = re.compile(r"PASSWORD|SECRET|TOKEN$|KEYS?$|DATABASE_URL|PRIVATE")
+SECRET_LOOKING = re.compile(r"PASSWORD|SECRET|TOKEN$|KEYS?$|DATABASE_URL|KEYSTORE_URL|PRIVATE")
 
 
 def _env_name(field: str) -> str:

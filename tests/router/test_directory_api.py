@@ -68,6 +68,9 @@ async def test_admins_replace_the_directory_and_decisions_name_the_version_they_
     broken["agencies"][1]["areas"] = ["chiiki-99"]
     invalid = await router.put("/v1/directories/242080", json=broken, headers=admin)
     assert invalid.status_code == 422 and "chiiki-99" in invalid.json()["detail"]
+    short = {**demo_body(), "intake": {"retention": {"years_after_closure": 0}}}
+    refused = await router.put("/v1/directories/242080", json=short, headers=admin)
+    assert refused.status_code == 422 and "years_after_closure" in refused.json()["detail"], refused.text
 
     before = str(uuid.uuid4())
     await publish_consultation(settings, before, "chiiki-01")
