@@ -35,6 +35,7 @@ from services.intake.models import (
     DisclosurePublic,
     Engagement,
     Member,
+    PersonalDetailVersion,
     SubjectRequest,
     SubjectRequestPublic,
     TransferIn,
@@ -120,6 +121,19 @@ class ExportMember(BaseModel):
     phone: str | None
 
 
+class ExportCorrection(BaseModel):
+    """An earlier version of a member's personal details, replaced by a 訂正: who, why, and the values then held."""
+
+    member: int
+    version: int = DataField(description="the version this correction made (1: as submitted)")
+    fields: list[str]
+    previous: dict[str, str] = DataField(description="the values the correction replaced, as they were held")
+    corrected_by: str
+    reason: str
+    note: str | None
+    at: datetime
+
+
 class ExportContact(BaseModel):
     """A consultation (相談) about the case, with the facts recorded at it."""
 
@@ -179,6 +193,9 @@ class ExportCase(BaseModel):
     transferred_to: TransferOut | None
     transferred_from: TransferIn | None
     members: list[ExportMember]
+    corrections: list[ExportCorrection] = DataField(
+        default=[], description="訂正: earlier versions of members' personal details, oldest first"
+    )
     contacts: list[ExportContact]
     consents: list[ExportConsent]
     engagements: list[ExportEngagement]
@@ -272,6 +289,11 @@ def build(session: Session, *, case: Case, request: SubjectRequest, vault: Vault
 
 def _case(session: Session, case: Case, vault: Vault) -> ExportCase:
     members = session.exec(select(Member).where(Member.case_id == case.id).order_by(col(Member.position))).all()
+    corrections = session.exec(
+        select(PersonalDetailVersion)
+        .where(PersonalDetailVersion.case_id == case.id)
+        .order_by(col(PersonalDetailVersion.position), col(PersonalDetailVersion.version))
+    ).all()
     contacts = session.exec(
         select(Contact).where(Contact.case_id == case.id).order_by(col(Contact.received_at), col(Contact.id))
     ).all()
@@ -325,6 +347,7 @@ def _case(session: Session, case: Case, vault: Vault) -> ExportCase:
         transferred_to=transferred_to,
         transferred_from=transferred_from,
         members=[_member(m, vault) for m in members],
+        corrections=[_correction(v, vault) for v in corrections],
         contacts=[
             ExportContact(
                 id=c.id,
@@ -340,6 +363,19 @@ def _case(session: Session, case: Case, vault: Vault) -> ExportCase:
         consents=[ExportConsent.model_validate(c.model_dump()) for c in consents],
         engagements=[ExportEngagement.model_validate(e.model_dump()) for e in engagements],
         requests=[SubjectRequestPublic.model_validate(r.model_dump()) for r in requests],
+    )
+
+
+def _correction(version: PersonalDetailVersion, vault: Vault) -> ExportCorrection:
+    return ExportCorrection(
+        member=version.position,
+        version=version.version,
+        fields=version.fields,
+        previous={field: vault.cipher.decrypt(token) for field, token in version.previous.items()},
+        corrected_by=version.corrected_by,
+        reason=version.reason,
+        note=version.note,
+        at=version.at,
     )
 
 
@@ -528,6 +564,31 @@ def _case_section(case: ExportCase) -> str:
             for m in case.members
         ],
     )
+    corrections = _table(
+        [
+            ("番号", "No."),
+            ("版", "Version"),
+            ("訂正した項目", "Fields"),
+            ("訂正前の値", "Previous values"),
+            ("訂正者", "By"),
+            ("理由", "Reason"),
+            ("経緯", "Note"),
+            ("日時", "At"),
+        ],
+        [
+            [
+                str(v.member + 1),
+                _text(v.version),
+                "、".join(_text(field) for field in v.fields),
+                "、".join(f"{_text(field)}: {_text(value)}" for field, value in v.previous.items()),
+                _text(v.corrected_by),
+                _text(v.reason),
+                _text(v.note),
+                _text(v.at),
+            ]
+            for v in case.corrections
+        ],
+    )
     contacts = _table(
         [
             ("日時", "Received"),
@@ -591,6 +652,7 @@ def _case_section(case: ExportCase) -> str:
     return (
         f"<section><h2>{_head('ケース', 'Case')} {_text(case.id)}</h2><table class='kv'>{overview}</table>"
         f"<h3>{_head('世帯員', 'Household members')}</h3>{members}"
+        f"<h3>{_head('個人情報の訂正の履歴', 'Corrections of personal details')}</h3>{corrections}"
         f"<h3>{_head('相談の記録', 'Consultations')}</h3>{contacts}"
         f"<h3>{_head('本人同意', 'Consents')}</h3>{consents}"
         f"<h3>{_head('関わる支援機関', 'Agencies engaged')}</h3>{engagements}"

@@ -289,3 +289,24 @@ async def test_the_page_escapes_free_text(intake: httpx.AsyncClient, households:
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;" in page.text
     exported = await ok(await intake.get(accepted["export_json"], headers=operator))
     assert exported["request"]["note"] == note
+
+
+async def test_the_export_holds_the_earlier_versions_a_correction_replaced(
+    intake: httpx.AsyncClient, households: dict[str, Any]
+) -> None:
+    """訂正 keeps the replaced values (encrypted): they are held, so the export lists them."""
+    a, operator, partner = households["a"], households["operator"], households["partner"]
+    case_id = a.case_ids[0]
+    new_address = f"名張市訂正町 {tag()}"
+    correction = {"member": 0, "details": {"address": new_address}, "reason": "changed", "requested_by": "self"}
+    await ok(await intake.post(f"/v1/cases/{case_id}/corrections", json=correction, headers=partner), 201)
+    accepted = await ok(await request_disclosure(intake, case_id, operator), 201)
+    export = await ok(await intake.get(accepted["export_json"], headers=operator))
+    [case] = [c for c in export["cases"] if c["id"] == case_id]
+    assert case["members"][0]["address"] == new_address
+    [version] = case["corrections"]
+    assert (version["member"], version["version"], version["fields"]) == (0, 2, ["address"])
+    assert version["previous"]["address"] and version["previous"]["address"] != new_address
+    assert version["corrected_by"] == "nabari-shakyo" and version["reason"] == "changed"
+    page = (await intake.get(accepted["export_html"], headers=operator)).text
+    assert "個人情報の訂正の履歴" in page and version["previous"]["address"] in page
