@@ -23,7 +23,7 @@ from typing import Any, Literal, TypeVar
 
 import anyio
 import structlog
-from aiokafka import ConsumerRecord
+from aiokafka import ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
@@ -32,9 +32,10 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.case_keys import CaseKeys, MissingCaseKey
 from shared.db import is_transient, transaction
+from shared.deadletters import REPLAY_FOR_HEADER
 from shared.errors import DomainError
 from shared.events import Envelope, EventData, InvalidEvent, decode, decode_object
-from shared.inbox import ProcessedEventBase, claimed
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase, advance, claimed, positions, stored_positions
 from shared.kafka import consumer_options
 from shared.outbox import OutboxGate
 from shared.sealing import unseal
@@ -87,6 +88,10 @@ class DeadLetterCounter:
         self.by_topic[topic] = self.by_topic.get(topic, 0) + 1
 
 
+Place = tuple[str, int, int]
+"""Where a record was read: (topic, partition, offset)."""
+
+
 def apply_batch(
     engine: Engine,
     inbox: type[ProcessedEventBase],
@@ -95,26 +100,47 @@ def apply_batch(
     consumer: str,
     unit: type[UnitOfWork] = UnitOfWork,
     prepare: Prepare | None = None,
+    tracking: type[ConsumerPositionBase] | None = None,
+    places: Sequence[Place | None] = (),
+    replayed: frozenset[str] = frozenset(),
 ) -> list[bool]:
     """Apply events in order in one unit of work (of type `unit`), each at most once; True for those
     not seen before.
 
-    Two instances racing on the same event (a partition moving between them) both claim it, but only
-    one can commit: the other's transaction fails on the primary key, and its retry finds it processed.
+    With `tracking` and the records' `places`, a record below its partition's stored position is a
+    redelivery and is skipped, and the positions move past the batch in the same transaction; the ids
+    of the applied events are recorded for the copies that arrive at other offsets (shared/inbox.py),
+    those in `replayed` (dead letters replayed) kept past the window. Two instances racing on the same
+    records wait for each other on the position rows; without positions (a replay in a test) the
+    second fails on the ids' primary key, and its retry finds them processed.
     """
     with transaction(engine, unit) as batch:
-        seen = claimed(batch, inbox, consumer=consumer, event_ids=[envelope.id for envelope, _ in items])
+        at = list(places) if places else [None] * len(items)
+        parts = {(place[0], place[1]) for place in at if place is not None}
+        stored = positions(batch, tracking, consumer=consumer, partitions=parts) if tracking is not None else {}
+        redelivered = {i for i, place in enumerate(at) if place is not None and place[2] < stored.get(place[:2], -1)}
+        fresh = [envelope.id for i, (envelope, _) in enumerate(items) if i not in redelivered]
+        seen = claimed(batch, inbox, consumer=consumer, event_ids=fresh)
         if prepare is not None:
-            prepare(batch, [envelope for envelope, _ in items if envelope.id not in seen])
+            prepare(
+                batch,
+                [e for i, (e, _) in enumerate(items) if i not in redelivered and e.id not in seen],
+            )
         applied: list[bool] = []
-        for envelope, effect in items:
-            if envelope.id in seen:
+        for i, (envelope, effect) in enumerate(items):
+            if i in redelivered or envelope.id in seen:
                 applied.append(False)
                 continue
             seen.add(envelope.id)
-            batch.add_row(inbox, consumer=consumer, event_id=envelope.id)
+            batch.add_row(inbox, consumer=consumer, event_id=envelope.id, kept=envelope.id in replayed)
             effect(batch, envelope)
             applied.append(True)
+        if tracking is not None and parts:
+            reached: dict[tuple[str, int], int] = {}
+            for place in at:
+                if place is not None:
+                    reached[place[:2]] = max(reached.get(place[:2], 0), place[2] + 1)
+            advance(batch, tracking, consumer=consumer, stored=stored, reached=reached)
     return applied
 
 
@@ -206,6 +232,43 @@ async def _open_sealed(
     return opened
 
 
+def replay_for(record: "ConsumerRecord[Any, Any]") -> str | None:
+    """The consumer a replayed dead letter is addressed to (`marugoto dlq replay`); None for any other record."""
+    for name, value in record.headers or ():
+        if name == REPLAY_FOR_HEADER:
+            return bytes(value).decode(errors="replace")
+    return None
+
+
+class ResumeAtStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
+    """On assignment, seek each partition to the position stored with the consumer's effects, where that
+    is ahead of the group's committed offset (a consumer killed between its database commit and its
+    offset commit): the records it already applied are not fetched again."""
+
+    def __init__(self, engine: Engine, tracking: type[ConsumerPositionBase], consumer: str) -> None:
+        self.engine, self.tracking, self.consumer = engine, tracking, consumer
+        self.subscriber: Any = None
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        kafka = getattr(self.subscriber, "consumer", None)
+        if kafka is None or not assigned:
+            return
+        stored = await anyio.to_thread.run_sync(
+            partial(stored_positions, self.engine, self.tracking, consumer=self.consumer)
+        )
+        for tp in assigned:
+            position = stored.get((tp.topic, tp.partition))
+            if position is None:
+                continue
+            committed = await kafka.committed(tp)
+            if committed is None or position > committed:
+                kafka.seek(tp, position)
+                log.info("consumer_resumed_at_stored_position", topic=tp.topic, partition=tp.partition, offset=position)
+
+
 def register_consumers(
     broker: KafkaBroker,
     settings: Settings,
@@ -222,6 +285,7 @@ def register_consumers(
     gate: OutboxGate | None = None,
     unit: type[UnitOfWork] = UnitOfWork,
     keys: CaseKeys | None = None,
+    tracking: type[ConsumerPositionBase] | None = None,
 ) -> None:
     """Subscribe `service`'s consumer group to the topics of `handlers`, applying their events in batches.
 
@@ -233,6 +297,8 @@ def register_consumers(
     `prepare`, if given, once per batch transaction before the effects (see `Prepare`). `gate`, if
     given, holds each batch while the service's outbox is full. With `keys`, sealed fields are opened
     (shared/sealing.py) and an event of an erased case is skipped; without, they are read empty.
+    With `tracking`, each partition's position is stored with the batch's effects and a newly assigned
+    partition resumes from it (shared/inbox.py).
     """
     consumer = f"marugoto-{service}"
     group_id = settings.kafka_topic_prefix + consumer
@@ -247,6 +313,22 @@ def register_consumers(
         dead_letters.add(record.topic)
         tell(record.topic, "dead_lettered")
 
+    def apply(
+        items: list[tuple[Envelope[Any], Effect]], records: list["ConsumerRecord[Any, Any]"]
+    ) -> Callable[[], list[bool]]:
+        return partial(
+            apply_batch,
+            engine,
+            inbox,
+            items,
+            consumer=consumer,
+            unit=unit,
+            prepare=prepare,
+            tracking=tracking,
+            places=[(r.topic, r.partition, r.offset) for r in records],
+            replayed=frozenset(e.id for (e, _), r in zip(items, records, strict=True) if replay_for(r) == consumer),
+        )
+
     async def split(
         items: list[tuple[Envelope[Any], Effect]], records: list["ConsumerRecord[Any, Any]"]
     ) -> list[bool | None]:
@@ -260,10 +342,7 @@ def register_consumers(
             if not part:
                 continue
             try:
-                outcomes += await _with_retries(
-                    partial(apply_batch, engine, inbox, part, consumer=consumer, unit=unit, prepare=prepare),
-                    consumer=consumer,
-                )
+                outcomes += await _with_retries(apply(part, part_records), consumer=consumer)
             except Exception as exc:
                 if is_retryable(exc):
                     raise
@@ -297,6 +376,10 @@ def register_consumers(
             if envelope is None:
                 tell(record.topic, "erased")
                 continue
+            if replay_for(record) not in (None, consumer):
+                # A dead letter replayed for another consumer: this one applied (or dead-lettered) the original.
+                tell(record.topic, "duplicate")
+                continue
             items.append((envelope, effect))
             records.append(record)
         if not items:
@@ -305,10 +388,7 @@ def register_consumers(
             await gate.wait_for_room()
         outcomes: Sequence[bool | None]
         try:
-            outcomes = await _with_retries(
-                partial(apply_batch, engine, inbox, items, consumer=consumer, unit=unit, prepare=prepare),
-                consumer=consumer,
-            )
+            outcomes = await _with_retries(apply(items, records), consumer=consumer)
         except Exception as exc:
             if is_retryable(exc):
                 for record in records:
@@ -324,8 +404,10 @@ def register_consumers(
 
     handle.__name__ = f"{service}_consumer"
     handle.__doc__ = description
-    broker.subscriber(
+    listener = ResumeAtStoredPositions(engine, tracking, consumer) if tracking is not None else None
+    subscriber = broker.subscriber(
         *by_topic,
+        listener=listener,
         group_id=group_id,
         batch=True,
         max_records=settings.kafka_consumer_batch_size,
@@ -334,4 +416,7 @@ def register_consumers(
         title=f"{group_id}: {', '.join(m.event_type for m in handlers)}",
         description=description,
         **consumer_options(settings),
-    )(handle)
+    )
+    subscriber(handle)
+    if listener is not None:
+        listener.subscriber = subscriber

@@ -73,6 +73,18 @@ async def read_dead_letters(settings: Settings, *, quiet_s: float = 2.0, timeout
     return sorted(letters, key=lambda letter: (letter.topic, letter.partition, letter.offset))
 
 
+# Set on a replayed dead letter: the consumer that dead-lettered it, the only one to apply it again
+# (the others applied the original, or dead-lettered it too and get a replay of their own).
+REPLAY_FOR_HEADER = "x-replay-for"
+
+
+def _replay_headers(letter: "DeadLetter") -> list[tuple[str, bytes]]:
+    headers = [("x-replayed-from", letter.reference.encode())]
+    if consumer := letter.headers.get("x-dlq-consumer"):
+        headers.append((REPLAY_FOR_HEADER, consumer.encode()))
+    return headers
+
+
 async def replay(settings: Settings, letters: list[DeadLetter]) -> int:
     """Publish dead letters back to their original topics; returns how many were sent."""
     producer = AIOKafkaProducer(
@@ -87,7 +99,7 @@ async def replay(settings: Settings, letters: list[DeadLetter]) -> int:
                 letter.headers["x-dlq-topic"],
                 letter.value,
                 key=letter.key,
-                headers=[("x-replayed-from", letter.reference.encode())],
+                headers=_replay_headers(letter),
             )
     finally:
         await producer.stop()

@@ -22,7 +22,7 @@ from shared.bearer import install_auth
 from shared.case_keys import CaseKeys
 from shared.consumer import DeadLetterCounter, Effect, Prepare, apply_batch, register_consumers
 from shared.events import Envelope, EventData, envelope_of
-from shared.inbox import ProcessedEventBase
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase, prune
 from shared.kafka import make_broker
 from shared.observability import HttpMetricsMiddleware, ServiceMetrics, outbox_gauges
 from shared.outbox import OutboxBase, OutboxGate, OutboxRelay, Pending, backlog
@@ -54,6 +54,8 @@ class Runtime:
     # The per-case keys its relay seals with and (`ServiceDefinition.opens_sealed`) its consumer opens with.
     case_keys: CaseKeys | None = None
     opens_sealed: bool = False
+    # The consumer's table of applied event ids (set by `consume`), pruned past the dedup window.
+    inbox: type[ProcessedEventBase] | None = None
 
     def context_as(self, kind: type[C]) -> C:
         """The service's context, as the type its `wire` built."""
@@ -73,6 +75,7 @@ class Runtime:
         inbox: type[ProcessedEventBase],
         handlers: Mapping[type[EventData], Effect],
         *,
+        tracking: type[ConsumerPositionBase],
         description: str,
         prepare: Prepare | None = None,
         stages_events: bool = True,
@@ -82,7 +85,8 @@ class Runtime:
         A batch is applied in the service's unit of work (`ServiceDefinition.unit_of_work`): the effects
         and `prepare` take that type, or a base of it. If the effects stage events (`stages_events`), a batch waits
         while the outbox is full (`Settings.outbox_backlog_limit`); consuming then only makes the
-        outbox longer.
+        outbox longer. Its positions are kept in `tracking` and the ids it applied lately in `inbox`
+        (shared/inbox.py), pruned past `Settings.dedup_window_s`.
         """
         register_consumers(
             self.broker,
@@ -99,7 +103,9 @@ class Runtime:
             prepare=prepare,
             gate=self.outbox_gate if stages_events else None,
             keys=self.case_keys if self.opens_sealed else None,
+            tracking=tracking,
         )
+        self.inbox = inbox
 
     def apply_once(self, inbox: type[ProcessedEventBase], envelope: Envelope[Any], effect: Effect) -> bool:
         """Apply one event outside a consumer (e.g. a replay in a test); False if it was applied before."""
@@ -150,6 +156,8 @@ def create_app(definition: ServiceDefinition, settings: Settings) -> FastAPI:
         if runtime.relay is not None and settings.relay_enabled:
             relay_task = asyncio.create_task(runtime.relay.run())
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(job(runtime)) for job in definition.background]
+        if runtime.inbox is not None:
+            tasks.append(asyncio.create_task(_prune_applied_ids(runtime)))
         collectors = [make(runtime) for make in definition.collectors]
         if definition.outbox_model is not None:
             collectors.append(outbox_gauges(definition.name, runtime.engine, definition.outbox_model))
@@ -313,6 +321,22 @@ def _build_runtime(definition: ServiceDefinition, settings: Settings, metrics: S
             seal=_sealer(runtime.case_keys) if runtime.case_keys is not None else None,
         )
     return runtime
+
+
+async def _prune_applied_ids(runtime: Runtime) -> None:
+    """Forget the ids of events applied before the dedup window, every `dedup_prune_interval_s`."""
+    settings, inbox = runtime.settings, runtime.inbox
+    assert inbox is not None
+    while True:
+        try:
+            pruned = await anyio.to_thread.run_sync(
+                lambda: prune(runtime.engine, inbox, window_s=settings.dedup_window_s)
+            )
+            if pruned:
+                log.info("applied_ids_pruned", service=runtime.service, rows=pruned)
+        except Exception as exc:  # pruning again later is harmless
+            log.warning("applied_ids_prune_failed", service=runtime.service, error=repr(exc))
+        await anyio.sleep(settings.dedup_prune_interval_s)
 
 
 def _sealer(keys: CaseKeys) -> Callable[[list[Pending]], list[Pending]]:

@@ -91,6 +91,11 @@ class Settings(BaseSettings):
     # The key store of per-case keys (shared/case_keys.py): a database of its own in production, with
     # short-lived backups; unset, the service database's `keystore` schema or `keystore.db` in the data dir.
     keystore_url: SecretStr | None = None
+    # Exactly-once consumption (shared/inbox.py): how long the ids of applied events are kept to recognise
+    # a copy that arrives at another offset (a relay or producer sending again after a failure), and how
+    # often older ones are pruned. Redeliveries are recognised by position, however late.
+    dedup_window_s: float = Field(default=7 * 86_400.0, gt=0)
+    dedup_prune_interval_s: float = Field(default=600.0, gt=0)
     # Retention (intake): how often the job looks for cases past their municipality's retention period.
     retention_interval_s: float = Field(default=86_400.0, gt=0)
 

@@ -14,7 +14,7 @@ from services.conference.case_meetings import (
 from services.conference.context import ConferenceContext
 from services.conference.erasure import apply_case_erased
 from services.conference.life import apply_case_transferred
-from services.conference.models import ConferenceProcessedEvent
+from services.conference.models import ConferenceConsumerPosition, ConferenceProcessedEvent
 from services.conference.plans import apply_monitoring_due
 from services.conference.support_meetings import apply_roster_changed
 from shared.events import (
@@ -53,6 +53,7 @@ def wire(runtime: Runtime, context: ConferenceContext) -> None:
             CaseErased: partial(apply_case_erased, keys=runtime.case_keys),
             DirectoryPublished: context.in_force.apply,
         },
+        tracking=ConferenceConsumerPosition,
         description="Schedules case meetings (ケース会議) of tier-2/3 cases and keeps their invitation lists current; "
         "keeps the 支援会議 roster and what the 推進会議 agenda counts (overdue monitorings among it); reopens a "
         "closed case on a new contact and closes one that moved away (転居); keeps each municipality's directory in "

@@ -10,7 +10,7 @@ from sqlmodel import JSON, Field, SQLModel, Text
 from shared.db import UTCDateTime
 from shared.directory_in_force import DirectoryInForceColumns
 from shared.events import AttendanceRecord, CaseLifeState, DecisionType, PlanStatus
-from shared.inbox import ProcessedEventBase
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase
 from shared.outbox import OutboxBase
 from shared.vocabulary import ClosureReason
 
@@ -304,6 +304,13 @@ class ConferenceProcessedEvent(ProcessedEventBase, table=True):
     """Events conference has applied."""
 
     __tablename__ = "processed_event"
+    __table_args__ = {"schema": SCHEMA}
+
+
+class ConferenceConsumerPosition(ConsumerPositionBase, table=True):
+    """Where conference's consumer stands on each topic-partition, stored with the effects of what it applied."""
+
+    __tablename__ = "consumer_position"
     __table_args__ = {"schema": SCHEMA}
 
 

@@ -3,7 +3,7 @@ other service's releases of case information, for the disclosure ledger."""
 
 from services.intake import retention, service
 from services.intake.context import IntakeContext
-from services.intake.models import IntakeProcessedEvent
+from services.intake.models import IntakeConsumerPosition, IntakeProcessedEvent
 from shared.events import (
     CaseLifeChanged,
     DirectoryPublished,
@@ -28,6 +28,7 @@ def wire(runtime: Runtime, context: IntakeContext) -> None:
             CaseLifeChanged: retention.apply_case_life_changed,
             DirectoryPublished: context.in_force.apply,
         },
+        tracking=IntakeConsumerPosition,
         description="Shows each routing decision on its case's timeline, lets referred agencies see the case, "
         "writes every release of case information by another service to the disclosure ledger, "
         "keeps each municipality's directory in force (the areas a consultation may name), "

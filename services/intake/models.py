@@ -19,7 +19,7 @@ from shared.db import UTCDateTime
 from shared.directory_in_force import DirectoryInForceColumns
 from shared.events import ConsentGiver, ConsentRevocationReason, DisclosureBasis, DisclosureChannel, MemberIssues
 from shared.idempotency import IdempotencyRecordBase
-from shared.inbox import ProcessedEventBase
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase
 from shared.municipality import is_valid_code
 from shared.outbox import OutboxBase
 from shared.vocabulary import ContactStatus, FoundBy, Pathway, Urgency
@@ -320,6 +320,13 @@ class IntakeProcessedEvent(ProcessedEventBase, table=True):
     """Events intake has applied (routing decisions and referrals of its cases)."""
 
     __tablename__ = "processed_event"
+    __table_args__ = {"schema": SCHEMA}
+
+
+class IntakeConsumerPosition(ConsumerPositionBase, table=True):
+    """Where intake's consumer stands on each topic-partition, stored with the effects of what it applied."""
+
+    __tablename__ = "consumer_position"
     __table_args__ = {"schema": SCHEMA}
 
 

@@ -3,7 +3,7 @@ force for each municipality (its sectors, general windows and `Rules.directory`)
 DirectoryPublished (shared/directory_in_force.py)."""
 
 from services.metrics import service
-from services.metrics.models import MetricsProcessedEvent
+from services.metrics.models import MetricsConsumerPosition, MetricsProcessedEvent
 from shared.directory_in_force import DirectoriesInForce
 from shared.events import (
     CaseLifeChanged,
@@ -52,6 +52,7 @@ def wire(runtime: Runtime, in_force: DirectoriesInForce) -> None:
         MetricsProcessedEvent,
         {**dict.fromkeys(COUNTED, service.count), DirectoryPublished: in_force.apply},
         prepare=service.prefetch,
+        tracking=MetricsConsumerPosition,
         description=(
             "Records every consultation, contact, decision, referral, meeting, household link, 支援プラン "
             "version, monitoring and evaluation, 終結/見守り/reopening and 転居 for the indicators, once; "

@@ -13,7 +13,7 @@ from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
 from shared.directory_in_force import DirectoryInForceColumns
-from shared.inbox import ProcessedEventBase
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase
 
 SCHEMA = "metrics"
 
@@ -239,6 +239,13 @@ class MetricsProcessedEvent(ProcessedEventBase, table=True):
     """Events metrics has applied (each exactly once)."""
 
     __tablename__ = "processed_event"
+    __table_args__ = {"schema": SCHEMA}
+
+
+class MetricsConsumerPosition(ConsumerPositionBase, table=True):
+    """Where metrics's consumer stands on each topic-partition, stored with the effects of what it applied."""
+
+    __tablename__ = "consumer_position"
     __table_args__ = {"schema": SCHEMA}
 
 

@@ -4,7 +4,7 @@ from functools import partial
 
 from services.router import corrections, decisions, erasure, monitoring, restriction
 from services.router.context import RouterContext
-from services.router.models import RouterProcessedEvent
+from services.router.models import RouterConsumerPosition, RouterProcessedEvent
 from shared.events import (
     CaseErased,
     CaseLifeChanged,
@@ -32,6 +32,7 @@ def wire(runtime: Runtime, ctx: RouterContext) -> None:
             PersonalDetailsCorrected: partial(corrections.personal_details_corrected, ctx=ctx),
             CaseErased: partial(erasure.case_erased, keys=runtime.case_keys),
         },
+        tracking=RouterConsumerPosition,
         description=(
             "Decides the tier and agencies of each consultation (社会福祉法106条の3) and requests referrals; "
             "reassesses a case on a later contact's new facts; "

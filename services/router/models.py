@@ -10,7 +10,7 @@ from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
 from shared.events import DecisionChanges, ReferralStatus
-from shared.inbox import ProcessedEventBase
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase
 from shared.outbox import OutboxBase
 
 SCHEMA = "router"
@@ -232,6 +232,13 @@ class RouterProcessedEvent(ProcessedEventBase, table=True):
     """Events the router has applied."""
 
     __tablename__ = "processed_event"
+    __table_args__ = {"schema": SCHEMA}
+
+
+class RouterConsumerPosition(ConsumerPositionBase, table=True):
+    """Where router's consumer stands on each topic-partition, stored with the effects of what it applied."""
+
+    __tablename__ = "consumer_position"
     __table_args__ = {"schema": SCHEMA}
 
 

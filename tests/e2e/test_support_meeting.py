@@ -99,7 +99,10 @@ async def test_a_support_meeting_reaches_current_roster_members_only(
 
     # Intake's ledger holds each release on the member's roster entry, and the refusal.
     def complete(rows: list[dict[str, Any]]) -> bool:
-        return any(r["outcome"] == "refused" and r["channel"] == "meeting_record" for r in rows)
+        # Both reads are on the ledger: the outsider's refusal and the member's release (they arrive through
+        # conference's events, in either order).
+        reads = {(r["recipient"], r["outcome"]) for r in rows if r["channel"] == "meeting_record"}
+        return (ENGAGED_NOT_MEMBER, "refused") in reads and ("nabari-shakyo", "released") in reads
 
     rows = await poll_json(f"{intake}/v1/cases/{case_id}/disclosures", complete, operator)
     invitations = {

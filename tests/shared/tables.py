@@ -7,7 +7,7 @@ from sqlalchemy import Engine, text
 from sqlmodel import JSON, Field, SQLModel
 
 from shared.db import UTCDateTime
-from shared.inbox import ProcessedEventBase
+from shared.inbox import ConsumerPositionBase, ProcessedEventBase
 from shared.outbox import OutboxBase
 
 SCHEMA = "spinetest"
@@ -49,6 +49,14 @@ class TestProcessedEvent(ProcessedEventBase, table=True):
 
     __test__ = False
     __tablename__ = "processed_event"
+    __table_args__ = {"schema": SCHEMA}
+
+
+class TestConsumerPosition(ConsumerPositionBase, table=True):
+    """The schema's consumer positions."""
+
+    __test__ = False
+    __tablename__ = "consumer_position"
     __table_args__ = {"schema": SCHEMA}
 
 
