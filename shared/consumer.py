@@ -35,7 +35,15 @@ from shared.db import is_transient, transaction
 from shared.deadletters import REPLAY_FOR_HEADER
 from shared.errors import DomainError
 from shared.events import Envelope, EventData, InvalidEvent, decode, decode_object
-from shared.inbox import ConsumerPositionBase, ProcessedEventBase, advance, claimed, positions, stored_positions
+from shared.inbox import (
+    ConsumerPositionBase,
+    ProcessedEventBase,
+    advance,
+    advance_positions,
+    claimed,
+    positions,
+    stored_positions,
+)
 from shared.kafka import consumer_options
 from shared.outbox import OutboxGate
 from shared.sealing import unseal
@@ -256,15 +264,14 @@ class ResumeAtStoredPositions(ConsumerRebalanceListener):  # type: ignore[misc]
         kafka = getattr(self.subscriber, "consumer", None)
         if kafka is None or not assigned:
             return
-        stored = await anyio.to_thread.run_sync(
-            partial(stored_positions, self.engine, self.tracking, consumer=self.consumer)
-        )
+        # Read and sought before the first await: aiokafka calls this right after it starts looking up the
+        # committed offsets, and yielding would let the fetcher start from those. A stored position is
+        # never behind the committed offset (every record read moves it, applied or not), so it is where
+        # the partition resumes. One indexed query of a few rows holds the loop for a moment.
+        stored = stored_positions(self.engine, self.tracking, consumer=self.consumer)
         for tp in assigned:
             position = stored.get((tp.topic, tp.partition))
-            if position is None:
-                continue
-            committed = await kafka.committed(tp)
-            if committed is None or position > committed:
+            if position is not None:
                 kafka.seek(tp, position)
                 log.info("consumer_resumed_at_stored_position", topic=tp.topic, partition=tp.partition, offset=position)
 
@@ -316,7 +323,13 @@ def register_consumers(
     def apply(
         items: list[tuple[Envelope[Any], Effect]], records: list["ConsumerRecord[Any, Any]"]
     ) -> Callable[[], list[bool]]:
-        return partial(
+        def applied() -> list[bool]:
+            outcomes = transact()
+            for r in records:
+                covered[(r.topic, r.partition)] = max(covered.get((r.topic, r.partition), 0), r.offset + 1)
+            return outcomes
+
+        transact = partial(
             apply_batch,
             engine,
             inbox,
@@ -328,6 +341,7 @@ def register_consumers(
             places=[(r.topic, r.partition, r.offset) for r in records],
             replayed=frozenset(e.id for (e, _), r in zip(items, records, strict=True) if replay_for(r) == consumer),
         )
+        return applied
 
     async def split(
         items: list[tuple[Envelope[Any], Effect]], records: list["ConsumerRecord[Any, Any]"]
@@ -356,6 +370,24 @@ def register_consumers(
     async def handle(message: KafkaMessage) -> None:
         raw = message.raw_message
         batch = raw if isinstance(raw, tuple) else (raw,)
+        await consume(batch)
+        if tracking is not None:
+            # Every record read moves the position, applied or not: the transactions above covered only
+            # the records they applied, so one ending in a dead letter or a skipped record moves it here.
+            read: dict[tuple[str, int], int] = {}
+            for record in batch:
+                read[(record.topic, record.partition)] = max(
+                    read.get((record.topic, record.partition), 0), record.offset + 1
+                )
+            if read != covered:
+                await _with_retries(
+                    partial(advance_positions, engine, tracking, consumer=consumer, reached=read), consumer=consumer
+                )
+
+    covered: dict[tuple[str, int], int] = {}
+
+    async def consume(batch: tuple["ConsumerRecord[Any, Any]", ...]) -> None:
+        covered.clear()
         items: list[tuple[Envelope[Any], Effect]] = []
         records: list[ConsumerRecord[Any, Any]] = []
         sealed = (

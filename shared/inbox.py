@@ -35,7 +35,7 @@ class ProcessedEventBase(SQLModel):
     event_id: str = Field(primary_key=True, max_length=64)
     processed_at: datetime = Field(default_factory=lambda: datetime.now(UTC), sa_type=UTCDateTime, index=True)
     # A replayed dead letter's id outlives the window: the same letter may be replayed again any time.
-    kept: bool = False
+    kept: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class ConsumerPositionBase(SQLModel):
@@ -107,6 +107,16 @@ def advance(
             session.add(
                 model(consumer=consumer, topic=topic, partition=partition, next_offset=next_offset, updated_at=now)
             )
+
+
+def advance_positions(
+    engine: Engine, model: type[ConsumerPositionBase], *, consumer: str, reached: Mapping[Partition, int]
+) -> None:
+    """Move the stored positions forward to `reached` in a transaction of their own (records that were
+    read but applied by no transaction: dead-lettered, or skipped)."""
+    with db.transaction(engine) as session:
+        stored = positions(session, model, consumer=consumer, partitions=reached)
+        advance(session, model, consumer=consumer, stored=stored, reached=reached)
 
 
 def stored_positions(engine: Engine, model: type[ConsumerPositionBase], *, consumer: str) -> dict[Partition, int]:

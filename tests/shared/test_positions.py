@@ -129,3 +129,42 @@ async def test_a_newly_assigned_partition_resumes_at_its_stored_position(engine:
         await producer.stop()
     assert outcomes == ["applied"], "the applied records were not fetched again"
     assert effects(engine) == [after.id]
+
+
+async def test_records_applied_by_no_transaction_move_the_position_too(engine: Engine, settings: Settings) -> None:
+    """A batch that ends in a dead letter: its position passes it, so a partition resuming there never
+    reads it again (and never dead-letters it twice)."""
+    topic = topic_of(settings, ConsultationReceived)
+    good = consultation_event("good")
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, encode(good), key=b"k", partition=1)
+        last = await producer.send_and_wait(topic, b"not an event", key=b"k", partition=1)
+    finally:
+        await producer.stop()
+    outcomes: list[str] = []
+    broker = make_broker(settings, client_id="test-advance")
+    register_consumers(
+        broker,
+        settings,
+        service=SCHEMA,
+        engine=engine,
+        inbox=TestProcessedEvent,
+        tracking=TestConsumerPosition,
+        handlers={ConsultationReceived: record_effect},
+        description="test",
+        dead_letters=DeadLetterCounter(),
+        observe=lambda _topic, outcome: outcomes.append(outcome),
+    )
+    await broker.start()
+    try:
+        await wait_until(lambda: sorted(outcomes) == ["applied", "dead_lettered"])
+        await wait_until(
+            lambda: (
+                stored_positions(engine, TestConsumerPosition, consumer=f"marugoto-{SCHEMA}").get((topic, 1))
+                == last.offset + 1
+            )
+        )
+    finally:
+        await broker.stop()

@@ -38,8 +38,6 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("processed_event", schema="metrics") as batch_op:
         batch_op.add_column(sa.Column("kept", sa.Boolean(), nullable=False, server_default=sa.false()))
-    with op.batch_alter_table("processed_event", schema="metrics") as batch_op:
-        batch_op.alter_column("kept", server_default=None)  # the existing rows are filled; new ones say it
     op.create_index(
         op.f("ix_metrics_processed_event_processed_at"),
         "processed_event",
