@@ -14,12 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
+
 from bench import throughput as tp
 from bench import web
 from bench.feed import FanOut, decoded, produce_consultations
 from bench.infra import Infra, machine_facts
-from shared import topics
+from shared import db, topics
 from shared.runtime import tune_collector
+from shared.settings import Settings
 
 FULL_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (1000, 4000)
@@ -70,6 +73,8 @@ async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
         metrics_app.create(settings), settings, "metrics.processed_event", n, stall_s=stall_s
     )
     say(f"  metrics consumer: {_rate(metrics.per_second)} {metrics.note}")
+    metrics_rows = bookkeeping(settings, "metrics")
+    say(f"  metrics exactly-once bookkeeping: {metrics_rows}")
 
     sink = await infra.create_topic(prefix + "bench.passthrough")
     passthrough = await tp.bare_passthrough(infra.bootstrap, source, sink, n, stall_s=stall_s)
@@ -78,6 +83,8 @@ async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
         router_app.create(settings), settings, "router.decision", n, stall_s=stall_s, outbox="router.outbox"
     )
     say(f"  router consumer: {_rate(router.per_second)} {router.note}")
+    router_rows = bookkeeping(settings, "router")
+    say(f"  router exactly-once bookkeeping: {router_rows}")
     if published is not None:
         say(f"  router, decided and every event published: {_rate(published.per_second)} {published.note}")
     # The reference produces as many events per consultation as the router just did.
@@ -95,7 +102,30 @@ async def consumer_runs(infra: Infra, n: int, stall_s: float) -> dict[str, Any]:
         "metrics": metrics.to_json(),
         "metrics_baseline_consume": bare_consume.to_json(),
         "metrics_reference_decoding_consume": decoding_consume.to_json(),
+        "bookkeeping_rows": {"router": router_rows, "metrics": metrics_rows},
     }
+
+
+def bookkeeping(settings: Settings, service: str) -> dict[str, int]:
+    """The rows a service's exactly-once bookkeeping holds after the run (shared/inbox.py): its positions,
+    the applied ids inside the dedup window, and what is left of those once the window has passed (the
+    pruning the service does on its own, run here at once)."""
+    from services.metrics import models as metrics_models
+    from services.router import models as router_models
+    from shared.inbox import prune
+
+    inbox = {"router": router_models.RouterProcessedEvent, "metrics": metrics_models.MetricsProcessedEvent}[service]
+    engine = db.make_engine(settings, service)
+    try:
+        with engine.connect() as connection:
+            positions = connection.execute(text(f"SELECT count(*) FROM {service}.consumer_position")).scalar_one()
+            ids = connection.execute(text(f"SELECT count(*) FROM {service}.processed_event")).scalar_one()
+        prune(engine, inbox, window_s=0.0)
+        with engine.connect() as connection:
+            left = connection.execute(text(f"SELECT count(*) FROM {service}.processed_event")).scalar_one()
+    finally:
+        engine.dispose()
+    return {"consumer_position": positions, "processed_event_in_window": ids, "processed_event_after_window": left}
 
 
 async def intake_runs(infra: Infra, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -176,33 +206,34 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     if runs:
         first = runs[0]
         n = first["events"]
+        reference = first["router_reference_fan_out"]
         row(
-            f"1 router decisions/s ({n:,} events)",
+            f"1 router decisions/s vs 1r reference ({n:,} events)",
             "/s",
             first["router"]["per_second"],
-            first["router_baseline_passthrough"]["per_second"],
-            "≥ 0.7",
-            lambda r: r >= 0.7,
-            "baseline: aiokafka consume→produce; " + first["router"]["note"],
+            reference["per_second"],
+            "≥ 0.5",
+            lambda r: r >= 0.5,
+            "baseline: the 1r reference (decode, encode and produce as many events); " + first["router"]["note"],
         )
         published = first.get("router_published") or {}
         row(
-            f"1 router decided and published/s ({n:,} events)",
+            f"1 router decided and published/s vs 1r reference ({n:,} events)",
             "/s",
             published.get("per_second"),
-            first["router_baseline_passthrough"]["per_second"],
-            "≥ 0.7",
-            lambda r: r >= 0.7,
+            reference["per_second"],
+            "≥ 0.5",
+            lambda r: r >= 0.5,
             "to the empty outbox: referrals and every other event on Kafka; " + published.get("note", ""),
         )
         row(
-            f"3 metrics events/s ({n:,} events)",
+            f"3 metrics events/s vs 3r reference ({n:,} events)",
             "/s",
             first["metrics"]["per_second"],
-            first["metrics_baseline_consume"]["per_second"],
-            "≥ 0.7",
-            lambda r: r >= 0.7,
-            "baseline: aiokafka consume; " + first["metrics"]["note"],
+            first["metrics_reference_decoding_consume"]["per_second"],
+            "≥ 0.5",
+            lambda r: r >= 0.5,
+            "baseline: the 3r reference (consume, each event decoded); " + first["metrics"]["note"],
         )
         # What the event contract alone costs: the least work of any consumer that reads the events.
         reference = first["router_reference_fan_out"]
@@ -231,8 +262,8 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "/s",
             intake["intake"]["per_second"],
             intake["baseline_bare_fastapi_insert"]["per_second"],
-            "≥ 0.6",
-            lambda r: r >= 0.6,
+            "≥ 0.8",
+            lambda r: r >= 0.8,
             "baseline: bare FastAPI + one INSERT",
         )
     if e2e := results.get("e2e"):
@@ -244,8 +275,8 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
             "ms",
             ours["p99_ms"],
             base["p99_ms"],
-            "≤ 5×",
-            lambda r: r <= 5,
+            "≤ 2×",
+            lambda r: r <= 2,
             "baseline: broker produce→consume round trip",
         )
     if len(runs) > 1:
@@ -258,10 +289,25 @@ def build_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
                     "/s",
                     run[name]["per_second"],
                     small[name]["per_second"],
-                    "≥ 0.85" if last else "(info)",
-                    (lambda r: r >= 0.85) if last else None,
+                    "≥ 0.9" if last else "(info)",
+                    (lambda r: r >= 0.9) if last else None,
                     run[name]["note"],
                 )
+    for run in runs:
+        for name, counts in (run.get("bookkeeping_rows") or {}).items():
+            rows.append(
+                {
+                    "measure": f"6 {name} exactly-once bookkeeping rows after {run['events']:,} events",
+                    "unit": "rows",
+                    "ours": counts["consumer_position"] + counts["processed_event_after_window"],
+                    "baseline": run["events"],
+                    "ratio": None,
+                    "target": "∝ partitions",
+                    "met": None,
+                    "note": f"{counts['consumer_position']} positions; {counts['processed_event_in_window']:,} ids "
+                    f"inside the dedup window, {counts['processed_event_after_window']} once it has passed",
+                }
+            )
     return rows
 
 
