@@ -208,6 +208,7 @@ def erase_on_request(
     session.add(request)
     session.flush()
     erase(session, keys, case, reason="request", by=by)
+    request.close_note = ground  # a code, kept: the erasure emptied the requests' free text
 
 
 def run_once(engine: Engine, keys: CaseKeys, policy: PolicyOf, *, as_of: datetime, by: str = "retention") -> list[str]:
