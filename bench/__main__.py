@@ -316,6 +316,8 @@ def fmt(value: Any, unit: str) -> str:
         return "unfinished"
     if unit == "ms":
         return f"{value:,.1f} ms"
+    if unit == "rows":
+        return f"{value:,.0f} rows"
     return f"{value:,.1f}/s"
 
 
