@@ -53,7 +53,8 @@ HANDOFF_NAMES = {
     "return_to_community": "地域への戻し（見守り）",
     "escalation": "エスカレーション",
 }
-UNKNOWN_AREA = "unknown"  # a case whose consultation conference has not seen (its area is not known here)
+# A case whose consultation conference has not seen, or whose case was erased: its area is not known here.
+UNKNOWN_AREA = "unknown"
 SNAPSHOT_IDENTITY = ("municipality_code", "fiscal_year", "fiscal_year_label", "month", "tier")
 
 
@@ -188,7 +189,8 @@ def _window(session: Session, config: MunicipalityConference, meeting: Meeting, 
         cases=cases,
         current=[case for case in cases if case.life_state != "closed"],
         latest=latest,
-        areas={intake.case_id: intake.area for intake in intakes},
+        # An erased case's area is no longer known (消去 emptied it): counted as 地域不明.
+        areas={intake.case_id: intake.area or UNKNOWN_AREA for intake in intakes},
     )
 
 
@@ -391,7 +393,7 @@ def _issues(window: Window, received: Iterable[CaseIntake]) -> dict[str, Any]:
     by_issue = _sorted_counts(tag for i in intakes for tag in i.issues)
     by_area: defaultdict[str, list[CaseIntake]] = defaultdict(list)
     for intake in intakes:
-        by_area[intake.area].append(intake)
+        by_area[intake.area or UNKNOWN_AREA].append(intake)
     issues_text = "、".join(f"{tag} {n}件" for tag, n in by_issue.items())
     return _line(
         f"期間中に受け付けた相談: {len(intakes)}件" + (f"（課題別: {issues_text}）" if by_issue else ""),
@@ -575,7 +577,7 @@ def _sorted_counts(keys: Iterable[str]) -> dict[str, int]:
 
 
 def _by_area(areas: Iterable[str]) -> dict[str, int]:
-    return _sorted_counts(areas)
+    return _sorted_counts(area or UNKNOWN_AREA for area in areas)
 
 
 def _area_text(window: Window, by_area: Mapping[str, int]) -> str:

@@ -498,3 +498,10 @@ def first_of_month(day: date, months_ahead: int) -> date:
 
 def present(agency: str) -> AttendanceRecord:
     return AttendanceRecord(participant=agency, kind="agency", sector="welfare", attended=True)
+
+
+def test_an_erased_cases_area_is_counted_as_unknown() -> None:
+    """消去 empties conference's copy of a case's area: the agenda counts it under 地域不明, not under ""."""
+    from services.conference.agenda import UNKNOWN_AREA, _by_area
+
+    assert _by_area(["chiiki-01", "", "chiiki-01"]) == {"chiiki-01": 2, UNKNOWN_AREA: 1}
