@@ -391,7 +391,11 @@ def register_consumers(
         items: list[tuple[Envelope[Any], Effect]] = []
         records: list[ConsumerRecord[Any, Any]] = []
         sealed = (
-            [r for r in batch if _SEALED_MARK in r.value and by_topic[r.topic][0].sealed_fields]
+            [
+                r
+                for r in batch
+                if isinstance(r.value, bytes) and _SEALED_MARK in r.value and by_topic[r.topic][0].sealed_fields
+            ]
             if keys is not None
             else []
         )
