@@ -33,6 +33,8 @@ class UnitOfWork(Session):
     """One transaction's session, with its rows waiting to be written and its before-commit hooks."""
 
     rows: list[Row]
+    # The tables of `rows`: a statement looks here (not through every waiting row) for whether it reads one.
+    row_tables: set[Table]
     drafts: list[Row]
     hooks: list[Callable[[Any], None]]
 
@@ -43,6 +45,7 @@ class UnitOfWork(Session):
     def reset(self) -> None:
         """Forget what the transaction held; called when it ends. Subclasses extend it to clear their own."""
         self.rows = []
+        self.row_tables = set()
         self.drafts = []
         self.hooks = []
 
@@ -54,7 +57,9 @@ class UnitOfWork(Session):
         if self.get_transaction() is None:
             self.begin()  # the row belongs to a transaction, and goes with its rollback
         row = bulk.filled(model, values)
-        self.rows.append((model.__table__, row))  # type: ignore[attr-defined]
+        table = model.__table__  # type: ignore[attr-defined]
+        self.rows.append((table, row))
+        self.row_tables.add(table)
         return row
 
     def add_draft(self, model: type[SQLModel], **values: Any) -> bulk.Draft:
@@ -74,6 +79,7 @@ class UnitOfWork(Session):
         if not self.rows:
             return
         rows, self.rows = self.rows, []
+        self.row_tables = set()
         bulk.write_rows(self, rows)
 
     def before_commit(self, hook: Callable[[Self], None]) -> None:
@@ -100,7 +106,7 @@ def _before_statement(state: ORMExecuteState) -> None:
     if not unit.rows:
         return
     mappers = state.all_mappers
-    if mappers and not {m.local_table for m in mappers} & {table for table, _ in unit.rows}:
+    if mappers and not any(m.local_table in unit.row_tables for m in mappers):
         return  # the statement reads none of the tables with rows waiting: they wait for the commit
     unit.flush_rows()
 
