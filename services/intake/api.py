@@ -392,6 +392,7 @@ async def restrict_use(
     body: UseRestrictionCreate,
     request: Request,
     runtime: RuntimeDep,
+    context: IntakeContextDep,
     principal: PrincipalDep,
     idempotency_key: IdempotencyKey = None,
 ) -> dict[str, Any]:
@@ -405,7 +406,10 @@ async def restrict_use(
 
     def work(session: Session) -> dict[str, Any]:
         case = _submitter_or_operator_case(session, case_id, principal, "records a 利用停止")
-        recorded = requests.restrict_use(session, case=case, body=body, principal=principal)
+        answer_within_days = context.policy(case.municipality_code).requests.answer_within_days
+        recorded = requests.restrict_use(
+            session, case=case, body=body, principal=principal, answer_within_days=answer_within_days
+        )
         return SubjectRequestPublic.model_validate(recorded.model_dump()).model_dump(mode="json")
 
     return await _idempotent(runtime, request, principal, idempotency_key, body, work, 201)

@@ -7,7 +7,7 @@ the case off every agency's feed and queue and tells the lead. Lifting it restor
 a code; the free-text notes stay here.
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session, col, select
 
@@ -21,17 +21,22 @@ from shared.ids import new_id
 USE_RESTRICTION = "use_restriction"
 
 
-def restrict_use(session: Session, *, case: Case, body: UseRestrictionCreate, principal: Principal) -> SubjectRequest:
-    """Record a 利用停止 and put it in effect now; raises UseAlreadyRestricted if one is."""
+def restrict_use(
+    session: Session, *, case: Case, body: UseRestrictionCreate, principal: Principal, answer_within_days: int = 30
+) -> SubjectRequest:
+    """Record a 利用停止 and put it in effect now; raises UseAlreadyRestricted if one is. It is answered at
+    once; its deadline (the municipality's `answer_within_days`) is recorded all the same."""
     if case.use_restricted_since is not None:
         raise UseAlreadyRestricted(f"a 利用停止 is in effect on case {case.id} since {case.use_restricted_since}")
     now = datetime.now(UTC)
+    received_at = body.received_at or now
     request = SubjectRequest(
         id=new_id(),
         case_id=case.id,
         kind=USE_RESTRICTION,
         requested_by=body.requested_by.value,
-        received_at=body.received_at or now,
+        received_at=received_at,
+        deadline=received_at + timedelta(days=answer_within_days),
         recorded_by=principal.agency_id,
         status="in_effect",
         note=body.note,

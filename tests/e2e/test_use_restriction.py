@@ -4,6 +4,7 @@ refuses releases of personal details (each refusal on the ledger), the lead is t
 all of it back."""
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,8 @@ async def test_use_restriction_takes_the_case_off_feeds_and_refuses_releases_unt
         recorded = await client.post(f"/v1/cases/{case_id}/use-restriction", json=request, headers=submitter)
         assert recorded.status_code == 201, recorded.text
         assert recorded.json()["status"] == "in_effect" and recorded.json()["kind"] == "use_restriction"
+        received, deadline = (datetime.fromisoformat(recorded.json()[k]) for k in ("received_at", "deadline"))
+        assert deadline - received == timedelta(days=30), "the default answer_within_days"
         again = await client.post(f"/v1/cases/{case_id}/use-restriction", json=request, headers=submitter)
         assert again.status_code == 409 and again.json()["type"].endswith("/use-already-restricted")
 
