@@ -39,6 +39,22 @@ def apply(engine: Engine, events: list[Envelope[Any]], offsets: list[int], **opt
     )
 
 
+def subscribe(broker: Any, settings: Settings, engine: Engine, outcomes: list[str]) -> None:
+    """The test schema's consumer, with positions, telling `outcomes` what became of each delivery."""
+    register_consumers(
+        broker,
+        settings,
+        service=SCHEMA,
+        engine=engine,
+        inbox=TestProcessedEvent,
+        tracking=TestConsumerPosition,
+        handlers={ConsultationReceived: record_effect},
+        description="test",
+        dead_letters=DeadLetterCounter(),
+        observe=lambda _topic, outcome: outcomes.append(outcome),
+    )
+
+
 def effects(engine: Engine) -> list[str]:
     with Session(engine) as session:
         return list(session.exec(select(Effect.event_id).order_by(col(Effect.id))).all())
@@ -106,18 +122,7 @@ async def test_a_newly_assigned_partition_resumes_at_its_stored_position(engine:
             )
         outcomes: list[str] = []
         broker = make_broker(settings, client_id="test-resume")
-        register_consumers(
-            broker,
-            settings,
-            service=SCHEMA,
-            engine=engine,
-            inbox=TestProcessedEvent,
-            tracking=TestConsumerPosition,
-            handlers={ConsultationReceived: record_effect},
-            description="test",
-            dead_letters=DeadLetterCounter(),
-            observe=lambda _topic, outcome: outcomes.append(outcome),
-        )
+        subscribe(broker, settings, engine, outcomes)
         await broker.start()
         try:
             after = consultation_event("after")
@@ -145,18 +150,7 @@ async def test_records_applied_by_no_transaction_move_the_position_too(engine: E
         await producer.stop()
     outcomes: list[str] = []
     broker = make_broker(settings, client_id="test-advance")
-    register_consumers(
-        broker,
-        settings,
-        service=SCHEMA,
-        engine=engine,
-        inbox=TestProcessedEvent,
-        tracking=TestConsumerPosition,
-        handlers={ConsultationReceived: record_effect},
-        description="test",
-        dead_letters=DeadLetterCounter(),
-        observe=lambda _topic, outcome: outcomes.append(outcome),
-    )
+    subscribe(broker, settings, engine, outcomes)
     await broker.start()
     try:
         await wait_until(lambda: sorted(outcomes) == ["applied", "dead_lettered"])
